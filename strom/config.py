@@ -1,0 +1,609 @@
+"""Broker and topic configuration: Kafka's key names, types, defaults, synonyms and validation.
+
+Configuration is data. `BrokerConfig` holds the broker's settings as given (server.properties, `--set`)
+and answers typed values by Kafka's key names, falling back through Kafka's synonym chains
+(`log.retention.ms` -> `log.retention.minutes` -> `log.retention.hours`). `TOPIC_CONFIGS` lists every
+topic-level key with the broker key that supplies its default, as Kafka's `LogConfig` /
+`ServerTopicConfigSynonyms` do, so DescribeConfigs can report sources and synonyms (KIP-226) and the storage
+layer can build a `LogConfig` from a topic's overrides.
+
+Defaults follow Apache Kafka 4.x.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LONG_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
+
+
+class ConfigType(enum.IntEnum):
+    """DescribeConfigs v3+ config types (KIP-569)."""
+
+    UNKNOWN = 0
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+class ConfigSource(enum.IntEnum):
+    """DescribeConfigs config sources (KIP-226)."""
+
+    UNKNOWN = 0
+    DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+    DYNAMIC_BROKER_LOGGER_CONFIG = 6
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or its value does not parse or validate (INVALID_CONFIG at the edge)."""
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    raise ConfigError(f"expected true or false, got {raw!r}")
+
+
+def _parse_list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+_PARSERS: dict[ConfigType, Callable[[str], Any]] = {
+    ConfigType.BOOLEAN: _parse_bool,
+    ConfigType.STRING: lambda raw: raw,
+    ConfigType.PASSWORD: lambda raw: raw,
+    ConfigType.CLASS: lambda raw: raw,
+    ConfigType.INT: lambda raw: int(raw.strip()),
+    ConfigType.SHORT: lambda raw: int(raw.strip()),
+    ConfigType.LONG: lambda raw: int(raw.strip()),
+    ConfigType.DOUBLE: lambda raw: float(raw.strip()),
+    ConfigType.LIST: _parse_list,
+}
+
+_RANGES: dict[ConfigType, tuple[int, int]] = {
+    ConfigType.INT: (-(2**31), INT_MAX),
+    ConfigType.SHORT: (-(2**15), 2**15 - 1),
+    ConfigType.LONG: (-(2**63), LONG_MAX),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    """One config key: its type, default (None = no default / null) and an optional check."""
+
+    name: str
+    type: ConfigType
+    default: Any
+    doc: str = ""
+    minimum: float | None = None
+    choices: tuple[str, ...] | None = None
+    sensitive: bool = False
+    read_only: bool = False
+
+    def parse(self, raw: Any) -> Any:
+        """Parse a raw value (string from properties or the wire) and validate it."""
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            value = raw
+        else:
+            try:
+                value = _PARSERS[self.type](raw)
+            except ConfigError as exc:
+                raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: {exc}") from None
+            except ValueError:
+                raise ConfigError(
+                    f"Invalid value {raw!r} for configuration {self.name}: not a {self.type.name.lower()}"
+                ) from None
+        bounds = _RANGES.get(self.type)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: out of range")
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(
+                f"Invalid value {raw!r} for configuration {self.name}: must be at least {self.minimum}"
+            )
+        if self.choices is not None:
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if str(item) not in self.choices:
+                    raise ConfigError(
+                        f"Invalid value {raw!r} for configuration {self.name}: "
+                        f"String must be one of: {', '.join(self.choices)}"
+                    )
+        return value
+
+    def render(self, value: Any) -> str | None:
+        """Render a typed value the way Kafka shows it in DescribeConfigs."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return ",".join(str(v) for v in value)
+        return str(value)
+
+
+_T = ConfigType
+_COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
+_TS_TYPES = ("CreateTime", "LogAppendTime")
+
+
+def _defs(*items: ConfigDef) -> dict[str, ConfigDef]:
+    return {item.name: item for item in items}
+
+
+BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
+    # identity and listeners
+    ConfigDef("node.id", _T.INT, 1, "The id of this broker", read_only=True),
+    ConfigDef("broker.id", _T.INT, -1, "Alias of node.id", read_only=True),
+    ConfigDef("broker.rack", _T.STRING, None, "Rack of the broker", read_only=True),
+    ConfigDef("listeners", _T.STRING, "PLAINTEXT://127.0.0.1:9092", read_only=True),
+    ConfigDef("advertised.listeners", _T.STRING, None, read_only=True),
+    ConfigDef("log.dirs", _T.STRING, None, "Directories of the partition logs", read_only=True),
+    ConfigDef("log.dir", _T.STRING, "./strom-data", read_only=True),
+    ConfigDef("zookeeper.connect", _T.STRING, None, read_only=True),
+    ConfigDef("zookeeper.session.timeout.ms", _T.INT, 18000, read_only=True),
+    ConfigDef("zookeeper.connection.timeout.ms", _T.INT, None, read_only=True),
+    ConfigDef("metrics.port", _T.INT, None, "Port of the Prometheus /metrics endpoint", read_only=True),
+    # requests
+    ConfigDef("socket.request.max.bytes", _T.INT, 104857600, minimum=1, read_only=True),
+    ConfigDef("message.max.bytes", _T.INT, 1048588, minimum=0),
+    ConfigDef("replica.fetch.max.bytes", _T.INT, 1048576, minimum=0),
+    ConfigDef("fetch.max.bytes", _T.INT, 57671680, minimum=1024),
+    ConfigDef("connections.max.idle.ms", _T.LONG, 600000),
+    ConfigDef("max.incremental.fetch.session.cache.slots", _T.INT, 1000, minimum=0),
+    # topics
+    ConfigDef("auto.create.topics.enable", _T.BOOLEAN, True),
+    ConfigDef("num.partitions", _T.INT, 1, minimum=1),
+    ConfigDef("default.replication.factor", _T.INT, 1, minimum=1),
+    ConfigDef("delete.topic.enable", _T.BOOLEAN, True),
+    ConfigDef("min.insync.replicas", _T.INT, 1, minimum=1),
+    ConfigDef("unclean.leader.election.enable", _T.BOOLEAN, False),
+    ConfigDef("compression.type", _T.STRING, "producer", choices=_COMPRESSION),
+    # log segments
+    ConfigDef("log.segment.bytes", _T.INT, 1073741824, minimum=14),
+    ConfigDef("log.roll.ms", _T.LONG, None),
+    ConfigDef("log.roll.hours", _T.INT, 168, minimum=1),
+    ConfigDef("log.roll.jitter.ms", _T.LONG, None),
+    ConfigDef("log.roll.jitter.hours", _T.INT, 0, minimum=0),
+    ConfigDef("log.index.size.max.bytes", _T.INT, 10485760, minimum=4),
+    ConfigDef("log.index.interval.bytes", _T.INT, 4096, minimum=0),
+    ConfigDef("log.preallocate", _T.BOOLEAN, False),
+    ConfigDef("log.segment.delete.delay.ms", _T.LONG, 60000, minimum=0),
+    ConfigDef("log.message.timestamp.type", _T.STRING, "CreateTime", choices=_TS_TYPES),
+    ConfigDef("log.message.timestamp.difference.max.ms", _T.LONG, LONG_MAX, minimum=0),
+    ConfigDef("log.message.timestamp.before.max.ms", _T.LONG, LONG_MAX, minimum=0),
+    ConfigDef("log.message.timestamp.after.max.ms", _T.LONG, 3600000, minimum=0),
+    # retention
+    ConfigDef("log.retention.ms", _T.LONG, None),
+    ConfigDef("log.retention.minutes", _T.INT, None),
+    ConfigDef("log.retention.hours", _T.INT, 168),
+    ConfigDef("log.retention.bytes", _T.LONG, -1),
+    ConfigDef("log.retention.check.interval.ms", _T.LONG, 300000, minimum=1),
+    ConfigDef("log.cleanup.policy", _T.LIST, ["delete"], choices=("delete", "compact")),
+    # flush
+    ConfigDef("log.flush.interval.messages", _T.LONG, LONG_MAX, minimum=1),
+    ConfigDef("log.flush.interval.ms", _T.LONG, None),
+    ConfigDef("log.flush.scheduler.interval.ms", _T.LONG, LONG_MAX),
+    ConfigDef("log.flush.offset.checkpoint.interval.ms", _T.INT, 60000, minimum=0),
+    ConfigDef("log.flush.start.offset.checkpoint.interval.ms", _T.INT, 60000, minimum=0),
+    ConfigDef("num.recovery.threads.per.data.dir", _T.INT, 2, minimum=1),
+    # cleaner
+    ConfigDef("log.cleaner.enable", _T.BOOLEAN, True),
+    ConfigDef("log.cleaner.threads", _T.INT, 1, minimum=0),
+    ConfigDef("log.cleaner.backoff.ms", _T.LONG, 15000, minimum=0),
+    ConfigDef("log.cleaner.dedupe.buffer.size", _T.LONG, 134217728),
+    ConfigDef("log.cleaner.io.max.bytes.per.second", _T.DOUBLE, sys.float_info.max),
+    ConfigDef("log.cleaner.delete.retention.ms", _T.LONG, 86400000, minimum=0),
+    ConfigDef("log.cleaner.min.compaction.lag.ms", _T.LONG, 0, minimum=0),
+    ConfigDef("log.cleaner.max.compaction.lag.ms", _T.LONG, LONG_MAX, minimum=1),
+    ConfigDef("log.cleaner.min.cleanable.ratio", _T.DOUBLE, 0.5, minimum=0),
+    # replication
+    ConfigDef("replica.lag.time.max.ms", _T.LONG, 30000),
+    ConfigDef("replica.fetch.wait.max.ms", _T.INT, 500),
+    ConfigDef("replica.fetch.min.bytes", _T.INT, 1),
+    ConfigDef("replica.socket.timeout.ms", _T.INT, 30000),
+    ConfigDef("num.replica.fetchers", _T.INT, 1, minimum=1),
+    ConfigDef("auto.leader.rebalance.enable", _T.BOOLEAN, True),
+    ConfigDef("leader.imbalance.check.interval.seconds", _T.LONG, 300, minimum=1),
+    ConfigDef("leader.imbalance.per.broker.percentage", _T.INT, 10),
+    ConfigDef("controlled.shutdown.enable", _T.BOOLEAN, True),
+    # groups
+    ConfigDef("offsets.topic.num.partitions", _T.INT, 50, minimum=1, read_only=True),
+    ConfigDef("offsets.topic.replication.factor", _T.SHORT, 3, minimum=1, read_only=True),
+    ConfigDef("offsets.topic.segment.bytes", _T.INT, 104857600, minimum=1),
+    ConfigDef("offsets.retention.minutes", _T.INT, 10080, minimum=1),
+    ConfigDef("offsets.retention.check.interval.ms", _T.LONG, 600000, minimum=1),
+    ConfigDef("offset.metadata.max.bytes", _T.INT, 4096),
+    ConfigDef("group.initial.rebalance.delay.ms", _T.INT, 3000, minimum=0),
+    ConfigDef("group.min.session.timeout.ms", _T.INT, 6000),
+    ConfigDef("group.max.session.timeout.ms", _T.INT, 1800000),
+    ConfigDef("group.max.size", _T.INT, INT_MAX, minimum=1),
+    # producers and transactions
+    ConfigDef("producer.id.expiration.ms", _T.INT, 86400000, minimum=1),
+    ConfigDef("transactional.id.expiration.ms", _T.INT, 604800000, minimum=1),
+    ConfigDef("transaction.max.timeout.ms", _T.INT, 900000, minimum=1),
+    ConfigDef("transaction.state.log.num.partitions", _T.INT, 50, minimum=1, read_only=True),
+    ConfigDef("transaction.state.log.replication.factor", _T.SHORT, 3, minimum=1, read_only=True),
+    ConfigDef("transaction.state.log.min.isr", _T.INT, 2, minimum=1),
+    # accepted for compatibility with server.properties files, not used by Strom
+    ConfigDef("num.network.threads", _T.INT, 3),
+    ConfigDef("num.io.threads", _T.INT, 8),
+    ConfigDef("socket.send.buffer.bytes", _T.INT, 102400),
+    ConfigDef("socket.receive.buffer.bytes", _T.INT, 102400),
+    ConfigDef("process.roles", _T.LIST, []),
+    ConfigDef("controller.quorum.voters", _T.LIST, []),
+    ConfigDef("controller.listener.names", _T.STRING, None),
+    ConfigDef("inter.broker.listener.name", _T.STRING, None),
+    ConfigDef("listener.security.protocol.map", _T.STRING, None),
+    ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic"]),
+    ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3),
+    ConfigDef("share.coordinator.state.topic.min.isr", _T.INT, 2),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Synonym:
+    """A broker key that supplies a topic key's default; `scale` converts its unit to the topic key's."""
+
+    name: str
+    scale: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfigDef:
+    """A topic-level key, its own definition, and the broker keys it falls back to, in order."""
+
+    definition: ConfigDef
+    synonyms: tuple[Synonym, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+def _topic(name: str, typ: ConfigType, default: Any, *synonyms: Synonym, **kw: Any) -> TopicConfigDef:
+    return TopicConfigDef(ConfigDef(name, typ, default, **kw), synonyms)
+
+
+_S = Synonym
+_HOUR = 3_600_000
+_MIN = 60_000
+
+TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
+    t.name: t
+    for t in (
+        _topic("cleanup.policy", _T.LIST, ["delete"], _S("log.cleanup.policy"), choices=("delete", "compact")),
+        _topic("compression.type", _T.STRING, "producer", _S("compression.type"), choices=_COMPRESSION),
+        _topic("delete.retention.ms", _T.LONG, 86400000, _S("log.cleaner.delete.retention.ms"), minimum=0),
+        _topic("file.delete.delay.ms", _T.LONG, 60000, _S("log.segment.delete.delay.ms"), minimum=0),
+        _topic("flush.messages", _T.LONG, LONG_MAX, _S("log.flush.interval.messages"), minimum=1),
+        _topic(
+            "flush.ms",
+            _T.LONG,
+            LONG_MAX,
+            _S("log.flush.interval.ms"),
+            _S("log.flush.scheduler.interval.ms"),
+            minimum=0,
+        ),
+        _topic("index.interval.bytes", _T.INT, 4096, _S("log.index.interval.bytes"), minimum=0),
+        _topic(
+            "max.compaction.lag.ms", _T.LONG, LONG_MAX, _S("log.cleaner.max.compaction.lag.ms"), minimum=1
+        ),
+        _topic("max.message.bytes", _T.INT, 1048588, _S("message.max.bytes"), minimum=0),
+        _topic(
+            "message.timestamp.type", _T.STRING, "CreateTime", _S("log.message.timestamp.type"), choices=_TS_TYPES
+        ),
+        _topic(
+            "message.timestamp.difference.max.ms",
+            _T.LONG,
+            LONG_MAX,
+            _S("log.message.timestamp.difference.max.ms"),
+            minimum=0,
+        ),
+        _topic(
+            "message.timestamp.before.max.ms",
+            _T.LONG,
+            LONG_MAX,
+            _S("log.message.timestamp.before.max.ms"),
+            minimum=0,
+        ),
+        _topic(
+            "message.timestamp.after.max.ms",
+            _T.LONG,
+            3600000,
+            _S("log.message.timestamp.after.max.ms"),
+            minimum=0,
+        ),
+        _topic(
+            "min.cleanable.dirty.ratio", _T.DOUBLE, 0.5, _S("log.cleaner.min.cleanable.ratio"), minimum=0
+        ),
+        _topic("min.compaction.lag.ms", _T.LONG, 0, _S("log.cleaner.min.compaction.lag.ms"), minimum=0),
+        _topic("min.insync.replicas", _T.INT, 1, _S("min.insync.replicas"), minimum=1),
+        _topic("preallocate", _T.BOOLEAN, False, _S("log.preallocate")),
+        _topic("retention.bytes", _T.LONG, -1, _S("log.retention.bytes")),
+        _topic(
+            "retention.ms",
+            _T.LONG,
+            168 * _HOUR,
+            _S("log.retention.ms"),
+            _S("log.retention.minutes", _MIN),
+            _S("log.retention.hours", _HOUR),
+            minimum=-1,
+        ),
+        _topic("segment.bytes", _T.INT, 1073741824, _S("log.segment.bytes"), minimum=14),
+        _topic("segment.index.bytes", _T.INT, 10485760, _S("log.index.size.max.bytes"), minimum=4),
+        _topic(
+            "segment.jitter.ms",
+            _T.LONG,
+            0,
+            _S("log.roll.jitter.ms"),
+            _S("log.roll.jitter.hours", _HOUR),
+            minimum=0,
+        ),
+        _topic("segment.ms", _T.LONG, 168 * _HOUR, _S("log.roll.ms"), _S("log.roll.hours", _HOUR), minimum=1),
+        _topic(
+            "unclean.leader.election.enable", _T.BOOLEAN, False, _S("unclean.leader.election.enable")
+        ),
+    )
+}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse Java .properties text (the subset server.properties files use: `k=v`, `k: v`, comments,
+    backslash line continuations)."""
+    result: dict[str, str] = {}
+    pending = ""
+    for raw_line in text.splitlines():
+        line = pending + raw_line.strip()
+        pending = ""
+        if not line or line[0] in "#!":
+            continue
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            pending = line[:-1]
+            continue
+        sep_positions = [pos for pos in (line.find("="), line.find(":")) if pos >= 0]
+        if not sep_positions:
+            result[line] = ""
+            continue
+        pos = min(sep_positions)
+        result[line[:pos].strip()] = line[pos + 1 :].strip()
+    return result
+
+
+def load_properties_file(path: str | Path) -> dict[str, str]:
+    return parse_properties(Path(path).read_text(encoding="utf-8"))
+
+
+@dataclass(slots=True)
+class ResolvedValue:
+    """A key's effective value and where it came from, for DescribeConfigs."""
+
+    name: str
+    value: Any
+    source: ConfigSource
+    definition: ConfigDef
+    synonyms: list[tuple[str, Any, ConfigSource]] = field(default_factory=list)
+
+
+class BrokerConfig:
+    """The broker's static settings (server.properties plus `--set`) and dynamic overrides.
+
+    Unknown keys are kept (Kafka only warns about them) so a server.properties written for Apache Kafka
+    loads unchanged; only keys we define are type-checked.
+    """
+
+    def __init__(self, props: Mapping[str, str] | None = None) -> None:
+        self._static: dict[str, Any] = {}
+        self._dynamic: dict[str, Any] = {}
+        self.unknown: dict[str, str] = {}
+        for key, raw in (props or {}).items():
+            definition = BROKER_CONFIGS.get(key)
+            if definition is None:
+                self.unknown[key] = str(raw)
+                continue
+            self._static[key] = definition.parse(raw)
+
+    # typed access -------------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        if name in self._dynamic:
+            return self._dynamic[name]
+        if name in self._static:
+            return self._static[name]
+        definition = BROKER_CONFIGS.get(name)
+        if definition is None:
+            raise KeyError(name)
+        return definition.default
+
+    def is_set(self, name: str) -> bool:
+        return name in self._dynamic or name in self._static
+
+    def source(self, name: str) -> ConfigSource:
+        if name in self._dynamic:
+            return ConfigSource.DYNAMIC_BROKER_CONFIG
+        if name in self._static:
+            return ConfigSource.STATIC_BROKER_CONFIG
+        return ConfigSource.DEFAULT_CONFIG
+
+    def set_dynamic(self, name: str, raw: str | None) -> None:
+        """Set (or with None, remove) a dynamic broker override; raises ConfigError when invalid."""
+        definition = BROKER_CONFIGS.get(name)
+        if definition is None:
+            raise ConfigError(f"Unknown broker configuration {name}")
+        if definition.read_only:
+            raise ConfigError(f"Cannot update these configs dynamically: {name}")
+        if raw is None:
+            self._dynamic.pop(name, None)
+        else:
+            self._dynamic[name] = definition.parse(raw)
+
+    @property
+    def dynamic_overrides(self) -> dict[str, Any]:
+        return dict(self._dynamic)
+
+    # derived settings ---------------------------------------------------------------------------
+    @property
+    def node_id(self) -> int:
+        if self.is_set("node.id"):
+            return int(self.get("node.id"))
+        if self.is_set("broker.id") and self.get("broker.id") >= 0:
+            return int(self.get("broker.id"))
+        return int(self.get("node.id"))
+
+    @property
+    def log_dirs(self) -> list[Path]:
+        raw = self.get("log.dirs") if self.is_set("log.dirs") else self.get("log.dir")
+        return [Path(part.strip()) for part in str(raw).split(",") if part.strip()]
+
+    @property
+    def retention_check_interval_ms(self) -> int:
+        return int(self.get("log.retention.check.interval.ms"))
+
+    # topic-level resolution ----------------------------------------------------------------------
+    def topic_default(self, name: str) -> tuple[Any, ConfigSource, list[tuple[str, Any, ConfigSource]]]:
+        """The value a topic key takes when the topic does not override it, with its broker synonyms."""
+        tdef = TOPIC_CONFIGS[name]
+        synonyms: list[tuple[str, Any, ConfigSource]] = []
+        chosen: tuple[Any, ConfigSource] | None = None
+        for syn in tdef.synonyms:
+            if self.is_set(syn.name):
+                value = self.get(syn.name)
+                if value is None:
+                    continue
+                scaled = value * syn.scale if syn.scale != 1 else value
+                synonyms.append((syn.name, value, self.source(syn.name)))
+                if chosen is None:
+                    chosen = (scaled, self.source(syn.name))
+        if chosen is None:
+            # the last synonym with a non-null default defines the broker-wide default
+            for syn in tdef.synonyms:
+                default = BROKER_CONFIGS[syn.name].default
+                if default is not None:
+                    synonyms.append((syn.name, default, ConfigSource.DEFAULT_CONFIG))
+                    if chosen is None:
+                        chosen = (default * syn.scale if syn.scale != 1 else default, ConfigSource.DEFAULT_CONFIG)
+                    break
+        if chosen is None:
+            chosen = (tdef.definition.default, ConfigSource.DEFAULT_CONFIG)
+        return chosen[0], chosen[1], synonyms
+
+    def resolve_topic(self, overrides: Mapping[str, Any]) -> dict[str, ResolvedValue]:
+        """Every topic key's effective value for a topic with these (already parsed) overrides."""
+        resolved: dict[str, ResolvedValue] = {}
+        for name, tdef in TOPIC_CONFIGS.items():
+            default, source, synonyms = self.topic_default(name)
+            if name in overrides:
+                value = overrides[name]
+                synonyms = [(name, value, ConfigSource.DYNAMIC_TOPIC_CONFIG), *synonyms]
+                resolved[name] = ResolvedValue(
+                    name, value, ConfigSource.DYNAMIC_TOPIC_CONFIG, tdef.definition, synonyms
+                )
+            else:
+                resolved[name] = ResolvedValue(name, default, source, tdef.definition, synonyms)
+        return resolved
+
+    def log_config(self, overrides: Mapping[str, Any] | None = None) -> LogConfig:
+        values = {name: rv.value for name, rv in self.resolve_topic(overrides or {}).items()}
+        return LogConfig.from_values(values)
+
+
+def parse_topic_overrides(raw: Mapping[str, str | None]) -> dict[str, Any]:
+    """Parse and validate topic-level overrides given as strings (CreateTopics, AlterConfigs)."""
+    parsed: dict[str, Any] = {}
+    for key, value in raw.items():
+        tdef = TOPIC_CONFIGS.get(key)
+        if tdef is None:
+            raise ConfigError(f"Unknown topic config name: {key}")
+        if value is None:
+            raise ConfigError(f"Null value not supported for topic configs: {key}")
+        parsed[key] = tdef.definition.parse(value)
+    return parsed
+
+
+def render_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Render parsed topic overrides back to Kafka's string form (for storage and the wire)."""
+    out: dict[str, str] = {}
+    for key, value in overrides.items():
+        tdef = TOPIC_CONFIGS.get(key)
+        rendered = tdef.definition.render(value) if tdef else str(value)
+        if rendered is not None:
+            out[key] = rendered
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """The effective settings one partition log runs with (Kafka's `LogConfig`), built from topic keys."""
+
+    segment_bytes: int = 1073741824
+    segment_ms: int = 168 * _HOUR
+    segment_jitter_ms: int = 0
+    segment_index_bytes: int = 10485760
+    index_interval_bytes: int = 4096
+    retention_ms: int = 168 * _HOUR
+    retention_bytes: int = -1
+    max_message_bytes: int = 1048588
+    message_timestamp_type: str = "CreateTime"
+    message_timestamp_before_max_ms: int = LONG_MAX
+    message_timestamp_after_max_ms: int = 3600000
+    message_timestamp_difference_max_ms: int = LONG_MAX
+    flush_messages: int = LONG_MAX
+    flush_ms: int = LONG_MAX
+    file_delete_delay_ms: int = 60000
+    preallocate: bool = False
+    cleanup_policy: tuple[str, ...] = ("delete",)
+    compression_type: str = "producer"
+    delete_retention_ms: int = 86400000
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
+    min_insync_replicas: int = 1
+    unclean_leader_election_enable: bool = False
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> LogConfig:
+        """Build from topic keys by Kafka name (e.g. {"segment.bytes": 1024}); missing keys keep defaults."""
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            attr = key.replace(".", "_")
+            if attr in cls.__dataclass_fields__ and value is not None:
+                kwargs[attr] = tuple(value) if attr == "cleanup_policy" else value
+        return cls(**kwargs)
+
+    @property
+    def compact(self) -> bool:
+        return "compact" in self.cleanup_policy
+
+    @property
+    def delete(self) -> bool:
+        return "delete" in self.cleanup_policy
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.message_timestamp_type == "LogAppendTime"
+
+
+def merged_properties(*sources: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Merge property sources in order, later ones winning (config file, then `--set`)."""
+    merged: dict[str, str] = {}
+    for source in sources:
+        for key, value in source:
+            merged[key] = value
+    return merged

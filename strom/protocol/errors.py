@@ -1,0 +1,129 @@
+"""Named exceptions for Kafka error conditions.
+
+Inside Strom errors are exceptions with names; at the edge (an API handler) they become the Kafka error
+code they carry. `ErrorCode` is kio's enum of Kafka's error codes (see the protocol guide's error table).
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+__all__ = [
+    "ErrorCode",
+    "KafkaError",
+    "CorruptRecordError",
+    "InvalidRecordError",
+    "RecordTooLargeError",
+    "MessageTooLargeError",
+    "InvalidTimestampError",
+    "OffsetOutOfRangeError",
+    "UnknownTopicOrPartitionError",
+    "NotLeaderOrFollowerError",
+    "OutOfOrderSequenceError",
+    "DuplicateSequenceError",
+    "InvalidProducerEpochError",
+    "UnknownProducerIdError",
+    "InvalidRequestError",
+    "PolicyViolationError",
+    "InvalidConfigError",
+    "KafkaStorageError",
+]
+
+
+class KafkaError(Exception):
+    """An error that maps to one Kafka error code. Subclasses fix the code; the message is for logs and
+    for the `error_message` fields of responses that have one."""
+
+    code: ErrorCode = ErrorCode.unknown_server_error
+
+    def __init__(self, message: str = "", code: ErrorCode | None = None) -> None:
+        super().__init__(message or self.__class__.__name__)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class CorruptRecordError(KafkaError):
+    """A record batch fails CRC, magic or length checks (CORRUPT_MESSAGE)."""
+
+    code = ErrorCode.corrupt_message
+
+
+class InvalidRecordError(KafkaError):
+    """A record breaks a topic rule, e.g. no key on a compacted topic (INVALID_RECORD)."""
+
+    code = ErrorCode.invalid_record
+
+
+class RecordTooLargeError(KafkaError):
+    """A batch larger than max.message.bytes (MESSAGE_TOO_LARGE)."""
+
+    code = ErrorCode.message_too_large
+
+
+MessageTooLargeError = RecordTooLargeError
+
+
+class RecordListTooLargeError(KafkaError):
+    """A record set larger than a segment can hold (RECORD_LIST_TOO_LARGE)."""
+
+    code = ErrorCode.record_list_too_large
+
+
+class InvalidTimestampError(KafkaError):
+    """A timestamp outside message.timestamp.before/after.max.ms (INVALID_TIMESTAMP)."""
+
+    code = ErrorCode.invalid_timestamp
+
+
+class OffsetOutOfRangeError(KafkaError):
+    code = ErrorCode.offset_out_of_range
+
+
+class UnknownTopicOrPartitionError(KafkaError):
+    code = ErrorCode.unknown_topic_or_partition
+
+
+class NotLeaderOrFollowerError(KafkaError):
+    code = ErrorCode.not_leader_or_follower
+
+
+class OutOfOrderSequenceError(KafkaError):
+    code = ErrorCode.out_of_order_sequence_number
+
+
+class DuplicateSequenceError(KafkaError):
+    """A batch the log already holds; the produce path answers it as a success (with the old offset)."""
+
+    code = ErrorCode.duplicate_sequence_number
+
+    def __init__(self, message: str = "", first_offset: int = -1) -> None:
+        super().__init__(message)
+        self.first_offset = first_offset
+
+
+class InvalidProducerEpochError(KafkaError):
+    code = ErrorCode.invalid_producer_epoch
+
+
+class UnknownProducerIdError(KafkaError):
+    code = ErrorCode.unknown_producer_id
+
+
+class InvalidRequestError(KafkaError):
+    code = ErrorCode.invalid_request
+
+
+class PolicyViolationError(KafkaError):
+    code = ErrorCode.policy_violation
+
+
+class InvalidConfigError(KafkaError):
+    code = ErrorCode.invalid_config
+
+
+class KafkaStorageError(KafkaError):
+    code = ErrorCode.kafka_storage_error
