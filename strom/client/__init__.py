@@ -1,0 +1,1 @@
+"""A small asyncio Kafka client used by the `strom` CLI, the follower fetcher and tests."""

@@ -1,0 +1,255 @@
+"""A small cluster-aware Kafka client: bootstrap, metadata, routing to leaders and coordinators.
+
+It speaks pinned, modern API versions that both Strom and Apache Kafka 4.x serve (Metadata v12, Produce v9,
+Fetch v12, ListOffsets v7, CreateTopics v7, ...), which keeps the code to one request shape per API. It is the
+engine of the `strom` CLI and of tests; it is not a general-purpose client (no retries beyond refreshing
+metadata once, no batching across calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from strom.client.connection import BrokerConnection
+from strom.protocol.errors import ErrorCode, KafkaError
+
+__all__ = ["ClusterClient", "parse_bootstrap", "raise_for_error"]
+
+_ZERO_UUID = uuid.UUID(int=0)
+
+
+def parse_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
+    """'host:port[,host:port]' -> [(host, port)]; a bare host means port 9092."""
+    servers: list[tuple[str, int]] = []
+    for item in bootstrap.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        if not host:
+            host, port = port, "9092"
+        servers.append((host.strip("[]"), int(port)))
+    if not servers:
+        raise ValueError(f"no bootstrap servers in {bootstrap!r}")
+    return servers
+
+
+def raise_for_error(code: int, message: str | None = None, what: str = "") -> None:
+    """Raise KafkaError for a non-zero error code from a response."""
+    if code:
+        error = ErrorCode(code)
+        text = message or error.name.upper()
+        raise KafkaError(f"{what}: {text}" if what else text, code=error)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionMeta:
+    topic: str
+    partition: int
+    leader: int
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    offline: tuple[int, ...]
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMeta:
+    name: str
+    topic_id: Any
+    internal: bool
+    error_code: int
+    partitions: dict[int, PartitionMeta]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMeta:
+    cluster_id: str | None
+    controller_id: int
+    brokers: dict[int, tuple[str, int, str | None]]
+    topics: dict[str, TopicMeta]
+
+
+class ClusterClient:
+    """Connections to the brokers of one cluster, opened lazily, and its latest metadata."""
+
+    def __init__(self, bootstrap: str, *, client_id: str = "strom-cli", timeout: float = 10.0) -> None:
+        self.bootstrap = parse_bootstrap(bootstrap)
+        self.client_id = client_id
+        self.timeout = timeout
+        self._by_node: dict[int, BrokerConnection] = {}
+        self._any: BrokerConnection | None = None
+        self.meta: ClusterMeta | None = None
+
+    async def __aenter__(self) -> ClusterClient:
+        await self.any_connection()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        conns = {id(c): c for c in [*self._by_node.values(), *( [self._any] if self._any else [])]}
+        for conn in conns.values():
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._by_node.clear()
+        self._any = None
+
+    async def any_connection(self) -> BrokerConnection:
+        if self._any is not None and not self._any.closed:
+            return self._any
+        errors: list[str] = []
+        for host, port in self.bootstrap:
+            try:
+                self._any = await BrokerConnection.open(host, port, client_id=self.client_id,
+                                                        timeout=self.timeout)
+                return self._any
+            except (OSError, asyncio.TimeoutError) as exc:
+                errors.append(f"{host}:{port}: {exc or type(exc).__name__}")
+        raise ConnectionError("cannot reach any bootstrap server (" + "; ".join(errors) + ")")
+
+    async def connection(self, node_id: int) -> BrokerConnection:
+        conn = self._by_node.get(node_id)
+        if conn is not None and not conn.closed:
+            return conn
+        if self.meta is None or node_id not in self.meta.brokers:
+            await self.metadata()
+        assert self.meta is not None
+        if node_id not in self.meta.brokers:
+            raise KafkaError(f"broker {node_id} is not in the cluster", code=ErrorCode.broker_not_available)
+        host, port, _rack = self.meta.brokers[node_id]
+        conn = await BrokerConnection.open(host, port, client_id=self.client_id, timeout=self.timeout)
+        self._by_node[node_id] = conn
+        return conn
+
+    async def request_any(self, request: Any) -> Any:
+        return await (await self.any_connection()).request(request, timeout=self.timeout + 30)
+
+    # metadata ---------------------------------------------------------------------------------------
+    async def metadata(self, topics: Sequence[str] | None = None, *, auto_create: bool = False) -> ClusterMeta:
+        from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+
+        request = MetadataRequest(
+            topics=None if topics is None else tuple(MetadataRequestTopic(topic_id=None, name=t) for t in topics),
+            allow_auto_topic_creation=auto_create,
+            include_topic_authorized_operations=False,
+        )
+        response = await self.request_any(request)
+        brokers = {int(b.node_id): (str(b.host), int(b.port), b.rack) for b in response.brokers}
+        topic_map: dict[str, TopicMeta] = {}
+        for t in response.topics:
+            parts = {
+                int(p.partition_index): PartitionMeta(
+                    str(t.name), int(p.partition_index), int(p.leader_id), int(p.leader_epoch),
+                    tuple(int(r) for r in p.replica_nodes), tuple(int(r) for r in p.isr_nodes),
+                    tuple(int(r) for r in p.offline_replicas), int(p.error_code),
+                )
+                for p in t.partitions
+            }
+            topic_map[str(t.name)] = TopicMeta(str(t.name), t.topic_id, bool(t.is_internal), int(t.error_code),
+                                               parts)
+        self.meta = ClusterMeta(response.cluster_id, int(response.controller_id), brokers, topic_map)
+        return self.meta
+
+    async def leader_connection(self, topic: str, partition: int) -> BrokerConnection:
+        meta = await self.metadata([topic])
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error_code:
+            raise_for_error(tmeta.error_code if tmeta else ErrorCode.unknown_topic_or_partition.value,
+                            what=f"topic {topic}")
+        assert tmeta is not None
+        pmeta = tmeta.partitions.get(partition)
+        if pmeta is None:
+            raise KafkaError(f"topic {topic} has no partition {partition}",
+                             code=ErrorCode.unknown_topic_or_partition)
+        if pmeta.leader < 0:
+            raise KafkaError(f"{topic}-{partition} has no leader", code=ErrorCode.leader_not_available)
+        return await self.connection(pmeta.leader)
+
+    async def controller_connection(self) -> BrokerConnection:
+        meta = self.meta or await self.metadata([])
+        if meta.controller_id >= 0 and meta.controller_id in meta.brokers:
+            return await self.connection(meta.controller_id)
+        return await self.any_connection()
+
+    # topics -----------------------------------------------------------------------------------------
+    async def create_topic(self, name: str, partitions: int = -1, replication_factor: int = -1,
+                           configs: dict[str, str] | None = None, *, validate_only: bool = False) -> Any:
+        from kio.schema.create_topics.v7.request import (
+            CreatableTopic,
+            CreatableTopicConfig,
+            CreateTopicsRequest,
+        )
+
+        topic = CreatableTopic(
+            name=name, num_partitions=partitions, replication_factor=replication_factor, assignments=(),
+            configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()),
+        )
+        request = CreateTopicsRequest(topics=(topic,), timeout=datetime.timedelta(seconds=30),
+                                      validate_only=validate_only)
+        response = await (await self.controller_connection()).request(request)
+        result = response.topics[0]
+        raise_for_error(result.error_code, result.error_message, f"create topic {name}")
+        return result
+
+    async def delete_topic(self, name: str) -> None:
+        from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
+
+        request = DeleteTopicsRequest(topics=(DeleteTopicState(name=name, topic_id=_ZERO_UUID),),
+                                      timeout=datetime.timedelta(seconds=30))
+        response = await (await self.controller_connection()).request(request)
+        result = response.responses[0]
+        raise_for_error(result.error_code, result.error_message, f"delete topic {name}")
+
+    async def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+        from kio.schema.create_partitions.v3.request import CreatePartitionsRequest, CreatePartitionsTopic
+
+        request = CreatePartitionsRequest(
+            topics=(CreatePartitionsTopic(name=name, count=total, assignments=None),),
+            timeout=datetime.timedelta(seconds=30), validate_only=validate_only,
+        )
+        response = await (await self.controller_connection()).request(request)
+        result = response.results[0]
+        raise_for_error(result.error_code, result.error_message, f"alter topic {name}")
+
+    async def list_offsets(self, topic: str, partitions: Iterable[int], timestamp: int) -> dict[int, tuple[int, int]]:
+        """{partition: (offset, timestamp)} for a timestamp (-1 latest, -2 earliest, -3 max timestamp)."""
+        from kio.schema.list_offsets.v7.request import (
+            ListOffsetsPartition,
+            ListOffsetsRequest,
+            ListOffsetsTopic,
+        )
+
+        meta = await self.metadata([topic])
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error_code:
+            raise_for_error(tmeta.error_code if tmeta else 3, what=f"topic {topic}")
+        assert tmeta is not None
+        by_leader: dict[int, list[int]] = {}
+        for p in partitions:
+            if p not in tmeta.partitions:
+                raise KafkaError(f"topic {topic} has no partition {p}", code=ErrorCode.unknown_topic_or_partition)
+            by_leader.setdefault(tmeta.partitions[p].leader, []).append(p)
+        out: dict[int, tuple[int, int]] = {}
+        for leader, parts in by_leader.items():
+            request = ListOffsetsRequest(
+                replica_id=-1, isolation_level=0,
+                topics=(ListOffsetsTopic(name=topic, partitions=tuple(
+                    ListOffsetsPartition(partition_index=p, current_leader_epoch=-1, timestamp=timestamp)
+                    for p in parts)),),
+            )
+            response = await (await self.connection(leader)).request(request)
+            for t in response.topics:
+                for pr in t.partitions:
+                    raise_for_error(pr.error_code, what=f"{topic}-{pr.partition_index}")
+                    out[int(pr.partition_index)] = (int(pr.offset), int(pr.timestamp))
+        return out
+
