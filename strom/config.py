@@ -290,7 +290,9 @@ _MIN = 60_000
 TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
     t.name: t
     for t in (
-        _topic("cleanup.policy", _T.LIST, ["delete"], _S("log.cleanup.policy"), choices=("delete", "compact")),
+        _topic(
+            "cleanup.policy", _T.LIST, ["delete"], _S("log.cleanup.policy"), choices=("delete", "compact")
+        ),
         _topic("compression.type", _T.STRING, "producer", _S("compression.type"), choices=_COMPRESSION),
         _topic("delete.retention.ms", _T.LONG, 86400000, _S("log.cleaner.delete.retention.ms"), minimum=0),
         _topic("file.delete.delay.ms", _T.LONG, 60000, _S("log.segment.delete.delay.ms"), minimum=0),
@@ -309,7 +311,11 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
         ),
         _topic("max.message.bytes", _T.INT, 1048588, _S("message.max.bytes"), minimum=0),
         _topic(
-            "message.timestamp.type", _T.STRING, "CreateTime", _S("log.message.timestamp.type"), choices=_TS_TYPES
+            "message.timestamp.type",
+            _T.STRING,
+            "CreateTime",
+            _S("log.message.timestamp.type"),
+            choices=_TS_TYPES,
         ),
         _topic(
             "message.timestamp.difference.max.ms",
@@ -332,9 +338,7 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             _S("log.message.timestamp.after.max.ms"),
             minimum=0,
         ),
-        _topic(
-            "min.cleanable.dirty.ratio", _T.DOUBLE, 0.5, _S("log.cleaner.min.cleanable.ratio"), minimum=0
-        ),
+        _topic("min.cleanable.dirty.ratio", _T.DOUBLE, 0.5, _S("log.cleaner.min.cleanable.ratio"), minimum=0),
         _topic("min.compaction.lag.ms", _T.LONG, 0, _S("log.cleaner.min.compaction.lag.ms"), minimum=0),
         _topic("min.insync.replicas", _T.INT, 1, _S("min.insync.replicas"), minimum=1),
         _topic("preallocate", _T.BOOLEAN, False, _S("log.preallocate")),
@@ -359,9 +363,7 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             minimum=0,
         ),
         _topic("segment.ms", _T.LONG, 168 * _HOUR, _S("log.roll.ms"), _S("log.roll.hours", _HOUR), minimum=1),
-        _topic(
-            "unclean.leader.election.enable", _T.BOOLEAN, False, _S("unclean.leader.election.enable")
-        ),
+        _topic("unclean.leader.election.enable", _T.BOOLEAN, False, _S("unclean.leader.election.enable")),
     )
 }
 
@@ -498,7 +500,10 @@ class BrokerConfig:
                 if default is not None:
                     synonyms.append((syn.name, default, ConfigSource.DEFAULT_CONFIG))
                     if chosen is None:
-                        chosen = (default * syn.scale if syn.scale != 1 else default, ConfigSource.DEFAULT_CONFIG)
+                        chosen = (
+                            default * syn.scale if syn.scale != 1 else default,
+                            ConfigSource.DEFAULT_CONFIG,
+                        )
                     break
         if chosen is None:
             chosen = (tdef.definition.default, ConfigSource.DEFAULT_CONFIG)

@@ -8,7 +8,6 @@ metadata once, no batching across calls).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import uuid
@@ -96,7 +95,7 @@ class ClusterClient:
         await self.close()
 
     async def close(self) -> None:
-        conns = {id(c): c for c in [*self._by_node.values(), *( [self._any] if self._any else [])]}
+        conns = {id(c): c for c in [*self._by_node.values(), *([self._any] if self._any else [])]}
         for conn in conns.values():
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -109,10 +108,11 @@ class ClusterClient:
         errors: list[str] = []
         for host, port in self.bootstrap:
             try:
-                self._any = await BrokerConnection.open(host, port, client_id=self.client_id,
-                                                        timeout=self.timeout)
+                self._any = await BrokerConnection.open(
+                    host, port, client_id=self.client_id, timeout=self.timeout
+                )
                 return self._any
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 errors.append(f"{host}:{port}: {exc or type(exc).__name__}")
         raise ConnectionError("cannot reach any bootstrap server (" + "; ".join(errors) + ")")
 
@@ -134,11 +134,15 @@ class ClusterClient:
         return await (await self.any_connection()).request(request, timeout=self.timeout + 30)
 
     # metadata ---------------------------------------------------------------------------------------
-    async def metadata(self, topics: Sequence[str] | None = None, *, auto_create: bool = False) -> ClusterMeta:
+    async def metadata(
+        self, topics: Sequence[str] | None = None, *, auto_create: bool = False
+    ) -> ClusterMeta:
         from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
         request = MetadataRequest(
-            topics=None if topics is None else tuple(MetadataRequestTopic(topic_id=None, name=t) for t in topics),
+            topics=None
+            if topics is None
+            else tuple(MetadataRequestTopic(topic_id=None, name=t) for t in topics),
             allow_auto_topic_creation=auto_create,
             include_topic_authorized_operations=False,
         )
@@ -148,14 +152,20 @@ class ClusterClient:
         for t in response.topics:
             parts = {
                 int(p.partition_index): PartitionMeta(
-                    str(t.name), int(p.partition_index), int(p.leader_id), int(p.leader_epoch),
-                    tuple(int(r) for r in p.replica_nodes), tuple(int(r) for r in p.isr_nodes),
-                    tuple(int(r) for r in p.offline_replicas), int(p.error_code),
+                    str(t.name),
+                    int(p.partition_index),
+                    int(p.leader_id),
+                    int(p.leader_epoch),
+                    tuple(int(r) for r in p.replica_nodes),
+                    tuple(int(r) for r in p.isr_nodes),
+                    tuple(int(r) for r in p.offline_replicas),
+                    int(p.error_code),
                 )
                 for p in t.partitions
             }
-            topic_map[str(t.name)] = TopicMeta(str(t.name), t.topic_id, bool(t.is_internal), int(t.error_code),
-                                               parts)
+            topic_map[str(t.name)] = TopicMeta(
+                str(t.name), t.topic_id, bool(t.is_internal), int(t.error_code), parts
+            )
         self.meta = ClusterMeta(response.cluster_id, int(response.controller_id), brokers, topic_map)
         return self.meta
 
@@ -163,13 +173,16 @@ class ClusterClient:
         meta = await self.metadata([topic])
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error_code:
-            raise_for_error(tmeta.error_code if tmeta else ErrorCode.unknown_topic_or_partition.value,
-                            what=f"topic {topic}")
+            raise_for_error(
+                tmeta.error_code if tmeta else ErrorCode.unknown_topic_or_partition.value,
+                what=f"topic {topic}",
+            )
         assert tmeta is not None
         pmeta = tmeta.partitions.get(partition)
         if pmeta is None:
-            raise KafkaError(f"topic {topic} has no partition {partition}",
-                             code=ErrorCode.unknown_topic_or_partition)
+            raise KafkaError(
+                f"topic {topic} has no partition {partition}", code=ErrorCode.unknown_topic_or_partition
+            )
         if pmeta.leader < 0:
             raise KafkaError(f"{topic}-{partition} has no leader", code=ErrorCode.leader_not_available)
         return await self.connection(pmeta.leader)
@@ -181,8 +194,15 @@ class ClusterClient:
         return await self.any_connection()
 
     # topics -----------------------------------------------------------------------------------------
-    async def create_topic(self, name: str, partitions: int = -1, replication_factor: int = -1,
-                           configs: dict[str, str] | None = None, *, validate_only: bool = False) -> Any:
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int = -1,
+        replication_factor: int = -1,
+        configs: dict[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> Any:
         from kio.schema.create_topics.v7.request import (
             CreatableTopic,
             CreatableTopicConfig,
@@ -190,11 +210,15 @@ class ClusterClient:
         )
 
         topic = CreatableTopic(
-            name=name, num_partitions=partitions, replication_factor=replication_factor, assignments=(),
+            name=name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            assignments=(),
             configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()),
         )
-        request = CreateTopicsRequest(topics=(topic,), timeout=datetime.timedelta(seconds=30),
-                                      validate_only=validate_only)
+        request = CreateTopicsRequest(
+            topics=(topic,), timeout=datetime.timedelta(seconds=30), validate_only=validate_only
+        )
         response = await (await self.controller_connection()).request(request)
         result = response.topics[0]
         raise_for_error(result.error_code, result.error_message, f"create topic {name}")
@@ -203,8 +227,9 @@ class ClusterClient:
     async def delete_topic(self, name: str) -> None:
         from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
 
-        request = DeleteTopicsRequest(topics=(DeleteTopicState(name=name, topic_id=_ZERO_UUID),),
-                                      timeout=datetime.timedelta(seconds=30))
+        request = DeleteTopicsRequest(
+            topics=(DeleteTopicState(name=name, topic_id=_ZERO_UUID),), timeout=datetime.timedelta(seconds=30)
+        )
         response = await (await self.controller_connection()).request(request)
         result = response.responses[0]
         raise_for_error(result.error_code, result.error_message, f"delete topic {name}")
@@ -214,13 +239,16 @@ class ClusterClient:
 
         request = CreatePartitionsRequest(
             topics=(CreatePartitionsTopic(name=name, count=total, assignments=None),),
-            timeout=datetime.timedelta(seconds=30), validate_only=validate_only,
+            timeout=datetime.timedelta(seconds=30),
+            validate_only=validate_only,
         )
         response = await (await self.controller_connection()).request(request)
         result = response.results[0]
         raise_for_error(result.error_code, result.error_message, f"alter topic {name}")
 
-    async def list_offsets(self, topic: str, partitions: Iterable[int], timestamp: int) -> dict[int, tuple[int, int]]:
+    async def list_offsets(
+        self, topic: str, partitions: Iterable[int], timestamp: int
+    ) -> dict[int, tuple[int, int]]:
         """{partition: (offset, timestamp)} for a timestamp (-1 latest, -2 earliest, -3 max timestamp)."""
         from kio.schema.list_offsets.v7.request import (
             ListOffsetsPartition,
@@ -236,15 +264,26 @@ class ClusterClient:
         by_leader: dict[int, list[int]] = {}
         for p in partitions:
             if p not in tmeta.partitions:
-                raise KafkaError(f"topic {topic} has no partition {p}", code=ErrorCode.unknown_topic_or_partition)
+                raise KafkaError(
+                    f"topic {topic} has no partition {p}", code=ErrorCode.unknown_topic_or_partition
+                )
             by_leader.setdefault(tmeta.partitions[p].leader, []).append(p)
         out: dict[int, tuple[int, int]] = {}
         for leader, parts in by_leader.items():
             request = ListOffsetsRequest(
-                replica_id=-1, isolation_level=0,
-                topics=(ListOffsetsTopic(name=topic, partitions=tuple(
-                    ListOffsetsPartition(partition_index=p, current_leader_epoch=-1, timestamp=timestamp)
-                    for p in parts)),),
+                replica_id=-1,
+                isolation_level=0,
+                topics=(
+                    ListOffsetsTopic(
+                        name=topic,
+                        partitions=tuple(
+                            ListOffsetsPartition(
+                                partition_index=p, current_leader_epoch=-1, timestamp=timestamp
+                            )
+                            for p in parts
+                        ),
+                    ),
+                ),
             )
             response = await (await self.connection(leader)).request(request)
             for t in response.topics:
@@ -252,4 +291,3 @@ class ClusterClient:
                     raise_for_error(pr.error_code, what=f"{topic}-{pr.partition_index}")
                     out[int(pr.partition_index)] = (int(pr.offset), int(pr.timestamp))
         return out
-

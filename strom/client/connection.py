@@ -36,8 +36,9 @@ class ConnectionClosedError(ConnectionError):
     """The broker closed the connection (or it was never open) while requests were in flight."""
 
 
-def encode_request_header(api_key: int, version: int, correlation_id: int, client_id: str | None,
-                          flexible: bool) -> bytes:
+def encode_request_header(
+    api_key: int, version: int, correlation_id: int, client_id: str | None, flexible: bool
+) -> bytes:
     """Request header v1 (non-flexible) or v2 (flexible: with an empty tagged-field section)."""
     parts = [_HEADER_V1.pack(api_key, version, correlation_id)]
     if client_id is None:
@@ -85,8 +86,9 @@ class BrokerConnection:
         self.api_versions: dict[int, tuple[int, int]] = {}
 
     @classmethod
-    async def open(cls, host: str, port: int, *, client_id: str = "strom", timeout: float = 10.0,
-                   negotiate: bool = True) -> BrokerConnection:
+    async def open(
+        cls, host: str, port: int, *, client_id: str = "strom", timeout: float = 10.0, negotiate: bool = True
+    ) -> BrokerConnection:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         conn = cls(reader, writer, client_id)
         if negotiate:
@@ -106,7 +108,9 @@ class BrokerConnection:
         )
         if response.error_code != ErrorCode.none:
             raise KafkaError("ApiVersions failed", code=response.error_code)
-        self.api_versions = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys}
+        self.api_versions = {
+            int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys
+        }
         return self.api_versions
 
     def pick_version(self, api_key: int, ours: tuple[int, ...]) -> int:
@@ -115,11 +119,13 @@ class BrokerConnection:
         for version in sorted(ours, reverse=True):
             if lo <= version <= hi:
                 return version
-        raise KafkaError(f"broker serves no version of API {api_key} among {ours}",
-                         code=ErrorCode.unsupported_version)
+        raise KafkaError(
+            f"broker serves no version of API {api_key} among {ours}", code=ErrorCode.unsupported_version
+        )
 
-    async def request(self, request: RequestPayload, *, timeout: float = 30.0,
-                      expect_response: bool = True) -> Any:
+    async def request(
+        self, request: RequestPayload, *, timeout: float = 30.0, expect_response: bool = True
+    ) -> Any:
         """Send one request and wait for its response (a kio response dataclass of the same version)."""
         if self._closed_error is not None:
             raise ConnectionClosedError(str(self._closed_error))

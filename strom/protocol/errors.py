@@ -9,24 +9,24 @@ from __future__ import annotations
 from kio.schema.errors import ErrorCode
 
 __all__ = [
-    "ErrorCode",
-    "KafkaError",
     "CorruptRecordError",
-    "InvalidRecordError",
-    "RecordTooLargeError",
-    "MessageTooLargeError",
-    "InvalidTimestampError",
-    "OffsetOutOfRangeError",
-    "UnknownTopicOrPartitionError",
-    "NotLeaderOrFollowerError",
-    "OutOfOrderSequenceError",
     "DuplicateSequenceError",
-    "InvalidProducerEpochError",
-    "UnknownProducerIdError",
-    "InvalidRequestError",
-    "PolicyViolationError",
+    "ErrorCode",
     "InvalidConfigError",
+    "InvalidProducerEpochError",
+    "InvalidRecordError",
+    "InvalidRequestError",
+    "InvalidTimestampError",
+    "KafkaError",
     "KafkaStorageError",
+    "MessageTooLargeError",
+    "NotLeaderOrFollowerError",
+    "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
+    "PolicyViolationError",
+    "RecordTooLargeError",
+    "UnknownProducerIdError",
+    "UnknownTopicOrPartitionError",
 ]
 
 
