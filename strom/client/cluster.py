@@ -291,3 +291,74 @@ class ClusterClient:
                     raise_for_error(pr.error_code, what=f"{topic}-{pr.partition_index}")
                     out[int(pr.partition_index)] = (int(pr.offset), int(pr.timestamp))
         return out
+
+    # configs ----------------------------------------------------------------------------------------
+    async def describe_configs(
+        self, resource_type: int, name: str, keys: Sequence[str] | None = None, *, synonyms: bool = False
+    ) -> Any:
+        """DescribeConfigs v4 for one resource (2 = topic, 4 = broker); returns the result entry."""
+        from kio.schema.describe_configs.v4.request import DescribeConfigsRequest, DescribeConfigsResource
+
+        request = DescribeConfigsRequest(
+            resources=(
+                DescribeConfigsResource(
+                    resource_type=resource_type,
+                    resource_name=name,
+                    configuration_keys=None if keys is None else tuple(keys),
+                ),
+            ),
+            include_synonyms=synonyms,
+            include_documentation=False,
+        )
+        conn = await (self.connection(int(name)) if resource_type == 4 else self.controller_connection())
+        response = await conn.request(request)
+        result = response.results[0]
+        raise_for_error(result.error_code, result.error_message, f"describe configs of {name}")
+        return result
+
+    async def alter_configs(
+        self,
+        resource_type: int,
+        name: str,
+        ops: Sequence[tuple[str, int, str | None]],
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """IncrementalAlterConfigs v1 (KIP-339): ops are (key, operation, value); 0 SET, 1 DELETE, 2 APPEND,
+        3 SUBTRACT."""
+        from kio.schema.incremental_alter_configs.v1.request import (
+            AlterableConfig,
+            AlterConfigsResource,
+            IncrementalAlterConfigsRequest,
+        )
+
+        request = IncrementalAlterConfigsRequest(
+            resources=(
+                AlterConfigsResource(
+                    resource_type=resource_type,
+                    resource_name=name,
+                    configs=tuple(AlterableConfig(name=k, config_operation=op, value=v) for k, op, v in ops),
+                ),
+            ),
+            validate_only=validate_only,
+        )
+        conn = await (self.connection(int(name)) if resource_type == 4 else self.controller_connection())
+        response = await conn.request(request)
+        result = response.responses[0]
+        raise_for_error(result.error_code, result.error_message, f"alter configs of {name}")
+
+    async def describe_cluster(self) -> Any:
+        from kio.schema.describe_cluster.v1.request import DescribeClusterRequest
+
+        response = await self.request_any(
+            DescribeClusterRequest(include_cluster_authorized_operations=False, endpoint_type=1)
+        )
+        raise_for_error(response.error_code, response.error_message, "describe cluster")
+        return response
+
+    async def describe_log_dirs(self, node_id: int) -> Any:
+        from kio.schema.describe_log_dirs.v4.request import DescribeLogDirsRequest
+
+        response = await (await self.connection(node_id)).request(DescribeLogDirsRequest(topics=None))
+        raise_for_error(response.error_code, None, f"describe log dirs of broker {node_id}")
+        return response
