@@ -1,0 +1,100 @@
+"""Start Apache Kafka 4.x (KRaft, single node), Tansu (in memory) or Strom on a free loopback port.
+
+Kafka 4.x has no ZooKeeper mode: the one process is broker and controller (process.roles), its storage is
+formatted first with `kafka.tools.StorageTool format --standalone` (KIP-853 dynamic quorum of one voter).
+Internal topics get replication factor 1 and consumer groups no initial rebalance delay, so a single node
+behaves like a test cluster should.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from .process import BrokerProcess, make_workdir
+from .tools import free_port, java_command, tansu_binary
+
+# Settings both Kafka and Strom get so they answer tests alike on one node.
+SINGLE_NODE_SETTINGS: dict[str, str] = {
+    "num.partitions": "1",
+    "offsets.topic.replication.factor": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+def kafka_server_properties(port: int, controller_port: int, log_dir: Path,
+                            extra: Mapping[str, str] | None = None) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        **SINGLE_NODE_SETTINGS,
+        **(extra or {}),
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def start_kafka(*, port: int | None = None, heap: str = "1g", settings: Mapping[str, str] | None = None,
+                timeout: float = 90.0) -> BrokerProcess:
+    """Format a fresh KRaft log dir and start Apache Kafka on it; returns the ready process."""
+    port = port or free_port()
+    workdir = make_workdir("strom-kafka-ref-")
+    try:
+        config = workdir / "server.properties"
+        config.write_text(kafka_server_properties(port, free_port(), workdir / "data", settings))
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        fmt = subprocess.run(
+            java_command("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+                         "-c", str(config)),
+            capture_output=True, text=True, timeout=120)
+        if fmt.returncode != 0:
+            raise RuntimeError(f"kafka-storage format failed:\n{fmt.stdout}\n{fmt.stderr}")
+        argv = java_command("kafka.Kafka", str(config), heap=heap)
+        argv[1:1] = [f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return BrokerProcess("kafka", argv, port, workdir).start(timeout)
+
+
+def start_tansu(*, port: int | None = None, timeout: float = 30.0) -> BrokerProcess:
+    """Start Tansu with its in-memory storage engine."""
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]
+    return BrokerProcess("tansu", argv, port, make_workdir("strom-tansu-")).start(timeout)
+
+
+def strom_command() -> list[str]:
+    """`strom` from PATH when installed, else the same entry point through this interpreter."""
+    exe = shutil.which("strom")
+    if exe:
+        return [exe]
+    return [sys.executable, "-c", "import sys; from strom.cli.main import main; sys.exit(main())"]
+
+
+def start_strom(*, port: int | None = None, settings: Mapping[str, str] | None = None,
+                timeout: float = 30.0) -> BrokerProcess:
+    """Start `strom serve` on a fresh data directory."""
+    port = port or free_port()
+    workdir = make_workdir("strom-serve-")
+    argv = [*strom_command(), "serve", "--data-dir", str(workdir / "data"), "--port", str(port)]
+    for key, value in {**SINGLE_NODE_SETTINGS, **(settings or {})}.items():
+        argv += ["--set", f"{key}={value}"]
+    return BrokerProcess("strom", argv, port, workdir).start(timeout)

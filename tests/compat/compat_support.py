@@ -1,0 +1,133 @@
+"""Helpers shared by the compatibility tests: topic creation, running kcat and Kafka's Java tools,
+reading a partition back with confluent-kafka.
+
+Everything here talks to the broker only through real clients, never through Strom's own code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from benchmarks.peers import tools
+
+
+@dataclass(frozen=True)
+class BrokerUnderTest:
+    kind: str  # "strom", "kafka" or "external"
+    bootstrap: str
+    log_path: Path | None = None
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+@dataclass
+class TopicMaker:
+    """Creates uniquely named topics and deletes them at the end of the session."""
+
+    bootstrap: str
+    created: list[str] = field(default_factory=list)
+
+    def __call__(self, partitions: int = 1, configs: Mapping[str, str] | None = None,
+                 name: str | None = None) -> str:
+        name = name or f"compat-{uuid.uuid4().hex[:12]}"
+        admin = admin_client(self.bootstrap)
+        futures = admin.create_topics([NewTopic(name, partitions, 1, config=dict(configs or {}))],
+                                      operation_timeout=30, request_timeout=30)
+        futures[name].result(timeout=30)
+        self.created.append(name)
+        wait_for_topic(admin, name, partitions)
+        return name
+
+    def delete_all(self) -> None:
+        if not self.created:
+            return
+        with contextlib.suppress(Exception):
+            futures = admin_client(self.bootstrap).delete_topics(self.created, operation_timeout=30)
+            for fut in futures.values():
+                with contextlib.suppress(Exception):
+                    fut.result(timeout=30)
+
+
+def wait_for_topic(admin: AdminClient, name: str, partitions: int, timeout: float = 15.0) -> None:
+    """Wait until Metadata shows the topic with every partition led (creation is asynchronous in Kafka)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(name, timeout=5).topics.get(name)
+        if md is not None and md.error is None and len(md.partitions) == partitions \
+                and all(p.leader >= 0 for p in md.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"topic {name} did not appear with {partitions} led partitions in {timeout}s")
+
+
+def consume_partition(bootstrap: str, topic: str, partition: int = 0, *, count: int, offset: int = 0,
+                      timeout: float = 20.0, extra: Mapping[str, object] | None = None) -> list[Message]:
+    """Read `count` records from one partition with assign() (no consumer group), from `offset`."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "compat-unused",
+                         "enable.auto.commit": False, "enable.partition.eof": False,
+                         **(extra or {})})
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=count - len(out), timeout=0.5):
+                if msg.error():
+                    raise KafkaException(msg.error())
+                out.append(msg)
+        assert len(out) == count, f"read {len(out)} of {count} records from {topic}[{partition}]"
+        return out
+    finally:
+        consumer.close()
+
+
+class ToolFailed(AssertionError):
+    """A command-line tool exited non-zero; the message holds its output."""
+
+
+def _run(argv: Sequence[str], input_text: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(argv), input=input_text, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise ToolFailed(f"{' '.join(argv[-12:])} exited {proc.returncode}\n"
+                         f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@dataclass(frozen=True)
+class JavaTools:
+    """Apache Kafka's command-line tools from the kafka-tools jar (org.apache.kafka.tools.*)."""
+
+    bootstrap: str
+
+    def run(self, main_class: str, *args: str, input_text: str | None = None,
+            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return _run(tools.java_command(main_class, *args), input_text, timeout)
+
+    def topics(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", self.bootstrap, *args)
+
+
+@dataclass(frozen=True)
+class Kcat:
+    """kcat, librdkafka's command-line producer/consumer/metadata lister."""
+
+    bootstrap: str
+
+    def run(self, *args: str, input_text: str | None = None,
+            timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        exe = shutil.which("kcat") or shutil.which("kafkacat")
+        if exe is None:
+            raise ToolFailed("kcat is not installed (apt-get install kcat; scripts/test installs it)")
+        return _run([exe, "-b", self.bootstrap, *args], input_text, timeout)
