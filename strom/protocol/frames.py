@@ -1,0 +1,158 @@
+"""Kafka wire framing: request headers v0-v2, response headers v0-v1, and the body pieces a response is
+made of.
+
+Every Kafka message is a 4-byte big-endian size followed by that many bytes. A request starts with a
+header: v0 (api_key int16, api_version int16, correlation_id int32), v1 adds client_id (a nullable
+*legacy* string even in flexible versions), v2 adds a tagged-field section (KIP-482) that we skip.
+A response starts with correlation_id (header v0); flexible versions add an empty tagged-field section
+(header v1), except ApiVersions, whose response header is always v0 so old clients can read it.
+
+Sans-io: no sockets, no files opened. `FileSlice` only names a region of an already open file so the
+server can send it with sendfile.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from strom.protocol.errors import InvalidRequestError
+
+__all__ = [
+    "FRAME_SIZE",
+    "FileSlice",
+    "FrameError",
+    "RawResponse",
+    "RequestHeader",
+    "decode_request_header",
+    "encode_response_header",
+    "read_uvarint",
+    "skip_tagged_fields",
+    "write_uvarint",
+]
+
+FRAME_SIZE = struct.Struct(">i")
+_HEADER_V0 = struct.Struct(">hhi")
+_INT16 = struct.Struct(">h")
+_CORRELATION = struct.Struct(">i")
+
+
+class FrameError(InvalidRequestError):
+    """A request frame that cannot be decoded (truncated, impossible lengths); the connection closes."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    header_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """`length` bytes of an open file starting at `position`, sent with sendfile (or pread)."""
+
+    file: BinaryIO
+    position: int
+    length: int
+
+
+@dataclass(slots=True)
+class RawResponse:
+    """A response body (everything after the response header) as pre-encoded pieces."""
+
+    chunks: list[bytes | bytearray | memoryview | FileSlice]
+
+    @property
+    def size(self) -> int:
+        return sum(c.length if isinstance(c, FileSlice) else len(c) for c in self.chunks)
+
+
+def read_uvarint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
+    """Unsigned varint at `pos`; returns (value, new position). At most 5 bytes (a 32-bit value)."""
+    result = 0
+    shift = 0
+    end = len(buf)
+    while True:
+        if pos >= end:
+            raise FrameError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 28:
+            raise FrameError("varint too long")
+
+
+def write_uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def skip_tagged_fields(buf: memoryview | bytes, pos: int) -> int:
+    """Skip a tagged-field section (count, then tag/size/bytes each); every tag is unknown to us here."""
+    count, pos = read_uvarint(buf, pos)
+    end = len(buf)
+    for _ in range(count):
+        _tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        if size > end - pos:
+            raise FrameError("tagged field runs past the frame")
+        pos += size
+    return pos
+
+
+def decode_request_header(
+    frame: memoryview | bytes, flexible: bool | None = None
+) -> tuple[RequestHeader, int]:
+    """Decode the request header at the start of `frame` (the bytes after the size prefix).
+
+    `flexible` says whether (api_key, api_version) uses flexible versions (header v2); callers that do not
+    know yet can call `peek_api(frame)` first. Returns the header and the offset where the body starts.
+    """
+    if len(frame) < _HEADER_V0.size:
+        raise FrameError("frame shorter than a request header")
+    api_key, api_version, correlation_id = _HEADER_V0.unpack_from(frame, 0)
+    pos = _HEADER_V0.size
+    # ControlledShutdown v0 is the only request with header v0; Strom does not serve it, so every
+    # request we decode carries client_id.
+    if len(frame) < pos + 2:
+        raise FrameError("truncated client_id")
+    (length,) = _INT16.unpack_from(frame, pos)
+    pos += 2
+    client_id: str | None
+    if length < 0:
+        client_id = None
+    else:
+        if length > len(frame) - pos:
+            raise FrameError("client_id runs past the frame")
+        client_id = bytes(frame[pos : pos + length]).decode("utf-8", errors="replace")
+        pos += length
+    header_version = 1
+    if flexible:
+        pos = skip_tagged_fields(frame, pos)
+        header_version = 2
+    return RequestHeader(api_key, api_version, correlation_id, client_id, header_version), pos
+
+
+def peek_api(frame: memoryview | bytes) -> tuple[int, int, int]:
+    """(api_key, api_version, correlation_id) of a request frame, without decoding the rest."""
+    if len(frame) < _HEADER_V0.size:
+        raise FrameError("frame shorter than a request header")
+    return _HEADER_V0.unpack_from(frame, 0)
+
+
+def encode_response_header(correlation_id: int, header_version: int) -> bytes:
+    """Response header v0 (correlation id) or v1 (plus an empty tagged-field section)."""
+    if header_version == 0:
+        return _CORRELATION.pack(correlation_id)
+    return _CORRELATION.pack(correlation_id) + b"\x00"

@@ -1,0 +1,173 @@
+"""The broker process: owns the log manager, the cluster metadata backend, the replica manager, the
+purgatories, the API registry and the listener, and runs them in order.
+
+Start-up: bind the listener (so the advertised port is known even for port 0), load the logs, start the
+cluster backend (which publishes the metadata image; the replica manager follows it and opens the
+partitions), then accept connections. Shutdown (Kafka's controlled shutdown, single node): stop accepting,
+let every connection finish and answer the requests it already read, then write producer-state snapshots,
+flush the logs, write checkpoints and the clean-shutdown marker (`LogManager.stop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from strom.cluster.metadata import BrokerInfo
+from strom.config import BrokerConfig
+from strom.protocol.registry import ApiRegistry
+from strom.server.connection import Connection
+from strom.server.fetch_sessions import FetchSessionCache
+from strom.server.producer_ids import ProducerIdManager
+
+log = logging.getLogger("strom.broker")
+
+__all__ = ["Broker", "parse_listener"]
+
+
+def parse_listener(value: str) -> tuple[str, str, int]:
+    """`PLAINTEXT://host:port` -> (name, host, port); the first listener of a comma-separated list."""
+    first = value.split(",")[0].strip()
+    parts = urlsplit(first)
+    name = (parts.scheme or "PLAINTEXT").upper()
+    host = parts.hostname or ""
+    port = parts.port if parts.port is not None else 9092
+    return name, host, port
+
+
+class Broker:
+    """One Strom broker. `await start()`, then serve until `await stop()`."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        registry: ApiRegistry | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        from strom.apis import build_registry
+        from strom.replication.replica_manager import ReplicaManager
+        from strom.storage.log_manager import LogManager
+
+        self.config = config
+        self.clock = clock
+        self.node_id = config.node_id
+        self.registry = registry if registry is not None else build_registry()
+        self.log_manager = LogManager(config.log_dirs, config, clock=clock)
+        self.replica_manager = ReplicaManager(self)
+        self.fetch_sessions = FetchSessionCache(
+            max_slots=int(config.get("max.incremental.fetch.session.cache.slots")), clock=clock
+        )
+        self.producer_ids = ProducerIdManager(config.log_dirs[0])
+        self.metadata = None  # type: ignore[assignment]  # the ClusterBackend, created in start()
+        self.shutdown_timeout = shutdown_timeout
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[Connection] = set()
+        self._next_connection = 0
+        self._bound: tuple[str, int] | None = None
+        self._advertised: tuple[str, int] | None = None
+        self._stopped = asyncio.Event()
+        self._started = False
+
+    # --- addresses --------------------------------------------------------------------------------
+    @property
+    def bound_address(self) -> tuple[str, int]:
+        if self._bound is None:
+            raise RuntimeError("broker not started")
+        return self._bound
+
+    @property
+    def advertised_address(self) -> tuple[str, int]:
+        if self._advertised is None:
+            raise RuntimeError("broker not started")
+        return self._advertised
+
+    @property
+    def broker_info(self) -> BrokerInfo:
+        host, port = self.advertised_address
+        return BrokerInfo(self.node_id, host, port, self.config.get("broker.rack"))
+
+    def _advertise(self, bound_host: str, bound_port: int) -> tuple[str, int]:
+        raw = self.config.get("advertised.listeners")
+        if raw:
+            _name, host, port = parse_listener(str(raw))
+            if host and port:
+                return host, port
+        _name, host, port = parse_listener(str(self.config.get("listeners")))
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.getfqdn()
+        return host, bound_port
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from strom.cluster.local import LocalBackend
+
+        _name, host, port = parse_listener(str(self.config.get("listeners")))
+        self._server = await asyncio.start_server(
+            self._on_connection,
+            host=host or None,
+            port=port,
+            reuse_address=True,
+            start_serving=False,
+            limit=2**16,
+        )
+        sock = self._server.sockets[0]
+        bound = sock.getsockname()
+        self._bound = (bound[0], bound[1])
+        self._advertised = self._advertise(bound[0], bound[1])
+
+        data_dir = self.config.log_dirs[0]
+        data_dir.mkdir(parents=True, exist_ok=True)
+        await self.log_manager.start()
+        self.metadata = LocalBackend(Path(data_dir), self.broker_info, self.config, clock=self.clock)
+        self.metadata.add_listener(self.replica_manager.on_metadata_change)
+        await self.metadata.start()
+        await self._server.start_serving()
+        self._started = True
+        log.info("broker %d listening on %s:%d", self.node_id, *self._bound)
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, then flush and checkpoint everything."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._server is not None:
+            self._server.close()
+        conns = list(self._connections)
+        if conns:
+            await asyncio.wait(
+                [asyncio.create_task(c.shutdown()) for c in conns], timeout=self.shutdown_timeout
+            )
+        for conn in list(self._connections):
+            conn.abort()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
+        await self.replica_manager.stop()
+        if self.metadata is not None:
+            await self.metadata.stop()
+        await self.log_manager.stop()
+        log.info("broker %d stopped", self.node_id)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # --- connections ------------------------------------------------------------------------------
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopped.is_set():
+            writer.close()
+            return
+        self._next_connection += 1
+        conn = Connection(self, reader, writer, f"conn-{self._next_connection}")
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._connections.discard(conn)

@@ -1,0 +1,275 @@
+"""One client connection: frame reader, dispatch, in-order responses, backpressure, limits.
+
+Kafka rules implemented here:
+- A request is a 4-byte size and that many bytes. A size over `socket.request.max.bytes` (or negative)
+  closes the connection, and only it (Kafka's InvalidReceiveException).
+- Requests are dispatched concurrently but responses leave strictly in request order (clients match
+  responses by order as well as by correlation id).
+- Unknown API keys, and versions the registry does not serve: ApiVersions answers UNSUPPORTED_VERSION in a
+  v0 body listing our versions (KIP-511 fallback); any other API gets an error response when its response
+  schema can carry one, otherwise the connection closes, as Kafka closes on a request it cannot parse.
+- A request that does not parse closes the connection (logged once per connection).
+- Backpressure: at most `MAX_IN_FLIGHT` requests per connection are read ahead of their responses, and
+  every response awaits the transport's drain, so a slow reader stops us from reading its requests.
+- Record payloads of Fetch responses (`FileSlice`) go out with `loop.sendfile` (zero copy), or `os.pread`
+  where sendfile is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import struct
+from typing import TYPE_CHECKING, Any
+
+from kio.serial import entity_writer
+
+from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.frames import (
+    FileSlice,
+    FrameError,
+    RawResponse,
+    decode_request_header,
+    encode_response_header,
+    peek_api,
+)
+from strom.protocol.registry import is_flexible
+from strom.server.context import RequestContext
+from strom.server.error_response import unsupported_response
+
+if TYPE_CHECKING:
+    from strom.server.broker import Broker
+
+log = logging.getLogger("strom.connection")
+
+MAX_IN_FLIGHT = 64
+API_VERSIONS = 18
+_SIZE = struct.Struct(">i")
+_CLOSE = object()
+
+Chunks = list[Any]
+
+
+class Connection:
+    """Serves one socket until the peer closes, a protocol error, or broker shutdown."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection_id: str,
+    ) -> None:
+        self.broker = broker
+        self.reader = reader
+        self.writer = writer
+        self.connection_id = connection_id
+        peer = writer.get_extra_info("peername")
+        self.client_host = str(peer[0]) if peer else ""
+        self._max_request = int(broker.config.get("socket.request.max.bytes"))
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._queue: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
+        self._read_task: asyncio.Task[None] | None = None
+        self._write_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._logged_error = False
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._write_task = asyncio.create_task(self._write_loop())
+        self._read_task = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            await self._read_loop()
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+        finally:
+            self._queue.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._write_task
+            self._close_transport()
+
+    async def shutdown(self) -> None:
+        """Stop reading new requests; the responses to requests already read are still written."""
+        self._closing = True
+        if self._read_task is not None and not self._read_task.done():
+            self._read_task.cancel()
+        if self._write_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._write_task
+
+    def abort(self) -> None:
+        if self._write_task is not None:
+            self._write_task.cancel()
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+
+    def _log_error(self, message: str, *args: Any) -> None:
+        # once per connection: a misbehaving client must not flood the log
+        if not self._logged_error:
+            self._logged_error = True
+            log.warning("%s from %s: " + message, self.connection_id, self.client_host, *args)
+
+    # --- reading ----------------------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        reader = self.reader
+        while not self._closing:
+            try:
+                head = await reader.readexactly(4)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            (size,) = _SIZE.unpack(head)
+            if size < 0 or size > self._max_request:
+                self._log_error("request size %d over socket.request.max.bytes %d", size, self._max_request)
+                self._queue.put_nowait(_done(_CLOSE))
+                return
+            try:
+                frame = await reader.readexactly(size)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            await self._slots.acquire()
+            self._queue.put_nowait(asyncio.create_task(self._handle(memoryview(frame))))
+
+    # --- dispatch ---------------------------------------------------------------------------------
+    async def _handle(self, frame: memoryview) -> Any:
+        """The encoded response (a list of chunks), None for no response, or _CLOSE."""
+        try:
+            api_key, api_version, correlation_id = peek_api(frame)
+        except FrameError as exc:
+            self._log_error("%s", exc)
+            return _CLOSE
+        registry = self.broker.registry
+        spec = registry.get(api_key)
+        flexible = is_flexible(api_key, api_version)
+        try:
+            header, body_at = decode_request_header(
+                frame, flexible and spec is not None and spec.supports(api_version)
+            )
+        except FrameError as exc:
+            self._log_error("bad request header: %s", exc)
+            return _CLOSE
+        if spec is None or not spec.supports(api_version):
+            return self._unsupported(api_key, api_version, correlation_id, flexible)
+        resp_header_version = 0 if api_key == API_VERSIONS else (1 if flexible else 0)
+        try:
+            request = spec.decode_request(api_version, frame[body_at:])
+        except KafkaError as exc:
+            self._log_error("cannot decode api %d v%d: %s", api_key, api_version, exc)
+            return _CLOSE
+        ctx = RequestContext(
+            broker=self.broker,
+            api_key=api_key,
+            api_version=api_version,
+            correlation_id=correlation_id,
+            client_id=header.client_id,
+            client_host=self.client_host,
+            connection_id=self.connection_id,
+            header_version=header.header_version,
+        )
+        try:
+            response = await spec.handler(ctx, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: handler of api %d v%d failed", self.connection_id, api_key, api_version)
+            return _CLOSE
+        if response is None:
+            return None
+        head = encode_response_header(correlation_id, resp_header_version)
+        if isinstance(response, RawResponse):
+            return [head, *response.chunks]
+        buf = io.BytesIO()
+        buf.write(head)
+        entity_writer(type(response))(buf, response)
+        return [buf.getvalue()]
+
+    def _unsupported(self, api_key: int, api_version: int, correlation_id: int, flexible: bool) -> Any:
+        body = unsupported_response(self.broker.registry, api_key, api_version)
+        if body is None:
+            self._log_error("unsupported api %d v%d", api_key, api_version)
+            return _CLOSE
+        header_version = 0 if api_key == API_VERSIONS or not flexible else 1
+        return [encode_response_header(correlation_id, header_version), body]
+
+    # --- writing ----------------------------------------------------------------------------------
+    async def _write_loop(self) -> None:
+        writer = self.writer
+        while True:
+            task = await self._queue.get()
+            if task is None:
+                return
+            try:
+                try:
+                    result = await task
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s: request failed", self.connection_id)
+                    result = _CLOSE
+                if result is _CLOSE:
+                    self._drain_pending()
+                    self._close_transport()
+                    if self._read_task is not None and not self._read_task.done():
+                        self._closing = True
+                        self._read_task.cancel()
+                    return
+                if result is None:
+                    continue
+                await self._send(result)
+                await writer.drain()
+            except (ConnectionError, RuntimeError) as exc:
+                self._log_error("write failed: %s", exc)
+                self._drain_pending()
+                self._close_transport()
+                return
+            finally:
+                self._slots.release()
+
+    def _drain_pending(self) -> None:
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                item.cancel()
+
+    async def _send(self, chunks: Chunks) -> None:
+        total = sum(c.length if isinstance(c, FileSlice) else len(c) for c in chunks)
+        writer = self.writer
+        writer.write(_SIZE.pack(total))
+        for chunk in chunks:
+            if isinstance(chunk, FileSlice):
+                if chunk.length:
+                    await self._sendfile(chunk)
+            else:
+                writer.write(chunk)
+
+    async def _sendfile(self, piece: FileSlice) -> None:
+        loop = asyncio.get_running_loop()
+        transport = self.writer.transport
+        try:
+            sent = await loop.sendfile(transport, piece.file, piece.position, piece.length, fallback=False)
+        except (NotImplementedError, asyncio.SendfileNotAvailableError, AttributeError):
+            sent = 0
+        if sent < piece.length:
+            # pread never moves a shared file position
+            data = await asyncio.to_thread(
+                os.pread, piece.file.fileno(), piece.length - sent, piece.position + sent
+            )
+            if len(data) < piece.length - sent:
+                # the segment shrank under us (truncation): the frame length is already on the wire
+                raise ConnectionError("segment truncated while being sent")
+            self.writer.write(data)
+
+
+def _done(value: Any) -> asyncio.Future[Any]:
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_result(value)
+    return fut
+
+
+__all__ = ["MAX_IN_FLIGHT", "Connection", "ErrorCode"]

@@ -1,0 +1,256 @@
+"""Idempotent producer state of one partition (KIP-98), and Kafka's `<offset>.snapshot` files.
+
+For each producer id the partition remembers its epoch and the metadata of its last 5 batches (first and
+last sequence, first and last offset, max timestamp). A new batch is checked before it is appended:
+- an older epoch than the one we know: INVALID_PRODUCER_EPOCH (the producer was fenced);
+- a newer epoch must start at sequence 0, except for a producer we have no sequence for;
+- a batch whose sequences match one of the last 5 is a duplicate (answered as success with the offsets
+  the first copy got);
+- otherwise its first sequence must follow the last one (wrapping at 2^31-1 to 0), else
+  OUT_OF_ORDER_SEQUENCE_NUMBER. A producer id we do not know is accepted at any sequence, as Kafka does
+  since KIP-360 (its state may have been removed by retention).
+
+Snapshots use Kafka's layout so the files interoperate: version int16 (1), crc uint32 (CRC-32C of what
+follows), int32 count, then per producer: producer_id int64, epoch int16, last_sequence int32,
+last_offset int64, offset_delta int32, timestamp int64, coordinator_epoch int32,
+current_txn_first_offset int64. A snapshot named N holds the state of every batch below offset N; on load
+the partition replays the batches from N to the log end.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crc32c
+
+from strom.protocol.errors import (
+    CorruptRecordError,
+    InvalidProducerEpochError,
+    OutOfOrderSequenceError,
+)
+from strom.protocol.record_batch import BatchHeader
+
+__all__ = [
+    "SNAPSHOT_SUFFIX",
+    "BatchMetadata",
+    "ProducerEntry",
+    "ProducerStateManager",
+    "list_snapshots",
+    "read_snapshot",
+    "write_snapshot",
+]
+
+SNAPSHOT_SUFFIX = ".snapshot"
+SNAPSHOT_VERSION = 1
+NUM_BATCHES_TO_RETAIN = 5
+INT_MAX = 2**31 - 1
+
+_HEAD = struct.Struct(">hI")
+_COUNT = struct.Struct(">i")
+_ENTRY = struct.Struct(">qhiqiqiq")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMetadata:
+    first_seq: int
+    last_seq: int
+    first_offset: int
+    last_offset: int
+    timestamp: int
+
+
+@dataclass(slots=True)
+class ProducerEntry:
+    producer_id: int
+    epoch: int
+    batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
+    coordinator_epoch: int = -1
+    current_txn_first_offset: int = -1
+
+    @property
+    def last_seq(self) -> int:
+        return self.batches[-1].last_seq if self.batches else -1
+
+    @property
+    def last_timestamp(self) -> int:
+        return self.batches[-1].timestamp if self.batches else -1
+
+    def find_duplicate(self, first_seq: int, last_seq: int) -> BatchMetadata | None:
+        for meta in self.batches:
+            if meta.first_seq == first_seq and meta.last_seq == last_seq:
+                return meta
+        return None
+
+
+def _next_seq(seq: int) -> int:
+    return 0 if seq == INT_MAX else seq + 1
+
+
+def _last_seq_of(header: BatchHeader) -> int:
+    last = header.base_sequence + header.last_offset_delta
+    return last - INT_MAX - 1 if last > INT_MAX else last
+
+
+class ProducerStateManager:
+    """Producer state of one partition. Mutated only by its `Partition`, on the event loop."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.dir = Path(log_dir)
+        self.producers: dict[int, ProducerEntry] = {}
+
+    # --- checking and updating ---------------------------------------------------------------------
+    def check(self, header: BatchHeader) -> BatchMetadata | None:
+        """Validate a batch about to be appended; the earlier copy if it is a duplicate, else None."""
+        if not header.has_producer_id or header.base_sequence < 0:
+            return None
+        entry = self.producers.get(header.producer_id)
+        if entry is None:
+            return None
+        if header.producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"producer {header.producer_id} epoch {header.producer_epoch} is older than {entry.epoch}"
+            )
+        first_seq = header.base_sequence
+        if header.producer_epoch > entry.epoch:
+            if first_seq != 0 and entry.batches:
+                raise OutOfOrderSequenceError(
+                    f"producer {header.producer_id} new epoch {header.producer_epoch} starts at {first_seq}"
+                )
+            return None
+        duplicate = entry.find_duplicate(first_seq, _last_seq_of(header))
+        if duplicate is not None:
+            return duplicate
+        if entry.batches and first_seq != _next_seq(entry.last_seq):
+            raise OutOfOrderSequenceError(
+                f"producer {header.producer_id}: sequence {first_seq} after {entry.last_seq}"
+            )
+        return None
+
+    def update(self, header: BatchHeader, first_offset: int, last_offset: int, timestamp: int) -> None:
+        """Record an appended batch (also used when replaying the log)."""
+        if not header.has_producer_id:
+            return
+        entry = self.producers.get(header.producer_id)
+        if entry is None or header.producer_epoch > entry.epoch:
+            entry = ProducerEntry(header.producer_id, header.producer_epoch)
+            self.producers[header.producer_id] = entry
+        if header.base_sequence >= 0:
+            entry.batches.append(
+                BatchMetadata(
+                    header.base_sequence, _last_seq_of(header), first_offset, last_offset, timestamp
+                )
+            )
+
+    def replay(self, batches: Iterable[tuple[BatchHeader, object]]) -> None:
+        """Rebuild state from whole batches already in the log (offsets as stored)."""
+        for header, _data in batches:
+            if header.has_producer_id and not header.is_control:
+                self.update(header, header.base_offset, header.last_offset, header.max_timestamp)
+
+    # --- snapshots ---------------------------------------------------------------------------------
+    def take_snapshot(self, offset: int, *, keep: int = 2) -> Path:
+        path = write_snapshot(self.dir, offset, self.producers.values())
+        for old_offset, old_path in list_snapshots(self.dir)[:-keep]:
+            if old_offset != offset:
+                old_path.unlink(missing_ok=True)
+        return path
+
+    def load_snapshot(self, log_end_offset: int) -> int:
+        """Load the newest valid snapshot at or below the log end; returns its offset (0 if none).
+        Snapshots above the log end (from before a truncation) or unreadable ones are deleted."""
+        self.producers.clear()
+        for offset, path in reversed(list_snapshots(self.dir)):
+            if offset > log_end_offset:
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                self.producers = read_snapshot(path)
+                return offset
+            except (CorruptRecordError, OSError):
+                path.unlink(missing_ok=True)
+        return 0
+
+    def truncate_snapshots_above(self, offset: int) -> None:
+        for snap_offset, path in list_snapshots(self.dir):
+            if snap_offset > offset:
+                path.unlink(missing_ok=True)
+
+
+def snapshot_path(log_dir: Path, offset: int) -> Path:
+    return Path(log_dir) / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+
+
+def list_snapshots(log_dir: Path) -> list[tuple[int, Path]]:
+    found: list[tuple[int, Path]] = []
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if name.endswith(SNAPSHOT_SUFFIX) and name[: -len(SNAPSHOT_SUFFIX)].isdigit():
+            found.append((int(name[: -len(SNAPSHOT_SUFFIX)]), Path(log_dir) / name))
+    found.sort()
+    return found
+
+
+def encode_snapshot(entries: Iterable[ProducerEntry]) -> bytes:
+    body = bytearray()
+    items = [e for e in entries if e.batches]
+    body += _COUNT.pack(len(items))
+    for entry in items:
+        last = entry.batches[-1]
+        body += _ENTRY.pack(
+            entry.producer_id,
+            entry.epoch,
+            last.last_seq,
+            last.last_offset,
+            last.last_offset - last.first_offset,
+            last.timestamp,
+            entry.coordinator_epoch,
+            entry.current_txn_first_offset,
+        )
+    crc = crc32c.crc32c(bytes(body))
+    return _HEAD.pack(SNAPSHOT_VERSION, crc) + bytes(body)
+
+
+def decode_snapshot(data: bytes) -> dict[int, ProducerEntry]:
+    if len(data) < _HEAD.size + _COUNT.size:
+        raise CorruptRecordError("producer snapshot too short")
+    version, crc = _HEAD.unpack_from(data, 0)
+    if version != SNAPSHOT_VERSION:
+        raise CorruptRecordError(f"producer snapshot version {version}")
+    if crc32c.crc32c(data[_HEAD.size :]) != crc:
+        raise CorruptRecordError("producer snapshot CRC mismatch")
+    (count,) = _COUNT.unpack_from(data, _HEAD.size)
+    pos = _HEAD.size + _COUNT.size
+    if count < 0 or pos + count * _ENTRY.size != len(data):
+        raise CorruptRecordError("producer snapshot length mismatch")
+    producers: dict[int, ProducerEntry] = {}
+    for _ in range(count):
+        pid, epoch, last_seq, last_offset, delta, ts, coord_epoch, txn_first = _ENTRY.unpack_from(data, pos)
+        pos += _ENTRY.size
+        entry = ProducerEntry(pid, epoch, coordinator_epoch=coord_epoch, current_txn_first_offset=txn_first)
+        first_seq = last_seq - delta if last_seq >= delta else last_seq - delta + INT_MAX + 1
+        entry.batches.append(BatchMetadata(first_seq, last_seq, last_offset - delta, last_offset, ts))
+        producers[pid] = entry
+    return producers
+
+
+def write_snapshot(log_dir: Path, offset: int, entries: Iterable[ProducerEntry]) -> Path:
+    path = snapshot_path(log_dir, offset)
+    tmp = path.with_suffix(".snapshot.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(encode_snapshot(entries))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_snapshot(path: Path) -> dict[int, ProducerEntry]:
+    return decode_snapshot(Path(path).read_bytes())
