@@ -460,6 +460,19 @@ class BrokerConfig:
     def dynamic_overrides(self) -> dict[str, Any]:
         return dict(self._dynamic)
 
+    def layers(self, name: str) -> list[tuple[Any, ConfigSource]]:
+        """Every layer that gives `name` a value, highest precedence first, ending with the default
+        (DescribeConfigs synonyms of a broker key, KIP-226)."""
+        found: list[tuple[Any, ConfigSource]] = []
+        if name in self._dynamic:
+            found.append((self._dynamic[name], ConfigSource.DYNAMIC_BROKER_CONFIG))
+        if name in self._static:
+            found.append((self._static[name], ConfigSource.STATIC_BROKER_CONFIG))
+        definition = BROKER_CONFIGS.get(name)
+        if definition is not None and definition.default is not None:
+            found.append((definition.default, ConfigSource.DEFAULT_CONFIG))
+        return found
+
     # derived settings ---------------------------------------------------------------------------
     @property
     def node_id(self) -> int:

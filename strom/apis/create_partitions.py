@@ -1,0 +1,55 @@
+"""CreatePartitions (api key 37), versions 0-3.
+
+Behaviour: grows each topic to `count` partitions; partitions are never removed. New partitions are
+placed with Kafka's replica assignment continuing from partition 0's layout, or as given in
+`assignments` (replicas of the new partitions only). `validate_only` checks without changing anything.
+
+Errors per topic: NONE; INVALID_REQUEST (topic named twice); UNKNOWN_TOPIC_OR_PARTITION;
+INVALID_PARTITIONS (count equal to or lower than the current count); INVALID_REPLICA_ASSIGNMENT (wrong
+number of assignments, duplicate or unknown brokers).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from strom.apis._admin_util import build, error_of, kio_module
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec
+
+API_KEY = 37
+MIN_VERSION = 0
+MAX_VERSION = 3
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    mod = kio_module("create_partitions", ctx.api_version, "response")
+    backend = ctx.broker.metadata
+    counts = Counter(t.name for t in request.topics)
+    results: list[Any] = []
+    answered: set[str] = set()
+    for topic in request.topics:
+        code, message = ErrorCode.none, None
+        if counts[topic.name] > 1:
+            if topic.name in answered:
+                continue
+            answered.add(topic.name)
+            code, message = ErrorCode.invalid_request, "Duplicate topic in request."
+        else:
+            assignments = (
+                [list(a.broker_ids) for a in topic.assignments] if topic.assignments is not None else None
+            )
+            try:
+                await backend.create_partitions(
+                    topic.name, int(topic.count), assignments, validate_only=bool(request.validate_only)
+                )
+            except Exception as exc:
+                code, message = error_of(exc)
+        results.append(
+            build(mod.CreatePartitionsTopicResult, name=topic.name, error_code=code, error_message=message)
+        )
+    return mod.CreatePartitionsResponse(throttle_time=0, results=tuple(results))
+
+
+SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="CreatePartitions")

@@ -1,0 +1,118 @@
+"""CreateTopics (api key 19), versions 2-7.
+
+Behaviour: each topic is validated and created on its own; one failure does not affect the others.
+`num_partitions` / `replication_factor` of -1 take the broker's `num.partitions` /
+`default.replication.factor` (KIP-464, v4+); a manual assignment (`assignments`) requires both to be -1.
+`validate_only` runs every check and answers as if created, creating nothing. Creation is synchronous,
+so `timeout` is not waited on. v5+ answers the topic's partition count, replication factor and full
+config list (the same entries DescribeConfigs gives, KIP-525); v7 adds the topic id (KIP-516).
+
+Errors per topic: NONE; INVALID_REQUEST (topic named twice in the request, or both counts and a manual
+assignment given); TOPIC_ALREADY_EXISTS; INVALID_TOPIC_EXCEPTION (name not 1..249 chars of
+[a-zA-Z0-9._-], or "."/".."); INVALID_PARTITIONS (0 or below -1); INVALID_REPLICATION_FACTOR (0, below -1,
+or above the live broker count); INVALID_REPLICA_ASSIGNMENT (gaps in partition ids, duplicate or unknown
+brokers); INVALID_CONFIG (unknown key, null or unparsable value).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from strom.apis._admin_util import build, error_of, kio_module
+from strom.apis._config_describe import describe_topic
+from strom.cluster.metadata import TopicInfo
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec
+
+API_KEY = 19
+MIN_VERSION = 2
+MAX_VERSION = 7
+
+
+def _result(mod: Any, name: str, **values: Any) -> Any:
+    values.setdefault("error_message", None)
+    values.setdefault("topic_id", None)
+    values.setdefault("num_partitions", -1)
+    values.setdefault("replication_factor", -1)
+    values.setdefault("configs", ())
+    return build(mod.CreatableTopicResult, name=name, **values)
+
+
+def _success(ctx: Any, mod: Any, info: TopicInfo) -> Any:
+    configs = (
+        tuple(
+            build(
+                mod.CreatableTopicConfigs,
+                name=e.name,
+                value=e.value,
+                read_only=e.read_only,
+                config_source=int(e.source),
+                is_sensitive=e.sensitive,
+            )
+            for e in describe_topic(ctx.broker.config, info.configs)
+        )
+        if hasattr(mod, "CreatableTopicConfigs")
+        else ()
+    )
+    return _result(
+        mod,
+        info.name,
+        error_code=ErrorCode.none,
+        topic_id=info.topic_id,
+        num_partitions=len(info.partitions),
+        replication_factor=info.replication_factor,
+        configs=configs,
+    )
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    mod = kio_module("create_topics", ctx.api_version, "response")
+    backend = ctx.broker.metadata
+    counts = Counter(t.name for t in request.topics)
+    results: list[Any] = []
+    answered: set[str] = set()
+    for topic in request.topics:
+        if counts[topic.name] > 1:
+            # Kafka answers a duplicated name once, with INVALID_REQUEST
+            if topic.name not in answered:
+                answered.add(topic.name)
+                results.append(
+                    _result(
+                        mod,
+                        topic.name,
+                        error_code=ErrorCode.invalid_request,
+                        error_message="Duplicate topic name.",
+                    )
+                )
+            continue
+        assignments = {a.partition_index: list(a.broker_ids) for a in topic.assignments} or None
+        if assignments is not None and len(assignments) != len(topic.assignments):
+            results.append(
+                _result(
+                    mod,
+                    topic.name,
+                    error_code=ErrorCode.invalid_replica_assignment,
+                    error_message="A partition appears twice in the manual partition assignment.",
+                )
+            )
+            continue
+        configs = {c.name: c.value for c in topic.configs}
+        try:
+            info = await backend.create_topic(
+                topic.name,
+                int(topic.num_partitions),
+                int(topic.replication_factor),
+                configs,
+                assignments,
+                validate_only=bool(request.validate_only),
+            )
+        except Exception as exc:
+            code, message = error_of(exc)
+            results.append(_result(mod, topic.name, error_code=code, error_message=message))
+            continue
+        results.append(_success(ctx, mod, info))
+    return mod.CreateTopicsResponse(throttle_time=0, topics=tuple(results))
+
+
+SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="CreateTopics")

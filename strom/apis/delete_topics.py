@@ -1,0 +1,69 @@
+"""DeleteTopics (api key 20), versions 1-6.
+
+Behaviour: deletes each named topic (v6 also by topic id, KIP-516); the metadata change reaches the
+replica manager, which removes the partitions' logs. Deletion is synchronous, so `timeout` is not waited on.
+
+Errors per topic: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such name); UNKNOWN_TOPIC_ID (v6, no such id);
+INVALID_REQUEST (both a name and an id, or neither; or an internal topic such as `__consumer_offsets`);
+TOPIC_DELETION_DISABLED (`delete.topic.enable=false`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from strom.apis._admin_util import build, error_of, kio_module
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec
+
+API_KEY = 20
+MIN_VERSION = 1
+MAX_VERSION = 6
+
+_ZERO = uuid.UUID(int=0)
+
+
+def _targets(request: Any) -> list[tuple[str | None, uuid.UUID | None]]:
+    if hasattr(request, "topic_names"):
+        return [(name, None) for name in request.topic_names]
+    return [(t.name, t.topic_id if t.topic_id not in (None, _ZERO) else None) for t in request.topics]
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    mod = kio_module("delete_topics", ctx.api_version, "response")
+    backend = ctx.broker.metadata
+    results: list[Any] = []
+    for name, topic_id in _targets(request):
+        code, message = ErrorCode.none, None
+        deleted_id: uuid.UUID | None = topic_id
+        if name is not None and topic_id is not None:
+            code, message = ErrorCode.invalid_request, "Topic name and topic id cannot both be set."
+        elif name is None and topic_id is None:
+            code, message = ErrorCode.invalid_request, "Neither topic name nor topic id was set."
+        else:
+            if topic_id is not None:
+                found = backend.image.topic_by_id(topic_id)
+                if found is None:
+                    code, message = ErrorCode.unknown_topic_id, "This server does not host this topic ID."
+                else:
+                    name = found.name
+            if code == ErrorCode.none:
+                try:
+                    info = await backend.delete_topic(name)
+                    deleted_id = info.topic_id
+                except Exception as exc:
+                    code, message = error_of(exc)
+        results.append(
+            build(
+                mod.DeletableTopicResult,
+                name=name,
+                topic_id=deleted_id or _ZERO,
+                error_code=code,
+                error_message=message,
+            )
+        )
+    return mod.DeleteTopicsResponse(throttle_time=0, responses=tuple(results))
+
+
+SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="DeleteTopics")

@@ -1,0 +1,74 @@
+"""DescribeCluster (api key 60), versions 0-2 (KIP-700; endpoint type KIP-919; fenced brokers KIP-1073).
+
+Behaviour: the cluster id, the controller id (this broker on a single node, the elected controller in a
+cluster) and every live broker with its advertised host, port and rack. v1+ `endpoint_type` must be 1
+(brokers); a broker does not describe controller endpoints. v2 reports `is_fenced` false for every listed
+broker. With `include_cluster_authorized_operations`, the CLUSTER operations a client may perform; Strom
+has no authorizer, so that is every operation the CLUSTER resource supports (as Kafka answers without one).
+
+Errors: NONE; UNSUPPORTED_ENDPOINT_TYPE (endpoint_type other than 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.apis._admin_util import build, kio_module
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec
+
+API_KEY = 60
+MIN_VERSION = 0
+MAX_VERSION = 2
+
+ENDPOINT_BROKERS = 1
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+# AclOperation codes the CLUSTER resource supports: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+# DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE_TOKENS 13, DESCRIBE_TOKENS 14
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    mod = kio_module("describe_cluster", ctx.api_version, "response")
+    image = ctx.broker.metadata.image
+    endpoint_type = int(getattr(request, "endpoint_type", ENDPOINT_BROKERS))
+    operations = (
+        CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED
+    )
+    if endpoint_type != ENDPOINT_BROKERS:
+        return build(
+            mod.DescribeClusterResponse,
+            throttle_time=0,
+            error_code=ErrorCode.unsupported_endpoint_type,
+            error_message="The request was sent to an endpoint of the wrong type.",
+            endpoint_type=endpoint_type,
+            cluster_id=image.cluster_id,
+            controller_id=-1,
+            brokers=(),
+            cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        )
+    brokers = tuple(
+        build(
+            mod.DescribeClusterBroker,
+            broker_id=b.node_id,
+            host=b.host,
+            port=b.port,
+            rack=b.rack,
+            is_fenced=False,
+        )
+        for b in sorted(image.brokers.values(), key=lambda b: b.node_id)
+    )
+    return build(
+        mod.DescribeClusterResponse,
+        throttle_time=0,
+        error_code=ErrorCode.none,
+        error_message=None,
+        endpoint_type=ENDPOINT_BROKERS,
+        cluster_id=image.cluster_id,
+        controller_id=image.controller_id,
+        brokers=brokers,
+        cluster_authorized_operations=operations,
+    )
+
+
+SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="DescribeCluster")

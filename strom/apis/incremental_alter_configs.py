@@ -1,0 +1,120 @@
+"""IncrementalAlterConfigs (api key 44), versions 0-1 (KIP-339).
+
+Behaviour: applies operations to a resource's current override set: SET (0) a value, DELETE (1) an
+override (back to the default), APPEND (2) items to a LIST key (items already present are not added
+twice; the starting list is the key's effective value when it has no override), SUBTRACT (3) items from
+a LIST key. The result replaces the override set atomically; `validate_only` checks without changing
+anything. TOPIC and BROKER (this broker's id; dynamic broker configs, KIP-226) resources.
+
+Errors per resource: NONE; INVALID_REQUEST (resource named twice, a key named twice, an unknown
+operation, a broker id that is not ours, the cluster-wide default broker resource "", a read-only broker
+key, an unsupported resource type); UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG
+(unknown key, bad value, APPEND/SUBTRACT on a non-list key).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from strom.apis._admin_util import RESOURCE_TOPIC, build, error_of, kio_module
+from strom.apis._config_alter import current_overrides, duplicate_resources, replace_overrides
+from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigType, parse_topic_overrides
+from strom.protocol.errors import ErrorCode, InvalidConfigError, InvalidRequestError
+from strom.protocol.registry import ApiSpec
+
+API_KEY = 44
+MIN_VERSION = 0
+MAX_VERSION = 1
+
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+
+
+def _definition(resource_type: int, name: str) -> ConfigDef | None:
+    if resource_type == RESOURCE_TOPIC:
+        tdef = TOPIC_CONFIGS.get(name)
+        return tdef.definition if tdef else None
+    return BROKER_CONFIGS.get(name)
+
+
+def _items(raw: str | None) -> list[str]:
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+def _effective_list(ctx: Any, resource_type: int, name: str, overrides: dict[str, str]) -> list[str]:
+    if name in overrides:
+        return _items(overrides[name])
+    config = ctx.broker.config
+    if resource_type == RESOURCE_TOPIC:
+        default = config.resolve_topic(parse_topic_overrides({}))[name].value
+    else:
+        default = config.get(name)
+    return [str(v) for v in default or []]
+
+
+def apply_ops(ctx: Any, resource_type: int, resource_name: str, ops: Any) -> dict[str, str | None]:
+    """The override set after applying `ops` to the resource's current overrides."""
+    counts = Counter(op.name for op in ops)
+    dup = [name for name, n in counts.items() if n > 1]
+    if dup:
+        raise InvalidRequestError(f"Error due to duplicate config keys: {', '.join(sorted(dup))}")
+    overrides = current_overrides(ctx, resource_type, resource_name)
+    for op in ops:
+        kind = int(op.config_operation)
+        if kind == OP_SET:
+            overrides[op.name] = op.value  # type: ignore[assignment]  # null values fail validation
+        elif kind == OP_DELETE:
+            overrides.pop(op.name, None)
+        elif kind in (OP_APPEND, OP_SUBTRACT):
+            definition = _definition(resource_type, op.name)
+            if definition is None:
+                raise InvalidConfigError(f"Unknown config name: {op.name}")
+            if definition.type != ConfigType.LIST:
+                verb = "append" if kind == OP_APPEND else "subtract"
+                raise InvalidConfigError(f"Config value {verb} is not allowed for config key: {op.name}")
+            current = _effective_list(ctx, resource_type, op.name, overrides)
+            given = _items(op.value)
+            if kind == OP_APPEND:
+                result = current + [item for item in given if item not in current]
+            else:
+                result = [item for item in current if item not in given]
+            overrides[op.name] = ",".join(result)
+        else:
+            raise InvalidRequestError(f"Unknown alter config operation {kind} for {op.name}")
+    return dict(overrides)
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    mod = kio_module("incremental_alter_configs", ctx.api_version, "response")
+    duplicates = duplicate_resources(request.resources)
+    results: list[Any] = []
+    answered: set[tuple[int, str]] = set()
+    for resource in request.resources:
+        key = (int(resource.resource_type), resource.resource_name)
+        code, message = ErrorCode.none, None
+        if key in duplicates:
+            if key in answered:
+                continue
+            answered.add(key)
+            code, message = ErrorCode.invalid_request, "Duplicate resource in request."
+        else:
+            try:
+                configs = apply_ops(ctx, key[0], key[1], resource.configs)
+                await replace_overrides(
+                    ctx, key[0], key[1], configs, validate_only=bool(request.validate_only)
+                )
+            except Exception as exc:
+                code, message = error_of(exc)
+        results.append(
+            build(
+                mod.AlterConfigsResourceResponse,
+                error_code=code,
+                error_message=message,
+                resource_type=resource.resource_type,
+                resource_name=resource.resource_name,
+            )
+        )
+    return mod.IncrementalAlterConfigsResponse(throttle_time=0, responses=tuple(results))
+
+
+SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="IncrementalAlterConfigs")
