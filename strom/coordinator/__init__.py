@@ -1,0 +1,1 @@
+"""Coordinators: the classic consumer-group coordinator (`group`) and the transaction coordinator (`txn`)."""
