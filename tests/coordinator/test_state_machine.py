@@ -210,7 +210,7 @@ def test_pending_sync_timeout_removes_member() -> None:
 
 def test_completing_rebalance_resent_join_returns_same_generation() -> None:
     h = Harness()
-    a, b = h.join(client="a"), h.join(client="b")
+    _a, b = h.join(client="a"), h.join(client="b")
     h.advance(0)
     again = h.join(b.value.member_id)
     assert again.value.generation_id == 1 and h.state() == "CompletingRebalance"
@@ -227,7 +227,7 @@ def test_stable_follower_join_same_protocols_no_rebalance_but_leader_rebalances(
 
 def test_rebalance_in_completing_fails_parked_syncs() -> None:
     h = Harness()
-    a, b = h.join(client="a"), h.join(client="b")
+    _a, b = h.join(client="a"), h.join(client="b")
     h.advance(0)
     parked = h.sync(b.value.member_id, 1)
     h.join(client="c")
@@ -268,7 +268,7 @@ def test_static_leader_restart_gets_members_and_skip_assignment() -> None:
 
 def test_static_member_survives_until_session_timeout() -> None:
     h = Harness()
-    (r,) = h.form_group(1, instance="s1", session=10000)
+    (_r,) = h.form_group(1, instance="s1", session=10000)
     h.advance(9000)
     assert h.state() == "Stable"
     h.advance(1000)
@@ -277,10 +277,10 @@ def test_static_member_survives_until_session_timeout() -> None:
 
 def test_static_leave_by_instance_id() -> None:
     h = Harness()
-    (r,) = h.form_group(1, instance="s1")
+    h.form_group(1, instance="s1")
     _, res = h.core.leave("g", [("", "s1")], h.now)
     assert res[0][2] is E.none and h.state() == "Empty"
-    (r,) = h.form_group(1, instance="s2")
+    (_r,) = h.form_group(1, instance="s2")
     _, res = h.core.leave("g", [("other-id", "s2")], h.now)
     assert res[0][2] is E.fenced_instance_id
 
@@ -324,7 +324,7 @@ def test_unload_answers_parked_joins() -> None:
 
 def test_describe_and_list() -> None:
     h = Harness()
-    r1, _ = h.form_group(2)
+    _r1, _ = h.form_group(2)
     err, summary = h.core.describe("g")
     assert err is E.none and summary.state == "Stable" and summary.protocol == "range"
     assert {m.assignment for m in summary.members} == {m.member_id.encode() for m in summary.members}
@@ -347,7 +347,7 @@ def test_delete_groups() -> None:
     box.clear()
     h.core.delete_groups(["g"], h.now, box.append)
     assert box[0] == {"g": E.none} and "g" not in h.core.groups
-    partition, records = h.sink.appended[-1]
+    _partition, records = h.sink.appended[-1]
     assert records[-1][1] is None  # group tombstone
 
 
