@@ -4,11 +4,14 @@ fields differ between versions, and turning exceptions into (error code, message
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib
 import logging
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
+
+from kio.static.primitive import i32Timedelta
 
 from strom.protocol.errors import ErrorCode, KafkaError
 
@@ -18,6 +21,8 @@ log = logging.getLogger("strom.apis.admin")
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 RESOURCE_BROKER_LOGGER = 8
+
+NO_THROTTLE = i32Timedelta.parse(datetime.timedelta(0))
 
 
 @lru_cache(maxsize=256)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._admin_util import build, error_of, kio_module
+from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
 from strom.apis._config_alter import duplicate_resources, replace_overrides
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
@@ -55,7 +55,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                 resource_name=resource.resource_name,
             )
         )
-    return mod.AlterConfigsResponse(throttle_time=0, responses=tuple(results))
+    return mod.AlterConfigsResponse(throttle_time=NO_THROTTLE, responses=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="AlterConfigs")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from strom.apis._admin_util import build, error_of, kio_module
+from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 
@@ -49,7 +49,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         results.append(
             build(mod.CreatePartitionsTopicResult, name=topic.name, error_code=code, error_message=message)
         )
-    return mod.CreatePartitionsResponse(throttle_time=0, results=tuple(results))
+    return mod.CreatePartitionsResponse(throttle_time=NO_THROTTLE, results=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="CreatePartitions")

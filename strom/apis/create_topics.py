@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from strom.apis._admin_util import build, error_of, kio_module
+from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
 from strom.apis._config_describe import describe_topic
 from strom.cluster.metadata import TopicInfo
 from strom.protocol.errors import ErrorCode
@@ -112,7 +112,7 @@ async def handle(ctx: Any, request: Any) -> Any:
             results.append(_result(mod, topic.name, error_code=code, error_message=message))
             continue
         results.append(_success(ctx, mod, info))
-    return mod.CreateTopicsResponse(throttle_time=0, topics=tuple(results))
+    return mod.CreateTopicsResponse(throttle_time=NO_THROTTLE, topics=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="CreateTopics")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._admin_util import error_of, kio_module
+from strom.apis._admin_util import NO_THROTTLE, error_of, kio_module
 from strom.protocol.errors import (
     ErrorCode,
     NotLeaderOrFollowerError,
@@ -73,7 +73,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                 )
             )
         topics.append(mod.DeleteRecordsTopicResult(name=topic.name, partitions=tuple(partitions)))
-    return mod.DeleteRecordsResponse(throttle_time=0, topics=tuple(topics))
+    return mod.DeleteRecordsResponse(throttle_time=NO_THROTTLE, topics=tuple(topics))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="DeleteRecords")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from strom.apis._admin_util import build, error_of, kio_module
+from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 
@@ -63,7 +63,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                 error_message=message,
             )
         )
-    return mod.DeleteTopicsResponse(throttle_time=0, responses=tuple(results))
+    return mod.DeleteTopicsResponse(throttle_time=NO_THROTTLE, responses=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="DeleteTopics")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._admin_util import build, kio_module
+from strom.apis._admin_util import NO_THROTTLE, build, kio_module
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 
@@ -38,7 +38,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     if endpoint_type != ENDPOINT_BROKERS:
         return build(
             mod.DescribeClusterResponse,
-            throttle_time=0,
+            throttle_time=NO_THROTTLE,
             error_code=ErrorCode.unsupported_endpoint_type,
             error_message="The request was sent to an endpoint of the wrong type.",
             endpoint_type=endpoint_type,
@@ -60,7 +60,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     )
     return build(
         mod.DescribeClusterResponse,
-        throttle_time=0,
+        throttle_time=NO_THROTTLE,
         error_code=ErrorCode.none,
         error_message=None,
         endpoint_type=ENDPOINT_BROKERS,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom.apis._admin_util import (
+    NO_THROTTLE,
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
     broker_id_of,
@@ -104,7 +105,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                 configs=configs,
             )
         )
-    return mod.DescribeConfigsResponse(throttle_time=0, results=tuple(results))
+    return mod.DescribeConfigsResponse(throttle_time=NO_THROTTLE, results=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="DescribeConfigs")

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from strom.apis._admin_util import build, kio_module
+from strom.apis._admin_util import NO_THROTTLE, build, kio_module
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 
@@ -79,7 +79,10 @@ async def handle(ctx: Any, request: Any) -> Any:
             )
         )
     return build(
-        mod.DescribeLogDirsResponse, throttle_time=0, error_code=ErrorCode.none, results=tuple(results)
+        mod.DescribeLogDirsResponse,
+        throttle_time=NO_THROTTLE,
+        error_code=ErrorCode.none,
+        results=tuple(results),
     )
 
 

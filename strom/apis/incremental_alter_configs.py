@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from strom.apis._admin_util import RESOURCE_TOPIC, build, error_of, kio_module
+from strom.apis._admin_util import NO_THROTTLE, RESOURCE_TOPIC, build, error_of, kio_module
 from strom.apis._config_alter import current_overrides, duplicate_resources, replace_overrides
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigType, parse_topic_overrides
 from strom.protocol.errors import ErrorCode, InvalidConfigError, InvalidRequestError
@@ -114,7 +114,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                 resource_name=resource.resource_name,
             )
         )
-    return mod.IncrementalAlterConfigsResponse(throttle_time=0, responses=tuple(results))
+    return mod.IncrementalAlterConfigsResponse(throttle_time=NO_THROTTLE, responses=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="IncrementalAlterConfigs")
