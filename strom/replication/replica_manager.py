@@ -82,7 +82,10 @@ class ReplicaManager:
                 part.leader_epoch = state.leader_epoch
                 part.isr = tuple(state.isr) or (node,)
                 old_info = old.topics.get(info.name)
-                if old_info is not None and old_info.configs != info.configs:
+                # dynamic broker configs (KIP-226) supply the defaults of keys a topic does not override
+                if old_info is not None and (
+                    old_info.configs != info.configs or old.broker_configs != new.broker_configs
+                ):
                     part.log.update_config(self._log_config(info))
 
     async def stop(self) -> None:
