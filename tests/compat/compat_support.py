@@ -101,7 +101,7 @@ def _run(argv: Sequence[str], input_text: str | None, timeout: float) -> subproc
     proc = subprocess.run(list(argv), input=input_text, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise ToolFailed(f"{' '.join(argv[-12:])} exited {proc.returncode}\n"
-                         f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
+                         f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[:3000]}")
     return proc
 
 

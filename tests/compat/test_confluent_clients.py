@@ -1,0 +1,193 @@
+"""confluent-kafka (librdkafka) Producer and Consumer against the broker under test.
+
+Produce v3+ and Fetch v4+ with record batches v2: keys, headers, null keys and values, every codec,
+CreateTime and LogAppendTime (KIP-32), ListOffsets by timestamp (KIP-79), MESSAGE_TOO_LARGE, unknown
+partitions, and the idempotent producer (KIP-98: InitProducerId, sequence numbers, no duplicates).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from compat_support import TopicMaker, consume_partition
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+pytestmark = pytest.mark.compat
+
+
+def _produce(broker: str, topic: str, records: list[dict], **conf: object) -> list[Message]:
+    """Produce and flush; returns the delivery reports in order, failing on any delivery error."""
+    reports: list[Message] = []
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 5, **conf})
+    for rec in records:
+        producer.produce(topic, on_delivery=lambda err, msg: reports.append(msg), **rec)
+    assert producer.flush(30) == 0
+    for msg in reports:
+        assert msg.error() is None, msg.error()
+    return reports
+
+
+def test_keys_headers_null_key_null_value(broker: str, topic: str) -> None:
+    ts = int(time.time() * 1000) - 60_000
+    records = [
+        {"key": b"k1", "value": b"v1", "headers": [("h1", b"a"), ("h2", b"")], "timestamp": ts},
+        {"key": None, "value": b"no key", "timestamp": ts + 1},
+        {"key": b"tombstone", "value": None, "timestamp": ts + 2},
+        {"key": b"", "value": b"", "headers": [("dup", b"1"), ("dup", b"2")], "timestamp": ts + 3},
+        {"key": b"bin\x00\xff", "value": bytes(range(256)) * 4, "timestamp": ts + 4},
+    ]
+    reports = _produce(broker, topic, [{**r, "partition": 0} for r in records])
+    assert [m.offset() for m in reports] == [0, 1, 2, 3, 4]
+
+    got = consume_partition(broker, topic, count=len(records))
+    assert [m.offset() for m in got] == [0, 1, 2, 3, 4]
+    for rec, msg in zip(records, got, strict=True):
+        assert msg.key() == rec["key"]
+        assert msg.value() == rec["value"]
+        assert (msg.headers() or []) == rec.get("headers", [])
+        assert msg.timestamp() == (TIMESTAMP_CREATE_TIME, rec["timestamp"])
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_each_codec_round_trips(broker: str, topic: str, codec: str) -> None:
+    values = [f"{codec}-{i}-".encode() * (i % 7 + 1) for i in range(200)]
+    _produce(broker, topic, [{"value": v, "key": str(i).encode(), "partition": 0}
+                             for i, v in enumerate(values)],
+             **{"compression.codec": codec, "linger.ms": 50})
+    got = consume_partition(broker, topic, count=len(values))
+    assert [m.value() for m in got] == values
+    assert [m.key() for m in got] == [str(i).encode() for i in range(len(values))]
+    assert [m.offset() for m in got] == list(range(len(values)))
+
+
+def test_log_append_time_topic(broker: str, make_topic: TopicMaker) -> None:
+    topic = make_topic(configs={"message.timestamp.type": "LogAppendTime"})
+    create_ts = 1_000_000_000_000  # 2001: the broker must replace it
+    before = int(time.time() * 1000)
+    reports = _produce(broker, topic, [{"value": b"x", "timestamp": create_ts, "partition": 0},
+                                       {"value": b"y", "timestamp": create_ts, "partition": 0}])
+    after = int(time.time() * 1000)
+    # The produce response carries the broker's append time, which librdkafka reports on delivery.
+    for msg in reports:
+        kind, ts = msg.timestamp()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME
+        assert before - 1000 <= ts <= after + 1000
+
+    got = consume_partition(broker, topic, count=2)
+    for msg in got:
+        kind, ts = msg.timestamp()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME
+        assert before - 1000 <= ts <= after + 1000
+
+
+def test_create_time_topic_keeps_client_timestamps(broker: str, topic: str) -> None:
+    reports = _produce(broker, topic, [{"value": b"x", "timestamp": 1_000_000_000_000, "partition": 0}])
+    assert reports[0].timestamp() == (TIMESTAMP_CREATE_TIME, 1_000_000_000_000)
+
+
+def test_offsets_for_times(broker: str, topic: str) -> None:
+    base = int(time.time() * 1000) - 3_600_000
+    # One batch per record so every timestamp is indexed on its own.
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 0})
+    for i in range(5):
+        producer.produce(topic, value=f"v{i}".encode(), partition=0, timestamp=base + i * 1000)
+        assert producer.flush(10) == 0
+
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "compat-unused"})
+    try:
+        def lookup(ts: int) -> int:
+            res = consumer.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=10)
+            assert res[0].error is None
+            return res[0].offset
+
+        assert lookup(base) == 0
+        assert lookup(base + 1500) == 2  # first record with timestamp >= the one asked
+        assert lookup(base + 4000) == 4
+        assert lookup(base + 4001) == -1  # none that late: the end, reported as -1
+        assert lookup(0) == 0
+        assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 5)
+    finally:
+        consumer.close()
+
+
+def test_message_too_large(broker: str, make_topic: TopicMaker) -> None:
+    topic = make_topic(configs={"max.message.bytes": "2000"})
+    errors: list[KafkaError] = []
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 0, "message.send.max.retries": 0})
+    producer.produce(topic, value=b"x" * 10_000, partition=0, on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(15)
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+    # A record that fits still goes in, at offset 0: the refused one left nothing in the log.
+    reports = _produce(broker, topic, [{"value": b"small", "partition": 0}])
+    assert reports[0].offset() == 0
+
+
+def test_unknown_partition(broker: str, topic: str) -> None:
+    errors: list[KafkaError] = []
+    producer = Producer({"bootstrap.servers": broker, "message.timeout.ms": 5000})
+    producer.produce(topic, value=b"x", partition=7, on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(15)
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].code() == KafkaError._UNKNOWN_PARTITION
+
+
+def test_unknown_topic_metadata(broker: str, topic_name: str) -> None:
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "compat-unused",
+                         "allow.auto.create.topics": False})
+    try:
+        md = consumer.list_topics(topic_name, timeout=10)
+        assert md.topics[topic_name].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    finally:
+        consumer.close()
+
+
+def test_idempotent_producer_exactly_once(broker: str, make_topic: TopicMaker) -> None:
+    topic = make_topic(partitions=2)
+    n = 2000
+    # Small batches and 5 in flight: many sequence-numbered requests pipelined per partition.
+    reports = _produce(broker, topic, [{"value": f"{i}".encode(), "partition": i % 2} for i in range(n)],
+                       **{"enable.idempotence": True, "acks": "all", "batch.size": 2048,
+                          "max.in.flight.requests.per.connection": 5, "linger.ms": 1,
+                          "message.send.max.retries": 10, "retry.backoff.ms": 10})
+    assert len(reports) == n
+    for part in (0, 1):
+        got = consume_partition(broker, topic, part, count=n // 2)
+        assert [m.value() for m in got] == [f"{i}".encode() for i in range(part, n, 2)]
+        assert [m.offset() for m in got] == list(range(n // 2))
+
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "compat-unused"})
+    try:
+        for part in (0, 1):
+            assert consumer.get_watermark_offsets(TopicPartition(topic, part), timeout=10) == (0, n // 2)
+    finally:
+        consumer.close()
+
+
+def test_consume_from_offset_and_end(broker: str, topic: str) -> None:
+    _produce(broker, topic, [{"value": f"{i}".encode(), "partition": 0} for i in range(20)])
+    got = consume_partition(broker, topic, count=5, offset=15)
+    assert [m.offset() for m in got] == [15, 16, 17, 18, 19]
+
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "compat-unused",
+                         "enable.partition.eof": True})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 20)])
+        deadline = time.monotonic() + 10
+        msg = None
+        while msg is None and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+        assert msg is not None and msg.error() is not None
+        assert msg.error().code() == KafkaError._PARTITION_EOF
+    finally:
+        consumer.close()
