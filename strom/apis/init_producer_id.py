@@ -1,0 +1,51 @@
+"""InitProducerId (api key 22), versions 0-4: producer ids for idempotent producers (KIP-98, KIP-360).
+
+Without a transactional id every call gets a fresh producer id with epoch 0 (as Kafka's coordinator does
+for idempotent producers; KIP-360's epoch bump by a non-transactional producer also gets a fresh id).
+Ids come in persisted blocks (`strom.server.producer_ids`), so they are never reused after a restart.
+With a transactional id the request belongs to the transaction coordinator: when the broker has one
+(`broker.txn_coordinator.init_producer_id`) it answers; otherwise COORDINATOR_NOT_AVAILABLE.
+
+Errors: NONE, INVALID_TRANSACTION_TIMEOUT (idempotent only: timeout must be positive below
+transaction.max.timeout.ms when transactional), COORDINATOR_NOT_AVAILABLE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.static.primitive import i16, i64
+
+from strom.apis._build import build, no_throttle
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec, response_type
+from strom.server.context import RequestContext
+
+API_KEY = 22
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    cls = response_type(API_KEY, ctx.api_version)
+    assert cls is not None
+    if request.transactional_id:
+        coordinator = getattr(ctx.broker, "txn_coordinator", None)
+        if coordinator is not None:
+            return await coordinator.init_producer_id(ctx, request)
+        return build(
+            cls,
+            throttle_time=no_throttle(),
+            error_code=ErrorCode.coordinator_not_available,
+            producer_id=i64(-1),
+            producer_epoch=i16(-1),
+        )
+    producer_id = ctx.broker.producer_ids.allocate()
+    return build(
+        cls,
+        throttle_time=no_throttle(),
+        error_code=ErrorCode.none,
+        producer_id=i64(producer_id),
+        producer_epoch=i16(0),
+    )
+
+
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=4, handler=handle, name="InitProducerId")

@@ -1,0 +1,142 @@
+"""Produce (api key 0), versions 3-9: append record batches (magic 2) to partition leaders.
+
+Behaviour:
+- acks 0: append, answer nothing. acks 1: answer after the leader's append. acks -1: answer once the high
+  watermark passes the batch (immediately on a single node, the ISR being {self}), or REQUEST_TIMED_OUT
+  after `timeout_ms`; with an ISR smaller than min.insync.replicas, NOT_ENOUGH_REPLICAS and no append.
+  Other acks values: INVALID_REQUIRED_ACKS.
+- Batches are stored as sent (any codec); only their 61-byte headers are read (CRC-32C checked), offsets
+  are assigned by rewriting the base offset, LogAppendTime is stamped when the topic asks for it (the
+  response then carries it; otherwise -1).
+- Idempotent producers (KIP-98): a batch already in the log (same producer id, epoch and sequences as one
+  of its last 5) answers NONE with the first copy's base offset; gaps answer
+  OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch INVALID_PRODUCER_EPOCH.
+- Responses are encoded by hand (`encode_response`, checked byte for byte against kio in the tests).
+
+Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE,
+MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
+NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT, OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH,
+KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.frames import RawResponse
+from strom.protocol.registry import ApiSpec
+from strom.protocol.wire import EMPTY_TAGS, I16, I32, I64, array_len, nullable_string, string
+from strom.server.context import RequestContext
+
+log = logging.getLogger("strom.apis.produce")
+
+API_KEY = 0
+MIN_VERSION = 3
+MAX_VERSION = 9
+FLEXIBLE_FROM = 9
+
+
+@dataclass(slots=True)
+class PartitionResult:
+    index: int
+    error_code: int = 0
+    base_offset: int = -1
+    log_append_time: int = -1
+    log_start_offset: int = -1
+    error_message: str | None = None
+
+
+def encode_response(
+    version: int, topics: list[tuple[str, list[PartitionResult]]], throttle_ms: int = 0
+) -> bytes:
+    """Produce response body (after the response header) of `version` 3-9."""
+    flexible = version >= FLEXIBLE_FROM
+    out = bytearray(array_len(len(topics), flexible))
+    for name, partitions in topics:
+        out += string(name, flexible)
+        out += array_len(len(partitions), flexible)
+        for p in partitions:
+            out += I32.pack(p.index)
+            out += I16.pack(p.error_code)
+            out += I64.pack(p.base_offset)
+            out += I64.pack(p.log_append_time)
+            if version >= 5:
+                out += I64.pack(p.log_start_offset)
+            if version >= 8:
+                out += array_len(0, flexible)
+                out += nullable_string(p.error_message, flexible)
+            if flexible:
+                out += EMPTY_TAGS
+        if flexible:
+            out += EMPTY_TAGS
+    out += I32.pack(throttle_ms)
+    if flexible:
+        out += EMPTY_TAGS
+    return bytes(out)
+
+
+def _error_code(exc: KafkaError) -> int:
+    return int(exc.code)
+
+
+async def _produce_partition(
+    ctx: RequestContext, topic: str, index: int, records: Any, acks: int, timeout_s: float
+) -> PartitionResult:
+    broker = ctx.broker
+    result = PartitionResult(index)
+    if broker.metadata.image.partition(topic, index) is None:
+        result.error_code = ErrorCode.unknown_topic_or_partition
+        return result
+    part = broker.replica_manager.get_partition(topic, index)
+    if part is None or not part.is_leader:
+        result.error_code = ErrorCode.not_leader_or_follower
+        return result
+    if records is None or len(records) == 0:
+        result.error_code = ErrorCode.corrupt_message
+        return result
+    try:
+        appended = part.append_as_leader(records, acks=acks)
+    except KafkaError as exc:
+        result.error_code = _error_code(exc)
+        result.error_message = exc.message
+        result.log_start_offset = part.log_start_offset
+        return result
+    except Exception:
+        log.exception("append to %s-%d failed", topic, index)
+        result.error_code = ErrorCode.unknown_server_error
+        return result
+    result.base_offset = appended.first_offset
+    result.log_append_time = appended.log_append_time
+    result.log_start_offset = appended.log_start_offset
+    if acks == -1 and not await part.wait_for_high_watermark(appended.last_offset + 1, timeout_s):
+        result.error_code = ErrorCode.request_timed_out
+    return result
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    acks = int(request.acks)
+    timeout_s = max(request.timeout.total_seconds(), 0.0)
+    topics: list[tuple[str, list[PartitionResult]]] = []
+    for topic_data in request.topic_data:
+        results: list[PartitionResult] = []
+        for pdata in topic_data.partition_data:
+            if acks not in (0, 1, -1):
+                results.append(PartitionResult(int(pdata.index), ErrorCode.invalid_required_acks))
+                continue
+            results.append(
+                await _produce_partition(
+                    ctx, topic_data.name, int(pdata.index), pdata.records, acks, timeout_s
+                )
+            )
+        topics.append((topic_data.name, results))
+    if acks == 0:
+        return None
+    return RawResponse([encode_response(ctx.api_version, topics)])
+
+
+SPEC = ApiSpec(
+    api_key=API_KEY, min_version=MIN_VERSION, max_version=MAX_VERSION, handler=handle, name="Produce"
+)
