@@ -1,0 +1,688 @@
+"""The log of one partition: `<log dir>/<topic>-<partition>/`, Kafka's UnifiedLog/LocalLog on disk.
+
+- Append (leader): validate batch headers (magic 2, CRC-32C, lengths, count vs lastOffsetDelta), check
+  max.message.bytes, timestamps (message.timestamp.before/after.max.ms, KIP-937, and the older
+  difference.max.ms), keys on compacted topics, then assign offsets and the leader epoch by rewriting
+  header fields in one private copy, stamp LogAppendTime when the topic asks (new CRC), and write.
+  Nothing is written if any batch is refused. Follower appends keep the leader's offsets and epochs.
+- Roll on segment.bytes, segment.ms (+ jitter), full indexes or relative offsets that overflow int32.
+- Read by offset returns a `LogSlice` (file, position, length) of whole batches inside one segment for
+  sendfile; read by timestamp goes through the time index (ListOffsets, KIP-79; -1 latest, -2 earliest,
+  -3 max timestamp per KIP-734, -4 earliest local per KIP-405).
+- Retention deletes whole non-active segments (retention.ms by largest timestamp, retention.bytes, log
+  start offset); DeleteRecords (KIP-107) moves the log start offset. Deleted segments are renamed to
+  `.deleted` and removed after file.delete.delay.ms.
+- Recovery after an unclean stop re-reads segments from the recovery point, truncates at the first torn
+  or corrupt batch and rebuilds indexes; a clean open only loads indexes.
+
+Not thread-safe: mutate from one thread (the broker's event loop). `flush` and `delete_expired_files` may
+run in a worker thread concurrently with appends (they touch only fsync and already-removed segments).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import random
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strom.config import LogConfig
+from strom.protocol.errors import (
+    InvalidRecordError,
+    InvalidTimestampError,
+    KafkaError,
+    KafkaStorageError,
+    OffsetOutOfRangeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+from strom.protocol.record_batch import (
+    BatchHeader,
+    parse_header,
+    set_base_offset,
+    set_partition_leader_epoch,
+    stamp_log_append_time,
+    validate_batches,
+)
+from strom.protocol.records import decode_records
+from strom.storage.checkpoint import fsync_dir
+from strom.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT, LeaderEpochFileCache
+from strom.storage.segment import (
+    CLEANED_SUFFIX,
+    DELETED_SUFFIX,
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    Segment,
+)
+
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL_TIMESTAMP = -4
+
+_DIR_NAME = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
+
+
+class UnexpectedAppendOffsetError(KafkaError):
+    """A follower append whose offsets go backwards or below the log end (Kafka's
+    UnexpectedAppendOffsetException); the replica fetcher truncates and retries."""
+
+
+def parse_log_dir_name(name: str) -> tuple[str, int]:
+    """(topic, partition) from `<topic>-<partition>`; ValueError if it is not one."""
+    match = _DIR_NAME.match(name)
+    if match is None:
+        raise ValueError(f"not a partition directory name: {name!r}")
+    return match.group("topic"), int(match.group("partition"))
+
+
+@dataclass(slots=True)
+class AppendInfo:
+    first_offset: int
+    last_offset: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    log_append_time: int
+    num_batches: int
+    num_records: int
+    valid_bytes: int
+    headers: list[BatchHeader] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LogSlice:
+    """Whole batches of one segment: `length` bytes at `position` of `file` (a read-only file object
+    that stays open while its segment is open, even after the segment is deleted)."""
+
+    file: object
+    position: int
+    length: int
+    first_offset: int
+
+    def read_bytes(self) -> bytes:
+        if self.length == 0:
+            return b""
+        return os.pread(self.file.fileno(), self.length, self.position)  # type: ignore[attr-defined]
+
+
+class Log:
+    """One partition's log; see the module docstring. Create with `Log.open`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.dir = directory
+        self.topic, self.partition = parse_log_dir_name(directory.name)
+        self.config = config
+        self._clock = clock
+        self._rng = rng
+        self._segments: dict[int, Segment] = {}
+        self._bases: list[int] = []
+        self.log_start_offset = 0
+        self.recovery_point = 0
+        self.leader_epoch_cache = LeaderEpochFileCache(directory / LEADER_EPOCH_CHECKPOINT)
+        self._pending_deletes: list[tuple[int, Segment]] = []
+        self._pending_lock = threading.Lock()
+        self._roll_flush_offset: int | None = None
+        self._dir_dirty = False
+        self.last_flush_ms = 0
+        self.closed = False
+
+    # opening ------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        clean_shutdown: bool = False,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> Log:
+        """Open (creating if needed) the log in `directory`; recovers unless `clean_shutdown`. Blocking."""
+        directory.mkdir(parents=True, exist_ok=True)
+        log = cls(directory, config, clock, rng or random.Random())
+        log._load(recovery_point, log_start_offset, clean_shutdown)
+        return log
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _load(self, recovery_point: int, log_start_offset: int, clean_shutdown: bool) -> None:
+        now = self._now_ms()
+        bases: list[int] = []
+        for entry in os.scandir(self.dir):
+            name = entry.name
+            if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX, ".tmp")):
+                os.unlink(entry.path)  # leftovers of an earlier run, as Kafka removes them on start
+                continue
+            if name.endswith(LOG_SUFFIX):
+                stem = name[: -len(LOG_SUFFIX)]
+                if stem.isdigit():
+                    bases.append(int(stem))
+        present = set(bases)
+        for entry in os.scandir(self.dir):
+            for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+                stem = entry.name[: -len(suffix)]
+                if entry.name.endswith(suffix) and stem.isdigit() and int(stem) not in present:
+                    os.unlink(entry.path)  # an index without its log
+        bases.sort()
+        self._bases = bases
+        recover_from = None
+        if not clean_shutdown and bases:
+            i = max(0, bisect.bisect_right(bases, recovery_point) - 1)
+            recover_from = bases[i]
+        recovered_any = False
+        truncated_at: int | None = None
+        for base in bases:
+            segment = Segment(self.dir, base, self.config, now)
+            self._segments[base] = segment
+            if truncated_at is not None:
+                continue
+            if recover_from is not None and base >= recover_from:
+                need_recovery = True
+            else:
+                need_recovery = not segment.load()
+            if need_recovery:
+                recovered_any = True
+                truncated = segment.recover(self.config.max_message_bytes)
+                for _pos, header in segment.scan(0):
+                    self.leader_epoch_cache.assign(header.partition_leader_epoch, header.base_offset)
+                if truncated:
+                    truncated_at = base
+            if base != bases[-1]:
+                segment.on_becoming_inactive()
+        if truncated_at is not None:
+            # everything after a torn or corrupt batch is unreachable: drop later segments (Kafka does)
+            for base in [b for b in bases if b > truncated_at]:
+                self._segments.pop(base).delete_files()
+            self._bases = [b for b in bases if b <= truncated_at]
+        if not self._bases:
+            start = max(log_start_offset, 0)
+            self._add_segment(Segment(self.dir, start, self.config, now))
+        active = self.active_segment
+        active.prepare_for_appends()
+        self._set_jitter(active)
+        leo = self.log_end_offset
+        self.log_start_offset = min(max(log_start_offset, self._bases[0]), leo)
+        if recovered_any:
+            for segment in list(self._segments.values()):
+                segment.flush()
+            fsync_dir(self.dir)
+            self.recovery_point = leo
+        else:
+            self.recovery_point = min(max(recovery_point, 0), leo)
+        self.leader_epoch_cache.truncate_from_end(leo)
+        self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        self.last_flush_ms = now
+
+    def _add_segment(self, segment: Segment) -> None:
+        self._segments[segment.base_offset] = segment
+        bisect.insort(self._bases, segment.base_offset)
+
+    def _set_jitter(self, segment: Segment) -> None:
+        jitter = min(self.config.segment_jitter_ms, self.config.segment_ms)
+        segment.rolling_jitter_ms = self._rng.randrange(jitter) if jitter > 0 else 0
+
+    # properties ---------------------------------------------------------------------------------
+    @property
+    def active_segment(self) -> Segment:
+        return self._segments[self._bases[-1]]
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.active_segment.next_offset
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments.values())
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._bases)
+
+    def segments(self) -> list[Segment]:
+        return [self._segments[base] for base in self._bases]
+
+    def _floor_segment(self, offset: int) -> Segment | None:
+        i = bisect.bisect_right(self._bases, offset) - 1
+        return self._segments[self._bases[i]] if i >= 0 else None
+
+    # appending ----------------------------------------------------------------------------------
+    def append(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int,
+        assign_offsets: bool = True,
+        now_ms: int | None = None,
+        headers: list[BatchHeader] | None = None,
+    ) -> AppendInfo:
+        """Validate and append a record set (one or more v2 batches); see the module docstring."""
+        if self.closed:
+            raise KafkaStorageError(f"log {self.dir.name} is closed")
+        if headers is None:
+            headers = validate_batches(records, check_counts=assign_offsets)
+        if now_ms is None:
+            now_ms = self._now_ms()
+        total = len(records)
+        if total > self.config.segment_bytes:
+            raise RecordListTooLargeError(
+                f"record set of {total} bytes exceeds segment.bytes {self.config.segment_bytes}"
+            )
+        if assign_offsets:
+            self._check_leader_rules(records, headers, now_ms)
+        buf = bytearray(records)
+        log_append_time = -1
+        if assign_offsets:
+            next_offset = self.log_end_offset
+            stamp = self.config.log_append_time
+            if stamp:
+                log_append_time = now_ms
+            pos = 0
+            new_headers = []
+            for header in headers:
+                set_base_offset(buf, pos, next_offset)
+                if leader_epoch >= 0:
+                    set_partition_leader_epoch(buf, pos, leader_epoch)
+                if stamp:
+                    stamp_log_append_time(buf, pos, now_ms)
+                new_headers.append(parse_header(buf, pos))
+                next_offset += header.last_offset_delta + 1
+                pos += header.size
+            headers = new_headers
+        else:
+            expected = self.log_end_offset
+            for header in headers:
+                if header.base_offset < expected:
+                    raise UnexpectedAppendOffsetError(
+                        f"batch at offset {header.base_offset} is below the expected {expected}"
+                    )
+                expected = header.next_offset
+        first_offset = headers[0].base_offset
+        last_offset = headers[-1].last_offset
+        segment = self.active_segment
+        if last_offset - segment.base_offset > 2**31 - 1 or segment.should_roll(
+            total, last_offset, now_ms, self.config
+        ):
+            segment = self.roll(max(first_offset, self.log_end_offset), now_ms=now_ms)
+        segment.append(buf, headers)
+        if assign_offsets and leader_epoch >= 0:
+            self.leader_epoch_cache.assign(leader_epoch, first_offset)
+        elif not assign_offsets:
+            for header in headers:
+                if header.partition_leader_epoch > self.leader_epoch_cache.latest_epoch:
+                    self.leader_epoch_cache.assign(header.partition_leader_epoch, header.base_offset)
+        max_ts, offset_of_max = -1, -1
+        for header in headers:
+            if header.max_timestamp > max_ts:
+                max_ts, offset_of_max = header.max_timestamp, header.last_offset
+        info = AppendInfo(
+            first_offset=first_offset,
+            last_offset=last_offset,
+            max_timestamp=max_ts,
+            offset_of_max_timestamp=offset_of_max,
+            log_append_time=log_append_time,
+            num_batches=len(headers),
+            num_records=sum(h.records_count for h in headers),
+            valid_bytes=total,
+            headers=headers,
+        )
+        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
+            self.flush()  # flush.messages: the topic asked for an fsync this often
+        return info
+
+    def _check_leader_rules(
+        self, records: bytes | bytearray | memoryview, headers: list[BatchHeader], now_ms: int
+    ) -> None:
+        config = self.config
+        before = min(config.message_timestamp_before_max_ms, config.message_timestamp_difference_max_ms)
+        after = min(config.message_timestamp_after_max_ms, config.message_timestamp_difference_max_ms)
+        check_times = not config.log_append_time
+        pos = 0
+        for header in headers:
+            if header.size > config.max_message_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {header.size} bytes exceeds max.message.bytes {config.max_message_bytes}"
+                )
+            if check_times and not header.is_control:
+                # The header's first and max timestamps bound the check without reading the records.
+                for ts in (header.base_timestamp, header.max_timestamp):
+                    if ts >= 0 and (ts < now_ms - before or ts > now_ms + after):
+                        raise InvalidTimestampError(
+                            f"timestamp {ts} of batch is out of range (now {now_ms}, before {before} ms,"
+                            f" after {after} ms)"
+                        )
+            if config.compact and not header.is_control:
+                view = memoryview(records)[pos : pos + header.size]
+                for record in decode_records(view):
+                    if record.key is None:
+                        raise InvalidRecordError("compacted topic cannot accept a record without a key")
+            pos += header.size
+
+    def roll(self, new_base: int | None = None, *, now_ms: int | None = None) -> Segment:
+        """Start a new active segment at the log end (or `new_base`); an empty active one is kept."""
+        active = self.active_segment
+        base = self.log_end_offset if new_base is None else max(new_base, self.log_end_offset)
+        if active.size == 0 and active.base_offset == base:
+            return active
+        if now_ms is None:
+            now_ms = self._now_ms()
+        active.on_becoming_inactive()
+        if active.size == 0:
+            # an empty active segment at a lower base (follower jump) is replaced rather than kept
+            self._segments.pop(active.base_offset)
+            self._bases.remove(active.base_offset)
+            active.delete_files()
+        segment = Segment(self.dir, base, self.config, now_ms)
+        segment.prepare_for_appends()
+        self._set_jitter(segment)
+        self._add_segment(segment)
+        self._roll_flush_offset = base
+        self._dir_dirty = True
+        return segment
+
+    # reading ------------------------------------------------------------------------------------
+    def read(
+        self, start_offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
+    ) -> LogSlice:
+        """Whole batches from the one holding `start_offset`, within one segment, at most `max_bytes`
+        (unless `min_one_batch` and the first batch is bigger) and below `max_offset`."""
+        leo = self.log_end_offset
+        if start_offset < self.log_start_offset or start_offset > leo:
+            raise OffsetOutOfRangeError(
+                f"offset {start_offset} is outside [{self.log_start_offset}, {leo}] of {self.dir.name}"
+            )
+        upper = leo if max_offset is None else min(max_offset, leo)
+        if start_offset >= upper:
+            return self._empty_slice(start_offset)
+        i = max(0, bisect.bisect_right(self._bases, start_offset) - 1)
+        while i < len(self._bases):
+            segment = self._segments[self._bases[i]]
+            found = segment.find_batch(start_offset)
+            if found is not None:
+                return self._slice_from(segment, found[0], found[1], max_bytes, upper, min_one_batch)
+            i += 1
+        return self._empty_slice(start_offset)
+
+    def _slice_from(
+        self, segment: Segment, position: int, first: BatchHeader, max_bytes: int, upper: int, min_one: bool
+    ) -> LogSlice:
+        length = 0
+        for pos, header in segment.scan(position):
+            if header.last_offset >= upper:
+                break
+            end = pos + header.size - position
+            if end > max_bytes and not (min_one and length == 0):
+                break
+            length = end
+        return LogSlice(segment.read_file, position, length, first.base_offset)
+
+    def _empty_slice(self, offset: int) -> LogSlice:
+        active = self.active_segment
+        return LogSlice(active.read_file, active.size, 0, offset)
+
+    def iter_batches(self, start_offset: int = 0) -> Iterator[tuple[BatchHeader, memoryview]]:
+        """Every whole batch whose last offset is >= `start_offset`, in order (for replays)."""
+        for base in list(self._bases):
+            segment = self._segments.get(base)
+            if segment is None or segment.next_offset <= start_offset:
+                continue
+            _, pos = segment.offset_index.lookup(start_offset)
+            for position, header in segment.scan(pos):
+                if header.last_offset < start_offset:
+                    continue
+                yield header, memoryview(segment.pread(header.size, position))
+
+    def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int, int] | None:
+        """(offset, timestamp, leader epoch) for ListOffsets; None when no record qualifies."""
+        cache = self.leader_epoch_cache
+        if timestamp == LATEST_TIMESTAMP:
+            return self.log_end_offset, -1, cache.latest_epoch
+        if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+            return self.log_start_offset, -1, cache.epoch_for_offset(self.log_start_offset)
+        if timestamp == MAX_TIMESTAMP:
+            return self._max_timestamp_offset()
+        if timestamp < 0:
+            return None
+        for segment in self.segments():
+            if segment.next_offset <= self.log_start_offset or segment.max_timestamp < timestamp:
+                continue
+            _, near = segment.time_index.lookup(timestamp)
+            _, position = segment.offset_index.lookup(max(near, self.log_start_offset))
+            for pos, header in segment.scan(position):
+                if header.last_offset < self.log_start_offset or header.max_timestamp < timestamp:
+                    continue
+                found = self._record_at_or_after(segment, pos, header, timestamp)
+                if found is not None:
+                    return found
+        return None
+
+    def _record_at_or_after(
+        self, segment: Segment, pos: int, header: BatchHeader, timestamp: int
+    ) -> tuple[int, int, int] | None:
+        epoch = header.partition_leader_epoch
+        if header.timestamp_type == 1:
+            offset = max(header.base_offset, self.log_start_offset)
+            return offset, header.max_timestamp, epoch
+        for record in decode_records(segment.pread(header.size, pos)):
+            offset = header.base_offset + record.offset_delta
+            ts = header.base_timestamp + record.timestamp_delta
+            if ts >= timestamp and offset >= self.log_start_offset:
+                return offset, ts, epoch
+        return None
+
+    def _max_timestamp_offset(self) -> tuple[int, int, int] | None:
+        best: Segment | None = None
+        for segment in self.segments():
+            if (
+                segment.size
+                and segment.max_timestamp >= 0
+                and (best is None or segment.max_timestamp > best.max_timestamp)
+            ):
+                best = segment
+        if best is None:
+            return None
+        found = best.find_batch(best.offset_of_max_timestamp)
+        if found is None:
+            return None
+        pos, header = found
+        return self._record_at_or_after(best, pos, header, best.max_timestamp)
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (epoch, end offset), (-1, -1) when unknown."""
+        return self.leader_epoch_cache.end_offset_for(epoch, self.log_end_offset)
+
+    # truncation and deletion --------------------------------------------------------------------
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch from the one holding `offset` on (a follower diverging from its leader)."""
+        if offset < 0:
+            raise OffsetOutOfRangeError(f"cannot truncate to negative offset {offset}")
+        if offset >= self.log_end_offset:
+            return
+        if offset < self._bases[0]:
+            self.truncate_fully_and_start_at(offset)
+            return
+        for base in [b for b in self._bases if b > offset]:
+            segment = self._segments.pop(base)
+            self._bases.remove(base)
+            segment.delete_files()
+        active = self.active_segment
+        active.truncate_to(offset)
+        active.prepare_for_appends()
+        leo = self.log_end_offset
+        self.recovery_point = min(self.recovery_point, leo)
+        self.log_start_offset = min(self.log_start_offset, leo)
+        self.leader_epoch_cache.truncate_from_end(leo)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and start empty at `offset` (a follower far behind the leader's start)."""
+        for segment in self.segments():
+            segment.delete_files()
+        self._segments.clear()
+        self._bases = []
+        segment = Segment(self.dir, offset, self.config, self._now_ms())
+        segment.prepare_for_appends()
+        self._set_jitter(segment)
+        self._add_segment(segment)
+        self.log_start_offset = offset
+        self.recovery_point = offset
+        self.leader_epoch_cache.clear()
+        self._dir_dirty = True
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset up to `offset` and delete the segments wholly below
+        it; returns the new log start offset (the low watermark)."""
+        if offset > self.log_end_offset or offset < 0:
+            raise OffsetOutOfRangeError(
+                f"cannot delete records before {offset}: log end is {self.log_end_offset}"
+            )
+        if offset > self.log_start_offset:
+            self.log_start_offset = offset
+            self.leader_epoch_cache.truncate_from_start(offset)
+        self._delete_while(lambda seg, nxt: nxt <= self.log_start_offset, self._now_ms())
+        return self.log_start_offset
+
+    def delete_old_segments(self, now_ms: int | None = None) -> int:
+        """Retention: delete whole non-active segments below the log start offset, older than
+        retention.ms (by largest timestamp), or while the log exceeds retention.bytes. Returns how many."""
+        if now_ms is None:
+            now_ms = self._now_ms()
+        deleted = self._delete_while(lambda seg, nxt: nxt <= self.log_start_offset, now_ms)
+        config = self.config
+        if config.delete and config.retention_ms >= 0:
+            deleted += self._delete_while(
+                lambda seg, nxt: now_ms - seg.largest_timestamp() > config.retention_ms, now_ms
+            )
+        if config.delete and config.retention_bytes >= 0:
+            excess = self.size_in_bytes - config.retention_bytes
+
+            def over_size(seg: Segment, nxt: int) -> bool:
+                nonlocal excess
+                if excess - seg.size >= 0:
+                    excess -= seg.size
+                    return True
+                return False
+
+            deleted += self._delete_while(over_size, now_ms)
+        return deleted
+
+    def _delete_while(self, predicate: Callable[[Segment, int], bool], now_ms: int) -> int:
+        doomed: list[Segment] = []
+        for i, base in enumerate(self._bases[:-1]):  # never the active segment
+            segment = self._segments[base]
+            if not predicate(segment, self._bases[i + 1]):
+                break
+            doomed.append(segment)
+        if not doomed:
+            return 0
+        for segment in doomed:
+            del self._segments[segment.base_offset]
+        self._bases = self._bases[len(doomed) :]
+        if self.log_start_offset < self._bases[0]:
+            self.log_start_offset = self._bases[0]
+            self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        self.recovery_point = max(self.recovery_point, self._bases[0])
+        expire = now_ms + self.config.file_delete_delay_ms
+        for segment in doomed:
+            segment.rename_to_deleted()
+            with self._pending_lock:
+                self._pending_deletes.append((expire, segment))
+        return len(doomed)
+
+    def delete_expired_files(self, now_ms: int | None = None) -> int:
+        """Remove `.deleted` segments whose file.delete.delay.ms has passed; returns how many."""
+        if now_ms is None:
+            now_ms = self._now_ms()
+        with self._pending_lock:
+            expired = [seg for expire, seg in self._pending_deletes if expire <= now_ms]
+            self._pending_deletes = [(e, s) for e, s in self._pending_deletes if e > now_ms]
+        for segment in expired:
+            segment.delete_files()
+        return len(expired)
+
+    @property
+    def pending_deletes(self) -> int:
+        with self._pending_lock:
+            return len(self._pending_deletes)
+
+    # flushing and lifecycle ---------------------------------------------------------------------
+    def flush_due(self, now_ms: int) -> int | None:
+        """The offset a flush should reach now (a roll happened, or flush.ms passed with unflushed
+        data), or None."""
+        if self._roll_flush_offset is not None:
+            target = self._roll_flush_offset
+            if (
+                now_ms - self.last_flush_ms >= self.config.flush_ms
+                and self.log_end_offset > self.recovery_point
+            ):
+                target = self.log_end_offset
+            return target
+        if self.log_end_offset > self.recovery_point and now_ms - self.last_flush_ms >= self.config.flush_ms:
+            return self.log_end_offset
+        return None
+
+    def flush(self, up_to: int | None = None) -> None:
+        """fsync every segment holding offsets in [recovery point, up_to) and move the recovery point.
+        Blocking: call through asyncio.to_thread from the event loop."""
+        target = self.log_end_offset if up_to is None else up_to
+        if target <= self.recovery_point and self._roll_flush_offset is None:
+            return
+        bases = list(self._bases)
+        segments = self._segments
+        for i, base in enumerate(bases):
+            segment = segments.get(base)
+            if segment is None or base >= target:
+                continue
+            upper = bases[i + 1] if i + 1 < len(bases) else None
+            if upper is not None and upper <= self.recovery_point:
+                continue
+            segment.flush()
+        if self._dir_dirty:
+            self._dir_dirty = False
+            fsync_dir(self.dir)
+        if self._roll_flush_offset is not None and self._roll_flush_offset <= target:
+            self._roll_flush_offset = None
+        self.recovery_point = max(self.recovery_point, min(target, self.log_end_offset))
+        self.last_flush_ms = self._now_ms()
+
+    def update_config(self, config: LogConfig) -> None:
+        self.config = config
+        for segment in self._segments.values():
+            segment.index_interval_bytes = config.index_interval_bytes
+
+    def close(self) -> None:
+        """Close every segment (the active one's indexes are trimmed) and finish pending deletes."""
+        if self.closed:
+            return
+        self.closed = True
+        for segment in self.segments():
+            segment.close()
+        with self._pending_lock:
+            pending, self._pending_deletes = self._pending_deletes, []
+        for _expire, segment in pending:
+            segment.delete_files()
+
+    def delete(self) -> None:
+        """Close and remove the whole partition directory now."""
+        self.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"Log({self.dir.name}, start={self.log_start_offset}, end={self.log_end_offset},"
+            f" segments={len(self._bases)})"
+        )

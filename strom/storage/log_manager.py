@@ -1,0 +1,296 @@
+"""Every partition log of one broker, across its log.dirs (Kafka's LogManager).
+
+Per log dir: `meta.properties` (version=1, node.id, cluster.id, directory.id; KIP-858),
+`recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` (Kafka's offset checkpoint format),
+and the clean-shutdown marker `.kafka_cleanshutdown`: present only between a clean stop and the next
+start, so a restart after a crash recovers every log from its recovery point.
+
+`load()` opens every `<topic>-<partition>` directory in a thread pool (num.recovery.threads.per.data.dir
+per dir) and removes directories of deleted partitions (`<topic>-<p>.<uuid>-delete`). `start()` runs it
+in a worker thread and starts the periodic tasks: retention every log.retention.check.interval.ms,
+flushes (segments rolled, flush.ms), and checkpoints every log.flush.offset.checkpoint.interval.ms.
+Log mutations (retention deciding what to delete) run on the event loop; fsync and file removal run
+through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from strom.config import BrokerConfig, LogConfig
+from strom.protocol.errors import KafkaStorageError
+from strom.storage.checkpoint import (
+    read_meta_properties,
+    read_offset_checkpoint,
+    uuid_to_kafka,
+    write_meta_properties,
+    write_offset_checkpoint,
+    write_partition_metadata,
+)
+from strom.storage.log import Log, parse_log_dir_name
+
+RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
+LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+META_PROPERTIES = "meta.properties"
+PARTITION_METADATA = "partition.metadata"
+DELETE_DIR_SUFFIX = "-delete"
+
+_log = logging.getLogger(__name__)
+
+
+class LogManager:
+    """Owns the `Log` of every partition of this broker; see the module docstring."""
+
+    def __init__(
+        self,
+        log_dirs: list[Path],
+        broker_config: BrokerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        cluster_id: str | None = None,
+        config_for_topic: Callable[[str], LogConfig] | None = None,
+        flush_check_interval_ms: int = 1000,
+    ) -> None:
+        self.log_dirs = [Path(d) for d in log_dirs]
+        self.broker_config = broker_config
+        self.cluster_id = cluster_id
+        self.directory_ids: dict[Path, str] = {}
+        self._clock = clock
+        self._config_for_topic = config_for_topic
+        self._flush_check_interval_ms = flush_check_interval_ms
+        self._logs: dict[tuple[str, int], Log] = {}
+        self._log_dir_of: dict[tuple[str, int], Path] = {}
+        self._pending_dir_deletes: list[tuple[int, Path]] = []
+        self._pending_lock = threading.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.loaded = False
+        self.had_clean_shutdown = True
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def default_config(self, topic: str) -> LogConfig:
+        if self._config_for_topic is not None:
+            return self._config_for_topic(topic)
+        return self.broker_config.log_config()
+
+    # loading ------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Open every log of every log dir (blocking; runs recovery where the last stop was unclean)."""
+        threads = int(self.broker_config.get("num.recovery.threads.per.data.dir"))
+        jobs: list[tuple[Path, Path, int, int, bool]] = []
+        for log_dir in self.log_dirs:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            self._write_meta_properties(log_dir)
+            marker = log_dir / CLEAN_SHUTDOWN_FILE
+            clean = marker.exists()
+            self.had_clean_shutdown = self.had_clean_shutdown and clean
+            recovery = read_offset_checkpoint(log_dir / RECOVERY_POINT_CHECKPOINT)
+            starts = read_offset_checkpoint(log_dir / LOG_START_OFFSET_CHECKPOINT)
+            for entry in os.scandir(log_dir):
+                if not entry.is_dir():
+                    continue
+                if entry.name.endswith(DELETE_DIR_SUFFIX):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    continue
+                try:
+                    key = parse_log_dir_name(entry.name)
+                except ValueError:
+                    continue  # "-future", "-stray" and foreign directories are left alone
+                jobs.append((log_dir, Path(entry.path), recovery.get(key, 0), starts.get(key, 0), clean))
+        with ThreadPoolExecutor(max_workers=max(1, threads * len(self.log_dirs))) as pool:
+            futures = [pool.submit(self._open_one, *job) for job in jobs]
+            for future in futures:
+                log_dir, log = future.result()
+                key = (log.topic, log.partition)
+                self._logs[key] = log
+                self._log_dir_of[key] = log_dir
+        # remove the markers only once every log is open: a crash while loading recovers again
+        for log_dir in self.log_dirs:
+            with contextlib.suppress(FileNotFoundError):
+                (log_dir / CLEAN_SHUTDOWN_FILE).unlink()
+        self.loaded = True
+
+    def _open_one(
+        self, log_dir: Path, path: Path, recovery_point: int, log_start: int, clean: bool
+    ) -> tuple[Path, Log]:
+        topic, _ = parse_log_dir_name(path.name)
+        log = Log.open(
+            path,
+            self.default_config(topic),
+            recovery_point=recovery_point,
+            log_start_offset=log_start,
+            clean_shutdown=clean,
+            clock=self._clock,
+        )
+        return log_dir, log
+
+    def _write_meta_properties(self, log_dir: Path) -> None:
+        path = log_dir / META_PROPERTIES
+        existing = read_meta_properties(path)
+        node_id = str(self.broker_config.node_id)
+        if existing.get("node.id") not in (None, node_id):
+            raise KafkaStorageError(
+                f"{path}: stored node.id {existing['node.id']} does not match configured node.id {node_id}"
+            )
+        stored_cluster = existing.get("cluster.id")
+        if self.cluster_id is not None and stored_cluster not in (None, self.cluster_id):
+            raise KafkaStorageError(
+                f"{path}: stored cluster.id {stored_cluster} does not match cluster id {self.cluster_id}"
+            )
+        if self.cluster_id is None and stored_cluster is not None:
+            self.cluster_id = stored_cluster
+        directory_id = existing.get("directory.id") or uuid_to_kafka(uuid.uuid4())
+        self.directory_ids[log_dir] = directory_id
+        props = {"version": "1", "node.id": node_id, "directory.id": directory_id}
+        if self.cluster_id is not None:
+            props["cluster.id"] = self.cluster_id
+        if props != {k: v for k, v in existing.items() if k in props} or set(existing) - set(props):
+            write_meta_properties(path, props)
+
+    # lookups and lifecycle of logs --------------------------------------------------------------
+    def get_log(self, topic: str, partition: int) -> Log | None:
+        return self._logs.get((topic, partition))
+
+    def all_logs(self) -> list[Log]:
+        return list(self._logs.values())
+
+    def get_or_create_log(
+        self, topic: str, partition: int, config: LogConfig, topic_id: uuid.UUID | None = None
+    ) -> Log:
+        """The partition's log, created in the least loaded log dir if absent; an existing log takes
+        `config`."""
+        key = (topic, partition)
+        log = self._logs.get(key)
+        if log is not None:
+            if log.config != config:
+                log.update_config(config)
+            return log
+        log_dir = min(self.log_dirs, key=lambda d: sum(1 for v in self._log_dir_of.values() if v == d))
+        log = Log.open(log_dir / f"{topic}-{partition}", config, clean_shutdown=True, clock=self._clock)
+        if topic_id is not None:
+            write_partition_metadata(log.dir / PARTITION_METADATA, topic_id)
+        self._logs[key] = log
+        self._log_dir_of[key] = log_dir
+        return log
+
+    def delete_log(self, topic: str, partition: int) -> None:
+        """Close the log and rename its directory to `<topic>-<p>.<uuid>-delete`; the files are removed
+        after file.delete.delay.ms by the retention task (or at the next start)."""
+        key = (topic, partition)
+        log = self._logs.pop(key, None)
+        self._log_dir_of.pop(key, None)
+        if log is None:
+            return
+        log.close()
+        target = log.dir.with_name(f"{log.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+        try:
+            os.replace(log.dir, target)
+        except FileNotFoundError:
+            return
+        expire = self._now_ms() + log.config.file_delete_delay_ms
+        with self._pending_lock:
+            self._pending_dir_deletes.append((expire, target))
+
+    # periodic work ------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Write both offset checkpoints of every log dir (blocking)."""
+        for log_dir in self.log_dirs:
+            logs = [(k, log) for k, log in list(self._logs.items()) if self._log_dir_of.get(k) == log_dir]
+            write_offset_checkpoint(
+                log_dir / RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in logs}
+            )
+            write_offset_checkpoint(
+                log_dir / LOG_START_OFFSET_CHECKPOINT, {k: log.log_start_offset for k, log in logs}
+            )
+
+    def cleanup_logs(self, now_ms: int | None = None) -> int:
+        """Retention pass over every log (mutates logs: run on the owning thread). Returns segments
+        deleted."""
+        now = self._now_ms() if now_ms is None else now_ms
+        deleted = 0
+        for log in list(self._logs.values()):
+            if not log.closed:
+                deleted += log.delete_old_segments(now)
+        return deleted
+
+    def delete_expired_files(self, now_ms: int | None = None) -> None:
+        """Remove `.deleted` segments and `-delete` directories whose delay passed (blocking)."""
+        now = self._now_ms() if now_ms is None else now_ms
+        for log in list(self._logs.values()):
+            log.delete_expired_files(now)
+        with self._pending_lock:
+            expired = [p for e, p in self._pending_dir_deletes if e <= now]
+            self._pending_dir_deletes = [(e, p) for e, p in self._pending_dir_deletes if e > now]
+        for path in expired:
+            shutil.rmtree(path, ignore_errors=True)
+
+    async def flush_due_logs(self) -> None:
+        now = self._now_ms()
+        for log in list(self._logs.values()):
+            target = log.flush_due(now)
+            if target is not None and not log.closed:
+                await asyncio.to_thread(log.flush, target)
+
+    async def _every(self, interval_ms: int, work: Callable[[], object]) -> None:
+        interval = max(interval_ms, 1) / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                result = work()
+                if asyncio.iscoroutine(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failing pass must not stop the next one
+                _log.exception("periodic log manager task failed")
+
+    async def _retention_pass(self) -> None:
+        self.cleanup_logs()
+        await asyncio.to_thread(self.delete_expired_files)
+
+    async def start(self) -> None:
+        if not self.loaded:
+            await asyncio.to_thread(self.load)
+        cfg = self.broker_config
+        retention_ms = int(cfg.get("log.retention.check.interval.ms"))
+        checkpoint_ms = int(cfg.get("log.flush.offset.checkpoint.interval.ms")) or 60000
+        self._tasks = [
+            asyncio.create_task(self._every(retention_ms, self._retention_pass)),
+            asyncio.create_task(self._every(self._flush_check_interval_ms, self.flush_due_logs)),
+            asyncio.create_task(
+                self._every(checkpoint_ms, lambda: asyncio.to_thread(self.checkpoint)),
+            ),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the tasks, flush and close every log, write checkpoints and the clean-shutdown marker."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await asyncio.to_thread(self.shutdown)
+
+    def shutdown(self) -> None:
+        """Blocking part of `stop`."""
+        for log in list(self._logs.values()):
+            if not log.closed:
+                log.flush()
+                log.close()
+        self.checkpoint()
+        self.delete_expired_files(now_ms=2**62)
+        for log_dir in self.log_dirs:
+            (log_dir / CLEAN_SHUTDOWN_FILE).touch()
