@@ -9,6 +9,7 @@ behaves like a test cluster should.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .process import BrokerProcess, make_workdir
-from .tools import free_port, java_command, tansu_binary
+from .tools import REPO_ROOT, free_port, java_command, tansu_binary
 
 # Settings both Kafka and Strom get so they answer tests alike on one node.
 SINGLE_NODE_SETTINGS: dict[str, str] = {
@@ -82,11 +83,13 @@ def start_tansu(*, port: int | None = None, timeout: float = 30.0) -> BrokerProc
 
 
 def strom_command() -> list[str]:
-    """`strom` from PATH when installed, else the same entry point through this interpreter."""
-    exe = shutil.which("strom")
-    if exe:
-        return [exe]
+    """The `strom` entry point of this checkout, through this interpreter (not whatever is on PATH)."""
     return [sys.executable, "-c", "import sys; from strom.cli.main import main; sys.exit(main())"]
+
+
+def _strom_env() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{path}" if path else str(REPO_ROOT)}
 
 
 def start_strom(*, port: int | None = None, settings: Mapping[str, str] | None = None,
@@ -97,4 +100,4 @@ def start_strom(*, port: int | None = None, settings: Mapping[str, str] | None =
     argv = [*strom_command(), "serve", "--data-dir", str(workdir / "data"), "--port", str(port)]
     for key, value in {**SINGLE_NODE_SETTINGS, **(settings or {})}.items():
         argv += ["--set", f"{key}={value}"]
-    return BrokerProcess("strom", argv, port, workdir).start(timeout)
+    return BrokerProcess("strom", argv, port, workdir, env=_strom_env()).start(timeout)
