@@ -1,0 +1,146 @@
+"""Hand-written Produce and Fetch response encoders, byte for byte against kio's writer."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import tempfile
+
+import pytest
+from kio.serial import entity_writer
+from kio.static.primitive import i32Timedelta
+
+from strom.apis._build import build, entry_type
+from strom.apis.fetch import PartitionResponse
+from strom.apis.fetch import encode_response as encode_fetch
+from strom.apis.produce import PartitionResult
+from strom.apis.produce import encode_response as encode_produce
+from strom.protocol.errors import ErrorCode
+from strom.protocol.frames import FileSlice
+from strom.protocol.registry import response_type
+
+
+def _kio_bytes(obj: object) -> bytes:
+    buf = io.BytesIO()
+    entity_writer(type(obj))(buf, obj)
+    return buf.getvalue()
+
+
+def _throttle(ms: int) -> i32Timedelta:
+    return i32Timedelta.parse(datetime.timedelta(milliseconds=ms))
+
+
+@pytest.mark.parametrize("version", range(3, 10))
+def test_produce_response_matches_kio(version: int) -> None:
+    topics = [
+        ("orders", [PartitionResult(0, 0, 42, -1, 3), PartitionResult(1, ErrorCode.corrupt_message, -1, -1, 0)]),
+        ("ünïcode", [PartitionResult(7, 0, 9, 1_700_000_000_000, 5, error_message=None)]),
+    ]
+    ours = encode_produce(version, topics, throttle_ms=17)
+
+    cls = response_type(0, version)
+    topic_cls = entry_type(cls, "responses")
+    part_cls = entry_type(topic_cls, "partition_responses")
+
+    def ts(ms: int) -> object:
+        if ms < 0:
+            return None
+        return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+
+    expected = build(
+        cls,
+        responses=tuple(
+            build(
+                topic_cls,
+                name=name,
+                partition_responses=tuple(
+                    build(
+                        part_cls,
+                        index=p.index,
+                        error_code=ErrorCode(p.error_code),
+                        base_offset=p.base_offset,
+                        log_append_time=ts(p.log_append_time),
+                        log_start_offset=p.log_start_offset,
+                        record_errors=(),
+                        error_message=p.error_message,
+                    )
+                    for p in parts
+                ),
+            )
+            for name, parts in topics
+        ),
+        throttle_time=_throttle(17),
+    )
+    assert ours == _kio_bytes(expected)
+
+
+def _flatten(chunks: list[bytes | FileSlice]) -> bytes:
+    out = bytearray()
+    for chunk in chunks:
+        if isinstance(chunk, FileSlice):
+            out += os.pread(chunk.file.fileno(), chunk.length, chunk.position)
+        else:
+            out += chunk
+    return bytes(out)
+
+
+@pytest.mark.parametrize("version", range(4, 13))
+def test_fetch_response_matches_kio(version: int) -> None:
+    payload = b"0123456789" * 7
+    with tempfile.TemporaryFile() as fh:
+        fh.write(b"xx" + payload + b"yy")
+        fh.flush()
+        topics = [
+            (
+                "t",
+                [
+                    PartitionResponse(0, 0, 100, 100, 3, FileSlice(fh, 2, len(payload))),
+                    PartitionResponse(1, ErrorCode.offset_out_of_range, -1, -1, -1, None),
+                    PartitionResponse(2, 0, 5, 5, 0, b""),
+                ],
+            ),
+            ("u", [PartitionResponse(9, 0, 1, 1, 0, b"abc")]),
+        ]
+        chunks = encode_fetch(version, topics, error_code=0, session_id=123, throttle_ms=4)
+        ours = _flatten(chunks)
+    assert any(isinstance(c, FileSlice) for c in chunks), "records must be sent as file slices"
+
+    cls = response_type(1, version)
+    topic_cls = entry_type(cls, "responses")
+    part_cls = entry_type(topic_cls, "partitions")
+    records = {0: payload, 1: b"", 2: b"", 9: b"abc"}
+    expected = build(
+        cls,
+        throttle_time=_throttle(4),
+        error_code=ErrorCode.none,
+        session_id=123,
+        responses=tuple(
+            build(
+                topic_cls,
+                topic=name,
+                partitions=tuple(
+                    build(
+                        part_cls,
+                        partition_index=p.partition,
+                        error_code=ErrorCode(p.error_code),
+                        high_watermark=p.high_watermark,
+                        last_stable_offset=p.last_stable_offset,
+                        log_start_offset=p.log_start_offset,
+                        aborted_transactions=None,
+                        preferred_read_replica=-1,
+                        records=records[p.partition],
+                    )
+                    for p in parts
+                ),
+            )
+            for name, parts in topics
+        ),
+    )
+    assert ours == _kio_bytes(expected)
+
+
+def test_empty_records_are_zero_length_not_null() -> None:
+    body = _flatten(encode_fetch(4, [("t", [PartitionResponse(0, 0, 0, 0, 0, None)])]))
+    assert body.endswith(b"\x00\x00\x00\x00")
+    assert not body.endswith(b"\xff\xff\xff\xff")
