@@ -34,7 +34,10 @@ def _throttle(ms: int) -> i32Timedelta:
 @pytest.mark.parametrize("version", range(3, 10))
 def test_produce_response_matches_kio(version: int) -> None:
     topics = [
-        ("orders", [PartitionResult(0, 0, 42, -1, 3), PartitionResult(1, ErrorCode.corrupt_message, -1, -1, 0)]),
+        (
+            "orders",
+            [PartitionResult(0, 0, 42, -1, 3), PartitionResult(1, ErrorCode.corrupt_message, -1, -1, 0)],
+        ),
         ("ünïcode", [PartitionResult(7, 0, 9, 1_700_000_000_000, 5, error_message=None)]),
     ]
     ours = encode_produce(version, topics, throttle_ms=17)
