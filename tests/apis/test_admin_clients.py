@@ -145,6 +145,7 @@ def test_describe_configs_sources_and_synonyms(admin: AdminClient, broker: Embed
     assert error_code(futures, missing) == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated")
 def test_alter_configs_replaces_overrides(admin: AdminClient) -> None:
     t = name("altered")
     result(admin.create_topics([NewTopic(t, 1, 1, config={"segment.bytes": "1048576"})]), t)
@@ -244,3 +245,64 @@ def test_kafka_python_admin(broker: EmbeddedBroker) -> None:
         assert t not in client.list_topics()
     finally:
         client.close()
+
+
+def test_config_changes_reach_running_logs(admin: AdminClient, broker: EmbeddedBroker) -> None:
+    t = name("live")
+    result(admin.create_topics([NewTopic(t, 1, 1)]), t)
+    part = broker.broker.replica_manager.get_partition(t, 0)
+    assert part.log.config.retention_ms == 100 * 3600 * 1000
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        t,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "4321", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    result(admin.incremental_alter_configs([resource]), resource)
+    assert part.log.config.retention_ms == 4321
+    node = str(broker.broker.node_id)
+    dynamic = ConfigResource(
+        ConfigResource.Type.BROKER,
+        node,
+        incremental_configs=[
+            ConfigEntry("log.segment.bytes", "2097152", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    result(admin.incremental_alter_configs([dynamic]), dynamic)
+    assert part.log.config.segment_bytes == 2097152  # a broker default the topic does not override
+    cleanup = ConfigResource(
+        ConfigResource.Type.BROKER,
+        node,
+        incremental_configs=[
+            ConfigEntry("log.segment.bytes", None, incremental_operation=AlterConfigOpType.DELETE)
+        ],
+    )
+    result(admin.incremental_alter_configs([cleanup]), cleanup)
+    assert part.log.config.segment_bytes == 1073741824
+
+
+def test_delete_topic_removes_its_log(admin: AdminClient, broker: EmbeddedBroker) -> None:
+    t = name("gone")
+    result(admin.create_topics([NewTopic(t, 1, 1)]), t)
+    assert broker.broker.log_manager.get_log(t, 0) is not None
+    result(admin.delete_topics([t]), t)
+    assert broker.broker.log_manager.get_log(t, 0) is None
+    assert broker.broker.replica_manager.get_partition(t, 0) is None
+
+
+def test_metadata_survives_restart(tmp_path: Any) -> None:
+    t = name("durable")
+    with EmbeddedBroker(data_dir=tmp_path) as first:
+        admin = AdminClient({"bootstrap.servers": first.bootstrap_servers})
+        result(admin.create_topics([NewTopic(t, 3, 1, config={"retention.ms": "777"})]), t)
+        cluster_id = first.broker.metadata.image.cluster_id
+        topic_id = first.broker.metadata.image.topics[t].topic_id
+    with EmbeddedBroker(data_dir=tmp_path) as second:
+        image = second.broker.metadata.image
+        assert image.cluster_id == cluster_id
+        assert image.topics[t].topic_id == topic_id
+        admin = AdminClient({"bootstrap.servers": second.bootstrap_servers})
+        configs = describe(admin, ConfigResource(ConfigResource.Type.TOPIC, t))
+        assert configs["retention.ms"].value == "777"
+        assert len(admin.list_topics(timeout=TIMEOUT).topics[t].partitions) == 3
