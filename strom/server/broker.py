@@ -62,6 +62,9 @@ class Broker:
         self.registry = registry if registry is not None else build_registry()
         self.log_manager = LogManager(config.log_dirs, config, clock=clock)
         self.replica_manager = ReplicaManager(self)
+        from strom.coordinator.group.coordinator import GroupCoordinator
+
+        self.group_coordinator = GroupCoordinator(self)
         self.fetch_sessions = FetchSessionCache(
             max_slots=int(config.get("max.incremental.fetch.session.cache.slots")), clock=clock
         )
@@ -128,7 +131,9 @@ class Broker:
         await self.log_manager.start()
         self.metadata = LocalBackend(Path(data_dir), self.broker_info, self.config, clock=self.clock)
         self.metadata.add_listener(self.replica_manager.on_metadata_change)
+        self.metadata.add_listener(self.group_coordinator.on_metadata_change)
         await self.metadata.start()
+        await self.group_coordinator.start()
         await self._server.start_serving()
         self._started = True
         log.info("broker %d listening on %s:%d", self.node_id, *self._bound)
@@ -150,6 +155,7 @@ class Broker:
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
+        await self.group_coordinator.stop()
         await self.replica_manager.stop()
         if self.metadata is not None:
             await self.metadata.stop()

@@ -1,0 +1,103 @@
+"""FindCoordinator (api key 10), versions 0-4: which broker coordinates a group or a transactional id.
+
+A group's coordinator is the leader of partition abs(javaHashCode(group)) % offsets.topic.num.partitions
+of __consumer_offsets; a transactional id's, the leader of its partition of __transaction_state. The
+internal topic is created on first use (COORDINATOR_NOT_AVAILABLE if that fails). v1 adds key_type
+(0 group, 1 transaction) and error_message; v4 batches several keys (KIP-699).
+
+Errors: COORDINATOR_NOT_AVAILABLE (no leader yet, or the topic cannot be created), INVALID_REQUEST
+(unknown key type).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.apis._build import build, entry_type, no_throttle
+from strom.coordinator.group.schemas import partition_for
+from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.registry import ApiSpec, response_type
+
+API_KEY = 10
+TRANSACTION_TOPIC = "__transaction_state"
+
+
+async def _transaction_topic(ctx: Any) -> Any:
+    backend = ctx.broker.metadata
+    info = backend.image.topic(TRANSACTION_TOPIC)
+    if info is not None:
+        return info
+    config = ctx.broker.config
+    brokers = max(len(backend.image.brokers), 1)
+    try:
+        return await backend.create_topic(
+            TRANSACTION_TOPIC,
+            int(config.get("transaction.state.log.num.partitions")),
+            min(int(config.get("transaction.state.log.replication.factor")), brokers),
+            {
+                "cleanup.policy": "compact",
+                "compression.type": "uncompressed",
+                "min.insync.replicas": str(config.get("transaction.state.log.min.isr")),
+            },
+        )
+    except KafkaError as exc:
+        if exc.code is ErrorCode.topic_already_exists:
+            return backend.image.topic(TRANSACTION_TOPIC)
+        raise
+
+
+async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | None, int, str, int]:
+    """(error, message, node id, host, port) of the coordinator for `key`."""
+    try:
+        if key_type == 0:
+            info = await ctx.broker.group_coordinator.ensure_offsets_topic()
+        elif key_type == 1:
+            info = await _transaction_topic(ctx)
+        else:
+            return ErrorCode.invalid_request, f"Unsupported key type {key_type}", -1, "", -1
+    except KafkaError as exc:
+        return ErrorCode.coordinator_not_available, exc.message, -1, "", -1
+    if info is None:
+        return ErrorCode.coordinator_not_available, None, -1, "", -1
+    image = ctx.broker.metadata.image
+    state = info.partitions.get(partition_for(key, len(info.partitions)))
+    broker = image.brokers.get(state.leader) if state is not None else None
+    if broker is None:
+        return ErrorCode.coordinator_not_available, None, -1, "", -1
+    return ErrorCode.none, None, broker.node_id, broker.host, broker.port
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    version = ctx.api_version
+    cls = response_type(API_KEY, version)
+    key_type = getattr(request, "key_type", 0)
+    if version >= 4:
+        entry_cls = entry_type(cls, "coordinators")
+        coordinators = []
+        for key in request.coordinator_keys:
+            error, message, node, host, port = await _locate(ctx, key, key_type)
+            coordinators.append(
+                build(
+                    entry_cls,
+                    key=key,
+                    node_id=node,
+                    host=host,
+                    port=port,
+                    error_code=error,
+                    error_message=message,
+                )
+            )
+        return build(cls, throttle_time=no_throttle(), coordinators=tuple(coordinators))
+    error, message, node, host, port = await _locate(ctx, request.key, key_type)
+    return build(
+        cls,
+        throttle_time=no_throttle(),
+        error_code=error,
+        error_message=message,
+        node_id=node,
+        host=host,
+        port=port,
+    )
+
+
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=4, handler=handle, name="FindCoordinator")

@@ -1,0 +1,43 @@
+"""ListGroups (api key 16), versions 0-5: the groups this broker coordinates.
+
+v4 filters by state (KIP-518, case-insensitive) and answers each group's state; v5 filters by type
+(KIP-848: every group here is "classic") and answers the type.
+
+Errors: COORDINATOR_LOAD_IN_PROGRESS while a __consumer_offsets partition is still loading (with the
+groups already known).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.apis._build import build, entry_type, no_throttle
+from strom.protocol.registry import ApiSpec, response_type
+
+API_KEY = 16
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    states = set(getattr(request, "states_filter", ()) or ()) or None
+    types = set(getattr(request, "types_filter", ()) or ()) or None
+    error, listed = ctx.broker.group_coordinator.core.list_groups(states, types)
+    cls = response_type(API_KEY, ctx.api_version)
+    group_cls = entry_type(cls, "groups")
+    return build(
+        cls,
+        throttle_time=no_throttle(),
+        error_code=error,
+        groups=tuple(
+            build(
+                group_cls,
+                group_id=g.group_id,
+                protocol_type=g.protocol_type,
+                group_state=g.state,
+                group_type="classic",
+            )
+            for g in listed
+        ),
+    )
+
+
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=5, handler=handle, name="ListGroups")

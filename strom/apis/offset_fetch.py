@@ -1,0 +1,72 @@
+"""OffsetFetch (api key 9), versions 1-9: read a group's committed offsets.
+
+A partition without a committed offset answers offset -1, empty metadata, leader epoch -1 and NONE.
+v2+ accepts null topics for "every committed offset of the group" and has a top-level error; v5 adds
+the committed leader epoch (KIP-320); v7 require_stable (KIP-447: nothing is pending here, so it has no
+effect); v8+ asks for several groups at once (KIP-709), each with its own error.
+
+Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID (v1 reports them per partition).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.apis._build import build, entry_type, no_throttle
+from strom.coordinator.group.results import FetchedOffset
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec, response_type
+
+API_KEY = 9
+
+
+def _fetch(ctx: Any, group_id: str, topics: Any) -> tuple[ErrorCode, list[FetchedOffset]]:
+    wanted = None
+    if topics is not None:
+        wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
+    error, fetched = ctx.broker.group_coordinator.core.fetch_offsets(group_id, wanted)
+    if error is not ErrorCode.none and wanted is not None:
+        fetched = [FetchedOffset(t, p, -1, -1, "", error) for t, p in wanted]
+    return error, fetched
+
+
+def _topics(topic_cls: type, fetched: list[FetchedOffset]) -> tuple[Any, ...]:
+    part_cls = entry_type(topic_cls, "partitions")
+    by_topic: dict[str, list[Any]] = {}
+    for f in fetched:
+        by_topic.setdefault(f.topic, []).append(
+            build(
+                part_cls,
+                partition_index=f.partition,
+                committed_offset=f.offset,
+                committed_leader_epoch=f.leader_epoch,
+                metadata=f.metadata,
+                error_code=f.error,
+            )
+        )
+    return tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    version = ctx.api_version
+    cls = response_type(API_KEY, version)
+    if version >= 8:
+        group_cls = entry_type(cls, "groups")
+        topic_cls = entry_type(group_cls, "topics")
+        groups = []
+        for g in request.groups:
+            error, fetched = _fetch(ctx, g.group_id, g.topics)
+            groups.append(
+                build(group_cls, group_id=g.group_id, topics=_topics(topic_cls, fetched), error_code=error)
+            )
+        return build(cls, throttle_time=no_throttle(), groups=tuple(groups))
+    error, fetched = _fetch(ctx, request.group_id, request.topics)
+    return build(
+        cls,
+        throttle_time=no_throttle(),
+        topics=_topics(entry_type(cls, "topics"), fetched),
+        error_code=error,
+    )
+
+
+SPEC = ApiSpec(api_key=API_KEY, min_version=1, max_version=9, handler=handle, name="OffsetFetch")
