@@ -30,6 +30,8 @@ def _run_node(node_modules: Path, *args: str, timeout: float = 60.0) -> dict:
                           env=env)
     if proc.returncode != 0:
         raise ToolFailed(f"kafkajs {args[0]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    if not proc.stdout.strip():
+        raise ToolFailed(f"kafkajs {args[0]} printed no result:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -34,6 +34,8 @@ async function groupConsume(kafka, topic, count) {
   await consumer.subscribe({ topic, fromBeginning: true });
   const seen = [];
   await new Promise((resolve, reject) => {
+    // kafkajs reports a fatal consumer error as a CRASH event, not through run()'s promise.
+    consumer.on(consumer.events.CRASH, (event) => reject(event.payload.error));
     consumer.run({
       eachMessage: async ({ partition, message }) => {
         const headers = {};
@@ -52,10 +54,13 @@ async function main() {
   const [mode, bootstrap, topic, countArg] = process.argv.slice(2);
   const count = Number(countArg || 10);
   const kafka = new Kafka({ clientId: 'strom-compat', brokers: [bootstrap], logLevel: logLevel.ERROR,
-                            retry: { retries: 3 } });
+                            retry: { retries: 8 } });
   const modes = { 'produce-offsets': produceOffsets, 'group-consume': groupConsume };
   const result = await modes[mode](kafka, topic, count);
   process.stdout.write(JSON.stringify(result) + '\n');
 }
+
+// A consumer that never gets its records would otherwise leave node idle until the caller's timeout.
+setTimeout(() => { console.error('kafkajs_client: timed out'); process.exit(2); }, 60000).unref();
 
 main().then(() => process.exit(0), (err) => { console.error(err && err.stack || err); process.exit(1); });
