@@ -6,9 +6,10 @@ once. Offset -1 means the high watermark. An offset at or below the current log 
 Answers the partition's low watermark (its log start offset) afterwards. Single node: the leader's log
 start is the low watermark, so `timeout` is not waited on.
 
-Errors per partition: NONE; UNKNOWN_TOPIC_OR_PARTITION; NOT_LEADER_OR_FOLLOWER (partition not hosted
-here); OFFSET_OUT_OF_RANGE (above the high watermark, or negative other than -1); POLICY_VIOLATION
-(cleanup.policy without `delete`, i.e. compact-only topics).
+Errors per partition: NONE; UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION (internal topics such as
+`__consumer_offsets`, whose records only their coordinator may remove); NOT_LEADER_OR_FOLLOWER
+(partition not hosted here); OFFSET_OUT_OF_RANGE (above the high watermark, or negative other than
+-1); POLICY_VIOLATION (cleanup.policy without `delete`, i.e. compact-only topics).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, error_of, kio_module
+from strom.cluster.errors import InvalidTopicError
 from strom.protocol.errors import (
     ErrorCode,
     NotLeaderOrFollowerError,
@@ -34,8 +36,11 @@ HIGH_WATERMARK = -1
 
 def delete_before(ctx: Any, topic: str, partition: int, offset: int) -> int:
     """Move the log start of one partition; returns the low watermark. Raises KafkaError."""
-    if ctx.broker.metadata.image.partition(topic, partition) is None:
+    info = ctx.broker.metadata.image.topic(topic)
+    if info is None or partition not in info.partitions:
         raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
+    if info.internal:
+        raise InvalidTopicError(f"Cannot delete records of internal topic {topic}")
     part = ctx.broker.replica_manager.get_partition(topic, partition)
     if part is None or not part.is_leader:
         raise NotLeaderOrFollowerError("This server is not the leader for that topic-partition.")

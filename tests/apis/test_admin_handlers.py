@@ -499,7 +499,11 @@ async def test_incremental_alter_configs_every_version(ctx_factory: Any, version
 async def test_delete_records_every_version(ctx_factory: Any, version: int) -> None:
     make = ctx_factory
     await create(
-        make, 7, creatable(7, "r", 2), creatable(7, "compacted", 1, 1, [("cleanup.policy", "compact")])
+        make,
+        7,
+        creatable(7, "r", 2),
+        creatable(7, "compacted", 1, 1, [("cleanup.policy", "compact")]),
+        creatable(7, "__consumer_offsets", 1, 1),
     )
     rm = make(21, version).broker.replica_manager
     mod = kio_module("delete_records", version, "request")
@@ -515,7 +519,12 @@ async def test_delete_records_every_version(ctx_factory: Any, version: int) -> N
         delete_records,
         version,
         mod.DeleteRecordsRequest(
-            topics=(topic("r", (0, 30), (1, 81), (5, 1)), topic("nope", (0, 1)), topic("compacted", (0, 1))),
+            topics=(
+                topic("r", (0, 30), (1, 81), (5, 1)),
+                topic("nope", (0, 1)),
+                topic("compacted", (0, 1)),
+                topic("__consumer_offsets", (0, 1)),
+            ),
             timeout=1000,
         ),
     )
@@ -525,6 +534,7 @@ async def test_delete_records_every_version(ctx_factory: Any, version: int) -> N
     assert results["r", 5].error_code == ErrorCode.unknown_topic_or_partition
     assert results["nope", 0].error_code == ErrorCode.unknown_topic_or_partition
     assert results["compacted", 0].error_code == ErrorCode.policy_violation
+    assert results["__consumer_offsets", 0].error_code == ErrorCode.invalid_topic_exception
     assert rm.get_partition("r", 0).moved == 1
     # -1 is the high watermark; lower than the current start changes nothing
     response = await call(
