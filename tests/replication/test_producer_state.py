@@ -1,0 +1,94 @@
+"""Idempotent producer checks and Kafka's producer snapshot format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strom.protocol.errors import InvalidProducerEpochError, OutOfOrderSequenceError
+from strom.protocol.record_batch import parse_header
+from strom.protocol.records import Record, build_batch
+from strom.storage.producer_state import ProducerStateManager, list_snapshots, read_snapshot
+
+
+def _header(pid: int, epoch: int, seq: int, n: int = 3, base_offset: int = 0):  # type: ignore[no-untyped-def]
+    records = [Record(i, 0, None, b"v") for i in range(n)]
+    return parse_header(
+        build_batch(
+            records, base_offset=base_offset, producer_id=pid, producer_epoch=epoch, base_sequence=seq
+        )
+    )
+
+
+def test_sequence_rules(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    first = _header(7, 0, 0)
+    assert state.check(first) is None
+    state.update(first, 0, 2, 100)
+    # duplicate of the last batch
+    dup = state.check(_header(7, 0, 0))
+    assert dup is not None and (dup.first_offset, dup.last_offset) == (0, 2)
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(_header(7, 0, 5))
+    nxt = _header(7, 0, 3)
+    assert state.check(nxt) is None
+    state.update(nxt, 3, 5, 101)
+    with pytest.raises(InvalidProducerEpochError):
+        state.check(_header(7, -1, 6))
+    # a new epoch must start at 0
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(_header(7, 1, 6))
+    assert state.check(_header(7, 1, 0)) is None
+    # unknown producers are accepted at any sequence (KIP-360)
+    assert state.check(_header(99, 0, 40)) is None
+
+
+def test_fenced_epoch(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(_header(8, 3, 0), 0, 2, 1)
+    with pytest.raises(InvalidProducerEpochError):
+        state.check(_header(8, 2, 3))
+
+
+def test_only_last_five_batches_are_remembered(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    for i in range(7):
+        state.update(_header(1, 0, i * 3), i * 3, i * 3 + 2, i)
+    assert state.check(_header(1, 0, 6)) is not None  # batch 2 of 7: still among the last five
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(_header(1, 0, 3))  # batch 1: forgotten, and not the next sequence
+
+
+def test_snapshot_roundtrip_and_cleanup(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(_header(11, 2, 0), 10, 12, 555)
+    state.update(_header(12, 0, 7, n=1), 13, 13, 556)
+    state.take_snapshot(14)
+    loaded = read_snapshot(tmp_path / f"{14:020d}.snapshot")
+    assert set(loaded) == {11, 12}
+    entry = loaded[11]
+    assert (entry.epoch, entry.batches[-1].first_seq, entry.batches[-1].last_seq) == (2, 0, 2)
+    assert (entry.batches[-1].first_offset, entry.batches[-1].last_offset, entry.batches[-1].timestamp) == (
+        10,
+        12,
+        555,
+    )
+    fresh = ProducerStateManager(tmp_path)
+    assert fresh.load_snapshot(log_end_offset=20) == 14
+    assert fresh.check(_header(11, 2, 0)) is not None
+    # a snapshot beyond the log end (after truncation) is dropped
+    assert ProducerStateManager(tmp_path).load_snapshot(log_end_offset=5) == 0
+    assert list_snapshots(tmp_path) == []
+
+
+def test_corrupt_snapshot_is_ignored(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(_header(11, 0, 0), 0, 2, 1)
+    path = state.take_snapshot(3)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    fresh = ProducerStateManager(tmp_path)
+    assert fresh.load_snapshot(10) == 0
+    assert fresh.producers == {}
