@@ -344,6 +344,8 @@ class ZooKeeperBackend:
         self._wakeup.set()
 
     def _session_changed(self, state: KazooState) -> None:
+        if not self._started:
+            return
         if state == KazooState.LOST:
             # ephemeral znodes and watches are gone with the session; stop acting as controller now
             log.warning("broker %d lost its ZooKeeper session", self.node_id)
@@ -492,8 +494,8 @@ class ZooKeeperBackend:
                 else:
                     cache.states[(topic, partition)] = state
             elif kind == "topic_config":
-                if update[1] in cache.assignments:
-                    cache.topic_configs[update[1]] = update[2]
+                # may arrive before its topic in the same pass; the image shows only existing topics
+                cache.topic_configs[update[1]] = update[2]
             elif kind == "broker_config":
                 cache.broker_configs[update[1]] = update[2]
                 if update[1] in (str(self.node_id), L.DEFAULT_BROKER_ENTITY):
@@ -579,6 +581,8 @@ class ZooKeeperBackend:
 
     async def wait_for(self, predicate: Callable[[MetadataImage], bool], timeout: float) -> bool:
         """Wait until this broker's image satisfies `predicate`; False on timeout."""
+        if predicate(self._image):
+            return True
         async with self._published:
             try:
                 await asyncio.wait_for(self._published.wait_for(lambda: predicate(self._image)), timeout)
