@@ -362,3 +362,175 @@ class ClusterClient:
         response = await (await self.connection(node_id)).request(DescribeLogDirsRequest(topics=None))
         raise_for_error(response.error_code, None, f"describe log dirs of broker {node_id}")
         return response
+
+    # data -------------------------------------------------------------------------------------------
+    async def produce(
+        self, topic: str, partition: int, records: bytes, *, acks: int = -1, timeout_ms: int = 30000
+    ) -> int:
+        """Produce v9: send one partition's record batches to its leader; returns the base offset
+        (-1 with acks=0, which gets no response)."""
+        from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+
+        request = ProduceRequest(
+            transactional_id=None,
+            acks=acks,
+            timeout=datetime.timedelta(milliseconds=timeout_ms),
+            topic_data=(
+                TopicProduceData(
+                    name=topic, partition_data=(PartitionProduceData(index=partition, records=records),)
+                ),
+            ),
+        )
+        conn = await self.leader_connection(topic, partition)
+        if acks == 0:
+            await conn.request(request, expect_response=False)
+            return -1
+        response = await conn.request(request, timeout=self.timeout + timeout_ms / 1000)
+        result = response.responses[0].partition_responses[0]
+        raise_for_error(result.error_code, result.error_message, f"produce to {topic}-{partition}")
+        return int(result.base_offset)
+
+    async def fetch(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        max_bytes: int = 1 << 20,
+        max_wait_ms: int = 500,
+        isolation_level: int = 0,
+    ) -> tuple[int, int, bytes]:
+        """Fetch v12 (sessionless) of one partition from its leader: (high watermark, last stable
+        offset, record batch bytes)."""
+        from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+
+        request = FetchRequest(
+            cluster_id=None,
+            replica_id=-1,
+            max_wait=datetime.timedelta(milliseconds=max_wait_ms),
+            min_bytes=1,
+            max_bytes=max_bytes,
+            isolation_level=isolation_level,
+            session_id=0,
+            session_epoch=-1,
+            topics=(
+                FetchTopic(
+                    topic=topic,
+                    partitions=(
+                        FetchPartition(
+                            partition=partition,
+                            current_leader_epoch=-1,
+                            fetch_offset=offset,
+                            last_fetched_epoch=-1,
+                            log_start_offset=-1,
+                            partition_max_bytes=max_bytes,
+                        ),
+                    ),
+                ),
+            ),
+            forgotten_topics_data=(),
+            rack_id="",
+        )
+        conn = await self.leader_connection(topic, partition)
+        response = await conn.request(request, timeout=self.timeout + max_wait_ms / 1000)
+        raise_for_error(response.error_code, what=f"fetch {topic}-{partition}")
+        data = response.responses[0].partitions[0]
+        raise_for_error(data.error_code, what=f"fetch {topic}-{partition} at offset {offset}")
+        return int(data.high_watermark), int(data.last_stable_offset), bytes(data.records or b"")
+
+    # groups -----------------------------------------------------------------------------------------
+    async def coordinator_connection(self, group: str) -> BrokerConnection:
+        """FindCoordinator v3 (key type 0, group) and a connection to the coordinator."""
+        from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest
+
+        response = await self.request_any(FindCoordinatorRequest(key=group, key_type=0))
+        raise_for_error(response.error_code, response.error_message, f"find coordinator of group {group}")
+        return await self.connection(int(response.node_id))
+
+    async def list_groups(self, states: Sequence[str] = ()) -> list[tuple[str, str, str]]:
+        """ListGroups v4 (KIP-518 state filter) on every broker: [(group id, protocol type, state)]."""
+        from kio.schema.list_groups.v4.request import ListGroupsRequest
+
+        meta = self.meta or await self.metadata([])
+        out: dict[str, tuple[str, str, str]] = {}
+        for node in sorted(meta.brokers):
+            response = await (await self.connection(node)).request(
+                ListGroupsRequest(states_filter=tuple(states))
+            )
+            raise_for_error(response.error_code, what=f"list groups on broker {node}")
+            for g in response.groups:
+                out[str(g.group_id)] = (str(g.group_id), str(g.protocol_type), str(g.group_state))
+        return [out[k] for k in sorted(out)]
+
+    async def describe_group(self, group: str) -> Any:
+        """DescribeGroups v5 of one group, from its coordinator (the DescribedGroup entry)."""
+        from kio.schema.describe_groups.v5.request import DescribeGroupsRequest
+
+        conn = await self.coordinator_connection(group)
+        response = await conn.request(
+            DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)
+        )
+        result = response.groups[0]
+        raise_for_error(result.error_code, what=f"describe group {group}")
+        return result
+
+    async def fetch_committed(self, group: str) -> dict[tuple[str, int], int]:
+        """OffsetFetch v7 of every committed offset of a group: {(topic, partition): offset}."""
+        from kio.schema.offset_fetch.v7.request import OffsetFetchRequest
+
+        conn = await self.coordinator_connection(group)
+        response = await conn.request(OffsetFetchRequest(group_id=group, topics=None, require_stable=False))
+        raise_for_error(response.error_code, what=f"fetch offsets of group {group}")
+        out: dict[tuple[str, int], int] = {}
+        for t in response.topics:
+            for p in t.partitions:
+                raise_for_error(p.error_code, what=f"offset of {t.name}-{p.partition_index}")
+                if int(p.committed_offset) >= 0:
+                    out[(str(t.name), int(p.partition_index))] = int(p.committed_offset)
+        return out
+
+    async def commit_offsets(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        """OffsetCommit v8 as a simple (non-member) committer: generation -1 and no member id, which
+        the coordinator accepts only while the group has no active members."""
+        from kio.schema.offset_commit.v8.request import (
+            OffsetCommitRequest,
+            OffsetCommitRequestPartition,
+            OffsetCommitRequestTopic,
+        )
+
+        by_topic: dict[str, list[tuple[int, int]]] = {}
+        for (topic, partition), offset in sorted(offsets.items()):
+            by_topic.setdefault(topic, []).append((partition, offset))
+        request = OffsetCommitRequest(
+            group_id=group,
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            group_instance_id=None,
+            topics=tuple(
+                OffsetCommitRequestTopic(
+                    name=topic,
+                    partitions=tuple(
+                        OffsetCommitRequestPartition(
+                            partition_index=p,
+                            committed_offset=o,
+                            committed_leader_epoch=-1,
+                            committed_metadata="",
+                        )
+                        for p, o in parts
+                    ),
+                )
+                for topic, parts in by_topic.items()
+            ),
+        )
+        response = await (await self.coordinator_connection(group)).request(request)
+        for t in response.topics:
+            for p in t.partitions:
+                raise_for_error(p.error_code, what=f"commit {group} {t.name}-{p.partition_index}")
+
+    async def delete_group(self, group: str) -> None:
+        """DeleteGroups v2 of one group (GROUP_NOT_EMPTY while it has members)."""
+        from kio.schema.delete_groups.v2.request import DeleteGroupsRequest
+
+        conn = await self.coordinator_connection(group)
+        response = await conn.request(DeleteGroupsRequest(groups_names=(group,)))
+        raise_for_error(response.results[0].error_code, what=f"delete group {group}")
