@@ -639,7 +639,8 @@ class Log:
         """fsync every segment holding offsets in [recovery point, up_to) and move the recovery point.
         Blocking: call through asyncio.to_thread from the event loop."""
         target = self.log_end_offset if up_to is None else up_to
-        if target <= self.recovery_point and self._roll_flush_offset is None:
+        roll_offset = self._roll_flush_offset  # read once: a roll on the loop thread may replace it
+        if target <= self.recovery_point and roll_offset is None:
             return
         bases = list(self._bases)
         segments = self._segments
@@ -654,7 +655,7 @@ class Log:
         if self._dir_dirty:
             self._dir_dirty = False
             fsync_dir(self.dir)
-        if self._roll_flush_offset is not None and self._roll_flush_offset <= target:
+        if roll_offset is not None and roll_offset <= target and self._roll_flush_offset == roll_offset:
             self._roll_flush_offset = None
         self.recovery_point = max(self.recovery_point, min(target, self.log_end_offset))
         self.last_flush_ms = self._now_ms()
