@@ -129,7 +129,13 @@ class Broker:
         data_dir = self.config.log_dirs[0]
         data_dir.mkdir(parents=True, exist_ok=True)
         await self.log_manager.start()
-        self.metadata = LocalBackend(Path(data_dir), self.broker_info, self.config, clock=self.clock)
+        zk_connect = self.config.get("zookeeper.connect")
+        if zk_connect:
+            from strom.cluster.zookeeper import ZooKeeperBackend
+
+            self.metadata = ZooKeeperBackend(str(zk_connect), self.broker_info, self.config, clock=self.clock)
+        else:
+            self.metadata = LocalBackend(Path(data_dir), self.broker_info, self.config, clock=self.clock)
         self.metadata.add_listener(self.replica_manager.on_metadata_change)
         self.metadata.add_listener(self.group_coordinator.on_metadata_change)
         await self.metadata.start()
