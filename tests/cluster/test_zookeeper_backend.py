@@ -351,3 +351,33 @@ async def test_images_converge_within_a_second(trio, converge) -> None:
     await converge(trio, lambda im: all(has_leaders(f"burst-{i}", 4)(im) for i in range(5)), timeout=1)
     images = [b.image for b in trio]
     assert images[0].topics == images[1].topics == images[2].topics
+
+
+def expire_session(backend: ZooKeeperBackend, hosts: str) -> None:
+    """ZooKeeper's classic trick: open a second connection with the same session id and close it."""
+    session_id, password = backend.store.client.client_id
+    twin = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=4)
+    twin.start(5)
+    twin.stop()
+    twin.close()
+
+
+async def test_session_expiry_moves_controller_and_broker_rejoins(trio, chroot_connect, converge) -> None:
+    old = controller_of(trio)
+    old_epoch = old.controller_epoch
+    old_session = old.store.client.client_id[0]
+    await asyncio.to_thread(expire_session, old, chroot_connect)
+    others = [b for b in trio if b is not old]
+    await converge(others, lambda im: im.controller_id in {b.node_id for b in others}, timeout=5)
+    assert controller_of(others).controller_epoch == old_epoch + 1
+    # the expired broker reconnects with a new session, registers again and follows the new controller
+    await converge(trio, lambda im: len(im.brokers) == 3 and im.controller_id != old.node_id, timeout=8)
+    assert not old.is_controller
+    for _ in range(40):
+        stat = await asyncio.to_thread(others[0].store.client.exists, f"/brokers/ids/{old.node_id}")
+        if stat is not None and stat.ephemeralOwner != old_session:
+            break
+        await asyncio.sleep(0.2)
+    assert stat is not None and stat.ephemeralOwner == old.store.client.client_id[0] != old_session
+    await others[0].create_topic("after-expiry", 3, 3, {})
+    await converge(trio, has_leaders("after-expiry", 3))
