@@ -17,6 +17,10 @@ _COMMANDS = (
     ("strom.cli.info", "cluster"),
     ("strom.cli.info", "log_dirs"),
     ("strom.cli.info", "offsets"),
+    ("strom.cli.produce", "produce"),
+    ("strom.cli.consume", "consume"),
+    ("strom.cli.groups", "groups"),
+    ("strom.cli.dump_log", "dump_log"),
 )
 
 
