@@ -61,6 +61,7 @@ from strom.storage.segment import (
     TIME_INDEX_SUFFIX,
     Segment,
 )
+from strom.storage.swap import complete_interrupted_swaps
 
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
@@ -163,6 +164,7 @@ class Log:
 
     def _load(self, recovery_point: int, log_start_offset: int, clean_shutdown: bool) -> None:
         now = self._now_ms()
+        complete_interrupted_swaps(self.dir)  # a cleaner swap cut short by a crash
         bases: list[int] = []
         for entry in os.scandir(self.dir):
             name = entry.name
@@ -602,6 +604,21 @@ class Log:
             with self._pending_lock:
                 self._pending_deletes.append((expire, segment))
         return len(doomed)
+
+    def replace_segments(self, new: Segment, old: list[Segment], now_ms: int | None = None) -> None:
+        """Put `new` in place of the non-active segments `old`, whose files the caller already renamed
+        to `.deleted` (the log cleaner's swap, strom.storage.swap); they are removed after
+        file.delete.delay.ms."""
+        if now_ms is None:
+            now_ms = self._now_ms()
+        for segment in old:
+            del self._segments[segment.base_offset]
+            self._bases.remove(segment.base_offset)
+        self._add_segment(new)
+        expire = now_ms + self.config.file_delete_delay_ms
+        with self._pending_lock:
+            self._pending_deletes.extend((expire, segment) for segment in old)
+        self._dir_dirty = True
 
     def delete_expired_files(self, now_ms: int | None = None) -> int:
         """Remove `.deleted` segments whose file.delete.delay.ms has passed; returns how many."""

@@ -51,19 +51,22 @@ def segment_name(base_offset: int) -> str:
 class Segment:
     """A .log file with its offset and time indexes. Positions are int32 in the indexes, as in Kafka."""
 
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, now_ms: int) -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, config: LogConfig, now_ms: int, *, suffix: str = ""
+    ) -> None:
+        # `suffix` (e.g. ".cleaned") names files the log cleaner writes before swapping them in
         self.dir = directory
         self.base_offset = base_offset
         stem = segment_name(base_offset)
-        self.log_path = directory / (stem + LOG_SUFFIX)
+        self.log_path = directory / (stem + LOG_SUFFIX + suffix)
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.read_file: io.FileIO = io.FileIO(self.log_path, "r")
         self.size = os.fstat(self._fd).st_size
         self.offset_index = OffsetIndex(
-            directory / (stem + INDEX_SUFFIX), base_offset, config.segment_index_bytes
+            directory / (stem + INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes
         )
         self.time_index = TimeIndex(
-            directory / (stem + TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes
+            directory / (stem + TIME_INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes
         )
         self.index_interval_bytes = config.index_interval_bytes
         self.bytes_since_last_index_entry = 0
