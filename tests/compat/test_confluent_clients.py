@@ -8,9 +8,10 @@ partitions, and the idempotent producer (KIP-98: InitProducerId, sequence number
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
-from compat_support import TopicMaker, consume_partition
+from compat_support import JOIN_GROUP, BrokerUnderTest, TopicMaker, consume_partition, xfail_on_strom_without
 from confluent_kafka import (
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
@@ -189,5 +190,65 @@ def test_consume_from_offset_and_end(broker: str, topic: str) -> None:
             msg = consumer.poll(0.5)
         assert msg is not None and msg.error() is not None
         assert msg.error().code() == KafkaError._PARTITION_EOF
+    finally:
+        consumer.close()
+
+
+def test_fetch_out_of_range_offset(broker: str, topic: str) -> None:
+    _produce(broker, topic, [{"value": b"x", "partition": 0} for _ in range(5)])
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "compat-unused",
+                         "auto.offset.reset": "error"})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 100)])
+        deadline = time.monotonic() + 10
+        msg = None
+        while msg is None and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+        assert msg is not None and msg.error() is not None
+        # The broker answers OFFSET_OUT_OF_RANGE; librdkafka reports it as an auto-reset failure.
+        assert msg.error().code() == KafkaError._AUTO_OFFSET_RESET
+        assert "out of range" in msg.error().str().lower()
+    finally:
+        consumer.close()
+
+
+def test_consumer_group_subscribe_and_commit(request: pytest.FixtureRequest,
+                                             broker_under_test: BrokerUnderTest, make_topic: TopicMaker,
+                                             unique: Callable[[str], str]) -> None:
+    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
+    broker = broker_under_test.bootstrap
+    topic = make_topic(partitions=2)
+    _produce(broker, topic, [{"value": f"{i}".encode(), "partition": i % 2} for i in range(10)])
+    group = unique("compat-group")
+    conf = {"bootstrap.servers": broker, "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "session.timeout.ms": 10_000}
+
+    consumer = Consumer(conf)
+    try:
+        consumer.subscribe([topic])
+        got: list[Message] = []
+        deadline = time.monotonic() + 30
+        while len(got) < 10 and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=10, timeout=0.5):
+                assert msg.error() is None, msg.error()
+                got.append(msg)
+        assert sorted(int(m.value()) for m in got) == list(range(10))
+        assert {m.partition() for m in got} == {0, 1}
+        consumer.commit(asynchronous=False)
+        committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+        assert sorted((tp.partition, tp.offset) for tp in committed) == [(0, 5), (1, 5)]
+    finally:
+        consumer.close()
+
+    # A new member of the same group resumes from the committed offsets: only the new record arrives.
+    _produce(broker, topic, [{"value": b"10", "partition": 0}])
+    consumer = Consumer(conf)
+    try:
+        consumer.subscribe([topic])
+        got = []
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            got = [m for m in consumer.consume(num_messages=10, timeout=0.5) if m.error() is None]
+        assert [(m.partition(), m.offset(), m.value()) for m in got] == [(0, 5, b"10")]
     finally:
         consumer.close()

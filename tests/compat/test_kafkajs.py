@@ -7,18 +7,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from compat_support import BrokerUnderTest, ToolFailed
+from compat_support import JOIN_GROUP, BrokerUnderTest, ToolFailed, xfail_on_strom_without
 
 pytestmark = pytest.mark.compat
 
 SCRIPT = Path(__file__).parent / "node" / "kafkajs_client.js"
-JOIN_GROUP = 11
 
 
 def _run_node(node_modules: Path, *args: str, timeout: float = 60.0) -> dict:
@@ -35,30 +32,6 @@ def _run_node(node_modules: Path, *args: str, timeout: float = 60.0) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _advertised_api_keys(bootstrap: str) -> set[int]:
-    """ApiVersions v0 over a raw socket: the set of API keys the broker serves."""
-    host, port = bootstrap.rsplit(":", 1)
-    client_id = b"compat"
-    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", _recv(sock, 4))[0]
-        resp = _recv(sock, size)
-    _corr, error, count = struct.unpack_from(">ihi", resp, 0)
-    assert error == 0
-    return {struct.unpack_from(">h", resp, 10 + 6 * i)[0] for i in range(count)}
-
-
-def _recv(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        buf += chunk
-    return buf
-
-
 def test_kafkajs_produce_and_offsets(node_modules: Path, broker: str, topic: str) -> None:
     result = _run_node(node_modules, "produce-offsets", broker, topic, "10")
     assert result["listed"] is True
@@ -71,8 +44,7 @@ def test_kafkajs_produce_and_offsets(node_modules: Path, broker: str, topic: str
 def test_kafkajs_consumer_group_from_beginning(request: pytest.FixtureRequest, node_modules: Path,
                                                broker_under_test: BrokerUnderTest, topic: str) -> None:
     broker = broker_under_test.bootstrap
-    if broker_under_test.kind == "strom" and JOIN_GROUP not in _advertised_api_keys(broker):
-        request.applymarker(pytest.mark.xfail(reason="consumer groups", strict=False))
+    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
     _run_node(node_modules, "produce-offsets", broker, topic, "6")
     result = _run_node(node_modules, "group-consume", broker, topic, "6", timeout=90)
     seen = result["seen"]
