@@ -439,13 +439,16 @@ class ClusterClient:
         return int(data.high_watermark), int(data.last_stable_offset), bytes(data.records or b"")
 
     # groups -----------------------------------------------------------------------------------------
-    async def coordinator_connection(self, group: str) -> BrokerConnection:
-        """FindCoordinator v3 (key type 0, group) and a connection to the coordinator."""
+    async def find_coordinator(self, group: str) -> int:
+        """FindCoordinator v3 (key type 0, group): the coordinator's node id."""
         from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest
 
         response = await self.request_any(FindCoordinatorRequest(key=group, key_type=0))
         raise_for_error(response.error_code, response.error_message, f"find coordinator of group {group}")
-        return await self.connection(int(response.node_id))
+        return int(response.node_id)
+
+    async def coordinator_connection(self, group: str) -> BrokerConnection:
+        return await self.connection(await self.find_coordinator(group))
 
     async def list_groups(self, states: Sequence[str] = ()) -> list[tuple[str, str, str]]:
         """ListGroups v4 (KIP-518 state filter) on every broker: [(group id, protocol type, state)]."""
