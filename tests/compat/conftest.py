@@ -39,16 +39,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def broker_under_test(request: pytest.FixtureRequest) -> Iterator[BrokerUnderTest]:
     """The broker every compat test talks to, started once per session."""
     config = request.config
-    external = config.getoption("--bootstrap")
+    external = config.getoption("--bootstrap", default=None)
     if external:
         yield BrokerUnderTest("external", external)
         return
-    if config.getoption("--kafka-reference"):
+    if config.getoption("--kafka-reference", default=False):
         tools.ensure_tools()
         proc = brokers.start_kafka()
         kind = "kafka"
     else:
-        settings = dict(item.split("=", 1) for item in config.getoption("--strom-set"))
+        settings = dict(item.split("=", 1) for item in config.getoption("--strom-set", default=[]))
         proc = brokers.start_strom(settings=settings)
         kind = "strom"
     try:
