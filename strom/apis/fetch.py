@@ -10,6 +10,8 @@ Behaviour:
 - Incremental fetch sessions (KIP-227, v7+): see `strom.server.fetch_sessions`. Incremental responses list
   only partitions with records, a changed high watermark or log start offset, or an error.
 - v9+ `current_leader_epoch` (KIP-320): older than ours FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+- Followers (replica_id >= 0) read up to the log end offset; their fetch offset is their log end offset,
+  which the leader records (`Partition.update_follower_fetch`) to move the ISR and the high watermark.
 - Record bytes are never copied into Python: the response header and per-partition fields are encoded
   here and the records go out as `FileSlice`s (sendfile). An empty record set is encoded as zero length,
   never null (librdkafka rejects null).
@@ -222,7 +224,13 @@ def encode_response(
 
 # --- reading ---------------------------------------------------------------------------------------
 def _read_partition(
-    ctx: RequestContext, topic: str, req: FetchPartitionReq, max_bytes: int, min_one: bool, consumer: bool
+    ctx: RequestContext,
+    topic: str,
+    req: FetchPartitionReq,
+    max_bytes: int,
+    min_one: bool,
+    consumer: bool,
+    replica_id: int = -1,
 ) -> PartitionResponse:
     resp = PartitionResponse(req.partition)
     broker = ctx.broker
@@ -240,6 +248,9 @@ def _read_partition(
         if req.current_leader_epoch > part.leader_epoch:
             resp.error_code = ErrorCode.unknown_leader_epoch
             return resp
+    if not consumer and 0 <= req.fetch_offset <= part.log_end_offset:
+        # a follower's fetch offset is its log end offset: the ISR and high watermark move on it
+        part.update_follower_fetch(replica_id, req.fetch_offset, ctx.now_ms())
     hw = part.high_watermark
     resp.high_watermark = hw
     resp.last_stable_offset = hw
@@ -277,7 +288,7 @@ def _collect(
     out: list[PartitionResponse] = []
     for item in wanted:
         limit = min(item.req.partition_max_bytes, remaining)
-        resp = _read_partition(ctx, item.topic, item.req, limit, not got_any, consumer)
+        resp = _read_partition(ctx, item.topic, item.req, limit, not got_any, consumer, params.replica_id)
         if resp.error_code:
             any_error = True
         size = resp.size

@@ -4,7 +4,8 @@ Behaviour:
 - acks 0: append, answer nothing. acks 1: answer after the leader's append. acks -1: answer once the high
   watermark passes the batch (immediately on a single node, the ISR being {self}), or REQUEST_TIMED_OUT
   after `timeout_ms`; with an ISR smaller than min.insync.replicas, NOT_ENOUGH_REPLICAS and no append.
-  Other acks values: INVALID_REQUIRED_ACKS.
+  Other acks values: INVALID_REQUIRED_ACKS. If the ISR shrank below min.insync.replicas while waiting,
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND; if leadership moved meanwhile, NOT_LEADER_OR_FOLLOWER.
 - Batches are stored as sent (any codec); only their 61-byte headers are read (CRC-32C checked), offsets
   are assigned by rewriting the base offset, LogAppendTime is stamped when the topic asks for it (the
   response then carries it; otherwise -1).
@@ -15,8 +16,8 @@ Behaviour:
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE,
 MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
-NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT, OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH,
-KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR.
+NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT, OUT_OF_ORDER_SEQUENCE_NUMBER,
+INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR.
 """
 
 from __future__ import annotations
@@ -111,8 +112,14 @@ async def _produce_partition(
     result.base_offset = appended.first_offset
     result.log_append_time = appended.log_append_time
     result.log_start_offset = appended.log_start_offset
-    if acks == -1 and not await part.wait_for_high_watermark(appended.last_offset + 1, timeout_s):
-        result.error_code = ErrorCode.request_timed_out
+    if acks == -1:
+        try:
+            if not await part.wait_for_acks_all(appended.last_offset, timeout_s):
+                result.error_code = ErrorCode.request_timed_out
+        except KafkaError as exc:
+            # leadership lost, or the ISR shrank below min.insync.replicas while waiting
+            result.error_code = _error_code(exc)
+            result.error_message = exc.message
     return result
 
 

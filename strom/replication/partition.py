@@ -1,11 +1,24 @@
 """One partition on this broker: the only owner of its log, its high watermark, ISR and producer state.
 
-Leader appends (`append_as_leader`) validate the batch headers (magic 2, CRC-32C, sizes), check
+Roles follow the metadata image (`become_leader` / `become_follower`, called by the replica manager).
+
+As leader: appends (`append_as_leader`) validate the batch headers (magic 2, CRC-32C, sizes), check
 max.message.bytes (MESSAGE_TOO_LARGE), run the idempotent-producer checks (KIP-98; duplicates answer with
-the first copy's offsets), append, and then advance the high watermark. The high watermark is the minimum
-log end offset over the ISR; on a single node the ISR is {self}, so it follows the log end at once. acks=-1
-waits for the high watermark to pass the batch (`wait_for_high_watermark`), the shape the replicated case
-needs; acks=-1 with an ISR smaller than min.insync.replicas answers NOT_ENOUGH_REPLICAS and appends nothing.
+the first copy's offsets) and append. The leader tracks every follower's log end offset (its fetch offset)
+and the last time it was caught up (Kafka's rule: a fetch at or past the leader's log end offset at the
+time of the previous fetch means caught up then). The high watermark is the minimum log end offset over
+the ISR (the larger ISR while a change is in flight), and it advances only once every ISR follower has
+fetched at or past the start offset of the leader's current epoch (KIP-101/279). The ISR shrinks when a
+follower has not been caught up for replica.lag.time.max.ms, and grows when a follower reaches the high
+watermark within the current epoch; both changes are proposed through the cluster backend's `alter_isr`
+(a compare-and-set) and only take effect once written. acks=-1 waits for the high watermark to pass the
+batch (`wait_for_high_watermark`); with an ISR smaller than min.insync.replicas it answers
+NOT_ENOUGH_REPLICAS and appends nothing, and NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below it
+while waiting. Losing leadership fails the waiters with NOT_LEADER_OR_FOLLOWER.
+
+As follower: `append_as_follower` stores the leader's batches as they are (offsets and epochs kept),
+`set_follower_high_watermark` takes min(leader's high watermark, own log end offset), and
+`truncate_to` cuts the log where it diverges from the leader (found by leader epoch, see fetcher.py).
 
 Readers that wait (the fetch purgatory) register an `asyncio.Event` with `add_waiter`; every append and high
 watermark move sets it.
@@ -19,17 +32,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from strom.protocol.errors import ErrorCode, KafkaError, RecordTooLargeError
-from strom.protocol.record_batch import BatchHeader, validate_batches
+from strom.cluster.metadata import PartitionState
+from strom.protocol.errors import ErrorCode, KafkaError, NotLeaderOrFollowerError, RecordTooLargeError
+from strom.protocol.record_batch import BatchHeader, iter_batches, validate_batches
 from strom.storage.producer_state import ProducerStateManager
 
 log = logging.getLogger("strom.partition")
 
-__all__ = ["AppendResult", "NotEnoughReplicasError", "Partition"]
+__all__ = [
+    "AppendResult",
+    "FollowerState",
+    "NotEnoughReplicasAfterAppendError",
+    "NotEnoughReplicasError",
+    "Partition",
+]
+
+IsrProposer = Callable[["Partition", tuple[int, ...]], None]
+"""Called by a leader partition to propose a new ISR; the proposer writes it (alter_isr) and reports back
+through `isr_change_done`."""
 
 
 class NotEnoughReplicasError(KafkaError):
     code = ErrorCode.not_enough_replicas
+
+
+class NotEnoughReplicasAfterAppendError(KafkaError):
+    code = ErrorCode.not_enough_replicas_after_append
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +71,16 @@ class AppendResult:
     duplicate: bool = False
 
 
+@dataclass(slots=True)
+class FollowerState:
+    """What a leader knows of one follower (Kafka's Replica)."""
+
+    log_end_offset: int = -1
+    last_caught_up_ms: int = 0
+    last_fetch_leader_leo: int = -1
+    last_fetch_ms: int = 0
+
+
 class Partition:
     def __init__(
         self,
@@ -54,15 +92,25 @@ class Partition:
         leader_epoch: int = 0,
         isr: tuple[int, ...] = (),
         clock: Callable[[], float],
+        leader_id: int | None = None,
+        replicas: tuple[int, ...] = (),
+        partition_epoch: int = 0,
     ) -> None:
         self.topic = topic
         self.partition = partition
         self.log = log
         self.node_id = node_id
         self.leader_epoch = leader_epoch
+        self.leader_id = node_id if leader_id is None else leader_id
+        self.replicas: tuple[int, ...] = replicas or (node_id,)
         self.isr: tuple[int, ...] = isr or (node_id,)
+        self.partition_epoch = partition_epoch
         self.clock = clock
         self.producer_state = ProducerStateManager(log.dir)
+        self.followers: dict[int, FollowerState] = {}
+        self.epoch_start_offset = log.log_end_offset
+        self.pending_isr: tuple[int, ...] | None = None
+        self.isr_proposer: IsrProposer | None = None
         self._waiters: set[asyncio.Event] = set()
         self._hw_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.high_watermark = log.log_end_offset
@@ -78,7 +126,10 @@ class Partition:
 
     @property
     def is_leader(self) -> bool:
-        return True
+        return self.leader_id == self.node_id
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     def load_producer_state(self) -> None:
         """Load the newest producer snapshot and replay the batches after it (blocking)."""
@@ -89,6 +140,65 @@ class Partition:
 
     def take_producer_snapshot(self) -> None:
         self.producer_state.take_snapshot(self.log_end_offset)
+
+    # --- roles -------------------------------------------------------------------------------------
+    def become_leader(self, state: PartitionState) -> bool:
+        """Apply a state naming this broker leader; True if this is a new leadership (new epoch)."""
+        new = not self.is_leader or state.leader_epoch != self.leader_epoch
+        self.replicas = tuple(state.replicas) or (self.node_id,)
+        self.isr = tuple(state.isr) or (self.node_id,)
+        self.partition_epoch = state.partition_epoch
+        if self.pending_isr is not None and self.pending_isr == self.isr:
+            self.pending_isr = None
+        if new:
+            self.leader_id = self.node_id
+            self.leader_epoch = state.leader_epoch
+            leo = self.log_end_offset
+            # KIP-101: the new epoch starts at our log end; followers truncate to it
+            self.log.leader_epoch_cache.assign(state.leader_epoch, leo)
+            self.epoch_start_offset = leo
+            self.pending_isr = None
+            now = self._now_ms()
+            # ISR members get a full lag period from now to show up (Kafka does the same)
+            self.followers = {
+                r: FollowerState(last_caught_up_ms=now if r in self.isr else 0)
+                for r in self.replicas
+                if r != self.node_id
+            }
+            log.info(
+                "%s-%d: leader at epoch %d from offset %d, ISR %s",
+                self.topic,
+                self.partition,
+                self.leader_epoch,
+                leo,
+                list(self.isr),
+            )
+        else:
+            for r in self.replicas:
+                if r != self.node_id and r not in self.followers:
+                    self.followers[r] = FollowerState()
+            for r in [r for r in self.followers if r not in self.replicas]:
+                del self.followers[r]
+        self._advance_high_watermark()
+        return new
+
+    def become_follower(self, state: PartitionState) -> bool:
+        """Apply a state naming another broker (or none) leader; True if leader or epoch changed."""
+        changed = self.leader_id != state.leader or self.leader_epoch != state.leader_epoch
+        was_leader = self.is_leader
+        self.leader_id = state.leader
+        self.leader_epoch = state.leader_epoch
+        self.replicas = tuple(state.replicas)
+        self.isr = tuple(state.isr)
+        self.partition_epoch = state.partition_epoch
+        self.pending_isr = None
+        self.followers = {}
+        if was_leader:
+            self._fail_hw_waiters(
+                NotLeaderOrFollowerError(f"{self.topic}-{self.partition}: leadership moved to {state.leader}")
+            )
+        self._wake()
+        return changed
 
     # --- waiting -----------------------------------------------------------------------------------
     def add_waiter(self, event: asyncio.Event) -> None:
@@ -102,7 +212,8 @@ class Partition:
             event.set()
 
     async def wait_for_high_watermark(self, offset: int, timeout: float) -> bool:
-        """Wait until the high watermark reaches `offset`; False on timeout (REQUEST_TIMED_OUT)."""
+        """Wait until the high watermark reaches `offset`; False on timeout (REQUEST_TIMED_OUT).
+        Raises NOT_LEADER_OR_FOLLOWER if leadership is lost meanwhile."""
         if self.high_watermark >= offset:
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -117,15 +228,96 @@ class Partition:
             if item in self._hw_waiters:
                 self._hw_waiters.remove(item)
 
-    def _advance_high_watermark(self) -> None:
-        # The ISR is {self} on a single node; with followers this becomes min(LEO over the ISR).
-        new_hw = self.log_end_offset
-        if new_hw <= self.high_watermark:
+    def _fail_hw_waiters(self, exc: KafkaError) -> None:
+        for _offset, fut in self._hw_waiters:
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _set_high_watermark(self, new_hw: int) -> None:
+        if new_hw == self.high_watermark:
             return
         self.high_watermark = new_hw
         for offset, fut in self._hw_waiters:
             if offset <= new_hw and not fut.done():
                 fut.set_result(None)
+        self._wake()
+
+    def _maximal_isr(self) -> set[int]:
+        isr = set(self.isr)
+        if self.pending_isr is not None:
+            isr |= set(self.pending_isr)
+        return isr
+
+    def _advance_high_watermark(self) -> None:
+        if not self.is_leader:
+            return
+        new_hw = self.log_end_offset
+        for r in self._maximal_isr():
+            if r == self.node_id:
+                continue
+            follower = self.followers.get(r)
+            # KIP-101: wait until every ISR follower has fetched within the current epoch
+            if follower is None or follower.log_end_offset < self.epoch_start_offset:
+                return
+            new_hw = min(new_hw, follower.log_end_offset)
+        if new_hw > self.high_watermark:
+            self._set_high_watermark(new_hw)
+
+    # --- leader: followers and the ISR ------------------------------------------------------------
+    def update_follower_fetch(self, replica_id: int, fetch_offset: int, now_ms: int) -> None:
+        """A follower fetched from `fetch_offset`: its log end offset. May advance the high watermark
+        and propose adding it to the ISR."""
+        if not self.is_leader:
+            return
+        follower = self.followers.get(replica_id)
+        if follower is None:
+            if replica_id not in self.replicas:
+                return
+            follower = self.followers[replica_id] = FollowerState()
+        leo = self.log_end_offset
+        if fetch_offset >= leo:
+            follower.last_caught_up_ms = now_ms
+        elif fetch_offset >= follower.last_fetch_leader_leo >= 0:
+            follower.last_caught_up_ms = max(follower.last_caught_up_ms, follower.last_fetch_ms)
+        follower.last_fetch_leader_leo = leo
+        follower.last_fetch_ms = now_ms
+        follower.log_end_offset = fetch_offset
+        self._maybe_expand_isr(replica_id, follower)
+        self._advance_high_watermark()
+
+    def _maybe_expand_isr(self, replica_id: int, follower: FollowerState) -> None:
+        if replica_id in self.isr or self.pending_isr is not None:
+            return
+        if follower.log_end_offset >= max(self.high_watermark, self.epoch_start_offset):
+            self._propose_isr((*self.isr, replica_id))
+
+    def maybe_shrink_isr(self, now_ms: int, lag_ms: int) -> None:
+        """Drop ISR followers that have not caught up for `lag_ms` (replica.lag.time.max.ms)."""
+        if not self.is_leader or self.pending_isr is not None:
+            return
+        out = [
+            r
+            for r in self.isr
+            if r != self.node_id
+            and now_ms - self.followers.get(r, FollowerState()).last_caught_up_ms > lag_ms
+        ]
+        if out:
+            log.info("%s-%d: followers %s out of sync", self.topic, self.partition, out)
+            self._propose_isr(tuple(r for r in self.isr if r not in out))
+
+    def _propose_isr(self, new_isr: tuple[int, ...]) -> None:
+        if self.isr_proposer is None:
+            return
+        self.pending_isr = new_isr
+        self.isr_proposer(self, new_isr)
+
+    def isr_change_done(self, state: PartitionState | None) -> None:
+        """The outcome of a proposal: the written state, or None if it failed (retried later)."""
+        self.pending_isr = None
+        if state is not None and self.is_leader and state.leader_epoch == self.leader_epoch:
+            self.isr = tuple(state.isr)
+            self.partition_epoch = state.partition_epoch
+        self._advance_high_watermark()
 
     # --- appending ---------------------------------------------------------------------------------
     def check_min_isr(self) -> None:
@@ -137,6 +329,10 @@ class Partition:
 
     def append_as_leader(self, records: bytes | bytearray | memoryview, *, acks: int) -> AppendResult:
         """Validate and append a produce request's record set; raises KafkaError with nothing written."""
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(
+                f"broker {self.node_id} does not lead {self.topic}-{self.partition}"
+            )
         if acks == -1:
             self.check_min_isr()
         headers: list[BatchHeader] = validate_batches(records)
@@ -170,6 +366,63 @@ class Partition:
         return AppendResult(
             int(info.first_offset), int(info.last_offset), int(info.log_append_time), self.log_start_offset
         )
+
+    async def wait_for_acks_all(self, last_offset: int, timeout: float) -> bool:
+        """acks=-1 after an append: wait for the ISR; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is
+        now below min.insync.replicas. False on timeout."""
+        done = await self.wait_for_high_watermark(last_offset + 1, timeout)
+        if done and len(self.isr) < int(self.log.config.min_insync_replicas):
+            raise NotEnoughReplicasAfterAppendError(
+                f"ISR {list(self.isr)} of {self.topic}-{self.partition} shrank below min.insync.replicas"
+            )
+        return done
+
+    # --- follower ----------------------------------------------------------------------------------
+    def append_as_follower(self, records: bytes | memoryview) -> int:
+        """Append the leader's whole batches as they are (offsets and epochs kept); returns bytes used."""
+        view = memoryview(records)
+        end = 0
+        headers: list[BatchHeader] = []
+        for pos, header in iter_batches(view):
+            if header.base_offset < self.log_end_offset:
+                # already here (an overlapping fetch after a retry); skip it
+                end = pos + header.size
+                continue
+            if not headers:
+                start = pos
+            headers.append(header)
+            end = pos + header.size
+        if not headers:
+            return end
+        info = self.log.append(view[start:end], leader_epoch=-1, assign_offsets=False)
+        for header in info.headers:
+            if header.has_producer_id and not header.is_control:
+                self.producer_state.update(
+                    header, header.base_offset, header.last_offset, header.max_timestamp
+                )
+        self._wake()
+        return end
+
+    def set_follower_high_watermark(self, leader_hw: int) -> None:
+        if self.is_leader:
+            return
+        self._set_high_watermark(max(min(leader_hw, self.log_end_offset), 0))
+
+    def truncate_to(self, offset: int) -> None:
+        """Cut the log at `offset` (divergence from the leader) and rebuild producer state."""
+        if offset >= self.log_end_offset:
+            return
+        log.info("%s-%d: truncating from %d to %d", self.topic, self.partition, self.log_end_offset, offset)
+        self.log.truncate_to(offset)
+        self.on_log_truncated()
+        self.load_producer_state()
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        self.log.truncate_fully_and_start_at(offset)
+        self.producer_state.truncate_snapshots_above(-1)
+        self.producer_state.producers.clear()
+        self.high_watermark = offset
+        self._wake()
 
     # --- reading -----------------------------------------------------------------------------------
     def read(

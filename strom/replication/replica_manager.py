@@ -4,16 +4,26 @@ The cluster backend calls `on_metadata_change(old, new)` after each change (and 
 empty old image). The replica manager then opens or creates the logs of partitions assigned to this
 broker (loading their producer state), pushes topic config changes to running logs, and deletes the logs
 of partitions that are gone. Lookups by handlers: `get_partition(topic, partition)`.
+
+Roles follow the image (Kafka's LeaderAndIsr handling): a partition whose leader is this broker becomes
+leader (a new epoch starts at its log end, followers are tracked, see partition.py); any other becomes a
+follower and is handed to the `ReplicaFetcher` of its leader, which truncates it by leader epoch before
+fetching (fetcher.py). A partition without a leader (offline) just waits. A periodic task shrinks the ISRs
+of led partitions after replica.lag.time.max.ms; ISR changes are written through the backend's
+`alter_isr` (a compare-and-set; a lost race is retried after the next image).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strom.cluster.metadata import MetadataImage, PartitionState, TopicInfo
 from strom.config import ConfigError, parse_topic_overrides
+from strom.protocol.errors import KafkaError
+from strom.replication.fetcher import FetcherConfig, ReplicaFetcher
 from strom.replication.partition import Partition
 
 if TYPE_CHECKING:
@@ -28,10 +38,19 @@ class ReplicaManager:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self.fetchers: dict[int, ReplicaFetcher] = {}
         self._lock = asyncio.Lock()
+        self._image: MetadataImage = MetadataImage.empty()
+        self._isr_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     def get_partition(self, topic: str, partition: int) -> Partition | None:
         return self.partitions.get((topic, partition))
+
+    @property
+    def lag_time_max_ms(self) -> int:
+        return int(self.broker.config.get("replica.lag.time.max.ms"))
 
     def _log_config(self, info: TopicInfo):  # type: ignore[no-untyped-def]
         try:
@@ -52,44 +71,144 @@ class ReplicaManager:
             state.partition,
             plog,
             node_id=self.broker.node_id,
-            leader_epoch=state.leader_epoch,
+            leader_epoch=-1,
+            leader_id=-1,
             isr=tuple(state.isr),
+            replicas=tuple(state.replicas),
             clock=self.broker.clock,
         )
         part.load_producer_state()
         return part
 
+    # --- metadata ----------------------------------------------------------------------------------
     async def on_metadata_change(self, old: MetadataImage, new: MetadataImage) -> None:
         async with self._lock:
+            self._image = new
             node = self.broker.node_id
             wanted: dict[tuple[str, int], tuple[TopicInfo, PartitionState]] = {}
             for info in new.topics.values():
                 for state in info.partitions.values():
                     if node in state.replicas:
                         wanted[(info.name, state.partition)] = (info, state)
-            # gone: deleted topics or reassigned partitions
+            # gone: deleted topics or partitions moved off this broker
             for key in [k for k in self.partitions if k not in wanted]:
                 part = self.partitions.pop(key)
-                part._wake()
+                self._unfollow(key)
+                part.become_follower(PartitionState(key[1], -1, part.leader_epoch + 1, (), ()))
                 await asyncio.to_thread(self.broker.log_manager.delete_log, key[0], key[1])
             to_open = [(info, state) for key, (info, state) in wanted.items() if key not in self.partitions]
             if to_open:
                 opened = await asyncio.to_thread(lambda: [self._open_partition(i, s) for i, s in to_open])
                 for part in opened:
+                    part.isr_proposer = self._propose_isr
                     self.partitions[(part.topic, part.partition)] = part
             for key, (info, state) in wanted.items():
                 part = self.partitions[key]
-                part.leader_epoch = state.leader_epoch
-                part.isr = tuple(state.isr) or (node,)
+                self._apply_state(key, part, state)
                 old_info = old.topics.get(info.name)
                 # dynamic broker configs (KIP-226) supply the defaults of keys a topic does not override
                 if old_info is not None and (
                     old_info.configs != info.configs or old.broker_configs != new.broker_configs
                 ):
                     part.log.update_config(self._log_config(info))
+            for leader_id in [i for i, f in self.fetchers.items() if not f.partitions]:
+                await self.fetchers.pop(leader_id).stop()
+            if self._isr_task is None and not self._stopping:
+                self._isr_task = asyncio.create_task(self._isr_loop(), name="isr-shrink")
+
+    def _apply_state(self, key: tuple[str, int], part: Partition, state: PartitionState) -> None:
+        node = self.broker.node_id
+        if state.leader == node:
+            self._unfollow(key)
+            part.become_leader(state)
+            return
+        old_leader, old_epoch = part.leader_id, part.leader_epoch
+        part.become_follower(state)
+        if state.leader < 0:
+            self._unfollow(key)
+            return
+        if state.leader != old_leader or state.leader_epoch != old_epoch:
+            self._unfollow(key)
+            fetcher = self.fetchers.get(state.leader)
+            if fetcher is None:
+                fetcher = ReplicaFetcher(state.leader, self._broker_address, self._fetcher_config())
+                self.fetchers[state.leader] = fetcher
+                if not self._stopping:
+                    fetcher.start()
+            fetcher.add(part)
+
+    def _unfollow(self, key: tuple[str, int]) -> None:
+        for fetcher in self.fetchers.values():
+            if key in fetcher.partitions:
+                fetcher.remove(key)
+
+    def _broker_address(self, node_id: int) -> tuple[str, int] | None:
+        info = self._image.brokers.get(node_id)
+        return None if info is None else (info.host, info.port)
+
+    def _fetcher_config(self) -> FetcherConfig:
+        cfg = self.broker.config
+        return FetcherConfig(
+            self.broker.node_id,
+            max_wait_ms=int(cfg.get("replica.fetch.wait.max.ms")),
+            min_bytes=int(cfg.get("replica.fetch.min.bytes")),
+            partition_max_bytes=int(cfg.get("replica.fetch.max.bytes")),
+            backoff_s=0.1,
+            timeout_s=int(cfg.get("replica.socket.timeout.ms")) / 1000,
+        )
+
+    # --- ISR ---------------------------------------------------------------------------------------
+    def _propose_isr(self, part: Partition, new_isr: tuple[int, ...]) -> None:
+        alter_isr = getattr(self.broker.metadata, "alter_isr", None)
+        if alter_isr is None or self._stopping:
+            part.isr_change_done(None)
+            return
+        task = asyncio.create_task(self._alter_isr(alter_isr, part, new_isr))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _alter_isr(self, alter_isr: Any, part: Partition, new_isr: tuple[int, ...]) -> None:
+        epoch = part.leader_epoch
+        try:
+            state = await alter_isr(part.topic, part.partition, epoch, new_isr, part.partition_epoch)
+        except KafkaError as exc:
+            log.info("ISR change of %s-%d to %s refused: %s", part.topic, part.partition, list(new_isr), exc)
+            part.isr_change_done(None)
+            return
+        except Exception:
+            log.exception("ISR change of %s-%d failed", part.topic, part.partition)
+            part.isr_change_done(None)
+            return
+        log.info("%s-%d: ISR now %s", part.topic, part.partition, list(state.isr))
+        part.isr_change_done(state)
+
+    async def _isr_loop(self) -> None:
+        while True:
+            lag = self.lag_time_max_ms
+            await asyncio.sleep(max(lag / 2000, 0.05))
+            now = int(self.broker.clock() * 1000)
+            for part in list(self.partitions.values()):
+                if part.is_leader and len(part.replicas) > 1:
+                    part.maybe_shrink_isr(now, lag)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def stop_replication(self) -> None:
+        """Stop fetching and ISR changes (before the logs close)."""
+        self._stopping = True
+        if self._isr_task is not None:
+            self._isr_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._isr_task
+            self._isr_task = None
+        for fetcher in list(self.fetchers.values()):
+            await fetcher.stop()
+        self.fetchers.clear()
+        for task in list(self._background):
+            task.cancel()
 
     async def stop(self) -> None:
-        """Write a producer-state snapshot for every partition (clean shutdown)."""
+        """Stop replication, then write a producer-state snapshot for every partition (clean shutdown)."""
+        await self.stop_replication()
         parts = list(self.partitions.values())
 
         def snapshot_all() -> None:

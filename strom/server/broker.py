@@ -3,9 +3,12 @@ purgatories, the API registry and the listener, and runs them in order.
 
 Start-up: bind the listener (so the advertised port is known even for port 0), load the logs, start the
 cluster backend (which publishes the metadata image; the replica manager follows it and opens the
-partitions), then accept connections. Shutdown (Kafka's controlled shutdown, single node): stop accepting,
-let every connection finish and answer the requests it already read, then write producer-state snapshots,
-flush the logs, write checkpoints and the clean-shutdown marker (`LogManager.stop`).
+partitions), then accept connections. The backend is ZooKeeper (strom.cluster.zookeeper) when
+zookeeper.connect is set, else the single-node local backend. Shutdown: in a cluster, first Kafka's
+controlled shutdown (leadership moves to other ISR members while this broker still serves); then stop
+accepting, let every connection finish and answer the requests it already read, stop the replica fetchers,
+then write producer-state snapshots, flush the logs, write checkpoints and the clean-shutdown marker
+(`LogManager.stop`).
 """
 
 from __future__ import annotations
@@ -149,6 +152,7 @@ class Broker:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        await self._controlled_shutdown()
         if self._server is not None:
             self._server.close()
         conns = list(self._connections)
@@ -161,12 +165,27 @@ class Broker:
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
+        await self.replica_manager.stop_replication()
         await self.group_coordinator.stop()
         await self.replica_manager.stop()
         if self.metadata is not None:
             await self.metadata.stop()
         await self.log_manager.stop()
         log.info("broker %d stopped", self.node_id)
+
+    async def _controlled_shutdown(self) -> None:
+        """Kafka's controlled shutdown: while still serving, ask the controller to move leadership away
+        and drop this broker from ISRs, so clients fail over without waiting for the session timeout."""
+        shutdown = getattr(self.metadata, "controlled_shutdown", None)
+        if shutdown is None or not self._started or not self.config.get("controlled.shutdown.enable"):
+            return
+        try:
+            still_led = await shutdown(timeout=self.shutdown_timeout)
+        except Exception as exc:  # never let it block the shutdown itself
+            log.warning("controlled shutdown of broker %d failed: %r", self.node_id, exc)
+            return
+        if still_led:
+            log.info("broker %d still leads %d partitions nobody else can take", self.node_id, len(still_led))
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

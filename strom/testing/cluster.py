@@ -1,0 +1,271 @@
+"""Multi-broker Strom clusters on loopback for tests and benchmarks, on a real ZooKeeper.
+
+`ProcessCluster(n, zk_connect)`: n `strom serve` subprocesses (node ids 1..n), each with its own data
+directory and a port fixed for its lifetime, so a broker can be killed (-9), stopped (SIGTERM, which runs
+the controlled shutdown) and restarted on the same address and data, as an operator would:
+
+    with running_zookeeper() as zk, ProcessCluster(3, zk.connect + "/c1") as cluster:
+        Producer({"bootstrap.servers": cluster.bootstrap_servers})
+        cluster.kill(2); cluster.start(2)
+
+`EmbeddedCluster(n, zk_connect)`: n in-process `Broker`s on the running event loop (`async with`), cheaper
+when a test drives partitions directly.
+
+Both use `CLUSTER_PRESET`: short ZooKeeper sessions and replica lag so failures are noticed within seconds,
+three-way replicated internal topics with few partitions, and no initial rebalance delay. Temporary
+directories are removed and every process is killed on exit, also after failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from strom.config import BrokerConfig
+
+__all__ = ["CLUSTER_PRESET", "EmbeddedCluster", "ProcessCluster", "free_port"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+CLUSTER_PRESET: dict[str, str] = {
+    "auto.create.topics.enable": "true",
+    "group.initial.rebalance.delay.ms": "0",
+    "offsets.topic.replication.factor": "3",
+    "offsets.topic.num.partitions": "3",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.num.partitions": "3",
+    "default.replication.factor": "3",
+    "num.partitions": "1",
+    "zookeeper.session.timeout.ms": "4000",
+    "replica.lag.time.max.ms": "4000",
+    "replica.fetch.wait.max.ms": "200",
+    "log.flush.offset.checkpoint.interval.ms": "60000",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _props(overrides: Mapping[str, Any] | None) -> dict[str, str]:
+    props = dict(CLUSTER_PRESET)
+    props.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (overrides or {}).items()})
+    return props
+
+
+class ProcessCluster:
+    """n `strom serve` processes against one ZooKeeper connect string (with a chroot per cluster)."""
+
+    def __init__(
+        self,
+        n: int,
+        zk_connect: str,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        per_broker: Mapping[int, Mapping[str, Any]] | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.n = n
+        self.zk_connect = zk_connect
+        self.node_ids = list(range(1, n + 1))
+        self.root = Path(tempfile.mkdtemp(prefix="strom-cluster-"))
+        self.ports = {i: free_port() for i in self.node_ids}
+        self._props = _props(overrides)
+        self._per_broker = {i: dict(v) for i, v in (per_broker or {}).items()}
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._start_timeout = start_timeout
+
+    # --- addresses ---------------------------------------------------------------------------------
+    def address(self, node_id: int) -> str:
+        return f"127.0.0.1:{self.ports[node_id]}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(self.address(i) for i in self.node_ids)
+
+    def data_dir(self, node_id: int) -> Path:
+        return self.root / f"broker-{node_id}"
+
+    def log_path(self, node_id: int) -> Path:
+        return self.root / f"broker-{node_id}.log"
+
+    def running(self, node_id: int) -> bool:
+        proc = self._procs.get(node_id)
+        return proc is not None and proc.poll() is None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start_all(self) -> ProcessCluster:
+        try:
+            procs = {i: self._spawn(i) for i in self.node_ids}
+            for i, proc in procs.items():
+                self._wait_ready(i, proc)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def start(self, node_id: int) -> None:
+        proc = self._spawn(node_id)
+        self._wait_ready(node_id, proc)
+
+    def _spawn(self, node_id: int) -> subprocess.Popen[bytes]:
+        if self.running(node_id):
+            raise RuntimeError(f"broker {node_id} is already running")
+        props = dict(self._props)
+        props.update({k: str(v) for k, v in self._per_broker.get(node_id, {}).items()})
+        props["zookeeper.connect"] = self.zk_connect
+        cmd = [
+            sys.executable, "-m", "strom.cli.main", "serve",
+            "--data-dir", str(self.data_dir(node_id)),
+            "--port", str(self.ports[node_id]),
+            "--node-id", str(node_id),
+        ]  # fmt: skip
+        for key, value in props.items():
+            cmd += ["--set", f"{key}={value}"]
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        with open(self.log_path(node_id), "ab") as err:
+            proc = subprocess.Popen(
+                cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env
+            )
+        self._procs[node_id] = proc
+        return proc
+
+    def _wait_ready(self, node_id: int, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        # the broker prints one line once it serves; readline returns b"" if it died first
+        deadline = time.monotonic() + self._start_timeout
+        os.set_blocking(proc.stdout.fileno(), False)
+        buf = b""
+        while time.monotonic() < deadline:
+            chunk = proc.stdout.read()
+            if chunk:
+                buf += chunk
+                if b"\n" in buf:
+                    return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = self.log_path(node_id).read_text(errors="replace")[-3000:]
+        proc.kill()
+        raise RuntimeError(f"broker {node_id} did not start: {buf!r}\n{tail}")
+
+    def kill(self, node_id: int) -> None:
+        """kill -9: no controlled shutdown, no flush, no checkpoints."""
+        proc = self._procs.pop(node_id, None)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def stop(self, node_id: int, timeout: float = 30.0) -> int | None:
+        """SIGTERM (controlled shutdown, then a clean stop); returns the exit code."""
+        proc = self._procs.pop(node_id, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                return proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+                return None
+        return proc.returncode
+
+    def pause(self, node_id: int) -> None:
+        self._procs[node_id].send_signal(signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        self._procs[node_id].send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        for node_id in list(self._procs):
+            proc = self._procs.pop(node_id)
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if os.environ.get("STROM_KEEP_CLUSTER_DIR"):
+            return
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> ProcessCluster:
+        return self.start_all()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class EmbeddedCluster:
+    """n in-process brokers on the running event loop: `async with EmbeddedCluster(3, connect) as c`."""
+
+    def __init__(self, n: int, zk_connect: str, overrides: Mapping[str, Any] | None = None) -> None:
+        self.n = n
+        self.zk_connect = zk_connect
+        self.root = Path(tempfile.mkdtemp(prefix="strom-cluster-"))
+        self._props = _props(overrides)
+        self.brokers: dict[int, Any] = {}
+
+    def config(self, node_id: int) -> BrokerConfig:
+        props = dict(self._props)
+        props.update(
+            {
+                "zookeeper.connect": self.zk_connect,
+                "node.id": str(node_id),
+                "log.dirs": str(self.root / f"broker-{node_id}"),
+                "listeners": "PLAINTEXT://127.0.0.1:0",
+            }
+        )
+        return BrokerConfig(props)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join("{}:{}".format(*b.advertised_address) for b in self.brokers.values() if b is not None)
+
+    async def start(self, node_id: int) -> Any:
+        from strom.server.broker import Broker
+
+        broker = Broker(self.config(node_id), shutdown_timeout=5.0)
+        self.brokers[node_id] = broker
+        await broker.start()
+        return broker
+
+    async def stop(self, node_id: int) -> None:
+        broker = self.brokers.pop(node_id, None)
+        if broker is not None:
+            await broker.stop()
+
+    async def __aenter__(self) -> EmbeddedCluster:
+        try:
+            for node_id in range(1, self.n + 1):
+                await self.start(node_id)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            for node_id in list(self.brokers):
+                with contextlib.suppress(Exception):
+                    await self.stop(node_id)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
