@@ -73,6 +73,9 @@ class Broker:
         )
         self.producer_ids = ProducerIdManager(config.log_dirs[0])
         self.metadata = None  # type: ignore[assignment]  # the ClusterBackend, created in start()
+        from strom.metrics import BrokerMetrics
+
+        self.metrics = BrokerMetrics(self)
         self.shutdown_timeout = shutdown_timeout
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[Connection] = set()
@@ -128,6 +131,7 @@ class Broker:
         bound = sock.getsockname()
         self._bound = (bound[0], bound[1])
         self._advertised = self._advertise(bound[0], bound[1])
+        await self.metrics.start()
 
         data_dir = self.config.log_dirs[0]
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +175,7 @@ class Broker:
         if self.metadata is not None:
             await self.metadata.stop()
         await self.log_manager.stop()
+        await self.metrics.stop()
         log.info("broker %d stopped", self.node_id)
 
     async def _controlled_shutdown(self) -> None:
