@@ -11,16 +11,25 @@ import time
 from collections.abc import Callable
 
 import pytest
-from compat_support import JOIN_GROUP, BrokerUnderTest, TopicMaker, consume_partition, xfail_on_strom_without
+from compat_support import (
+    ADD_PARTITIONS_TO_TXN,
+    JOIN_GROUP,
+    BrokerUnderTest,
+    TopicMaker,
+    consume_partition,
+    xfail_on_strom_without,
+)
 from confluent_kafka import (
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
     Consumer,
+    ConsumerGroupTopicPartitions,
     KafkaError,
     Message,
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 pytestmark = pytest.mark.compat
 
@@ -252,3 +261,49 @@ def test_consumer_group_subscribe_and_commit(request: pytest.FixtureRequest,
         assert [(m.partition(), m.offset(), m.value()) for m in got] == [(0, 5, b"10")]
     finally:
         consumer.close()
+
+    # ListGroups, DescribeGroups and OffsetFetch through the admin client.
+    admin = AdminClient({"bootstrap.servers": broker})
+    listed = admin.list_consumer_groups().result(timeout=15)
+    assert group in {g.group_id for g in listed.valid}
+    desc = admin.describe_consumer_groups([group])[group].result(timeout=15)
+    assert desc.group_id == group
+    assert desc.members == []  # both consumers closed: the group is empty
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
+    offsets = offsets.result(timeout=15)
+    assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(0, 5), (1, 5)]
+
+
+def test_list_offsets_max_timestamp(broker: str, topic: str) -> None:
+    """KIP-734: ListOffsets with timestamp -3 finds the record with the largest timestamp."""
+    base = int(time.time() * 1000) - 600_000
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 0})
+    for i, delta in enumerate([0, 5000, 2000, 1000]):
+        producer.produce(topic, value=f"v{i}".encode(), partition=0, timestamp=base + delta)
+        assert producer.flush(10) == 0
+    admin = AdminClient({"bootstrap.servers": broker})
+    tp = TopicPartition(topic, 0)
+    info = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(timeout=15)
+    assert (info.offset, info.timestamp) == (1, base + 5000)
+
+
+def test_transactional_producer_read_committed(request: pytest.FixtureRequest,
+                                               broker_under_test: BrokerUnderTest, make_topic: TopicMaker,
+                                               unique: Callable[[str], str]) -> None:
+    xfail_on_strom_without(request, broker_under_test, ADD_PARTITIONS_TO_TXN, "transactions")
+    broker = broker_under_test.bootstrap
+    topic = make_topic()
+    producer = Producer({"bootstrap.servers": broker, "transactional.id": unique("compat-txn"),
+                         "transaction.timeout.ms": 30_000})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"aborted", partition=0)
+    assert producer.flush(15) == 0  # abort_transaction purges what is not sent yet
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"committed", partition=0)
+    producer.commit_transaction(30)
+
+    # Offsets: aborted record 0, its abort marker 1, committed record 2, commit marker 3.
+    got = consume_partition(broker, topic, count=1, extra={"isolation.level": "read_committed"})
+    assert [(m.offset(), m.value()) for m in got] == [(2, b"committed")]
