@@ -13,12 +13,15 @@ when a test drives partitions directly.
 
 Both use `CLUSTER_PRESET`: short ZooKeeper sessions and replica lag so failures are noticed within seconds,
 three-way replicated internal topics with few partitions, and no initial rebalance delay. Temporary
-directories are removed and every process is killed on exit, also after failures.
+directories are removed and every process is killed on exit, also after failures. The functions at the
+end (layout, produce, consume_all, log_bytes, raw_produce, ...) are the checks the cluster tests share.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -27,14 +30,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from strom.config import BrokerConfig
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.produce.v9 import request as produce_req
+from kio.schema.types import TopicName
+from kio.static.primitive import i16, i32, i32Timedelta
 
-__all__ = ["CLUSTER_PRESET", "EmbeddedCluster", "ProcessCluster", "free_port"]
+from strom.client.connection import BrokerConnection
+from strom.config import BrokerConfig
+from strom.protocol.records import Record, build_batch
+
+__all__ = ["CLUSTER_PRESET", "EmbeddedCluster", "ProcessCluster", "free_port", "wait_until"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -269,3 +280,153 @@ class EmbeddedCluster:
                     await self.stop(node_id)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- checks shared by the cluster tests, the fault tests and the benchmark --------------------------
+
+Layout = dict[int, tuple[int, list[int], list[int]]]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except KafkaException as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
+
+
+def admin(cluster: ProcessCluster) -> AdminClient:
+    return AdminClient({"bootstrap.servers": cluster.bootstrap_servers, "socket.timeout.ms": 5000})
+
+
+def create_topic(
+    cluster: ProcessCluster, name: str, partitions: int = 1, rf: int = 3, **configs: str
+) -> None:
+    client = admin(cluster)  # must outlive its futures
+    futures = client.create_topics(
+        [NewTopic(name, partitions, rf, config={k.replace("_", "."): v for k, v in configs.items()})]
+    )
+    for future in futures.values():
+        future.result(20)
+    wait_until(lambda: len(layout(cluster, name)) == partitions, what=f"{name} visible")
+
+
+def create_assigned(cluster: ProcessCluster, name: str, assignment: list[list[int]], **configs: str) -> None:
+    client = admin(cluster)  # must outlive its futures
+    futures = client.create_topics(
+        [
+            NewTopic(
+                name,
+                replica_assignment=assignment,
+                config={k.replace("_", "."): v for k, v in configs.items()},
+            )
+        ]
+    )
+    for future in futures.values():
+        future.result(20)
+    wait_until(lambda: len(layout(cluster, name)) == len(assignment), what=f"{name} visible")
+
+
+def layout(cluster: ProcessCluster, topic: str, via: int | None = None) -> Layout:
+    """{partition: (leader, replicas, isr)} as Metadata answers it."""
+    servers = cluster.address(via) if via is not None else cluster.bootstrap_servers
+    client = AdminClient({"bootstrap.servers": servers, "socket.timeout.ms": 5000})
+    md = client.list_topics(topic, timeout=5)
+    info = md.topics.get(topic)
+    if info is None or info.error is not None:
+        return {}
+    return {p.id: (p.leader, list(p.replicas), sorted(p.isrs)) for p in info.partitions.values()}
+
+
+def controller_id(cluster: ProcessCluster) -> int:
+    client = admin(cluster)
+    return int(client.describe_cluster(request_timeout=5).result(10).controller.id)
+
+
+def produce(
+    cluster: ProcessCluster, topic: str, values: list[bytes], partition: int = 0, **conf: Any
+) -> None:
+    settings = {"bootstrap.servers": cluster.bootstrap_servers, "acks": "all", "linger.ms": 5}
+    settings.update(conf)
+    producer = Producer(settings)
+    errors: list[Any] = []
+    for value in values:
+        producer.produce(
+            topic, value=value, partition=partition, on_delivery=lambda e, m: e and errors.append(e)
+        )
+    assert producer.flush(60) == 0
+    assert not errors, errors[:3]
+
+
+def consume_all(
+    cluster: ProcessCluster, topic: str, partition: int, expected: int, timeout: float = 30
+) -> list[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, 0)])
+        out: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            out.append(msg.value())
+        return out
+    finally:
+        consumer.close()
+
+
+def high_watermark(cluster: ProcessCluster, topic: str, partition: int = 0) -> int:
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "hw-probe"})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1])
+    finally:
+        consumer.close()
+
+
+def log_bytes(cluster: ProcessCluster, node_id: int, topic: str, partition: int = 0) -> bytes:
+    directory = Path(cluster.data_dir(node_id)) / f"{topic}-{partition}"
+    return b"".join(p.read_bytes() for p in sorted(directory.glob("*.log")))
+
+
+def raw_produce(cluster: ProcessCluster, node_id: int, topic: str, partition: int, acks: int) -> int:
+    """One Produce v9 request straight to a broker; returns the partition's error code."""
+
+    async def run() -> int:
+        host, port = cluster.address(node_id).split(":")
+        conn = await BrokerConnection.open(host, int(port))
+        try:
+            batch = build_batch([Record(0, 0, None, b"raw", ())])
+            request = produce_req.ProduceRequest(
+                transactional_id=None,
+                acks=i16(acks),
+                timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
+                topic_data=(
+                    produce_req.TopicProduceData(
+                        name=TopicName(topic),
+                        partition_data=(
+                            produce_req.PartitionProduceData(index=i32(partition), records=batch),
+                        ),
+                    ),
+                ),
+            )
+            response = await conn.request(request)
+            return int(response.responses[0].partition_responses[0].error_code)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
