@@ -8,7 +8,8 @@ start, so a restart after a crash recovers every log from its recovery point.
 `load()` opens every `<topic>-<partition>` directory in a thread pool (num.recovery.threads.per.data.dir
 per dir) and removes directories of deleted partitions (`<topic>-<p>.<uuid>-delete`). `start()` runs it
 in a worker thread and starts the periodic tasks: retention every log.retention.check.interval.ms,
-flushes (segments rolled, flush.ms), and checkpoints every log.flush.offset.checkpoint.interval.ms.
+flushes (segments rolled, flush.ms), and checkpoints every log.flush.offset.checkpoint.interval.ms;
+then the log cleaner (strom.storage.cleaner_manager) for compacted topics.
 Log mutations (retention deciding what to delete) run on the event loop; fsync and file removal run
 through asyncio.to_thread.
 """
@@ -37,6 +38,7 @@ from strom.storage.checkpoint import (
     write_offset_checkpoint,
     write_partition_metadata,
 )
+from strom.storage.cleaner_manager import CleanerConfig, LogCleaner
 from strom.storage.log import Log, parse_log_dir_name
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -76,6 +78,7 @@ class LogManager:
         self._tasks: list[asyncio.Task[None]] = []
         self.loaded = False
         self.had_clean_shutdown = True
+        self.cleaner: LogCleaner | None = None
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -273,9 +276,15 @@ class LogManager:
                 self._every(checkpoint_ms, lambda: asyncio.to_thread(self.checkpoint)),
             ),
         ]
+        self.cleaner = LogCleaner(
+            self.all_logs, self.log_dirs, CleanerConfig.from_broker(cfg), clock=self._clock
+        )
+        await self.cleaner.start()
 
     async def stop(self) -> None:
         """Stop the tasks, flush and close every log, write checkpoints and the clean-shutdown marker."""
+        if self.cleaner is not None:
+            await self.cleaner.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
