@@ -23,10 +23,10 @@ from kio.serial import entity_reader, entity_writer
 from kio.static.protocol import RequestPayload, ResponsePayload
 
 from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.wire import EMPTY_TAGS, I32, nullable_string, skip_tagged_fields
 
 __all__ = ["BrokerConnection", "ConnectionClosedError"]
 
-_SIZE = struct.Struct(">i")
 _HEADER_V1 = struct.Struct(">hhi")
 _API_VERSIONS_KEY = 18
 R = TypeVar("R", bound=ResponsePayload)
@@ -40,36 +40,9 @@ def encode_request_header(
     api_key: int, version: int, correlation_id: int, client_id: str | None, flexible: bool
 ) -> bytes:
     """Request header v1 (non-flexible) or v2 (flexible: with an empty tagged-field section)."""
-    parts = [_HEADER_V1.pack(api_key, version, correlation_id)]
-    if client_id is None:
-        parts.append(struct.pack(">h", -1))
-    else:
-        raw = client_id.encode()
-        parts.append(struct.pack(">h", len(raw)) + raw)
-    if flexible:
-        parts.append(b"\x00")
-    return b"".join(parts)
-
-
-def _skip_tagged_fields(buf: memoryview, pos: int) -> int:
-    """Skip a tagged-field section (count, then tag/size/bytes) and return the position after it."""
-
-    def uvarint(at: int) -> tuple[int, int]:
-        shift = value = 0
-        while True:
-            byte = buf[at]
-            at += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value, at
-            shift += 7
-
-    count, pos = uvarint(pos)
-    for _ in range(count):
-        _tag, pos = uvarint(pos)
-        size, pos = uvarint(pos)
-        pos += size
-    return pos
+    # client_id is a legacy (int16-length) string even in header v2
+    header = _HEADER_V1.pack(api_key, version, correlation_id) + nullable_string(client_id, flexible=False)
+    return header + EMPTY_TAGS if flexible else header
 
 
 class BrokerConnection:
@@ -140,7 +113,7 @@ class BrokerConnection:
         if expect_response:
             future = asyncio.get_running_loop().create_future()
             self._pending[correlation_id] = (future, load_response_schema(api_key, version))
-        self._writer.write(_SIZE.pack(len(payload)) + payload)
+        self._writer.write(I32.pack(len(payload)) + payload)
         await self._writer.drain()
         if future is None:
             return None
@@ -153,17 +126,17 @@ class BrokerConnection:
         try:
             while True:
                 size_bytes = await self._reader.readexactly(4)
-                (size,) = _SIZE.unpack(size_bytes)
+                (size,) = I32.unpack(size_bytes)
                 frame = memoryview(await self._reader.readexactly(size))
-                (correlation_id,) = _SIZE.unpack_from(frame, 0)
+                (correlation_id,) = I32.unpack_from(frame, 0)
                 entry = self._pending.pop(correlation_id, None)
                 if entry is None:
                     continue
                 future, schema = entry
                 pos = 4
-                if schema.__flexible__ and int(schema.__api_key__) != _API_VERSIONS_KEY:
-                    pos = _skip_tagged_fields(frame, pos)
                 try:
+                    if schema.__flexible__ and int(schema.__api_key__) != _API_VERSIONS_KEY:
+                        pos = skip_tagged_fields(frame, pos)
                     value, _size = entity_reader(schema)(frame, pos)
                 except Exception as exc:  # a response we cannot parse fails that request only
                     if not future.done():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from strom.protocol.errors import InvalidRequestError
+from strom.protocol.wire import EMPTY_TAGS, I16, I32, WireFormatError, skip_tagged_fields
 
 __all__ = [
     "FRAME_SIZE",
@@ -27,15 +28,11 @@ __all__ = [
     "RequestHeader",
     "decode_request_header",
     "encode_response_header",
-    "read_uvarint",
-    "skip_tagged_fields",
-    "write_uvarint",
+    "peek_api",
 ]
 
-FRAME_SIZE = struct.Struct(">i")
+FRAME_SIZE = I32
 _HEADER_V0 = struct.Struct(">hhi")
-_INT16 = struct.Struct(">h")
-_CORRELATION = struct.Struct(">i")
 
 
 class FrameError(InvalidRequestError):
@@ -71,46 +68,6 @@ class RawResponse:
         return sum(c.length if isinstance(c, FileSlice) else len(c) for c in self.chunks)
 
 
-def read_uvarint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
-    """Unsigned varint at `pos`; returns (value, new position). At most 5 bytes (a 32-bit value)."""
-    result = 0
-    shift = 0
-    end = len(buf)
-    while True:
-        if pos >= end:
-            raise FrameError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 28:
-            raise FrameError("varint too long")
-
-
-def write_uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def skip_tagged_fields(buf: memoryview | bytes, pos: int) -> int:
-    """Skip a tagged-field section (count, then tag/size/bytes each); every tag is unknown to us here."""
-    count, pos = read_uvarint(buf, pos)
-    end = len(buf)
-    for _ in range(count):
-        _tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        if size > end - pos:
-            raise FrameError("tagged field runs past the frame")
-        pos += size
-    return pos
-
-
 def decode_request_header(
     frame: memoryview | bytes, flexible: bool | None = None
 ) -> tuple[RequestHeader, int]:
@@ -127,7 +84,7 @@ def decode_request_header(
     # request we decode carries client_id.
     if len(frame) < pos + 2:
         raise FrameError("truncated client_id")
-    (length,) = _INT16.unpack_from(frame, pos)
+    (length,) = I16.unpack_from(frame, pos)
     pos += 2
     client_id: str | None
     if length < 0:
@@ -139,7 +96,10 @@ def decode_request_header(
         pos += length
     header_version = 1
     if flexible:
-        pos = skip_tagged_fields(frame, pos)
+        try:
+            pos = skip_tagged_fields(frame, pos)
+        except WireFormatError as exc:
+            raise FrameError(f"request header: {exc}") from None
         header_version = 2
     return RequestHeader(api_key, api_version, correlation_id, client_id, header_version), pos
 
@@ -154,5 +114,5 @@ def peek_api(frame: memoryview | bytes) -> tuple[int, int, int]:
 def encode_response_header(correlation_id: int, header_version: int) -> bytes:
     """Response header v0 (correlation id) or v1 (plus an empty tagged-field section)."""
     if header_version == 0:
-        return _CORRELATION.pack(correlation_id)
-    return _CORRELATION.pack(correlation_id) + b"\x00"
+        return I32.pack(correlation_id)
+    return I32.pack(correlation_id) + EMPTY_TAGS

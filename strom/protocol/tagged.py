@@ -9,13 +9,13 @@ hostile body cannot make it allocate more than the body itself.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from types import NoneType, UnionType
 from typing import Any, get_args, get_origin
 
 from strom.protocol.errors import InvalidRequestError
+from strom.protocol.wire import I16, I32, read_uvarint, uvarint
 
 __all__ = ["strip_unknown_tags"]
 
@@ -36,33 +36,6 @@ _FIXED = {
     "datetime_i64": 8,
     "uuid": 16,
 }
-_I16 = struct.Struct(">h")
-_I32 = struct.Struct(">i")
-
-
-def _uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf):
-            raise InvalidRequestError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 28:
-            raise InvalidRequestError("varint too long")
-
-
-def _encode_uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _need(buf: memoryview, pos: int, size: int) -> int:
@@ -106,15 +79,15 @@ def _skip_primitive(kind: str, flexible: bool, buf: memoryview, pos: int) -> int
         return _need(buf, pos, size)
     if kind in ("string", "bytes", "records"):
         if flexible:
-            length, pos = _uvarint(buf, pos)
+            length, pos = read_uvarint(buf, pos)
             return pos if length == 0 else _need(buf, pos, length - 1)
         if kind == "string":
             _need(buf, pos, 2)
-            (length,) = _I16.unpack_from(buf, pos)
+            (length,) = I16.unpack_from(buf, pos)
             pos += 2
         else:
             _need(buf, pos, 4)
-            (length,) = _I32.unpack_from(buf, pos)
+            (length,) = I32.unpack_from(buf, pos)
             pos += 4
         return pos if length < 0 else _need(buf, pos, length)
     raise InvalidRequestError(f"unsupported field type {kind!r}")
@@ -127,12 +100,12 @@ def _copy_entity(cls: type, buf: memoryview, pos: int, out: bytearray) -> int:
         if is_array:
             if flexible:
                 start = pos
-                count, pos = _uvarint(buf, pos)
+                count, pos = read_uvarint(buf, pos)
                 out += buf[start:pos]
                 count -= 1
             else:
                 _need(buf, pos, 4)
-                (count,) = _I32.unpack_from(buf, pos)
+                (count,) = I32.unpack_from(buf, pos)
                 out += buf[pos : pos + 4]
                 pos += 4
             if count > len(buf) - pos:
@@ -143,16 +116,16 @@ def _copy_entity(cls: type, buf: memoryview, pos: int, out: bytearray) -> int:
             pos = _copy_value(kind, flexible, buf, pos, out)
     if not flexible:
         return pos
-    count, pos = _uvarint(buf, pos)
+    count, pos = read_uvarint(buf, pos)
     kept: list[bytes] = []
     for _ in range(count):
         start = pos
-        tag, pos = _uvarint(buf, pos)
-        size, pos = _uvarint(buf, pos)
+        tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
         pos = _need(buf, pos, size)
         if tag in known_tags:
             kept.append(bytes(buf[start:pos]))
-    out += _encode_uvarint(len(kept))
+    out += uvarint(len(kept))
     for item in kept:
         out += item
     return pos

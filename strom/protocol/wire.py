@@ -1,21 +1,33 @@
-"""Hand-written encoding of Kafka primitive types, for the hot responses (Produce, Fetch, Metadata).
+"""Kafka primitive types on the wire: hand-written encoders for the hot responses (Produce, Fetch,
+Metadata), and the unsigned-varint and tagged-field readers every decoder shares.
 
 kio serializes in pure Python, several times slower than building the bytes with `struct` directly; the
 encoders that use these helpers are checked byte for byte against kio's writer in the tests. Flexible
 versions (KIP-482) use compact strings/arrays (unsigned varint length + 1) and end each struct with a
-tagged-field section, empty unless the caller writes tags.
+tagged-field section, empty unless the caller writes tags. A receiver skips tagged fields it does not know.
+
+Sans-io. The readers check every length against the buffer and raise `WireFormatError`; callers map it to
+what their edge needs (the server closes the connection on a bad frame header, a bad request body is
+answered as INVALID_REQUEST, the client fails the one request).
 """
 
 from __future__ import annotations
 
 import struct
 
+from strom.protocol.errors import InvalidRequestError
+
 __all__ = [
+    "EMPTY_TAGS",
     "I16",
     "I32",
     "I64",
+    "WireFormatError",
     "array_len",
+    "bytes_len",
     "nullable_string",
+    "read_uvarint",
+    "skip_tagged_fields",
     "string",
     "uvarint",
 ]
@@ -28,6 +40,10 @@ I64 = struct.Struct(">q")
 EMPTY_TAGS = b"\x00"
 
 
+class WireFormatError(InvalidRequestError):
+    """Bytes that do not decode as the Kafka primitive they should hold (truncated, impossible length)."""
+
+
 def uvarint(value: int) -> bytes:
     if value < 0x80:
         return bytes((value,))
@@ -37,6 +53,37 @@ def uvarint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def read_uvarint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
+    """Unsigned varint at `pos`; returns (value, new position). At most 5 bytes (a 32-bit value)."""
+    result = 0
+    shift = 0
+    end = len(buf)
+    while True:
+        if pos >= end:
+            raise WireFormatError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 28:
+            raise WireFormatError("varint too long")
+
+
+def skip_tagged_fields(buf: memoryview | bytes, pos: int) -> int:
+    """Skip a tagged-field section (count, then tag/size/bytes each); returns the position after it."""
+    count, pos = read_uvarint(buf, pos)
+    end = len(buf)
+    for _ in range(count):
+        _tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        if size > end - pos:
+            raise WireFormatError("tagged field runs past the end of the buffer")
+        pos += size
+    return pos
 
 
 def string(value: str, flexible: bool) -> bytes:

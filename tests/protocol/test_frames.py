@@ -9,16 +9,10 @@ import pytest
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 from kio.serial import entity_writer
 
-from strom.protocol.frames import (
-    FrameError,
-    decode_request_header,
-    encode_response_header,
-    read_uvarint,
-    skip_tagged_fields,
-    write_uvarint,
-)
+from strom.protocol.frames import FrameError, decode_request_header, encode_response_header
 from strom.protocol.registry import decode_with_kio
 from strom.protocol.tagged import strip_unknown_tags
+from strom.protocol.wire import WireFormatError, read_uvarint, skip_tagged_fields, uvarint
 
 
 def _header(api_key: int, version: int, corr: int, client_id: str | None) -> bytes:
@@ -55,17 +49,20 @@ def test_truncated_headers_raise(frame: bytes) -> None:
 
 
 def test_tagged_field_past_end_raises() -> None:
-    with pytest.raises(FrameError):
+    with pytest.raises(WireFormatError):
         skip_tagged_fields(b"\x01\x05\x7fab", 0)
+    # in a request header the same fault is a frame error: the server closes the connection
+    with pytest.raises(FrameError):
+        decode_request_header(_header(3, 12, 1, None) + b"\x01\x05\x7fab", flexible=True)
 
 
 def test_varint_roundtrip_and_limits() -> None:
     for value in (0, 1, 127, 128, 300, 2**21, 2**31 - 1):
-        encoded = write_uvarint(value)
+        encoded = uvarint(value)
         assert read_uvarint(encoded, 0) == (value, len(encoded))
-    with pytest.raises(FrameError):
+    with pytest.raises(WireFormatError):
         read_uvarint(b"\xff\xff\xff\xff\xff\xff", 0)
-    with pytest.raises(FrameError):
+    with pytest.raises(WireFormatError):
         read_uvarint(b"\x80", 0)
 
 
@@ -89,7 +86,7 @@ def test_unknown_tagged_fields_are_skipped() -> None:
     body = _metadata_body()
     assert body.endswith(b"\x00")
     # add an unknown tag (99) to the top-level struct and to the nested topic struct
-    top = body[:-1] + b"\x01" + write_uvarint(99) + b"\x02hi"
+    top = body[:-1] + b"\x01" + uvarint(99) + b"\x02hi"
     parsed = decode_with_kio(MetadataRequest, top)
     assert parsed.topics[0].name == "t1"
     stripped = strip_unknown_tags(MetadataRequest, top)
