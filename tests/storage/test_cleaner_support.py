@@ -1,4 +1,4 @@
-"""Helpers (no tests) shared by the log cleaner tests: keyed appends, reading a log back, one synchronous pass."""
+"""Helpers (no tests) for the log cleaner tests: keyed appends, reading a log back, one pass."""
 
 from __future__ import annotations
 
