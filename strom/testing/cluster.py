@@ -324,6 +324,7 @@ def create_assigned(cluster: ProcessCluster, name: str, assignment: list[list[in
         [
             NewTopic(
                 name,
+                num_partitions=len(assignment),
                 replica_assignment=assignment,
                 config={k.replace("_", "."): v for k, v in configs.items()},
             )
