@@ -307,3 +307,41 @@ def test_transactional_producer_read_committed(request: pytest.FixtureRequest,
     # Offsets: aborted record 0, its abort marker 1, committed record 2, commit marker 3.
     got = consume_partition(broker, topic, count=1, extra={"isolation.level": "read_committed"})
     assert [(m.offset(), m.value()) for m in got] == [(2, b"committed")]
+
+
+def test_produce_auto_creates_topic(broker: str, topic_name: str) -> None:
+    """auto.create.topics.enable (default true): Metadata for an unknown topic from a producer creates it."""
+    reports = _produce(broker, topic_name, [{"value": b"first"}], **{"message.timeout.ms": 20_000})
+    assert reports[0].offset() == 0
+    got = consume_partition(broker, topic_name, reports[0].partition(), count=1)
+    assert got[0].value() == b"first"
+
+
+def test_fetch_waits_for_new_records(broker: str, topic: str) -> None:
+    """A fetch at the log end parks (fetch.wait.max.ms) and returns as soon as a record is appended."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "compat-unused",
+                         "fetch.wait.max.ms": 5000, "fetch.min.bytes": 1})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        assert consumer.poll(1.0) is None  # nothing yet; the fetch is now parked
+        _produce(broker, topic, [{"value": b"late", "partition": 0}])
+        produced_at = time.monotonic()
+        msg = None
+        while msg is None and time.monotonic() - produced_at < 10:
+            msg = consumer.poll(0.1)
+        waited = time.monotonic() - produced_at
+        assert msg is not None and msg.error() is None and msg.value() == b"late"
+        assert waited < 3.0, f"record arrived {waited:.2f}s after it was produced"
+    finally:
+        consumer.close()
+
+
+def test_fetch_returns_a_batch_larger_than_max_bytes(broker: str, topic: str) -> None:
+    """KIP-74: the first batch is returned even when it exceeds the fetch size limits."""
+    big = bytes(range(256)) * 400  # ~100 KB
+    _produce(broker, topic, [{"value": big, "partition": 0}, {"value": b"small", "partition": 0}])
+    got = consume_partition(broker, topic, count=2, extra={"max.partition.fetch.bytes": 1024,
+                                                          "fetch.max.bytes": 1024,
+                                                          "message.max.bytes": 1024,
+                                                          "receive.message.max.bytes": 2_000_000})
+    assert [m.value() for m in got] == [big, b"small"]
