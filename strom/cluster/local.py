@@ -25,20 +25,22 @@ from typing import Any
 from strom.cluster.assignment import assign_replicas, start_index_for_new_partitions
 from strom.cluster.backend import MetadataListener
 from strom.cluster.errors import (
-    InvalidPartitionsError,
     InvalidReplicaAssignmentError,
-    InvalidReplicationFactorError,
     TopicAlreadyExistsError,
     TopicDeletionDisabledError,
 )
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from strom.cluster.names import is_internal, validate_topic_name
-from strom.config import BROKER_CONFIGS, BrokerConfig, ConfigError, parse_topic_overrides
-from strom.protocol.errors import (
-    InvalidConfigError,
-    InvalidRequestError,
-    UnknownTopicOrPartitionError,
+from strom.cluster.validation import (
+    check_partition_growth,
+    manual_topic_layout,
+    new_partitions_layout,
+    partition_count_and_replication,
+    validate_broker_configs,
+    validate_topic_configs,
 )
+from strom.config import BrokerConfig, ConfigError
+from strom.protocol.errors import InvalidRequestError, UnknownTopicOrPartitionError
 
 log = logging.getLogger(__name__)
 
@@ -263,14 +265,6 @@ class LocalBackend:
             seen.add(value)
         return -1
 
-    @staticmethod
-    def _parse_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
-        try:
-            parse_topic_overrides(configs)
-        except ConfigError as exc:
-            raise InvalidConfigError(str(exc)) from None
-        return {k: str(v) for k, v in configs.items()}
-
     async def create_topic(
         self,
         name: str,
@@ -285,37 +279,17 @@ class LocalBackend:
             if name in self._image.topics:
                 raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
             if assignments:
-                if num_partitions != -1 or replication_factor != -1:
-                    raise InvalidRequestError(
-                        "Both numPartitions or replicationFactor and replicasAssignments were set. "
-                        "Both cannot be used at the same time."
-                    )
-                layout: dict[int, list[int]] = {}
-                for index in range(len(assignments)):
-                    if index not in assignments:
-                        raise InvalidReplicaAssignmentError(
-                            "Partitions should be a consecutive 0-based integer sequence"
-                        )
-                    replicas = list(assignments[index])
-                    self._check_assignment(replicas, index)
-                    layout[index] = replicas
+                layout = manual_topic_layout(
+                    assignments, num_partitions, replication_factor, self._check_assignment
+                )
             else:
-                if num_partitions == -1:
-                    num_partitions = int(self._config.get("num.partitions"))
-                if replication_factor == -1:
-                    replication_factor = int(self._config.get("default.replication.factor"))
-                if num_partitions <= 0:
-                    raise InvalidPartitionsError(
-                        "Number of partitions was set to an invalid non-positive value."
-                    )
-                if replication_factor <= 0:
-                    raise InvalidReplicationFactorError(
-                        "Replication factor must be larger than 0, or -1 to use the default value."
-                    )
+                num_partitions, replication_factor = partition_count_and_replication(
+                    num_partitions, replication_factor, self._config
+                )
                 layout = assign_replicas(
                     list(self._image.brokers), num_partitions, replication_factor, rng=self._rng
                 )
-            overrides = self._parse_configs(configs)
+            overrides = validate_topic_configs(configs)
             info = TopicInfo(
                 name=name,
                 topic_id=random_kafka_uuid(self._rng),
@@ -371,23 +345,10 @@ class LocalBackend:
         async with self._lock:
             info = self._existing(name)
             current = len(info.partitions)
-            if total < current:
-                raise InvalidPartitionsError(
-                    f"Topic currently has {current} partitions, which is higher than the requested {total}."
-                )
-            if total == current:
-                raise InvalidPartitionsError(f"Topic already has {current} partitions.")
+            check_partition_growth(current, total)
             added = total - current
             if assignments is not None:
-                if len(assignments) != added:
-                    raise InvalidReplicaAssignmentError(
-                        f"Attempted to add {added} additional partition(s), but only {len(assignments)} "
-                        "assignment(s) were specified."
-                    )
-                layout: dict[int, list[int]] = {}
-                for offset, replicas in enumerate(assignments):
-                    self._check_assignment(list(replicas), current + offset)
-                    layout[current + offset] = list(replicas)
+                layout = new_partitions_layout(assignments, current, added, self._check_assignment)
             else:
                 brokers = list(self._image.brokers)
                 first = info.partitions.get(0)
@@ -421,7 +382,7 @@ class LocalBackend:
     ) -> TopicInfo:
         async with self._lock:
             info = self._existing(name)
-            overrides = self._parse_configs(configs)
+            overrides = validate_topic_configs(configs)
             altered = TopicInfo(
                 name=info.name,
                 topic_id=info.topic_id,
@@ -433,24 +394,6 @@ class LocalBackend:
                 return altered
             await self._commit(self._replace_topic(altered))
             return altered
-
-    @staticmethod
-    def _validate_broker_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
-        result: dict[str, str] = {}
-        for key, raw in configs.items():
-            definition = BROKER_CONFIGS.get(key)
-            if definition is None:
-                raise InvalidConfigError(f"Unknown broker configuration {key}")
-            if definition.read_only:
-                raise InvalidRequestError(f"Cannot update these configs dynamically: {key}")
-            if raw is None:
-                continue
-            try:
-                definition.parse(raw)
-            except ConfigError as exc:
-                raise InvalidConfigError(str(exc)) from None
-            result[key] = raw
-        return result
 
     def _apply_dynamic_broker_configs(self, configs: Mapping[str, str]) -> None:
         for key in list(self._config.dynamic_overrides):
@@ -470,7 +413,7 @@ class LocalBackend:
                 raise InvalidRequestError(
                     f"Unexpected broker id, expected {self.node_id} but received {node_id}"
                 )
-            valid = self._validate_broker_configs(configs)
+            valid = validate_broker_configs(configs)
             if validate_only:
                 return
             broker_configs = dict(self._image.broker_configs)

@@ -60,9 +60,7 @@ from strom.cluster.election import (
     NotControllerError,
 )
 from strom.cluster.errors import (
-    InvalidPartitionsError,
     InvalidReplicaAssignmentError,
-    InvalidReplicationFactorError,
     InvalidTopicError,
     TopicAlreadyExistsError,
     TopicDeletionDisabledError,
@@ -70,11 +68,19 @@ from strom.cluster.errors import (
 from strom.cluster.local import random_kafka_uuid, uuid_to_base64
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from strom.cluster.names import is_internal, validate_topic_name
+from strom.cluster.validation import (
+    AssignmentCheck,
+    check_partition_growth,
+    manual_topic_layout,
+    new_partitions_layout,
+    partition_count_and_replication,
+    validate_broker_configs,
+    validate_topic_configs,
+)
 from strom.cluster.zk_store import ControllerClaim, ZkStore
-from strom.config import BROKER_CONFIGS, BrokerConfig, ConfigError, parse_topic_overrides
+from strom.config import BrokerConfig, ConfigError
 from strom.protocol.errors import (
     ErrorCode,
-    InvalidConfigError,
     InvalidRequestError,
     KafkaError,
     NotLeaderOrFollowerError,
@@ -143,42 +149,24 @@ def key_for_path(path: str) -> Key | None:
     return None
 
 
-def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
-    try:
-        parse_topic_overrides(configs)
-    except ConfigError as exc:
-        raise InvalidConfigError(str(exc)) from None
-    return {k: str(v) for k, v in configs.items() if v is not None}
+def live_replica_check(live: Iterable[int]) -> AssignmentCheck:
+    """The check of manually assigned replicas: distinct brokers, all of them live."""
+    live_ids = set(live)
 
+    def check(replicas: list[int], _partition: int) -> None:
+        if not replicas:
+            raise InvalidReplicaAssignmentError(
+                "The manual partition assignment includes an empty replica list."
+            )
+        if len(set(replicas)) != len(replicas):
+            raise InvalidReplicaAssignmentError(
+                "The manual partition assignment includes a broker more than once."
+            )
+        unknown = sorted(set(replicas) - live_ids)
+        if unknown:
+            raise InvalidReplicaAssignmentError(f"Unknown broker(s) in replica assignment: {unknown}.")
 
-def validate_broker_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for key, raw in configs.items():
-        definition = BROKER_CONFIGS.get(key)
-        if definition is None:
-            raise InvalidConfigError(f"Unknown broker configuration {key}")
-        if definition.read_only:
-            raise InvalidRequestError(f"Cannot update these configs dynamically: {key}")
-        if raw is None:
-            continue
-        try:
-            definition.parse(raw)
-        except ConfigError as exc:
-            raise InvalidConfigError(str(exc)) from None
-        result[key] = raw
-    return result
-
-
-def check_manual_assignment(replicas: Sequence[int], live: Iterable[int]) -> None:
-    if not replicas:
-        raise InvalidReplicaAssignmentError("The manual partition assignment includes an empty replica list.")
-    if len(set(replicas)) != len(replicas):
-        raise InvalidReplicaAssignmentError(
-            "The manual partition assignment includes a broker more than once."
-        )
-    unknown = sorted(set(replicas) - set(live))
-    if unknown:
-        raise InvalidReplicaAssignmentError(f"Unknown broker(s) in replica assignment: {unknown}.")
+    return check
 
 
 class ZooKeeperBackend:
@@ -615,30 +603,13 @@ class ZooKeeperBackend:
         validate_topic_name(name)
         live = await self._zk(self.store.live_broker_ids)
         if assignments:
-            if num_partitions != -1 or replication_factor != -1:
-                raise InvalidRequestError(
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. "
-                    "Both cannot be used at the same time."
-                )
-            layout: dict[int, list[int]] = {}
-            for index in range(len(assignments)):
-                if index not in assignments:
-                    raise InvalidReplicaAssignmentError(
-                        "Partitions should be a consecutive 0-based integer sequence"
-                    )
-                check_manual_assignment(list(assignments[index]), live)
-                layout[index] = list(assignments[index])
+            layout = manual_topic_layout(
+                assignments, num_partitions, replication_factor, live_replica_check(live)
+            )
         else:
-            if num_partitions == -1:
-                num_partitions = int(self._config.get("num.partitions"))
-            if replication_factor == -1:
-                replication_factor = int(self._config.get("default.replication.factor"))
-            if num_partitions <= 0:
-                raise InvalidPartitionsError("Number of partitions was set to an invalid non-positive value.")
-            if replication_factor <= 0:
-                raise InvalidReplicationFactorError(
-                    "Replication factor must be larger than 0, or -1 to use the default value."
-                )
+            num_partitions, replication_factor = partition_count_and_replication(
+                num_partitions, replication_factor, self._config
+            )
             layout = assign_replicas(live, num_partitions, replication_factor, rng=self._rng)
         overrides = validate_topic_configs(configs)
         existing = await self._zk(self.store.topic_names)
@@ -705,12 +676,7 @@ class ZooKeeperBackend:
                 raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
             current_assignment, version = found
             current = len(current_assignment.partitions)
-            if total < current:
-                raise InvalidPartitionsError(
-                    f"Topic currently has {current} partitions, which is higher than the requested {total}."
-                )
-            if total == current:
-                raise InvalidPartitionsError(f"Topic already has {current} partitions.")
+            check_partition_growth(current, total)
             if current_assignment.adding or current_assignment.removing:
                 raise KafkaError(
                     f"A partition reassignment is in progress for the topic '{name}'.",
@@ -719,14 +685,7 @@ class ZooKeeperBackend:
             added = total - current
             live = await self._zk(self.store.live_broker_ids)
             if assignments is not None:
-                if len(assignments) != added:
-                    raise InvalidReplicaAssignmentError(
-                        f"Attempted to add {added} additional partition(s), but only {len(assignments)} "
-                        "assignment(s) were specified."
-                    )
-                layout = {current + i: list(r) for i, r in enumerate(assignments)}
-                for replicas in layout.values():
-                    check_manual_assignment(replicas, live)
+                layout = new_partitions_layout(assignments, current, added, live_replica_check(live))
             else:
                 first = current_assignment.partitions.get(0, ())
                 leader0 = first[0] if first else min(live)
