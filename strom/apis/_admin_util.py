@@ -1,19 +1,27 @@
-"""Shared helpers of the admin API handlers: version-specific kio classes, building responses whose
-fields differ between versions, and turning exceptions into (error code, message) at the edge."""
+"""Shared helpers of the admin API handlers: version-specific kio classes, resource types, and turning
+exceptions into (error code, message) at the edge. `build` (responses whose fields differ between
+versions) comes from strom.apis._build and is re-exported for the admin handlers."""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import importlib
 import logging
 from functools import lru_cache
 from types import ModuleType
-from typing import Any
 
-from kio.static.primitive import i32Timedelta
-
+from strom.apis._build import build, no_throttle
 from strom.protocol.errors import ErrorCode, KafkaError
+
+__all__ = [
+    "NO_THROTTLE",
+    "RESOURCE_BROKER",
+    "RESOURCE_BROKER_LOGGER",
+    "RESOURCE_TOPIC",
+    "broker_id_of",
+    "build",
+    "error_of",
+    "kio_module",
+]
 
 log = logging.getLogger("strom.apis.admin")
 
@@ -22,25 +30,13 @@ RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 RESOURCE_BROKER_LOGGER = 8
 
-NO_THROTTLE = i32Timedelta.parse(datetime.timedelta(0))
+NO_THROTTLE = no_throttle()
 
 
 @lru_cache(maxsize=256)
 def kio_module(api: str, version: int, kind: str) -> ModuleType:
     """kio's generated module, e.g. kio_module("create_topics", 7, "response")."""
     return importlib.import_module(f"kio.schema.{api}.v{version}.{kind}")
-
-
-@lru_cache(maxsize=1024)
-def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls))
-
-
-def build(cls: type, **values: Any) -> Any:
-    """Instantiate a kio dataclass with the values its version has; fields it lacks are dropped, so one
-    handler can answer every version."""
-    names = _field_names(cls)
-    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def error_of(exc: BaseException) -> tuple[ErrorCode, str | None]:

@@ -1,20 +1,64 @@
-"""Shared steps of AlterConfigs and IncrementalAlterConfigs: resolving a resource to the backend call
-that replaces its override set, and Kafka's duplicate-resource rule."""
+"""Shared steps of AlterConfigs and IncrementalAlterConfigs: the per-resource answer loop with Kafka's
+duplicate-resource rule, and resolving a resource to the backend call that replaces its override set.
+
+The two APIs differ only in how a resource's new override set is computed (taken as given, or the
+current set with KIP-339 operations applied); everything after that is the same."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from strom.apis._admin_util import RESOURCE_BROKER, RESOURCE_TOPIC, broker_id_of
+from strom.apis._admin_util import RESOURCE_BROKER, RESOURCE_TOPIC, broker_id_of, build, error_of
 from strom.cluster.names import validate_topic_name
 from strom.protocol.errors import ErrorCode, InvalidRequestError, KafkaError, UnknownTopicOrPartitionError
+
+NewOverrides = Callable[[Any, int, str, Any], Mapping[str, str | None]]
+"""new_overrides(ctx, resource_type, resource_name, request resource) -> the resource's whole override set."""
 
 
 def duplicate_resources(resources: Any) -> set[tuple[int, str]]:
     counts = Counter((int(r.resource_type), r.resource_name) for r in resources)
     return {key for key, n in counts.items() if n > 1}
+
+
+async def alter_resources(
+    ctx: Any, request: Any, resource_response: type, new_overrides: NewOverrides
+) -> tuple[Any, ...]:
+    """One `resource_response` per resource of `request`, in request order.
+
+    A resource named more than once is not changed and is answered once with INVALID_REQUEST, as Kafka
+    does; any other failure is that resource's error only."""
+    duplicates = duplicate_resources(request.resources)
+    results: list[Any] = []
+    answered: set[tuple[int, str]] = set()
+    for resource in request.resources:
+        key = (int(resource.resource_type), resource.resource_name)
+        code, message = ErrorCode.none, None
+        if key in duplicates:
+            if key in answered:
+                continue
+            answered.add(key)
+            code, message = ErrorCode.invalid_request, "Duplicate resource in request."
+        else:
+            try:
+                configs = new_overrides(ctx, key[0], key[1], resource)
+                await replace_overrides(
+                    ctx, key[0], key[1], configs, validate_only=bool(request.validate_only)
+                )
+            except Exception as exc:
+                code, message = error_of(exc)
+        results.append(
+            build(
+                resource_response,
+                error_code=code,
+                error_message=message,
+                resource_type=resource.resource_type,
+                resource_name=resource.resource_name,
+            )
+        )
+    return tuple(results)
 
 
 def current_overrides(ctx: Any, resource_type: int, resource_name: str) -> dict[str, str]:

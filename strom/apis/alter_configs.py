@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
-from strom.apis._config_alter import duplicate_resources, replace_overrides
-from strom.protocol.errors import ErrorCode
+from strom.apis._admin_util import NO_THROTTLE, kio_module
+from strom.apis._config_alter import alter_resources
 from strom.protocol.registry import ApiSpec
 
 API_KEY = 33
@@ -25,37 +24,17 @@ MIN_VERSION = 0
 MAX_VERSION = 2
 
 
+def _given_overrides(
+    _ctx: Any, _resource_type: int, _resource_name: str, resource: Any
+) -> dict[str, str | None]:
+    """AlterConfigs names the whole new override set."""
+    return {c.name: c.value for c in resource.configs}
+
+
 async def handle(ctx: Any, request: Any) -> Any:
     mod = kio_module("alter_configs", ctx.api_version, "response")
-    duplicates = duplicate_resources(request.resources)
-    results: list[Any] = []
-    answered: set[tuple[int, str]] = set()
-    for resource in request.resources:
-        key = (int(resource.resource_type), resource.resource_name)
-        code, message = ErrorCode.none, None
-        if key in duplicates:
-            if key in answered:
-                continue
-            answered.add(key)
-            code, message = ErrorCode.invalid_request, "Duplicate resource in request."
-        else:
-            configs = {c.name: c.value for c in resource.configs}
-            try:
-                await replace_overrides(
-                    ctx, key[0], key[1], configs, validate_only=bool(request.validate_only)
-                )
-            except Exception as exc:
-                code, message = error_of(exc)
-        results.append(
-            build(
-                mod.AlterConfigsResourceResponse,
-                error_code=code,
-                error_message=message,
-                resource_type=resource.resource_type,
-                resource_name=resource.resource_name,
-            )
-        )
-    return mod.AlterConfigsResponse(throttle_time=NO_THROTTLE, responses=tuple(results))
+    results = await alter_resources(ctx, request, mod.AlterConfigsResourceResponse, _given_overrides)
+    return mod.AlterConfigsResponse(throttle_time=NO_THROTTLE, responses=results)
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="AlterConfigs")

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from strom.apis._admin_util import NO_THROTTLE, RESOURCE_TOPIC, build, error_of, kio_module
-from strom.apis._config_alter import current_overrides, duplicate_resources, replace_overrides
+from strom.apis._admin_util import NO_THROTTLE, RESOURCE_TOPIC, kio_module
+from strom.apis._config_alter import alter_resources, current_overrides
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigType, parse_topic_overrides
-from strom.protocol.errors import ErrorCode, InvalidConfigError, InvalidRequestError
+from strom.protocol.errors import InvalidConfigError, InvalidRequestError
 from strom.protocol.registry import ApiSpec
 
 API_KEY = 44
@@ -84,37 +84,16 @@ def apply_ops(ctx: Any, resource_type: int, resource_name: str, ops: Any) -> dic
     return dict(overrides)
 
 
+def _overrides_after_ops(
+    ctx: Any, resource_type: int, resource_name: str, resource: Any
+) -> dict[str, str | None]:
+    return apply_ops(ctx, resource_type, resource_name, resource.configs)
+
+
 async def handle(ctx: Any, request: Any) -> Any:
     mod = kio_module("incremental_alter_configs", ctx.api_version, "response")
-    duplicates = duplicate_resources(request.resources)
-    results: list[Any] = []
-    answered: set[tuple[int, str]] = set()
-    for resource in request.resources:
-        key = (int(resource.resource_type), resource.resource_name)
-        code, message = ErrorCode.none, None
-        if key in duplicates:
-            if key in answered:
-                continue
-            answered.add(key)
-            code, message = ErrorCode.invalid_request, "Duplicate resource in request."
-        else:
-            try:
-                configs = apply_ops(ctx, key[0], key[1], resource.configs)
-                await replace_overrides(
-                    ctx, key[0], key[1], configs, validate_only=bool(request.validate_only)
-                )
-            except Exception as exc:
-                code, message = error_of(exc)
-        results.append(
-            build(
-                mod.AlterConfigsResourceResponse,
-                error_code=code,
-                error_message=message,
-                resource_type=resource.resource_type,
-                resource_name=resource.resource_name,
-            )
-        )
-    return mod.IncrementalAlterConfigsResponse(throttle_time=NO_THROTTLE, responses=tuple(results))
+    results = await alter_resources(ctx, request, mod.AlterConfigsResourceResponse, _overrides_after_ops)
+    return mod.IncrementalAlterConfigsResponse(throttle_time=NO_THROTTLE, responses=results)
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="IncrementalAlterConfigs")
