@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from compat_support import TopicMaker, consume_partition
+from compat_support import TopicMaker, admin_client, consume_partition, wait_for_topic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
-from kafka.admin import KafkaAdminClient, NewPartitions
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions
 
 pytestmark = [pytest.mark.compat,
               pytest.mark.filterwarnings("ignore:(read|open)_text is deprecated:DeprecationWarning")]
@@ -68,13 +68,34 @@ def test_kafka_python_idempotent_is_default(broker: str, topic: str) -> None:
 
 
 def test_kafka_python_admin(broker: str, make_topic: TopicMaker) -> None:
-    topic = make_topic(partitions=1)
+    topic = make_topic(partitions=1, configs={"retention.ms": "1000000"})
+    producer = KafkaProducer(bootstrap_servers=broker)
+    for _ in range(10):
+        producer.send(topic, b"x" * 100, partition=0)
+    producer.flush(timeout=15)
+    producer.close(timeout=10)
+
     admin = KafkaAdminClient(bootstrap_servers=broker)
     try:
         assert topic in admin.list_topics()
         admin.create_partitions({topic: NewPartitions(total_count=2)})
+        wait_for_topic(admin_client(broker), topic, 2)  # Kafka propagates new partitions asynchronously
         [desc] = admin.describe_topics([topic])
         assert len(desc["partitions"]) == 2
+
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                         configs=["retention.ms"])])
+        entry = configs["topic"][topic]["retention.ms"]
+        assert (entry["value"], entry["config_source"]) == ("1000000", "DYNAMIC_TOPIC_CONFIG")
+
+        # DescribeLogDirs: one log dir holding both partitions; only partition 0 has data.
+        [node] = admin.describe_log_dirs()
+        [log_dir] = node["log_dirs"]
+        assert log_dir["error_code"] == 0
+        [entry] = [t for t in log_dir["topics"] if t["name"] == topic]
+        sizes = {p["partition_index"]: p["partition_size"] for p in entry["partitions"]}
+        assert sizes[0] > 10 * 100 and sizes[1] == 0
+        assert log_dir["total_bytes"] >= log_dir["usable_bytes"] > 0
     finally:
         admin.close()
 
