@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from compat_support import Kcat, TopicMaker
+from compat_support import JOIN_GROUP, BrokerUnderTest, Kcat, TopicMaker, xfail_on_strom_without
 
 pytestmark = pytest.mark.compat
 
@@ -52,3 +52,16 @@ def test_offsets_beginning_end_relative(kcat: Kcat, topic: str) -> None:
     assert from_offset.split() == ["8:m8", "9:m9"]
     counted = kcat.run("-C", "-t", topic, "-p", "0", "-o", "beginning", "-c", "4", "-q", "-f", "%s\\n").stdout
     assert counted.split() == ["m0", "m1", "m2", "m3"]
+
+
+def test_balanced_consumer_group(request: pytest.FixtureRequest, kcat: Kcat,
+                                 broker_under_test: BrokerUnderTest, make_topic: TopicMaker) -> None:
+    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
+    topic = make_topic(partitions=2)
+    for part in (0, 1):
+        kcat.run("-P", "-t", topic, "-p", str(part), input_text="".join(f"p{part}-{i}\n" for i in range(3)))
+    group = f"kcat-{topic}"
+    out = kcat.run("-G", group, "-X", "auto.offset.reset=earliest", "-e", "-q", "-f", "%p:%o:%s\\n", topic,
+                   timeout=60).stdout
+    rows = sorted(out.split())
+    assert rows == sorted(f"{p}:{i}:p{p}-{i}" for p in (0, 1) for i in range(3))
