@@ -27,12 +27,13 @@ from strom.cluster.backend import MetadataListener
 from strom.cluster.errors import (
     InvalidReplicaAssignmentError,
     TopicAlreadyExistsError,
-    TopicDeletionDisabledError,
 )
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from strom.cluster.names import is_internal, validate_topic_name
 from strom.cluster.validation import (
     check_partition_growth,
+    check_topic_deletable,
+    existing_topic,
     manual_topic_layout,
     new_partitions_layout,
     partition_count_and_replication,
@@ -40,7 +41,7 @@ from strom.cluster.validation import (
     validate_topic_configs,
 )
 from strom.config import BrokerConfig, ConfigError
-from strom.protocol.errors import InvalidRequestError, UnknownTopicOrPartitionError
+from strom.protocol.errors import InvalidRequestError
 
 log = logging.getLogger(__name__)
 
@@ -317,19 +318,10 @@ class LocalBackend:
             broker_configs=changes.get("broker_configs", image.broker_configs),
         )
 
-    def _existing(self, name: str) -> TopicInfo:
-        info = self._image.topics.get(name)
-        if info is None:
-            raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
-        return info
-
     async def delete_topic(self, name: str) -> TopicInfo:
         async with self._lock:
-            info = self._existing(name)
-            if not self._config.get("delete.topic.enable"):
-                raise TopicDeletionDisabledError("Topic deletion is disabled.")
-            if info.internal:
-                raise InvalidRequestError(f"Topic {name} is an internal topic and cannot be deleted.")
+            info = existing_topic(self._image, name)
+            check_topic_deletable(info, self._config)
             topics = dict(self._image.topics)
             del topics[name]
             await self._commit(self._with(topics=topics))
@@ -343,7 +335,7 @@ class LocalBackend:
         validate_only: bool = False,
     ) -> TopicInfo:
         async with self._lock:
-            info = self._existing(name)
+            info = existing_topic(self._image, name)
             current = len(info.partitions)
             check_partition_growth(current, total)
             added = total - current
@@ -381,7 +373,7 @@ class LocalBackend:
         self, name: str, configs: Mapping[str, str | None], validate_only: bool = False
     ) -> TopicInfo:
         async with self._lock:
-            info = self._existing(name)
+            info = existing_topic(self._image, name)
             overrides = validate_topic_configs(configs)
             altered = TopicInfo(
                 name=info.name,

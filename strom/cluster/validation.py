@@ -3,6 +3,7 @@
 - CreateTopics: -1 partitions or replication factor take the broker defaults (KIP-464); a manual replica
   assignment excludes both and must number its partitions 0..n-1.
 - CreatePartitions: a topic only grows; manual assignments list exactly the added partitions.
+- DeleteTopics: only with delete.topic.enable, never an internal topic.
 - Topic config overrides (CreateTopics, AlterConfigs, IncrementalAlterConfigs) must be known topic keys
   with valid values; dynamic broker configs (KIP-226) must be known, not read-only, and valid.
 
@@ -18,13 +19,17 @@ from strom.cluster.errors import (
     InvalidPartitionsError,
     InvalidReplicaAssignmentError,
     InvalidReplicationFactorError,
+    TopicDeletionDisabledError,
 )
+from strom.cluster.metadata import MetadataImage, TopicInfo
 from strom.config import BROKER_CONFIGS, BrokerConfig, ConfigError, parse_topic_overrides
-from strom.protocol.errors import InvalidConfigError, InvalidRequestError
+from strom.protocol.errors import InvalidConfigError, InvalidRequestError, UnknownTopicOrPartitionError
 
 __all__ = [
     "AssignmentCheck",
     "check_partition_growth",
+    "check_topic_deletable",
+    "existing_topic",
     "manual_topic_layout",
     "new_partitions_layout",
     "partition_count_and_replication",
@@ -73,6 +78,21 @@ def partition_count_and_replication(
             "Replication factor must be larger than 0, or -1 to use the default value."
         )
     return num_partitions, replication_factor
+
+
+def existing_topic(image: MetadataImage, name: str) -> TopicInfo:
+    """The topic an admin request names; UNKNOWN_TOPIC_OR_PARTITION if the image does not have it."""
+    info = image.topics.get(name)
+    if info is None:
+        raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
+    return info
+
+
+def check_topic_deletable(info: TopicInfo, config: BrokerConfig) -> None:
+    if not config.get("delete.topic.enable"):
+        raise TopicDeletionDisabledError("Topic deletion is disabled.")
+    if info.internal:
+        raise InvalidRequestError(f"Topic {info.name} is an internal topic and cannot be deleted.")
 
 
 def check_partition_growth(current: int, total: int) -> None:

@@ -63,7 +63,6 @@ from strom.cluster.errors import (
     InvalidReplicaAssignmentError,
     InvalidTopicError,
     TopicAlreadyExistsError,
-    TopicDeletionDisabledError,
 )
 from strom.cluster.local import random_kafka_uuid, uuid_to_base64
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
@@ -71,6 +70,8 @@ from strom.cluster.names import is_internal, validate_topic_name
 from strom.cluster.validation import (
     AssignmentCheck,
     check_partition_growth,
+    check_topic_deletable,
+    existing_topic,
     manual_topic_layout,
     new_partitions_layout,
     partition_count_and_replication,
@@ -647,18 +648,9 @@ class ZooKeeperBackend:
             s.leader_epoch >= 0 or not any(r in live for r in s.replicas) for s in info.partitions.values()
         )
 
-    def _existing(self, name: str) -> TopicInfo:
-        info = self._image.topics.get(name)
-        if info is None:
-            raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
-        return info
-
     async def delete_topic(self, name: str) -> TopicInfo:
-        info = self._existing(name)
-        if not self._config.get("delete.topic.enable"):
-            raise TopicDeletionDisabledError("Topic deletion is disabled.")
-        if info.internal:
-            raise InvalidRequestError(f"Topic {name} is an internal topic and cannot be deleted.")
+        info = existing_topic(self._image, name)
+        check_topic_deletable(info, self._config)
         await self._zk(self.store.request_topic_deletion, name)
         await self.wait_for(lambda image: name not in image.topics, ADMIN_WAIT_S)
         return info
@@ -731,7 +723,7 @@ class ZooKeeperBackend:
     async def alter_topic_configs(
         self, name: str, configs: Mapping[str, str | None], validate_only: bool = False
     ) -> TopicInfo:
-        info = self._existing(name)
+        info = existing_topic(self._image, name)
         overrides = validate_topic_configs(configs)
         altered = TopicInfo(info.name, info.topic_id, info.partitions, overrides, info.internal)
         if validate_only or overrides == info.configs:

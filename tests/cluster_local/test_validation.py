@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from strom.cluster.errors import (
     InvalidPartitionsError,
     InvalidReplicaAssignmentError,
     InvalidReplicationFactorError,
+    TopicDeletionDisabledError,
 )
+from strom.cluster.metadata import MetadataImage, TopicInfo
 from strom.cluster.validation import (
     check_partition_growth,
+    check_topic_deletable,
+    existing_topic,
     manual_topic_layout,
     new_partitions_layout,
     partition_count_and_replication,
@@ -18,7 +24,7 @@ from strom.cluster.validation import (
     validate_topic_configs,
 )
 from strom.config import BrokerConfig
-from strom.protocol.errors import InvalidConfigError, InvalidRequestError
+from strom.protocol.errors import InvalidConfigError, InvalidRequestError, UnknownTopicOrPartitionError
 
 
 def _no_broker_9(replicas: list[int], partition: int) -> None:
@@ -71,3 +77,19 @@ def test_config_validation() -> None:
         validate_broker_configs({"no.such.key": "1"})
     with pytest.raises(InvalidRequestError):
         validate_broker_configs({"node.id": "2"})
+
+
+def test_topic_lookup_and_deletion_rules() -> None:
+    plain = TopicInfo("t", uuid.uuid4(), {})
+    internal = TopicInfo("__consumer_offsets", uuid.uuid4(), {}, internal=True)
+    image = MetadataImage(
+        cluster_id="c", controller_id=1, brokers={}, topics={"t": plain, internal.name: internal}
+    )
+    assert existing_topic(image, "t") is plain
+    with pytest.raises(UnknownTopicOrPartitionError):
+        existing_topic(image, "other")
+    check_topic_deletable(plain, BrokerConfig())
+    with pytest.raises(InvalidRequestError, match="internal"):
+        check_topic_deletable(internal, BrokerConfig())
+    with pytest.raises(TopicDeletionDisabledError):
+        check_topic_deletable(plain, BrokerConfig({"delete.topic.enable": "false"}))
