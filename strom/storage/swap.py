@@ -123,9 +123,7 @@ def complete_interrupted_swaps(directory: Path) -> list[int]:
         return []
     swaps.sort()
     low = swaps[0]
-    high = max(
-        _next_offset_of(directory / (segment_name(b) + LOG_SUFFIX + SWAP_SUFFIX), b) for b in swaps
-    )
+    high = max(_next_offset_of(directory / (segment_name(b) + LOG_SUFFIX + SWAP_SUFFIX), b) for b in swaps)
     high = max(high, swaps[-1] + 1)
     for entry in os.scandir(directory):
         for kind in _FILE_SUFFIXES:
