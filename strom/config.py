@@ -364,6 +364,18 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
         ),
         _topic("segment.ms", _T.LONG, 168 * _HOUR, _S("log.roll.ms"), _S("log.roll.hours", _HOUR), minimum=1),
         _topic("unclean.leader.election.enable", _T.BOOLEAN, False, _S("unclean.leader.election.enable")),
+        # Accepted and described like Kafka 4.x (DescribeConfigs lists them) though Strom does not act on
+        # them: codec levels (KIP-390), replication throttles, tiered storage (KIP-405).
+        _topic("compression.gzip.level", _T.INT, -1, minimum=-1),
+        _topic("compression.lz4.level", _T.INT, 9, minimum=1),
+        _topic("compression.zstd.level", _T.INT, 3, minimum=-131072),
+        _topic("follower.replication.throttled.replicas", _T.LIST, []),
+        _topic("leader.replication.throttled.replicas", _T.LIST, []),
+        _topic("local.retention.bytes", _T.LONG, -2, minimum=-2),
+        _topic("local.retention.ms", _T.LONG, -2, minimum=-2),
+        _topic("remote.log.copy.disable", _T.BOOLEAN, False),
+        _topic("remote.log.delete.on.disable", _T.BOOLEAN, False),
+        _topic("remote.storage.enable", _T.BOOLEAN, False),
     )
 }
 
