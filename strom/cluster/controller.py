@@ -14,6 +14,9 @@ A pass:
   replica when unclean.leader.election.enable is true (the topic's override, else the broker setting,
   dynamic configs included); otherwise leaves the partition offline with leader -1;
 - removes dead and shutting-down followers from ISRs; every change bumps the leader epoch;
+- completes partition reassignments (KIP-455, rules in strom.cluster.reassignment): once every target
+  replica is in the ISR, the topic znode and the partition state change together in one transaction;
+  starts the reassignments an operator wrote to /admin/reassign_partitions and deletes that znode;
 - answers controlled-shutdown requests (/strom/controlled_shutdown/<id>) by deleting them once the
   broker is in no ISR it does not lead and leads only partitions nobody else can take.
 
@@ -39,8 +42,9 @@ from strom.cluster.election import (
     unclean_election,
 )
 from strom.cluster.local import random_kafka_uuid
+from strom.cluster.reassignment import ReplicaSet, begin, cancel, complete
 from strom.cluster.zk_store import ControllerClaim
-from strom.protocol.errors import ErrorCode
+from strom.protocol.errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
     from strom.cluster.zookeeper import ZooKeeperBackend
@@ -52,6 +56,8 @@ UNCLEAN_ELECTION = 1
 CONFIG_CHANGE_RETENTION_MS = 15 * 60 * 1000
 
 Op = tuple[Any, ...]
+TopicPartition = tuple[str, int]
+ReassignResult = tuple[ErrorCode, str | None]
 
 
 def _as_bool(raw: str) -> bool:
@@ -125,6 +131,7 @@ class Controller:
                 )
                 ops.append(("topic_id", topic, with_id, version))
             unclean = self._unclean(topic)
+            done: dict[int, tuple[tuple[int, ...], L.LeaderAndIsr | None]] = {}
             for partition, replicas in assignment.partitions.items():
                 state = cache.states.get((topic, partition))
                 if state is None:
@@ -138,7 +145,15 @@ class Controller:
                 )
                 if new is not None:
                     ops.append(("update", topic, partition, new))
+                elif assignment.topic_id is not None:
+                    finished = complete(_replica_set(assignment, partition), state, live, epoch)
+                    if finished is not None:
+                        done[partition] = finished
                 after[(topic, partition)] = new or state
+            if done:
+                ops.append(("reassigned", topic, *_completed(assignment, done), version))
+        if cache.reassign_request is not None:
+            ops.append(("zk_reassign", *cache.reassign_request))
         answered = [
             b for b in sorted(shutting) if not any(s.leader != b and b in s.isr for s in after.values())
         ]
@@ -162,6 +177,19 @@ class Controller:
                 applied = store.set_topic_id(claim, op[1], op[2], op[3])
             elif kind == "create":
                 applied = store.create_state(claim, op[1], op[2], op[3])
+            elif kind == "reassigned":
+                applied = store.set_topic_assignment(claim, op[1], op[2], op[4], op[3])
+                if applied:
+                    log.info("%s: reassignments completed, replicas now %s", op[1], op[2].partitions)
+            elif kind == "zk_reassign":
+                results = self._alter(list(op[1].items()), frozenset(self._backend.cache.brokers))
+                for (topic, partition), (code, message) in sorted(results.items()):
+                    if code != ErrorCode.none:
+                        log.warning(
+                            "ignoring /admin/reassign_partitions entry %s-%d: %s", topic, partition, message
+                        )
+                store.delete_reassign_request(op[2])
+                applied = True
             else:
                 applied = store.update_state(claim, op[1], op[2], op[3])
             if not applied:
@@ -170,6 +198,84 @@ class Controller:
         if all_applied:
             for broker in answered:
                 store.delete_quietly(L.controlled_shutdown_path(broker))
+
+    # --- reassignments on request (AlterPartitionReassignments) -------------------------------------
+    async def alter_reassignments(
+        self, requests: Sequence[tuple[TopicPartition, Sequence[int] | None]]
+    ) -> dict[TopicPartition, ReassignResult]:
+        """Start, replace or (target None) cancel reassignments; the completion is left to the passes."""
+        brokers = frozenset(self._backend.cache.brokers)
+        async with self._lock:
+            results = await asyncio.to_thread(self._alter, list(requests), brokers)
+        self.kick()
+        return results
+
+    def _alter(
+        self, requests: list[tuple[TopicPartition, Sequence[int] | None]], brokers: frozenset[int]
+    ) -> dict[TopicPartition, ReassignResult]:
+        store, claim = self._backend.store, self.claim
+        results: dict[TopicPartition, ReassignResult] = {}
+        by_topic: dict[str, list[tuple[int, Sequence[int] | None]]] = {}
+        for (topic, partition), target in requests:
+            by_topic.setdefault(topic, []).append((partition, target))
+        deleting = self._backend.cache.deleting
+        for topic, entries in by_topic.items():
+            for _ in range(5):  # re-read and decide again when the topic znode moved under us
+                found = None if topic in deleting else store.read_topic(topic)
+                if found is None:
+                    for partition, _target in entries:
+                        results[(topic, partition)] = (
+                            ErrorCode.unknown_topic_or_partition,
+                            f"Topic {topic} does not exist.",
+                        )
+                    break
+                assignment, version = found
+                partitions = dict(assignment.partitions)
+                adding, removing = dict(assignment.adding), dict(assignment.removing)
+                for partition, target in entries:
+                    if partition not in partitions:
+                        results[(topic, partition)] = (
+                            ErrorCode.unknown_topic_or_partition,
+                            f"Partition {topic}-{partition} does not exist.",
+                        )
+                        continue
+                    current = ReplicaSet(
+                        partitions[partition], adding.get(partition, ()), removing.get(partition, ())
+                    )
+                    try:
+                        moved = cancel(current) if target is None else begin(current, target, brokers)
+                    except KafkaError as exc:
+                        results[(topic, partition)] = (exc.code, str(exc))
+                        continue
+                    partitions[partition] = moved.replicas
+                    _set_or_drop(adding, partition, moved.adding)
+                    _set_or_drop(removing, partition, moved.removing)
+                    results[(topic, partition)] = (ErrorCode.none, None)
+                updated = L.TopicAssignment(assignment.topic_id, partitions, adding, removing)
+                if updated == assignment or store.set_topic_assignment(claim, topic, updated, version):
+                    break
+            else:
+                for partition, _target in entries:
+                    results[(topic, partition)] = (
+                        ErrorCode.request_timed_out,
+                        "Concurrent updates of the topic kept conflicting.",
+                    )
+        return results
+
+    def reassignments(
+        self, partitions: Sequence[TopicPartition] | None = None
+    ) -> dict[TopicPartition, ReplicaSet]:
+        """The reassignments in progress (all, or those of the given partitions), from the cache."""
+        cache = self._backend.cache
+        out: dict[TopicPartition, ReplicaSet] = {}
+        wanted = None if partitions is None else set(partitions)
+        for topic, (assignment, _) in sorted(cache.assignments.items()):
+            for partition in sorted(set(assignment.adding) | set(assignment.removing)):
+                if partition in assignment.partitions and (wanted is None or (topic, partition) in wanted):
+                    current = _replica_set(assignment, partition)
+                    if current.reassigning:
+                        out[(topic, partition)] = current
+        return out
 
     # --- elections on request (ElectLeaders, auto rebalance) ---------------------------------------
     async def elect_leaders(
@@ -254,3 +360,34 @@ class Controller:
             return []
         results = await self.elect_leaders(targets, PREFERRED_ELECTION)
         return [tp for tp, code in results.items() if code == ErrorCode.none]
+
+
+def _replica_set(assignment: L.TopicAssignment, partition: int) -> ReplicaSet:
+    return ReplicaSet(
+        assignment.partitions[partition],
+        assignment.adding.get(partition, ()),
+        assignment.removing.get(partition, ()),
+    )
+
+
+def _set_or_drop(layout: dict[int, tuple[int, ...]], partition: int, replicas: tuple[int, ...]) -> None:
+    if replicas:
+        layout[partition] = replicas
+    else:
+        layout.pop(partition, None)
+
+
+def _completed(
+    assignment: L.TopicAssignment, done: dict[int, tuple[tuple[int, ...], L.LeaderAndIsr | None]]
+) -> tuple[L.TopicAssignment, dict[int, L.LeaderAndIsr]]:
+    """The topic znode with the finished partitions moved to their targets, and their new states."""
+    partitions = dict(assignment.partitions)
+    adding, removing = dict(assignment.adding), dict(assignment.removing)
+    states: dict[int, L.LeaderAndIsr] = {}
+    for partition, (target, state) in done.items():
+        partitions[partition] = target
+        adding.pop(partition, None)
+        removing.pop(partition, None)
+        if state is not None:
+            states[partition] = state
+    return L.TopicAssignment(assignment.topic_id, partitions, adding, removing), states

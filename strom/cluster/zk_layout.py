@@ -15,7 +15,9 @@ and Kafka's ZooKeeper tooling read each other's znodes.
     /config/topics/<t>, /config/brokers/<id>     {"version":1,"config":{...}}
     /config/changes/config_change_<seq>          {"version":2,"entity_path":"topics/<t>"}
     /admin/delete_topics/<t>                     (empty) a deletion request the controller carries out
-    /admin/reassign_partitions                   {"version":1,"partitions":[...]} (not acted on yet)
+    /admin/reassign_partitions                   {"version":1,"partitions":[{"topic":t,"partition":p,
+                                                  "replicas":[...]}]} a reassignment request (the pre-KIP-455
+                                                  path); the controller starts it and deletes the znode
 
 One node is Strom's own, outside Kafka's layout: /strom/controlled_shutdown/<id> (ephemeral, empty), a
 broker's request that the controller move leadership and ISR membership away from it before it exits
@@ -241,6 +243,35 @@ def decode_state(data: bytes, zk_version: int) -> LeaderAndIsr:
         controller_epoch=int(doc["controller_epoch"]),
         zk_version=zk_version,
     )
+
+
+# --- /admin/reassign_partitions ---------------------------------------------------------------------------
+def encode_reassignment(partitions: dict[tuple[str, int], tuple[int, ...]]) -> bytes:
+    return _dumps(
+        {
+            "version": 1,
+            "partitions": [
+                {"topic": t, "partition": p, "replicas": list(r)} for (t, p), r in sorted(partitions.items())
+            ],
+        }
+    )
+
+
+def decode_reassignment(data: bytes | None) -> dict[tuple[str, int], tuple[int, ...]]:
+    """The requested targets; entries that are not well formed are left out."""
+    try:
+        doc = _loads(data)
+    except ValueError:
+        return {}
+    out: dict[tuple[str, int], tuple[int, ...]] = {}
+    if not isinstance(doc, dict):
+        return out
+    for entry in doc.get("partitions") or []:
+        try:
+            out[(str(entry["topic"]), int(entry["partition"]))] = tuple(int(b) for b in entry["replicas"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 # --- /config/... ------------------------------------------------------------------------------------------

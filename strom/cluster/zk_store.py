@@ -163,6 +163,29 @@ class ZkStore:
             claim, lambda txn: txn.set_data(L.topic_path(topic), L.encode_topic(assignment), version=version)
         )
 
+    def set_topic_assignment(
+        self,
+        claim: ControllerClaim,
+        topic: str,
+        assignment: L.TopicAssignment,
+        version: int,
+        states: dict[int, L.LeaderAndIsr] | None = None,
+    ) -> bool:
+        """Rewrite the topic znode (CAS on `version`) and, in the same transaction, the given partition
+        states (each a CAS on its own znode version): a reassignment step is all or nothing."""
+
+        def ops(txn: Any) -> None:
+            txn.set_data(L.topic_path(topic), L.encode_topic(assignment), version=version)
+            for partition, state in (states or {}).items():
+                txn.set_data(L.state_path(topic, partition), L.encode_state(state), version=state.zk_version)
+
+        return self._fenced_commit(claim, ops)
+
+    def delete_reassign_request(self, version: int) -> None:
+        """Remove /admin/reassign_partitions once acted on (left alone if rewritten meanwhile)."""
+        with contextlib.suppress(NoNodeError, BadVersionError):
+            self.client.delete(L.REASSIGN_PARTITIONS, version=version)
+
     def delete_topic_tree(self, claim: ControllerClaim, topic: str) -> None:
         """Remove a topic's znodes, then its deletion request (Kafka's TopicDeletionManager end state)."""
         for path in (L.topic_config_path(topic), L.topic_path(topic)):

@@ -30,6 +30,10 @@ Interfaces beyond `ClusterBackend`, for replication and the ElectLeaders/Control
 - `async elect_leaders(partitions, election_type) -> {(topic, partition): ErrorCode}`: preferred (0) or
   unclean (1) election (KIP-460); only on the controller, otherwise NOT_CONTROLLER (Kafka's admin client
   sends ElectLeaders to the controller).
+- `async alter_partition_reassignments([((topic, partition), target replicas | None)]) ->
+  {(topic, partition): (ErrorCode, message)}` and `async list_partition_reassignments(partitions | None)
+  -> {(topic, partition): ReplicaSet}`: KIP-455 reassignments (strom.cluster.reassignment); only on the
+  controller, otherwise NOT_CONTROLLER. The controller also acts on /admin/reassign_partitions.
 - `is_controller`, `controller_epoch`.
 """
 
@@ -67,6 +71,7 @@ from strom.cluster.errors import (
 from strom.cluster.local import random_kafka_uuid, uuid_to_base64
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from strom.cluster.names import is_internal, validate_topic_name
+from strom.cluster.reassignment import ReplicaSet
 from strom.cluster.validation import (
     AssignmentCheck,
     check_partition_growth,
@@ -99,6 +104,7 @@ BASE_KEYS: tuple[Key, ...] = (
     ("topics",),
     ("deleting",),
     ("shutdown",),
+    ("reassign",),
     ("broker_config", L.DEFAULT_BROKER_ENTITY),
 )
 
@@ -123,6 +129,8 @@ class ZkCache:
     broker_configs: dict[str, dict[str, str]] = field(default_factory=dict)
     deleting: set[str] = field(default_factory=set)
     shutdown_requests: set[int] = field(default_factory=set)
+    # /admin/reassign_partitions: (requested targets, znode version), None when absent
+    reassign_request: tuple[dict[tuple[str, int], tuple[int, ...]], int] | None = None
 
 
 def key_for_path(path: str) -> Key | None:
@@ -145,6 +153,8 @@ def key_for_path(path: str) -> Key | None:
             return ("broker_config", entity)
         case ["admin", "delete_topics"]:
             return ("deleting",)
+        case ["admin", "reassign_partitions"]:
+            return ("reassign",)
         case ["strom", "controlled_shutdown"]:
             return ("shutdown",)
     return None
@@ -454,6 +464,10 @@ class ZooKeeperBackend:
             elif kind == "shutdown":
                 children = store.watch_children(L.CONTROLLED_SHUTDOWN, watch)
                 updates.append(("shutdown", {int(c) for c in children if c.isdigit()}))
+            elif kind == "reassign":
+                found = store.watch_data(L.REASSIGN_PARTITIONS, watch)
+                request = (L.decode_reassignment(found[0]), found[1]) if found is not None else None
+                updates.append(("reassign", request))
         return updates
 
     def _apply(self, updates: list[Key]) -> None:
@@ -493,6 +507,8 @@ class ZooKeeperBackend:
                 cache.deleting = update[1]
             elif kind == "shutdown":
                 cache.shutdown_requests = update[1]
+            elif kind == "reassign":
+                cache.reassign_request = update[1]
 
     def _forget_topic(self, topic: str) -> None:
         cache = self._cache
@@ -804,3 +820,21 @@ class ZooKeeperBackend:
         if controller is None:
             raise NotControllerError(f"broker {self.node_id} is not the controller")
         return await controller.elect_leaders(list(partitions), election_type)
+
+    async def alter_partition_reassignments(
+        self, requests: Iterable[tuple[tuple[str, int], Sequence[int] | None]]
+    ) -> dict[tuple[str, int], tuple[ErrorCode, str | None]]:
+        """Start, replace or cancel (None) partition reassignments (KIP-455); controller only."""
+        controller = self._controller
+        if controller is None:
+            raise NotControllerError(f"broker {self.node_id} is not the controller")
+        return await controller.alter_reassignments(list(requests))
+
+    async def list_partition_reassignments(
+        self, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], ReplicaSet]:
+        """The reassignments in progress (KIP-455); controller only."""
+        controller = self._controller
+        if controller is None:
+            raise NotControllerError(f"broker {self.node_id} is not the controller")
+        return controller.reassignments(None if partitions is None else list(partitions))

@@ -1,0 +1,103 @@
+"""AlterPartitionReassignments (api key 45), version 0: move partition replicas between brokers (KIP-455).
+
+Each partition names its target replicas, or null to cancel a reassignment in progress. Only the
+controller serves it (Kafka's admin client sends it to the controller); other brokers answer
+NOT_CONTROLLER and the client finds the controller again. The controller writes the new replica set
+(RS = target + origin, with the adding and removing replicas) into the topic znode and answers at once;
+the new replicas then follow the leader and the controller finishes the move once they are all in the
+ISR (strom.cluster.reassignment). ListPartitionReassignments shows what is still running.
+
+With the single-node backend the only valid target is the broker itself, which is already the replica
+set: it is accepted and changes nothing.
+
+Errors: top level NONE, NOT_CONTROLLER (CLUSTER_AUTHORIZATION_FAILED never, no ACLs); per partition NONE,
+UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (empty, duplicate or unknown brokers),
+NO_REASSIGNMENT_IN_PROGRESS (cancelling nothing), REQUEST_TIMED_OUT (the topic kept changing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kio.static.primitive import i32
+
+from strom.apis._build import build, entry_type, no_throttle
+from strom.cluster.metadata import MetadataImage
+from strom.cluster.reassignment import NoReassignmentInProgressError, validate_target
+from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.registry import ApiSpec, response_type
+from strom.server.context import RequestContext
+
+API_KEY = 45
+
+Request = tuple[tuple[str, int], Sequence[int] | None]
+Result = tuple[ErrorCode, str | None]
+
+
+def _requested(request: Any) -> list[Request]:
+    return [
+        (
+            (str(topic.name), int(p.partition_index)),
+            None if p.replicas is None else [int(r) for r in p.replicas],
+        )
+        for topic in request.topics
+        for p in topic.partitions
+    ]
+
+
+def _single_node(image: MetadataImage, wanted: list[Request]) -> dict[tuple[str, int], Result]:
+    """A backend without reassignment: only the current replica set itself is a valid target."""
+    results: dict[tuple[str, int], Result] = {}
+    for (topic, partition), target in wanted:
+        state = image.partition(topic, partition)
+        if state is None:
+            results[(topic, partition)] = (ErrorCode.unknown_topic_or_partition, None)
+            continue
+        try:
+            if target is None:
+                raise NoReassignmentInProgressError("No partition reassignment is in progress.")
+            validate_target(target, image.brokers)
+        except KafkaError as exc:
+            results[(topic, partition)] = (exc.code, str(exc))
+            continue
+        results[(topic, partition)] = (ErrorCode.none, None)
+    return results
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    cls = response_type(API_KEY, ctx.api_version)
+    assert cls is not None
+    topic_cls = entry_type(cls, "responses")
+    part_cls = entry_type(topic_cls, "partitions")
+    wanted = _requested(request)
+    backend = ctx.broker.metadata
+    alter = getattr(backend, "alter_partition_reassignments", None)
+    try:
+        if alter is None:
+            results = _single_node(backend.image, wanted)
+        else:
+            results = await alter(wanted)
+    except KafkaError as exc:
+        return build(
+            cls, throttle_time=no_throttle(), error_code=exc.code, error_message=str(exc), responses=()
+        )
+    by_topic: dict[str, list[Any]] = {}
+    for (topic, partition), _target in wanted:
+        code, message = results.get((topic, partition), (ErrorCode.unknown_topic_or_partition, None))
+        by_topic.setdefault(topic, []).append(
+            build(part_cls, partition_index=i32(partition), error_code=code, error_message=message)
+        )
+    responses = tuple(build(topic_cls, name=t, partitions=tuple(parts)) for t, parts in by_topic.items())
+    return build(
+        cls,
+        throttle_time=no_throttle(),
+        error_code=ErrorCode.none,
+        error_message=None,
+        responses=responses,
+    )
+
+
+SPEC = ApiSpec(
+    api_key=API_KEY, min_version=0, max_version=0, handler=handle, name="AlterPartitionReassignments"
+)
