@@ -31,12 +31,15 @@ var scenarios = map[string]scenario{
 	"sarama-produce-consume": saramaProduceConsume,
 	"sarama-admin":           saramaAdmin,
 	"sarama-group":           saramaGroup,
+	"sarama-sweep":           saramaSweep,
 	"kafkago-produce-read":   kafkagoProduceRead,
 	"kafkago-group":          kafkagoGroup,
 	"kafkago-create-topics":  kafkagoCreateTopics,
+	"kafkago-sweep":          kafkagoSweep,
 	"franz-produce-consume":  franzProduceConsume,
 	"franz-group":            franzGroup,
 	"franz-admin":            franzAdmin,
+	"franz-sweep":            franzSweep,
 }
 
 func main() {
