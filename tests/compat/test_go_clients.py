@@ -137,3 +137,119 @@ def test_franz_kadm_topics_and_configs(gocompat: Path, broker: str, unique: Call
     assert result["in_full_list"] is True
     assert result["configs"]["retention.ms"] == {"value": "7200000", "source": "DYNAMIC_TOPIC_CONFIG"}
     assert result["configs"]["cleanup.policy"] == {"value": "delete", "source": "DEFAULT_CONFIG"}
+
+
+# --- sweeps: many calls per run, every step's result or error compared at once ------------------------
+
+def _check(result: dict, expected: dict) -> None:
+    """Compare every expected step, then report all mismatches together."""
+    wrong = {step: (result.get(step, "<missing>"), want) for step, want in expected.items()
+             if result.get(step, "<missing>") != want}
+    assert not wrong, "step: (got, expected)\n" + "\n".join(f"{k}: {v}" for k, v in wrong.items())
+
+
+def _error(result: dict, step: str) -> str:
+    value = result.get(step)
+    assert isinstance(value, dict) and "error" in value, f"{step} should have failed, got {value!r}"
+    return str(value["error"])
+
+
+@pytest.mark.parametrize("version", ["modern", "default"])
+def test_sarama_sweep_codecs_offsets_groups_admin(gocompat: Path, broker: str, topic: str,
+                                                   unique: Callable[[str], str], version: str) -> None:
+    r = _run(gocompat, "sarama-sweep", broker, topic, unique("sarama-sweep"), version)
+    codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
+    _check(r, {
+        **{f"produce-{c}": 3 * i for i, c in enumerate(codecs)},
+        "consume": [f"{3 * i + j}:{c}-v{j}" for i, c in enumerate(codecs) for j in range(3)],
+        "get-offset-oldest": 0, "get-offset-newest": 15, "get-offset-time-0": 0, "get-offset-future": -1,
+        "offset-manager": {"before": -1, "after": 4, "metadata": "meta"},
+        "list-groups": "",
+        "describe-groups": {"state": "Empty", "err": 0, "protocol_type": ""},
+        "list-group-offsets": {"offset": 4, "metadata": "meta", "err": 0},
+        "delete-group-offset": None, "delete-group": None,
+        "delete-records": None, "get-offset-oldest-after-delete": 2,
+        "describe-config": {"cleanup.policy": "delete default=true source=Default ro=false",
+                            "retention.ms": "604800000 default=true source=Default ro=false"},
+        "alter-config": None, "incremental-alter-config": None,
+        "describe-broker-config": {"num.partitions": "1 source=StaticBroker",
+                                   "message.max.bytes": "1048588 source=Default"},
+        "create-partitions": None,
+        "describe-topic": {"partitions": 3, "err": 0},
+        "describe-missing-topic": 3,  # UNKNOWN_TOPIC_OR_PARTITION
+        "describe-cluster": {"brokers": 1, "controller": 1},
+        "delete-topic": None,
+    })
+    assert r["admin-list-offsets"]["offset"] == 15
+    assert r["describe-config-after"]["retention.ms"] == "86400000"
+    assert r["describe-config-after"]["segment.ms"] == "600000"
+    assert r["describe-log-dirs"] >= 1  # new partitions may not have a log yet in Kafka
+    assert "group id does not exist" in _error(r, "delete-missing-group")
+    assert "Number of partitions is invalid" in _error(r, "create-partitions-fewer")
+    assert "does not exist" in _error(r, "delete-missing-topic")
+
+
+def test_kafkago_sweep_codecs_conn_and_client_calls(gocompat: Path, broker: str, topic: str,
+                                                    unique: Callable[[str], str]) -> None:
+    group = unique("kafkago-sweep")
+    r = _run(gocompat, "kafkago-sweep", broker, topic, group)
+    codecs = ["uncompressed", "gzip", "snappy", "lz4", "zstd"]
+    _check(r, {
+        **{f"write-{c}": None for c in codecs},
+        "conn-offsets": [0, 15, 0],
+        "conn-read-batch": [f"{3 * i + j}:{c}-v{j}" for i, c in enumerate(codecs) for j in range(3)],
+        "client-fetch": {"hw": 15, "log_start": 0, "lso": 15, "first": 3, "records": 12},
+        "client-list-offsets": {"err": "", "first": 0, "last": 15},
+        "client-metadata": {"controller": 1, "err": "", "partitions": 1, "topics": 1},
+        "describe-configs": {"cleanup.policy": "delete source=5 default=false",
+                             "retention.ms": "604800000 source=5 default=false"},
+        "incremental-alter-configs": "", "alter-configs": "", "create-partitions": "",
+        "offset-commit-generationless": "", "consumer-offsets": {"0": 7},
+        "list-groups": {"coordinator": 1, "protocol_type": ""},
+        "describe-groups": {"err": "", "members": 0, "state": "Empty"},
+        "offset-delete": {"err": "", "partition_err": ""},
+        "api-versions": {"err": "", "some": True},
+    })
+    assert r["delete-groups"]["existing"] == ""
+    assert r["delete-groups"]["missing"].startswith("[69] Group ID Not Found")
+    assert r["delete-topics"]["existing"] == ""
+    assert r["delete-topics"]["missing"].startswith("[3] Unknown Topic Or Partition")
+
+
+DESCRIBE_PRODUCERS = 61
+
+
+def test_franz_sweep_codecs_offsets_groups_admin(request: pytest.FixtureRequest, gocompat: Path,
+                                                 broker_under_test: BrokerUnderTest, topic: str,
+                                                 unique: Callable[[str], str]) -> None:
+    r = _run(gocompat, "franz-sweep", broker_under_test.bootstrap, topic, unique("franz-sweep"))
+    codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
+    epoch0 = {"epoch": 0}
+    _check(r, {
+        **{f"produce-{c}": [4 * i + j for j in range(4)] for i, c in enumerate(codecs)},
+        "consume": [f"{c}-v{j}" for c in codecs for j in range(4)],
+        "list-start": {**epoch0, "offset": 0}, "list-end": {**epoch0, "offset": 20},
+        "list-after-0": {**epoch0, "offset": 0}, "list-committed": {**epoch0, "offset": 20},
+        "commit": None, "fetch-offsets": {"at": 5, "err": ""},
+        "list-groups": {"protocol_type": "", "state": "Empty"},
+        "describe-groups": {"err": "", "members": 0, "state": "Empty"},
+        "lag": {"total": 15}, "delete-offsets": "", "delete-group": "",
+        "delete-records": {"err": "", "low_watermark": 3},
+        "list-start-after-delete": {**epoch0, "offset": 3},
+        "create-partitions": "", "alter-configs": "ok",
+        "alter-configs-bad": "INVALID_CONFIG: Configuration is invalid.",
+        "list-topics": {"has_id": True, "internal": False, "partitions": 2},
+        "broker-configs": {"log.retention.hours": "168 DEFAULT_CONFIG",
+                           "message.max.bytes": "1048588 DEFAULT_CONFIG",
+                           "num.partitions": "1 STATIC_BROKER_CONFIG"},
+        "broker-metadata": {"brokers": 1, "controller": 1, "has_cluster": True},
+        "offset-for-leader-epoch": {"end": 20, "epoch": 0, "err": ""},
+        "log-dirs": 1, "api-versions": True, "delete-topic": "",
+    })
+    assert 16 <= r["list-max-ts"]["offset"] <= 19  # within the last (zstd) batch
+    configs = r["describe-configs"]
+    assert configs["max.message.bytes"] == "2000000 DYNAMIC_TOPIC_CONFIG"
+    assert configs["retention.ms"] == "123456 DYNAMIC_TOPIC_CONFIG"
+    assert configs["segment.bytes"] == "1073741824 DEFAULT_CONFIG"
+    xfail_on_strom_without(request, broker_under_test, DESCRIBE_PRODUCERS, "DescribeProducers")
+    assert r["describe-producers"] == 5  # one idempotent producer per codec
