@@ -1,7 +1,8 @@
 """Log compaction: one cleaning pass over one log (the work Kafka's LogCleaner.Cleaner does).
 
 A pass cleans the log from its first segment up to the first uncleanable offset (the active segment's
-base, or the first segment younger than min.compaction.lag.ms):
+base, the first segment younger than min.compaction.lag.ms, or the first segment reaching the high
+watermark the log's owner allows cleaning to):
 
 1. Build an `OffsetMap` (key -> latest offset) over the dirty part, from the cleaner checkpoint on.
    When the map is full the scan stops at a batch boundary; the rest is cleaned by a later pass.
@@ -12,17 +13,24 @@ base, or the first segment younger than min.compaction.lag.ms):
    - tombstones (null value) follow KIP-534: the first pass that keeps a tombstone stamps its batch
      with a delete horizon (now + delete.retention.ms, stored as the batch's base timestamp with
      attribute bit 6); a later pass after the horizon drops it;
-   - a batch whose records all stay (and needs no horizon) is copied byte for byte; otherwise it is
-     rebuilt with the same base offset, codec, producer id/epoch/base sequence, partition leader epoch,
-     timestamp type and transactional flag, and its records' own offset deltas and timestamps, so
-     offsets keep their gaps and consumers see the same metadata;
+   - per batch, the cheapest rewrite that is correct: a batch whose records all stay (and needs no
+     horizon) is copied byte for byte; one whose records all go is dropped; otherwise the kept
+     records' bytes are copied out of the (decompressed) batch into a new batch with the same header
+     fields (base offset, codec, producer id/epoch/base sequence, partition leader epoch, timestamp
+     type, transactional flag), re-compressed with the batch's codec. Only the first stamping of a
+     delete horizon re-encodes records, because their timestamp deltas move to the new base
+     timestamp. Records are scanned for their key and null-value flag only; values are never copied
+     out of the buffer;
    - control batches are copied untouched (transactions are not implemented yet, so aborted data is
      not removed and markers are never dropped).
 3. The caller swaps each group in on the thread that owns the log (`strom.storage.swap`).
 
-Runs in a worker thread and never mutates the `Log`: it reads the old segments through file
-descriptors of its own, opened by `prepare_clean` on the owning thread, so a concurrent retention,
-truncation or deletion cannot pull files from under it (the swap then notices and is abandoned).
+`prepare_clean` runs on the thread that owns the `Log` and turns it into a `CleanJob` of plain data
+(file paths, offsets, sizes, the config); `run_clean` needs nothing else, so it runs in a worker
+process (`strom.storage.cleaner_pool`) and never touches the broker's objects: it reads the listed
+`.log` files up to the sizes they had when the job was made and writes only `.cleaned` files. A
+segment that retention, truncation or deletion removed meanwhile fails the pass
+(`CleanerSourceChangedError`) or is caught by the swap, which is then abandoned.
 I/O is limited to log.cleaner.io.max.bytes.per.second by a `Throttler`.
 """
 
@@ -31,33 +39,42 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import threading
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from strom.config import LogConfig
-from strom.protocol.errors import KafkaError
+from strom.protocol.compression import compress, decompress
+from strom.protocol.errors import CorruptRecordError, KafkaError
 from strom.protocol.record_batch import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
+    MAGIC_V2,
     BatchHeader,
     parse_header,
     update_crc,
 )
-from strom.protocol.records import Record, build_batch, decode_records
-from strom.storage.log import Log
+from strom.protocol.records import Record, build_batch, decode_records, read_varint
 from strom.storage.offset_map import OffsetMap
 from strom.storage.segment import CLEANED_SUFFIX, Segment
 from strom.storage.swap import CleanedGroup, remove_files
+
+if TYPE_CHECKING:
+    from strom.storage.log import Log
 
 __all__ = [
     "DELETE_HORIZON_BIT",
     "CleanJob",
     "CleanResult",
     "CleanerAbortedError",
+    "CleanerSourceChangedError",
+    "PreparedClean",
     "SourceSegment",
     "Throttler",
+    "WrittenGroup",
     "delete_horizon_of",
     "group_segments",
     "prepare_clean",
@@ -68,15 +85,27 @@ DELETE_HORIZON_BIT = 0x40  # KIP-534: the base timestamp holds the delete horizo
 _TIMESTAMP_TYPE_BIT = 0x08
 _ATTRIBUTES_AT = 21
 _MAX_TIMESTAMP_AT = 35
+_HEADER = struct.Struct(">qiibIhiqqqhii")
 _INT16 = struct.Struct(">h")
 _INT64 = struct.Struct(">q")
 _READ_CHUNK = 1 << 20
 _WRITE_CHUNK = 1 << 20
 _INT32_MAX = 2**31 - 1
+DEFAULT_MAP_BYTES = 128 << 20
 
 
 class CleanerAbortedError(KafkaError):
     """The cleaner was asked to stop (broker shutdown) in the middle of a pass."""
+
+
+class CleanerSourceChangedError(KafkaError):
+    """A segment the pass was reading was removed or shortened meanwhile; the pass is dropped."""
+
+
+class AbortSignal(Protocol):
+    """threading.Event or multiprocessing.Event: set when the pass must stop."""
+
+    def is_set(self) -> bool: ...
 
 
 def delete_horizon_of(header: BatchHeader) -> int | None:
@@ -118,95 +147,218 @@ class Throttler:
         self._observed = 0.0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SourceSegment:
-    """A non-active segment as the cleaner sees it: its own read-only fd and the size it had."""
+    """A non-active segment as the pass sees it: its file and the size it had when the job was made."""
 
-    segment: Segment
-    fd: int
-    size: int
+    path: str
     base_offset: int
     end_offset: int  # the next segment's base offset (exclusive end of this segment's offsets)
+    size: int
     index_size: int
 
 
 @dataclass(slots=True)
 class CleanJob:
-    log: Log
+    """Everything a pass needs, as plain picklable data."""
+
+    log_dir: str
     config: LogConfig
     first_dirty: int
     first_uncleanable: int
     sources: list[SourceSegment]
     now_ms: int
+    map_bytes: int = DEFAULT_MAP_BYTES  # this worker's share of log.cleaner.dedupe.buffer.size
+    io_bytes_per_second: float = sys.float_info.max
 
-    def close(self) -> None:
-        for source in self.sources:
-            with contextlib.suppress(OSError):
-                os.close(source.fd)
-        self.sources = []
+
+@dataclass(frozen=True, slots=True)
+class WrittenGroup:
+    """A `<base_offset>.log.cleaned` file written to replace the segments with `old_bases`."""
+
+    base_offset: int
+    old_bases: tuple[int, ...]
 
 
 @dataclass(slots=True)
 class CleanResult:
-    groups: list[CleanedGroup] = field(default_factory=list)
+    groups: list[WrittenGroup] = field(default_factory=list)
     end_offset: int = 0  # the new cleaner checkpoint: everything below is clean
     next_delete_horizon: int | None = None  # earliest horizon of a tombstone still in the log
     bytes_read: int = 0
     bytes_written: int = 0
     records_read: int = 0
     records_kept: int = 0
+    batches_copied: int = 0  # kept byte for byte
+    batches_rebuilt: int = 0
     elapsed_s: float = 0.0
 
 
-def prepare_clean(log: Log, first_dirty: int, first_uncleanable: int, now_ms: int) -> CleanJob:
-    """On the thread that owns `log`: open the non-active segments below `first_uncleanable`."""
+@dataclass(slots=True)
+class PreparedClean:
+    """A job and the `Segment` objects (with the sizes) it was made from, kept by the log's owner."""
+
+    job: CleanJob
+    segments: dict[int, tuple[Segment, int]]
+
+    def cleaned_groups(self, result: CleanResult) -> list[CleanedGroup]:
+        """The written groups as the swap wants them: the old `Segment`s and their sizes."""
+        groups = []
+        for written in result.groups:
+            old = [self.segments[base] for base in written.old_bases]
+            groups.append(CleanedGroup(written.base_offset, [s for s, _ in old], [n for _, n in old]))
+        return groups
+
+    def remove_cleaned_files(self) -> None:
+        """Remove whatever `.cleaned` files a failed or abandoned pass may have left (blocking)."""
+        for base in self.segments:
+            with contextlib.suppress(OSError):
+                remove_files(Path(self.job.log_dir), base, CLEANED_SUFFIX)
+
+
+def prepare_clean(
+    log: Log,
+    first_dirty: int,
+    first_uncleanable: int,
+    now_ms: int,
+    *,
+    map_bytes: int = DEFAULT_MAP_BYTES,
+    io_bytes_per_second: float = sys.float_info.max,
+) -> PreparedClean:
+    """On the thread that owns `log`: describe its non-active segments below `first_uncleanable`."""
     segments = log.segments()
     sources: list[SourceSegment] = []
+    owned: dict[int, tuple[Segment, int]] = {}
     for i, segment in enumerate(segments[:-1]):
         if segment.base_offset >= first_uncleanable:
             break
-        fd = os.open(segment.log_path, os.O_RDONLY)
+        size = segment.size
         sources.append(
             SourceSegment(
-                segment=segment,
-                fd=fd,
-                size=segment.size,
+                path=str(segment.log_path),
                 base_offset=segment.base_offset,
                 end_offset=segments[i + 1].base_offset,
+                size=size,
                 index_size=segment.offset_index.entries * segment.offset_index.entry_size,
             )
         )
-    return CleanJob(log, log.config, first_dirty, first_uncleanable, sources, now_ms)
+        owned[segment.base_offset] = (segment, size)
+    job = CleanJob(
+        str(log.dir),
+        log.config,
+        first_dirty,
+        first_uncleanable,
+        sources,
+        now_ms,
+        map_bytes=map_bytes,
+        io_bytes_per_second=io_bytes_per_second,
+    )
+    return PreparedClean(job, owned)
 
 
-def _batches(source: SourceSegment, throttler: Throttler | None) -> Iterator[tuple[BatchHeader, memoryview]]:
-    """Whole batches of a source segment, read in large chunks."""
+# ---- reading ---------------------------------------------------------------------------------------
+class _Sources:
+    """Read-only file descriptors of the job's segments, opened on first use by the pass."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def fd(self, source: SourceSegment) -> int:
+        fd = self._fds.get(source.path)
+        if fd is None:
+            try:
+                fd = os.open(source.path, os.O_RDONLY)
+            except FileNotFoundError as exc:
+                raise CleanerSourceChangedError(f"segment {source.path} was removed") from exc
+            self._fds[source.path] = fd
+        return fd
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+
+def _pread(fd: int, length: int, position: int, source: SourceSegment) -> bytes:
+    data = os.pread(fd, length, position)
+    if len(data) != length:
+        raise CleanerSourceChangedError(f"segment {source.path} was shortened")
+    return data
+
+
+def _batches(
+    source: SourceSegment, fd: int, throttler: Throttler | None
+) -> Iterator[tuple[BatchHeader, bytes, int]]:
+    """(header, buffer, position in buffer) of every whole batch of a source, read in large chunks."""
     pos = 0
     while pos + BATCH_HEADER_SIZE <= source.size:
-        chunk = os.pread(source.fd, min(_READ_CHUNK, source.size - pos), pos)
+        chunk = _pread(fd, min(_READ_CHUNK, source.size - pos), pos, source)
         if throttler is not None:
             throttler.maybe_throttle(len(chunk))
-        view = memoryview(chunk)
         at = 0
-        while len(view) - at >= BATCH_HEADER_SIZE:
-            header = parse_header(view, at)
+        while len(chunk) - at >= BATCH_HEADER_SIZE:
+            header = parse_header(chunk, at)
             if header.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD:
                 return
-            if at + header.size > len(view):
+            if at + header.size > len(chunk):
                 break
-            yield header, view[at : at + header.size]
+            yield header, chunk, at
             at += header.size
         if at == 0:
             # one batch bigger than the chunk
-            header = parse_header(view, 0)
+            header = parse_header(chunk, 0)
             if pos + header.size > source.size:
                 return
-            whole = os.pread(source.fd, header.size, pos)
+            whole = _pread(fd, header.size, pos, source)
             if throttler is not None:
                 throttler.maybe_throttle(len(whole))
-            yield header, memoryview(whole)
+            yield header, whole, 0
             at = header.size
         pos += at
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    byte = buf[pos]
+    if byte < 0x80:  # one-byte varints are by far the most common: no loop
+        return (byte >> 1) ^ -(byte & 1), pos + 1
+    return read_varint(buf, pos)
+
+
+# (start, end, offset delta, timestamp delta, key, is tombstone) of one record inside a batch body
+_Scanned = tuple[int, int, int, int, bytes | None, bool]
+
+
+def _body(header: BatchHeader, buf: bytes, at: int) -> tuple[bytes, int, int]:
+    """The batch's records as (buffer, start, end): in place, or decompressed."""
+    if header.compression:
+        plain = decompress(header.compression, memoryview(buf)[at + BATCH_HEADER_SIZE : at + header.size])
+        return bytes(plain), 0, len(plain)
+    return buf, at + BATCH_HEADER_SIZE, at + header.size
+
+
+def _scan_records(buf: bytes, pos: int, end: int, count: int) -> list[_Scanned]:
+    """Key, null-value flag and position of each record; values and headers are skipped, not copied."""
+    out: list[_Scanned] = []
+    for _ in range(count):
+        start = pos
+        length, pos = _varint(buf, pos)
+        record_end = pos + length
+        if length < 0 or record_end > end:
+            raise CorruptRecordError("record length runs past the end of its batch")
+        timestamp_delta, pos = _varint(buf, pos + 1)  # + 1: attributes, unused
+        offset_delta, pos = _varint(buf, pos)
+        key_length, pos = _varint(buf, pos)
+        key = None
+        if key_length >= 0:
+            key = buf[pos : pos + key_length]
+            pos += key_length
+        value_length, pos = _varint(buf, pos)
+        out.append((start, record_end, offset_delta, timestamp_delta, key, value_length < 0))
+        pos = record_end
+    if pos != end:
+        raise CorruptRecordError("record batch has bytes after its last record")
+    return out
 
 
 def group_segments(
@@ -233,23 +385,24 @@ def group_segments(
     return groups
 
 
-def _check_abort(abort: threading.Event | None) -> None:
+def _check_abort(abort: AbortSignal | None) -> None:
     if abort is not None and abort.is_set():
         raise CleanerAbortedError("log cleaner stopping")
 
 
 def _build_offset_map(
     job: CleanJob,
+    files: _Sources,
     offset_map: OffsetMap,
     throttler: Throttler | None,
-    abort: threading.Event | None,
+    abort: AbortSignal | None,
     result: CleanResult,
 ) -> int:
     """Fill the map from the dirty part; returns the offset the map covers up to (exclusive)."""
     for source in job.sources:
         if source.end_offset <= job.first_dirty:
             continue
-        for header, view in _batches(source, throttler):
+        for header, buf, at in _batches(source, files.fd(source), throttler):
             if header.last_offset < job.first_dirty:
                 continue
             _check_abort(abort)
@@ -258,30 +411,29 @@ def _build_offset_map(
             if len(offset_map) and not offset_map.room_for(header.records_count):
                 return header.base_offset
             result.bytes_read += header.size
-            for record in decode_records(view):
-                if record.key is not None:
-                    offset_map.put(record.key, header.base_offset + record.offset_delta)
+            body, start, end = _body(header, buf, at)
+            base = header.base_offset
+            put = offset_map.put
+            for _s, _e, offset_delta, _t, key, _null in _scan_records(body, start, end, header.records_count):
+                if key is not None:
+                    put(key, base + offset_delta)
     return job.first_uncleanable
 
 
-def _rebuild(header: BatchHeader, kept: list[Record], horizon: int | None) -> bytes:
-    """A new batch holding `kept` with the original batch's metadata (see the module docstring)."""
-    base_ts = header.base_timestamp if horizon is None else horizon
-    if horizon is not None and horizon != header.base_timestamp:
-        records = [
-            Record(
-                r.offset_delta, header.base_timestamp + r.timestamp_delta - horizon, r.key, r.value, r.headers
-            )
-            for r in kept
-        ]
-    else:
-        records = kept
+def _restamp(header: BatchHeader, view: memoryview, kept: list[_Scanned], horizon: int) -> bytes:
+    """The batch with `kept` records re-encoded around `horizon` as base timestamp (KIP-534)."""
+    keep = {scanned[2] for scanned in kept}
+    records = [
+        Record(r.offset_delta, header.base_timestamp + r.timestamp_delta - horizon, r.key, r.value, r.headers)
+        for r in decode_records(view)
+        if r.offset_delta in keep
+    ]
     buf = bytearray(
         build_batch(
             records,
             base_offset=header.base_offset,
             codec=header.compression,
-            base_timestamp=base_ts,
+            base_timestamp=horizon,
             producer_id=header.producer_id,
             producer_epoch=header.producer_epoch,
             base_sequence=header.base_sequence,
@@ -289,39 +441,74 @@ def _rebuild(header: BatchHeader, kept: list[Record], horizon: int | None) -> by
             partition_leader_epoch=header.partition_leader_epoch,
         )
     )
-    attributes = _INT16.unpack_from(buf, _ATTRIBUTES_AT)[0]
+    attributes = _INT16.unpack_from(buf, _ATTRIBUTES_AT)[0] | DELETE_HORIZON_BIT
     if header.timestamp_type == 1:
         attributes |= _TIMESTAMP_TYPE_BIT
         _INT64.pack_into(buf, _MAX_TIMESTAMP_AT, header.max_timestamp)
-    if horizon is not None:
-        attributes |= DELETE_HORIZON_BIT
     _INT16.pack_into(buf, _ATTRIBUTES_AT, attributes)
     update_crc(buf, 0)
     return bytes(buf)
 
 
+def _rebuild(header: BatchHeader, body: bytes, kept: list[_Scanned]) -> bytes:
+    """A batch of the `kept` records' own bytes under the original header fields (same base offset and
+    base timestamp, so every record's deltas stay valid)."""
+    payload: bytes = b"".join([body[start:end] for start, end, *_ in kept])
+    if header.compression:
+        payload = bytes(compress(header.compression, payload))
+    if header.timestamp_type == 1:
+        max_timestamp = header.max_timestamp
+    else:
+        max_timestamp = header.base_timestamp + max(scanned[3] for scanned in kept)
+    out = bytearray(BATCH_HEADER_SIZE)
+    _HEADER.pack_into(
+        out,
+        0,
+        header.base_offset,
+        BATCH_HEADER_SIZE - LOG_OVERHEAD + len(payload),
+        header.partition_leader_epoch,
+        MAGIC_V2,
+        0,
+        header.attributes,
+        max(scanned[2] for scanned in kept),
+        header.base_timestamp,
+        max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        len(kept),
+    )
+    out += payload
+    update_crc(out, 0)
+    return bytes(out)
+
+
 def _filter_batch(
     header: BatchHeader,
-    view: memoryview,
+    buf: bytes,
+    at: int,
     offset_map: OffsetMap,
     now_ms: int,
     delete_retention_ms: int,
     result: CleanResult,
 ) -> tuple[bytes | memoryview | None, int | None]:
     """(batch bytes to keep or None, the delete horizon of kept tombstones or None)."""
+    view = memoryview(buf)[at : at + header.size]
     if header.is_control:
         return view, None
-    records = decode_records(view)
-    result.records_read += len(records)
+    body, start, end = _body(header, buf, at)
+    scanned = _scan_records(body, start, end, header.records_count)
+    result.records_read += len(scanned)
     horizon = delete_horizon_of(header)
-    kept: list[Record] = []
+    base = header.base_offset
+    latest = offset_map.get
+    kept: list[_Scanned] = []
     tombstones = False
-    for record in records:
-        if record.key is None:
+    for record in scanned:
+        key = record[4]
+        if key is None or latest(key) > base + record[2]:
             continue
-        if offset_map.get(record.key) > header.base_offset + record.offset_delta:
-            continue
-        if record.value is None:
+        if record[5]:
             if horizon is not None and now_ms >= horizon:
                 continue
             tombstones = True
@@ -330,23 +517,28 @@ def _filter_batch(
     if not kept:
         return None, None
     if tombstones and horizon is None:
+        result.batches_rebuilt += 1
         horizon = now_ms + delete_retention_ms
-        return _rebuild(header, kept, horizon), horizon
-    if len(kept) == len(records):
-        return view, horizon if tombstones else None
-    return _rebuild(header, kept, horizon), horizon if tombstones else None
+        return _restamp(header, view, kept, horizon), horizon
+    kept_horizon = horizon if tombstones else None
+    if len(kept) == len(scanned):
+        result.batches_copied += 1
+        return view, kept_horizon
+    result.batches_rebuilt += 1
+    return _rebuild(header, body, kept), kept_horizon
 
 
 def _clean_group(
     job: CleanJob,
+    files: _Sources,
     group: list[SourceSegment],
     offset_map: OffsetMap,
     throttler: Throttler | None,
-    abort: threading.Event | None,
+    abort: AbortSignal | None,
     result: CleanResult,
 ) -> bool:
     """Write the group's cleaned segment; returns whether anything differs from the originals."""
-    log_dir = job.log.dir
+    log_dir = Path(job.log_dir)
     base = group[0].base_offset
     remove_files(log_dir, base, CLEANED_SUFFIX)
     cleaned = Segment(log_dir, base, job.config, job.now_ms, suffix=CLEANED_SUFFIX)
@@ -356,15 +548,15 @@ def _clean_group(
         pending = bytearray()
         headers: list[BatchHeader] = []
         for source in group:
-            for header, view in _batches(source, throttler):
+            for header, buf, at in _batches(source, files.fd(source), throttler):
                 _check_abort(abort)
                 data, horizon = _filter_batch(
-                    header, view, offset_map, job.now_ms, job.config.delete_retention_ms, result
+                    header, buf, at, offset_map, job.now_ms, job.config.delete_retention_ms, result
                 )
                 if data is None:
                     changed = True
                     continue
-                if data is not view:
+                if not isinstance(data, memoryview):
                     changed = True
                     header = parse_header(data)
                 if horizon is not None and (
@@ -387,7 +579,7 @@ def _clean_group(
     finally:
         cleaned.close(trim=False)
     # retention reads an empty segment's age from its file's mtime: carry the originals' (Kafka does)
-    modified = max(os.fstat(source.fd).st_mtime for source in group)
+    modified = max(os.fstat(files.fd(source)).st_mtime for source in group)
     os.utime(cleaned.log_path, (modified, modified))
     if not changed:
         remove_files(log_dir, base, CLEANED_SUFFIX)
@@ -396,36 +588,39 @@ def _clean_group(
 
 def run_clean(
     job: CleanJob,
-    offset_map: OffsetMap,
+    offset_map: OffsetMap | None = None,
     *,
     throttler: Throttler | None = None,
-    abort: threading.Event | None = None,
+    abort: AbortSignal | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CleanResult:
-    """One cleaning pass (blocking; runs in a worker thread). The returned groups have their
-    `.cleaned` files written and fsynced; swap them in with `strom.storage.swap.swap_in`."""
+    """One cleaning pass (blocking; runs in a cleaner worker process). The returned groups have their
+    `.cleaned` files written and fsynced; swap them in with `strom.storage.swap.swap_in`. On any
+    error the `.cleaned` files this pass wrote are removed."""
     started = clock()
     result = CleanResult()
+    if offset_map is None:
+        offset_map = OffsetMap(job.map_bytes)
     offset_map.clear()
+    if throttler is None and job.io_bytes_per_second < 1e300:
+        throttler = Throttler(job.io_bytes_per_second)
+    files = _Sources()
     written: list[int] = []
     try:
-        end = _build_offset_map(job, offset_map, throttler, abort, result)
+        end = _build_offset_map(job, files, offset_map, throttler, abort, result)
         result.end_offset = max(end, job.first_dirty)
         to_clean = [s for s in job.sources if s.base_offset < result.end_offset]
         config = job.config
         for group in group_segments(to_clean, config.segment_bytes, config.segment_index_bytes):
             written.append(group[0].base_offset)
-            if _clean_group(job, group, offset_map, throttler, abort, result):
-                result.groups.append(
-                    CleanedGroup(
-                        base_offset=group[0].base_offset,
-                        old=[s.segment for s in group],
-                        old_sizes=[s.size for s in group],
-                    )
-                )
+            if _clean_group(job, files, group, offset_map, throttler, abort, result):
+                result.groups.append(WrittenGroup(group[0].base_offset, tuple(s.base_offset for s in group)))
     except BaseException:
         for base in written:
-            remove_files(job.log.dir, base, CLEANED_SUFFIX)
+            with contextlib.suppress(OSError):
+                remove_files(Path(job.log_dir), base, CLEANED_SUFFIX)
         raise
+    finally:
+        files.close()
     result.elapsed_s = clock() - started
     return result

@@ -7,15 +7,23 @@ Kafka's LogCleaner + LogCleanerManager, for logs whose cleanup.policy contains `
   not being cleaned: dirty bytes (from the cleaner checkpoint to the first uncleanable offset) over
   all cleanable bytes must exceed min.cleanable.dirty.ratio, unless the log must be cleaned now
   because its oldest dirty record is older than max.compaction.lag.ms (KIP-354) or a tombstone's
-  delete horizon has passed (KIP-534). The first uncleanable offset is the active segment's base, or
-  the base of the first dirty segment holding a record younger than min.compaction.lag.ms.
+  delete horizon has passed (KIP-534). The first uncleanable offset is the lowest of the active
+  segment's base, the base of the first dirty segment holding a record younger than
+  min.compaction.lag.ms, and the base of the segment holding the log's owner's upper bound (the
+  partition's high watermark: Kafka never cleans at or above it, since a follower or a new leader may
+  still truncate there; the first unstable offset is not needed while transactions are not
+  implemented). A segment is cleanable only when all its offsets lie below that bound.
 - A compacted log whose active segment is older than max.compaction.lag.ms is rolled, so its records
   become cleanable in time (Kafka rolls on that lag too).
-- The pass itself (`strom.storage.cleaner.run_clean`) runs in a worker thread; picking the log,
-  opening its files and swapping the cleaned segments in (`strom.storage.swap`) run on the event loop
-  that owns the logs, so appends and reads never race the cleaner and the loop never waits on it.
-- log.cleaner.dedupe.buffer.size is split between the workers (key budget of each `OffsetMap`),
-  log.cleaner.io.max.bytes.per.second between their `Throttler`s.
+- The pass itself (`strom.storage.cleaner.run_clean`) runs in a worker process of a `CleanerPool`
+  (log.cleaner.threads processes, started once, shut down by `stop`), so its CPU work never competes
+  with the event loop for the GIL; picking the log, describing its segments (`prepare_clean`) and
+  swapping the cleaned segments in (`strom.storage.swap`) run on the event loop that owns the logs, so
+  appends and reads never race the cleaner and the loop never waits on it. A pass that fails (a
+  worker that died included) is logged, its `.cleaned` files removed, and retried after
+  log.cleaner.backoff.ms.
+- log.cleaner.dedupe.buffer.size is split between the workers (key budget of each pass's
+  `OffsetMap`), log.cleaner.io.max.bytes.per.second between their `Throttler`s.
 - After each pass the log dir's `cleaner-offset-checkpoint` (Kafka's offset checkpoint format)
   records where the dirty part now starts; a checkpoint below the log start or above the log end
   (truncation) restarts from the log start, as Kafka does.
@@ -27,7 +35,6 @@ import asyncio
 import contextlib
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,17 +44,19 @@ from strom.config import LONG_MAX, BrokerConfig
 from strom.storage.checkpoint import fsync_dir, read_offset_checkpoint, write_offset_checkpoint
 from strom.storage.cleaner import (
     CleanerAbortedError,
+    CleanerSourceChangedError,
     CleanResult,
-    Throttler,
     prepare_clean,
-    run_clean,
 )
+from strom.storage.cleaner_pool import CleanerPool
 from strom.storage.log import Log
-from strom.storage.offset_map import OffsetMap
 from strom.storage.segment import CLEANED_SUFFIX
 from strom.storage.swap import SwapAbortedError, SwapStep, remove_files, swap_in
 
-__all__ = ["CLEANER_OFFSET_CHECKPOINT", "CleanerConfig", "LogCleaner", "LogToClean"]
+__all__ = ["CLEANER_OFFSET_CHECKPOINT", "CleanerConfig", "LogCleaner", "LogToClean", "UpperBound"]
+
+# (topic, partition) -> the offset cleaning must stay below (the high watermark), or None: no bound
+UpperBound = Callable[[str, int], "int | None"]
 
 CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
 
@@ -92,7 +101,8 @@ class LogToClean:
 
 class LogCleaner:
     """Compacts the logs `logs()` returns; see the module docstring. Start and stop on the event loop
-    that owns the logs."""
+    that owns the logs. `upper_bound` bounds cleaning per partition (the high watermark); `pool` lets
+    several cleaners share worker processes (the cleaner then leaves it running on `stop`)."""
 
     def __init__(
         self,
@@ -102,8 +112,13 @@ class LogCleaner:
         *,
         clock: Callable[[], float] = time.time,
         on_swap_step: SwapStep | None = None,
+        upper_bound: UpperBound | None = None,
+        pool: CleanerPool | None = None,
     ) -> None:
         self._logs = logs
+        self.upper_bound = upper_bound
+        self._own_pool = pool is None
+        self.pool = pool if pool is not None else CleanerPool(config.threads)
         self.log_dirs = [Path(d) for d in log_dirs]
         self.config = config
         self._clock = clock
@@ -111,7 +126,7 @@ class LogCleaner:
         self.checkpoints: dict[tuple[str, int], int] = {}
         self._horizons: dict[tuple[str, int], int] = {}
         self._in_progress: set[tuple[str, int]] = set()
-        self._abort = threading.Event()
+        self._stopping = False
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.passes = 0
@@ -163,11 +178,15 @@ class LogCleaner:
             segments = log.segments()
         first_dirty = self.first_dirty_offset(log)
         bound = segments[-1].base_offset
+        upper = self.upper_bound(log.topic, log.partition) if self.upper_bound is not None else None
         clean_bytes = dirty_bytes = 0
         must = False
         first_dirty_seen = False
         for i, segment in enumerate(segments[:-1]):
             end = segments[i + 1].base_offset
+            if upper is not None and end > upper:
+                bound = segment.base_offset  # holds offsets at or above the high watermark
+                break
             if end <= first_dirty:
                 clean_bytes += segment.size
                 continue
@@ -187,7 +206,9 @@ class LogCleaner:
             dirty_bytes += segment.size
         horizon = self._horizons.get((log.topic, log.partition))
         tombstones_due = horizon is not None and now_ms >= horizon and clean_bytes + dirty_bytes > 0
-        ltc = LogToClean(log, first_dirty, max(bound, first_dirty), clean_bytes, dirty_bytes, must)
+        # first_uncleanable may lie below first_dirty (a high watermark that moved back): then only the
+        # clean part below the bound is rewritten (to drop expired tombstones)
+        ltc = LogToClean(log, first_dirty, bound, clean_bytes, dirty_bytes, must)
         if tombstones_due:
             ltc.must_clean = True
             return ltc
@@ -215,22 +236,31 @@ class LogCleaner:
         return best
 
     # cleaning -----------------------------------------------------------------------------------
-    async def clean(
-        self, ltc: LogToClean, offset_map: OffsetMap, throttler: Throttler | None = None
-    ) -> CleanResult | None:
-        """Clean one log picked by `grab_filthiest`; None if the log changed and the pass was dropped."""
+    async def clean(self, ltc: LogToClean) -> CleanResult | None:
+        """Clean one log picked by `grab_filthiest`; None if the log changed and the pass was dropped.
+        Raises what the pass raised (after removing its `.cleaned` files)."""
         log = ltc.log
         key = (log.topic, log.partition)
         now = self._now_ms()
+        threads = max(1, self.config.threads)
         try:
-            job = prepare_clean(log, ltc.first_dirty, ltc.first_uncleanable, now)
+            prepared = prepare_clean(
+                log,
+                ltc.first_dirty,
+                ltc.first_uncleanable,
+                now,
+                map_bytes=self.config.dedupe_buffer_size // threads,
+                io_bytes_per_second=self.config.io_max_bytes_per_second / threads,
+            )
             try:
-                result = await asyncio.to_thread(
-                    run_clean, job, offset_map, throttler=throttler, abort=self._abort
-                )
-            finally:
-                job.close()
-            for i, group in enumerate(result.groups):
+                result = await self.pool.run(prepared.job)
+            except BaseException as exc:
+                await asyncio.to_thread(prepared.remove_cleaned_files)
+                if isinstance(exc, CleanerSourceChangedError) or (isinstance(exc, Exception) and log.closed):
+                    _log.info("log cleaner pass on %s dropped: %s", log.dir.name, exc)
+                    return None
+                raise
+            for i, group in enumerate(prepared.cleaned_groups(result)):
                 try:
                     swap_in(log, group, now, self._on_swap_step)
                 except SwapAbortedError as exc:
@@ -255,52 +285,52 @@ class LogCleaner:
             fsync_dir(log.dir)
         self.write_checkpoints(log.dir.parent)
 
-    async def clean_once(self, offset_map: OffsetMap | None = None) -> CleanResult | None:
+    async def clean_once(self) -> CleanResult | None:
         """Pick and clean the filthiest log, if any (one worker iteration)."""
         ltc = self.grab_filthiest()
         if ltc is None:
             return None
-        if offset_map is None:
-            offset_map = OffsetMap(self.config.dedupe_buffer_size // max(1, self.config.threads))
-        return await self.clean(ltc, offset_map)
+        return await self.clean(ltc)
 
     # lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         await asyncio.to_thread(self.load_checkpoints)
         if not self.config.enable or self.config.threads <= 0:
             return
-        self._abort.clear()
+        self._stopping = False
         self._wake = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._run(i), name=f"log-cleaner-{i}") for i in range(self.config.threads)
         ]
 
     async def stop(self) -> None:
-        """Abort passes in flight (their cleaned files are removed) and write the checkpoints."""
-        self._abort.set()
+        """Abort passes in flight (their cleaned files are removed), stop the worker processes (if this
+        cleaner started them) and write the checkpoints."""
+        self._stopping = True
         if self._wake is not None:
             self._wake.set()
+        if self._own_pool:
+            self.pool.abort()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._own_pool:
+            await self.pool.shutdown()
         await asyncio.to_thread(self.write_checkpoints)
 
     async def _run(self, index: int) -> None:
-        threads = max(1, self.config.threads)
-        offset_map = OffsetMap(self.config.dedupe_buffer_size // threads)
-        throttler = Throttler(self.config.io_max_bytes_per_second / threads)
         assert self._wake is not None
-        while not self._abort.is_set():
+        while not self._stopping:
             cleaned = False
             try:
                 ltc = self.grab_filthiest()
                 if ltc is not None:
-                    cleaned = await self.clean(ltc, offset_map, throttler) is not None
+                    cleaned = await self.clean(ltc) is not None
             except CleanerAbortedError:
                 return
-            except Exception:  # one failing log must not stop the cleaner
-                _log.exception("log cleaner pass failed")
-            if not cleaned and not self._abort.is_set():
+            except Exception:  # one failing log (or a dead worker) must not stop the cleaner
+                _log.exception("log cleaner pass failed; retrying after log.cleaner.backoff.ms")
+            if not cleaned and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.backoff_ms / 1000)

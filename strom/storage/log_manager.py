@@ -38,7 +38,7 @@ from strom.storage.checkpoint import (
     write_offset_checkpoint,
     write_partition_metadata,
 )
-from strom.storage.cleaner_manager import CleanerConfig, LogCleaner
+from strom.storage.cleaner_manager import CleanerConfig, LogCleaner, UpperBound
 from strom.storage.log import Log, parse_log_dir_name
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -79,6 +79,9 @@ class LogManager:
         self.loaded = False
         self.had_clean_shutdown = True
         self.cleaner: LogCleaner | None = None
+        # set by the log's owner before start(): the offset cleaning of a partition must stay below
+        # (its high watermark), or None for no bound
+        self.cleanable_upper_bound: UpperBound | None = None
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -277,7 +280,11 @@ class LogManager:
             ),
         ]
         self.cleaner = LogCleaner(
-            self.all_logs, self.log_dirs, CleanerConfig.from_broker(cfg), clock=self._clock
+            self.all_logs,
+            self.log_dirs,
+            CleanerConfig.from_broker(cfg),
+            clock=self._clock,
+            upper_bound=self.cleanable_upper_bound,
         )
         await self.cleaner.start()
 

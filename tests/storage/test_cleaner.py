@@ -9,7 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cleaner_support import COMPACT, clean_now, latest, make_cleaner, put, put_many, read_all
+from test_cleaner_support import (
+    COMPACT,
+    clean_now,
+    latest,
+    make_cleaner,
+    put,
+    put_many,
+    read_all,
+    shared_pool,
+)
 
 from strom.config import LogConfig
 from strom.protocol.errors import InvalidRecordError
@@ -200,7 +209,7 @@ def test_picks_the_filthiest_log(tmp_path: Path, clock) -> None:
         fill(b, clock)
         from strom.storage.cleaner_manager import CleanerConfig, LogCleaner
 
-        cleaner = LogCleaner(lambda: [a, b], [tmp_path], CleanerConfig(), clock=clock)
+        cleaner = LogCleaner(lambda: [a, b], [tmp_path], CleanerConfig(), clock=clock, pool=shared_pool())
         import asyncio
 
         first = asyncio.run(cleaner.clean_once())
@@ -286,12 +295,11 @@ def test_swap_is_dropped_when_retention_removed_a_segment_meanwhile(open_log, cl
     log = open_log(dataclasses.replace(COMPACT, cleanup_policy=("compact", "delete")))
     fill(log, clock)
     before = read_all(log)
-    job = prepare_clean(log, 0, log.active_segment.base_offset, clock.ms)
-    result = run_clean(job, OffsetMap(1 << 20))
-    job.close()
+    prepared = prepare_clean(log, 0, log.active_segment.base_offset, clock.ms)
+    result = run_clean(prepared.job)
     log.delete_records_before(log.segments()[1].base_offset)  # the first segment goes away
     with pytest.raises(SwapAbortedError):
-        swap_in(log, result.groups[0], clock.ms)
+        swap_in(log, prepared.cleaned_groups(result)[0], clock.ms)
     assert read_all(log) == [r for r in before if r[0] >= log.log_start_offset]
     leftovers = [p for p in os.listdir(log.dir) if p.endswith((".cleaned", ".swap"))]
     assert not [p for p in leftovers if p.startswith(f"{result.groups[0].base_offset:020d}")]

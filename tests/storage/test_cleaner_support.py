@@ -1,14 +1,19 @@
-"""Helpers (no tests) for the log cleaner tests: keyed appends, reading a log back, one pass."""
+"""Helpers (no tests) for the log cleaner tests: keyed appends, reading a log back, one pass.
+
+Every cleaner made here shares one `CleanerPool`, so the worker process starts once per test session.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 from strom.config import LogConfig
 from strom.protocol.records import Record, build_batch, decode_records
 from strom.storage.cleaner import CleanResult
-from strom.storage.cleaner_manager import CleanerConfig, LogCleaner
+from strom.storage.cleaner_manager import CleanerConfig, LogCleaner, UpperBound
+from strom.storage.cleaner_pool import CleanerPool
 from strom.storage.log import Log
 
 COMPACT = LogConfig(
@@ -64,8 +69,23 @@ def latest(records: list[tuple[int, bytes | None, bytes | None]]) -> dict[bytes 
     return state
 
 
-def make_cleaner(log: Log, clock: Callable[[], float], **kw: object) -> LogCleaner:
-    return LogCleaner(lambda: [log], [log.dir.parent], CleanerConfig(**kw), clock=clock)  # type: ignore[arg-type]
+@functools.cache
+def shared_pool() -> CleanerPool:
+    """One worker process for the whole session (its executor shuts down at interpreter exit)."""
+    return CleanerPool(1)
+
+
+def make_cleaner(
+    log: Log, clock: Callable[[], float], *, upper_bound: UpperBound | None = None, **kw: object
+) -> LogCleaner:
+    return LogCleaner(
+        lambda: [log],
+        [log.dir.parent],
+        CleanerConfig(**kw),  # type: ignore[arg-type]
+        clock=clock,
+        upper_bound=upper_bound,
+        pool=shared_pool(),
+    )
 
 
 def clean_now(cleaner: LogCleaner) -> CleanResult | None:

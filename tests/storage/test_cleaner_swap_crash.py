@@ -15,7 +15,6 @@ from test_cleaner_support import COMPACT, latest, put, read_all
 
 from strom.storage.cleaner import prepare_clean, run_clean
 from strom.storage.log import Log
-from strom.storage.offset_map import OffsetMap
 from strom.storage.swap import swap_in
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,14 +28,13 @@ sys.path.insert(0, sys.argv[3])
 sys.path.insert(0, os.path.join(sys.argv[3], "tests", "storage"))
 from test_cleaner_swap_crash import build, GROUPED, TS
 from strom.storage.cleaner import prepare_clean, run_clean
-from strom.storage.offset_map import OffsetMap
 from strom.storage.swap import swap_in
 
 directory, stop_at = sys.argv[1], int(sys.argv[2])
 log, _ = build(directory)
 log.update_config(GROUPED)
-job = prepare_clean(log, 0, log.active_segment.base_offset, TS)
-result = run_clean(job, OffsetMap(1 << 20))
+prepared = prepare_clean(log, 0, log.active_segment.base_offset, TS)
+result = run_clean(prepared.job)
 steps = [0]
 
 def step(name):
@@ -46,7 +44,7 @@ def step(name):
 
 if stop_at == 0:
     os._exit(0)          # cleaned files written, nothing renamed yet
-for group in result.groups:
+for group in prepared.cleaned_groups(result):
     swap_in(log, group, TS, step)
 os._exit(3)              # never reached for the steps under test
 """
@@ -66,12 +64,11 @@ def build(directory: str | Path) -> tuple[Log, list[tuple[int, bytes, bytes | No
 def count_steps(tmp_path: Path) -> list[str]:
     log, _ = build(tmp_path / "count")
     log.update_config(GROUPED)
-    job = prepare_clean(log, 0, log.active_segment.base_offset, TS)
-    result = run_clean(job, OffsetMap(1 << 20))
-    job.close()
+    prepared = prepare_clean(log, 0, log.active_segment.base_offset, TS)
+    result = run_clean(prepared.job)
     names: list[str] = []
-    assert len(result.groups) == 1 and len(result.groups[0].old) >= 3
-    for group in result.groups:
+    assert len(result.groups) == 1 and len(result.groups[0].old_bases) >= 3
+    for group in prepared.cleaned_groups(result):
         swap_in(log, group, TS, names.append)
     log.close()
     return names
@@ -122,10 +119,9 @@ def test_kill_at_every_swap_step_recovers(tmp_path: Path, stop_at: int) -> None:
     # and the reopened log can be cleaned again to the same result as an uninterrupted pass
     log = Log.open(data / "topic-0", GROUPED, clock=lambda: TS / 1000)
     try:
-        job = prepare_clean(log, 0, log.active_segment.base_offset, TS)
-        result = run_clean(job, OffsetMap(1 << 20))
-        job.close()
-        for group in result.groups:
+        prepared = prepare_clean(log, 0, log.active_segment.base_offset, TS)
+        result = run_clean(prepared.job)
+        for group in prepared.cleaned_groups(result):
             swap_in(log, group, TS)
         assert latest(read_all(log)) == latest(written)
     finally:
