@@ -21,6 +21,8 @@ _COMMANDS = (
     ("strom.cli.consume", "consume"),
     ("strom.cli.groups", "groups"),
     ("strom.cli.dump_log", "dump_log"),
+    ("strom.cli.reassign", "reassign"),
+    ("strom.cli.elect_leaders", "elect_leaders"),
 )
 
 

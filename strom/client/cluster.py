@@ -537,3 +537,104 @@ class ClusterClient:
         conn = await self.coordinator_connection(group)
         response = await conn.request(DeleteGroupsRequest(groups_names=(group,)))
         raise_for_error(response.results[0].error_code, what=f"delete group {group}")
+
+    # cluster administration -------------------------------------------------------------------------
+    async def _controller_request(self, request: Any, top_error: Any) -> Any:
+        """Send to the controller; after NOT_CONTROLLER (it moved) look it up again and retry once."""
+        response = None
+        for _ in range(2):
+            response = await (await self.controller_connection()).request(request)
+            if int(top_error(response)) != ErrorCode.not_controller.value:
+                return response
+            await self.metadata([])
+        return response
+
+    async def alter_partition_reassignments(
+        self, targets: dict[tuple[str, int], Sequence[int] | None]
+    ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """AlterPartitionReassignments v0 (KIP-455): {(topic, partition): replicas, or None to cancel}
+        -> {(topic, partition): (error code, message)}."""
+        from kio.schema.alter_partition_reassignments.v0.request import (
+            AlterPartitionReassignmentsRequest,
+            ReassignablePartition,
+            ReassignableTopic,
+        )
+
+        by_topic: dict[str, list[ReassignablePartition]] = {}
+        for (topic, partition), replicas in sorted(targets.items()):
+            by_topic.setdefault(topic, []).append(
+                ReassignablePartition(
+                    partition_index=partition, replicas=None if replicas is None else tuple(replicas)
+                )
+            )
+        request = AlterPartitionReassignmentsRequest(
+            timeout=datetime.timedelta(seconds=30),
+            topics=tuple(ReassignableTopic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items()),
+        )
+        response = await self._controller_request(request, lambda r: r.error_code)
+        raise_for_error(response.error_code, response.error_message, "alter partition reassignments")
+        return {
+            (str(t.name), int(p.partition_index)): (int(p.error_code), p.error_message)
+            for t in response.responses
+            for p in t.partitions
+        }
+
+    async def list_partition_reassignments(
+        self, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """ListPartitionReassignments v0: {(topic, partition): (replicas, adding, removing)} of the
+        reassignments in progress (all of them, or among `partitions`)."""
+        from kio.schema.list_partition_reassignments.v0.request import (
+            ListPartitionReassignmentsRequest,
+            ListPartitionReassignmentsTopics,
+        )
+
+        topics = None
+        if partitions is not None:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in partitions:
+                by_topic.setdefault(topic, []).append(partition)
+            topics = tuple(
+                ListPartitionReassignmentsTopics(name=t, partition_indexes=tuple(ps))
+                for t, ps in by_topic.items()
+            )
+        request = ListPartitionReassignmentsRequest(timeout=datetime.timedelta(seconds=30), topics=topics)
+        response = await self._controller_request(request, lambda r: r.error_code)
+        raise_for_error(response.error_code, response.error_message, "list partition reassignments")
+        return {
+            (str(t.name), int(p.partition_index)): (
+                tuple(int(r) for r in p.replicas),
+                tuple(int(r) for r in p.adding_replicas),
+                tuple(int(r) for r in p.removing_replicas),
+            )
+            for t in response.topics
+            for p in t.partitions
+        }
+
+    async def elect_leaders(
+        self, election_type: int, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """ElectLeaders v2 (KIP-460): 0 preferred, 1 unclean; `partitions` None means every partition.
+        -> {(topic, partition): (error code, message)}."""
+        from kio.schema.elect_leaders.v2.request import ElectLeadersRequest, TopicPartitions
+
+        topic_partitions = None
+        if partitions is not None:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in partitions:
+                by_topic.setdefault(topic, []).append(partition)
+            topic_partitions = tuple(
+                TopicPartitions(topic=t, partitions=tuple(ps)) for t, ps in by_topic.items()
+            )
+        request = ElectLeadersRequest(
+            election_type=election_type,
+            topic_partitions=topic_partitions,
+            timeout=datetime.timedelta(seconds=30),
+        )
+        response = await self._controller_request(request, lambda r: r.error_code)
+        raise_for_error(response.error_code, None, "elect leaders")
+        return {
+            (str(t.topic), int(p.partition_id)): (int(p.error_code), p.error_message)
+            for t in response.replica_election_results
+            for p in t.partition_result
+        }
