@@ -283,3 +283,43 @@ def test_kafka_python_admin_client(cluster: ProcessCluster) -> None:
         assert client.alter_partition_reassignments({tp: [a, a]}) == {tp: invalid}
     finally:
         client.close()
+
+
+def test_kafka_reassign_partitions_tool(cluster: ProcessCluster, tmp_path: Path) -> None:
+    """Apache Kafka 4.x's own kafka-reassign-partitions (ReassignPartitionsCommand) end to end."""
+    from benchmarks.peers import tools
+
+    try:
+        tools.ensure_tools()
+    except Exception as exc:  # no network or no Java: the other tests cover the protocol
+        pytest.skip(f"Kafka's Java tools are not available: {exc}")
+    topic = "java-moved"
+    c, a, b = roles(cluster)
+    create_assigned(cluster, topic, [[c, a]])
+    wait_until(lambda: settled(cluster, topic, [c, a]), what="full ISR")
+    produce(cluster, topic, [b"j%d" % i for i in range(100)])
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [a, b]}]})
+    )
+
+    def tool(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = tools.java_command(
+            "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+            "--bootstrap-server",
+            cluster.bootstrap_servers,
+            *args,
+        )
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    executed = tool("--execute", "--reassignment-json-file", str(plan))
+    assert executed.returncode == 0, executed.stdout + executed.stderr
+    assert f"Successfully started partition reassignment for {topic}-0" in executed.stdout
+    assert f'"partition":0,"replicas":[{c},{a}]' in executed.stdout
+    wait_until(lambda: settled(cluster, topic, [a, b]), 20, "reassignment done")
+    verified = tool("--verify", "--reassignment-json-file", str(plan))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"Reassignment of partition {topic}-0 is completed." in verified.stdout
+    listed = tool("--list")
+    assert listed.returncode == 0 and "No partition reassignments found." in listed.stdout
+    assert consume_all(cluster, topic, 0, 100) == [b"j%d" % i for i in range(100)]
