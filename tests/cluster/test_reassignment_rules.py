@@ -80,3 +80,17 @@ def test_complete_skips_dead_target_leaders_and_waits_when_none_can_lead() -> No
 def test_complete_keeps_state_when_nothing_changes_but_the_lists() -> None:
     running = ReplicaSet((1, 2, 3), adding=(), removing=(3,))
     assert complete(running, state(1, (1, 2)), BROKERS, 2) == ((1, 2), None)
+
+
+def test_reassign_partitions_znode_json() -> None:
+    from strom.cluster import zk_layout as L
+
+    plan = {("t", 1): (3, 2), ("t", 0): (2, 3)}
+    raw = L.encode_reassignment(plan)
+    assert raw.startswith(b'{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3]}')
+    assert L.decode_reassignment(raw) == plan
+    malformed = b'{"version":1,"partitions":[{"topic":"t"},{"topic":"u","partition":"x","replicas":[1]},' + (
+        b'{"topic":"v","partition":2,"replicas":[1,2]}]}'
+    )
+    assert L.decode_reassignment(malformed) == {("v", 2): (1, 2)}
+    assert L.decode_reassignment(b"not json") == {} and L.decode_reassignment(None) == {}
