@@ -321,6 +321,11 @@ class LogCleaner:
 
     async def _run(self, index: int) -> None:
         assert self._wake is not None
+        if index == 0:
+            try:  # start a worker (and the fork server) now, not in the middle of the first pass
+                await self.pool.start()
+            except Exception:
+                _log.exception("log cleaner worker did not start; the first pass will try again")
         while not self._stopping:
             cleaned = False
             try:
@@ -330,6 +335,8 @@ class LogCleaner:
             except CleanerAbortedError:
                 return
             except Exception:  # one failing log (or a dead worker) must not stop the cleaner
+                if self._stopping:
+                    return
                 _log.exception("log cleaner pass failed; retrying after log.cleaner.backoff.ms")
             if not cleaned and not self._stopping:
                 with contextlib.suppress(TimeoutError):

@@ -1,129 +1,177 @@
 """Worker processes for the log cleaner's passes (Kafka's log.cleaner.threads cleaner threads).
 
 A pass (`strom.storage.cleaner.run_clean`) is pure-Python CPU work; in a thread it would hold the GIL
-the broker's event loop needs and stretch produce latency. So it runs in a process of a
-`ProcessPoolExecutor` with log.cleaner.threads workers, made once per `LogCleaner`:
+the broker's event loop needs and stretch produce latency. So it runs in one of log.cleaner.threads
+worker processes (`python -m strom.storage.cleaner_worker`), started once per `CleanerPool` and
+reused for every pass:
 
-- the start method is `forkserver` (never `fork`: the broker has threads), with the cleaner modules
-  preloaded in the fork server, so only the first pool of a Python process pays the interpreter start
-  and imports; later pools and restarted workers are forks of it;
-- a job and its result are plain data (`CleanJob`, `CleanResult`): the worker never sees a `Log`, and
-  touches only the segment files it is told to read and the `.cleaned` files it writes;
-- stopping sets a shared `multiprocessing.Event` the pass checks between batches, so a pass in flight
-  ends at the next batch (`CleanerAbortedError`) and the pool then shuts down;
-- a worker that dies (killed, out of memory) breaks the executor: the pass fails with
-  `CleanerCrashedError` and the next pass runs in a new executor;
-- workers ignore SIGINT (the broker decides when they stop) and exit on their own when the process
-  that started them is gone (a killed broker must not leave them behind).
+- a job and its result are plain data (`CleanJob`, `CleanResult`), pickled over the worker's stdin and
+  stdout: the worker never sees a `Log`, and touches only the segment files it is told to read and the
+  `.cleaned` files it writes;
+- the workers are plain interpreters, not multiprocessing children, so they never re-run the broker's
+  main module and inherit none of its threads, sockets or locks;
+- `abort` sends SIGUSR1 to busy workers; the pass stops at its next batch (`CleanerAbortedError`);
+- a worker that dies (killed, out of memory) fails the pass with `CleanerCrashedError`; the next pass
+  starts a new worker;
+- a worker reading EOF on its stdin (the broker stopped the pool, or died) exits.
+
+The blocking pipe I/O runs through `asyncio.to_thread`, so the pool is usable from any event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
+import pickle
 import signal
+import struct
+import subprocess
+import sys
 import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from typing import IO
 
 from strom.protocol.errors import KafkaError
-from strom.storage.cleaner import AbortSignal, CleanJob, CleanResult, run_clean
+from strom.storage.cleaner import CleanJob, CleanResult
 
-__all__ = ["CleanerCrashedError", "CleanerPool"]
+__all__ = ["CleanerCrashedError", "CleanerPool", "read_frame", "write_frame"]
 
-_START_METHOD = "forkserver"
-_PRELOAD = ["strom.storage.cleaner", "strom.storage.cleaner_pool"]
-_ORPHAN_CHECK_S = 1.0
+_LENGTH = struct.Struct(">I")
+_STOP_TIMEOUT_S = 10.0
 
 
 class CleanerCrashedError(KafkaError):
     """A cleaner worker process died during a pass; the pass is dropped and retried later."""
 
 
-@dataclass(slots=True)
-class _WorkerContext:
-    """What a worker process keeps between jobs: set once by the pool initializer, in the worker only."""
-
-    abort: AbortSignal | None = None
-
-
-_WORKER = _WorkerContext()  # per worker process; never written in the broker process
+def write_frame(out: IO[bytes], obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_LENGTH.pack(len(data)) + data)
+    out.flush()
 
 
-def _watch_parent(parent: int) -> None:
-    while True:
-        time.sleep(_ORPHAN_CHECK_S)
-        if os.getppid() != parent:
-            os._exit(0)
+def read_frame(src: IO[bytes]) -> object:
+    """The next pickled object; EOFError when the other side is gone."""
+    head = src.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("cleaner pipe closed")
+    (length,) = _LENGTH.unpack(head)
+    data = src.read(length)
+    if len(data) < length:
+        raise EOFError("cleaner pipe closed")
+    return pickle.loads(data)
 
 
-def _init_worker(abort: AbortSignal) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER.abort = abort
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+class _Worker:
+    def __init__(self) -> None:
+        # the worker must import the same `strom` as this process, wherever that comes from
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "strom.storage.cleaner_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        self.busy = False
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
-def _clean_in_worker(job: CleanJob) -> CleanResult:
-    return run_clean(job, abort=_WORKER.abort)
+    def run(self, job: object) -> object:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        write_frame(self.proc.stdin, job)
+        return read_frame(self.proc.stdout)
 
-
-def _ready() -> int:
-    return os.getpid()
+    def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class CleanerPool:
-    """`workers` cleaner processes; `run` a job in one of them from the event loop."""
+    """Up to `workers` cleaner processes; `run` a job in one of them from any event loop."""
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = max(1, workers)
-        self._context = multiprocessing.get_context(_START_METHOD)
-        self._abort = self._context.Event()
-        self._executor: ProcessPoolExecutor | None = None
+        self._slots = threading.Semaphore(self.workers)
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
         self.crashes = 0
 
-    def _make_executor(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            with contextlib.suppress(ValueError):  # only before the fork server starts
-                self._context.set_forkserver_preload(_PRELOAD)
-            self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=self._context, initializer=_init_worker, initargs=(self._abort,)
-            )
-        return self._executor
+    def _take(self) -> _Worker:
+        with self._lock:
+            if self._idle:
+                worker = self._idle.pop()
+            else:
+                worker = _Worker()
+                self._all.append(worker)
+            worker.busy = True
+            return worker
+
+    def _give_back(self, worker: _Worker, alive: bool) -> None:
+        with self._lock:
+            worker.busy = False
+            if alive:
+                self._idle.append(worker)
+            elif worker in self._all:
+                self._all.remove(worker)
+
+    def _run_blocking(self, job: object) -> object:
+        with self._slots:
+            worker = self._take()
+            try:
+                reply = worker.run(job)
+            except (EOFError, BrokenPipeError, pickle.UnpicklingError) as exc:
+                self.crashes += 1
+                self._give_back(worker, alive=False)
+                worker.stop(timeout=1.0)
+                raise CleanerCrashedError(
+                    f"log cleaner worker {worker.pid} died (exit status {worker.proc.returncode})"
+                ) from exc
+            self._give_back(worker, alive=True)
+        status, value = reply  # type: ignore[misc]
+        if status == "error":
+            raise value
+        return value
 
     async def start(self) -> None:
-        """Start a worker now rather than at the first pass (the first pool pays the fork server)."""
-        self._abort.clear()
-        await asyncio.get_running_loop().run_in_executor(self._make_executor(), _ready)
+        """Start one worker now rather than at the first pass (it takes an interpreter start)."""
+        await asyncio.to_thread(self._run_blocking, None)
 
     async def run(self, job: CleanJob) -> CleanResult:
         """Run `job` in a worker. Raises what the pass raised, or CleanerCrashedError."""
-        executor = self._make_executor()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, _clean_in_worker, job)
-        except BrokenProcessPool as exc:
-            if self._executor is executor:
-                self.crashes += 1
-                self._executor = None
-                executor.shutdown(wait=False, cancel_futures=True)
-            raise CleanerCrashedError(f"log cleaner worker died: {exc}") from exc
+        result = await asyncio.to_thread(self._run_blocking, job)
+        assert isinstance(result, CleanResult)
+        return result
 
     def pids(self) -> list[int]:
         """The worker processes' ids (diagnostics and tests)."""
-        processes = getattr(self._executor, "_processes", None) or {}
-        return [p.pid for p in processes.values() if p.pid is not None]
+        with self._lock:
+            return [w.pid for w in self._all]
 
     def abort(self) -> None:
         """Make passes in flight stop at their next batch."""
-        self._abort.set()
+        with self._lock:
+            busy = [w for w in self._all if w.busy]
+        for worker in busy:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGUSR1)
 
     async def shutdown(self) -> None:
         """Abort passes in flight and stop the workers."""
         self.abort()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
-        self._abort.clear()
+        with self._lock:
+            workers, self._all, self._idle = self._all, [], []
+        for worker in workers:
+            await asyncio.to_thread(worker.stop)
