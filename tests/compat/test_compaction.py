@@ -172,3 +172,18 @@ def test_consumer_offsets_is_compacted(broker: EmbeddedBroker) -> None:
         assert committed[0].offset == 150
     finally:
         consumer.close()
+
+
+def test_cleaning_is_bounded_by_the_partition_high_watermark(broker: EmbeddedBroker) -> None:
+    topic = _create(broker, TOPIC_CONFIG)
+    _produce(broker, topic, [(b"k%d" % (i % 5), b"v%d" % i + b"x" * 200) for i in range(300)])
+    assert broker.broker is not None
+    manager = broker.broker.log_manager
+    bound = manager.cleanable_upper_bound
+    assert bound is not None
+    part = broker.broker.replica_manager.get_partition(topic, 0)
+    assert part is not None
+    _wait_for(lambda: bound(topic, 0) == part.high_watermark == _log(broker, topic).log_end_offset)
+    assert bound("no-such-topic", 0) == 0  # no partition: nothing may be cleaned yet
+    _wait_for(lambda: _cleaned_up_to(broker, topic) > 0)
+    assert _cleaned_up_to(broker, topic) <= part.high_watermark
