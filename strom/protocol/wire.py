@@ -25,6 +25,7 @@ __all__ = [
     "WireFormatError",
     "array_len",
     "bytes_len",
+    "int32_array",
     "nullable_string",
     "read_uvarint",
     "skip_tagged_fields",
@@ -104,6 +105,14 @@ def array_len(count: int | None, flexible: bool) -> bytes:
     if count is None:
         return b"\x00" if flexible else b"\xff\xff\xff\xff"
     return uvarint(count + 1) if flexible else I32.pack(count)
+
+
+def int32_array(values: tuple[int, ...] | list[int], flexible: bool) -> bytes:
+    """A non-null array of int32 (replica ids and the like), length prefix included."""
+    n = len(values)
+    if flexible:
+        return uvarint(n + 1) + struct.pack(f">{n}i", *values)
+    return struct.pack(f">i{n}i", n, *values)
 
 
 def bytes_len(length: int | None, flexible: bool) -> bytes:
