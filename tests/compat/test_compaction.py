@@ -164,7 +164,7 @@ def test_consumer_offsets_is_compacted(broker: EmbeddedBroker) -> None:
         for i in range(150):
             consumer.commit(offsets=[TopicPartition(topic, 0, i + 1)], asynchronous=False)
         offsets_log = _log(broker, "__consumer_offsets")
-        assert offsets_log.segment_count > 3
+        assert offsets_log.log_end_offset >= 150  # (the cleaner may already be merging its segments)
         _wait_for(lambda: _cleaned_up_to(broker, "__consumer_offsets") > 0)
         batches = sum(1 for _ in offsets_log.iter_batches(0))
         assert batches < 100
