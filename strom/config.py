@@ -243,6 +243,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("transaction.state.log.num.partitions", _T.INT, 50, minimum=1, read_only=True),
     ConfigDef("transaction.state.log.replication.factor", _T.SHORT, 3, minimum=1, read_only=True),
     ConfigDef("transaction.state.log.min.isr", _T.INT, 2, minimum=1),
+    ConfigDef("transaction.state.log.segment.bytes", _T.INT, 104857600, minimum=1),
+    ConfigDef("transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, 10000, minimum=1),
+    ConfigDef("transaction.remove.expired.transaction.cleanup.interval.ms", _T.INT, 3600000, minimum=1),
     # accepted for compatibility with server.properties files, not used by Strom
     ConfigDef("num.network.threads", _T.INT, 3),
     ConfigDef("num.io.threads", _T.INT, 8),

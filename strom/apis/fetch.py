@@ -10,6 +10,9 @@ Behaviour:
 - Incremental fetch sessions (KIP-227, v7+): see `strom.server.fetch_sessions`. Incremental responses list
   only partitions with records, a changed high watermark or log start offset, or an error.
 - v9+ `current_leader_epoch` (KIP-320): older than ours FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+- read_committed (isolation_level 1, KIP-98): consumers read below the last stable offset only, and each
+  partition answers the aborted transactions (producer id, first offset) overlapping the range from the
+  fetch offset to the LSO, from the log's aborted-transaction index; read_uncommitted answers null there.
 - Followers (replica_id >= 0) read up to the log end offset; their fetch offset is their log end offset,
   which the leader records (`Partition.update_follower_fetch`) to move the ISR and the high watermark.
 - Record bytes are never copied into Python: the response header and per-partition fields are encoded
@@ -163,6 +166,7 @@ class PartitionResponse:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     records: FileSlice | bytes | None = None
+    aborted_transactions: list[tuple[int, int]] | None = None  # (producer id, first offset)
 
     @property
     def size(self) -> int:
@@ -200,7 +204,13 @@ def encode_response(
                 out += I64.pack(p.last_stable_offset)
                 if version >= 5:
                     out += I64.pack(p.log_start_offset)
-                out += array_len(None, flexible)  # aborted transactions: none (read_uncommitted view)
+                aborted = p.aborted_transactions
+                out += array_len(None if aborted is None else len(aborted), flexible)
+                for producer_id, first_offset in aborted or ():
+                    out += I64.pack(producer_id)
+                    out += I64.pack(first_offset)
+                    if flexible:
+                        out += EMPTY_TAGS
             if version >= 11:
                 out += I32.pack(-1)  # preferred read replica
             size = p.size
@@ -231,6 +241,7 @@ def _read_partition(
     min_one: bool,
     consumer: bool,
     replica_id: int = -1,
+    read_committed: bool = False,
 ) -> PartitionResponse:
     resp = PartitionResponse(req.partition)
     broker = ctx.broker
@@ -252,10 +263,14 @@ def _read_partition(
         # a follower's fetch offset is its log end offset: the ISR and high watermark move on it
         part.update_follower_fetch(replica_id, req.fetch_offset, ctx.now_ms())
     hw = part.high_watermark
+    lso = part.last_stable_offset
     resp.high_watermark = hw
-    resp.last_stable_offset = hw
+    resp.last_stable_offset = lso
     resp.log_start_offset = part.log_start_offset
-    limit = hw if consumer else part.log_end_offset
+    read_committed = read_committed and consumer
+    if read_committed:
+        resp.aborted_transactions = []
+    limit = (lso if read_committed else hw) if consumer else part.log_end_offset
     if req.fetch_offset < part.log_start_offset or req.fetch_offset > part.log_end_offset:
         resp.error_code = ErrorCode.offset_out_of_range
         return resp
@@ -263,10 +278,20 @@ def _read_partition(
         resp.records = b""
         return resp
     try:
-        piece = part.read(req.fetch_offset, max(max_bytes, 0), min_one_batch=min_one, committed_only=consumer)
+        piece = part.read(
+            req.fetch_offset,
+            max(max_bytes, 0),
+            min_one_batch=min_one,
+            committed_only=consumer,
+            stable_only=read_committed,
+        )
     except KafkaError as exc:
         resp.error_code = exc.code
         return resp
+    if read_committed and piece.length:
+        resp.aborted_transactions = [
+            (e.producer_id, e.first_offset) for e in part.log.collect_aborted_txns(req.fetch_offset, limit)
+        ]
     resp.records = FileSlice(piece.file, piece.position, piece.length) if piece.length else b""
     return resp
 
@@ -288,7 +313,16 @@ def _collect(
     out: list[PartitionResponse] = []
     for item in wanted:
         limit = min(item.req.partition_max_bytes, remaining)
-        resp = _read_partition(ctx, item.topic, item.req, limit, not got_any, consumer, params.replica_id)
+        resp = _read_partition(
+            ctx,
+            item.topic,
+            item.req,
+            limit,
+            not got_any,
+            consumer,
+            params.replica_id,
+            params.isolation_level == 1,
+        )
         if resp.error_code:
             any_error = True
         size = resp.size

@@ -19,32 +19,6 @@ from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.registry import ApiSpec, response_type
 
 API_KEY = 10
-TRANSACTION_TOPIC = "__transaction_state"
-
-
-async def _transaction_topic(ctx: Any) -> Any:
-    backend = ctx.broker.metadata
-    info = backend.image.topic(TRANSACTION_TOPIC)
-    if info is not None:
-        return info
-    config = ctx.broker.config
-    brokers = max(len(backend.image.brokers), 1)
-    try:
-        return await backend.create_topic(
-            TRANSACTION_TOPIC,
-            int(config.get("transaction.state.log.num.partitions")),
-            min(int(config.get("transaction.state.log.replication.factor")), brokers),
-            {
-                "cleanup.policy": "compact",
-                "compression.type": "uncompressed",
-                "min.insync.replicas": str(config.get("transaction.state.log.min.isr")),
-            },
-        )
-    except KafkaError as exc:
-        if exc.code is ErrorCode.topic_already_exists:
-            return backend.image.topic(TRANSACTION_TOPIC)
-        raise
-
 
 async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | None, int, str, int]:
     """(error, message, node id, host, port) of the coordinator for `key`."""
@@ -52,7 +26,7 @@ async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | N
         if key_type == 0:
             info = await ctx.broker.group_coordinator.ensure_offsets_topic()
         elif key_type == 1:
-            info = await _transaction_topic(ctx)
+            info = await ctx.broker.txn_coordinator.ensure_txn_topic()
         else:
             return ErrorCode.invalid_request, f"Unsupported key type {key_type}", -1, "", -1
     except KafkaError as exc:

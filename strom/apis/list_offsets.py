@@ -1,11 +1,13 @@
 """ListOffsets (api key 2), versions 1-7: offsets by timestamp.
 
 Behaviour per partition (Kafka's `fetchOffsetForTimestamp`):
-- -1 LATEST: the high watermark (what a read_uncommitted consumer can read up to), timestamp -1.
+- -1 LATEST: the high watermark (what a read_uncommitted consumer can read up to), or under
+  read_committed (isolation_level 1, v2+) the last stable offset (KIP-98), timestamp -1.
 - -2 EARLIEST: the log start offset, timestamp -1.
 - -3 MAX_TIMESTAMP (KIP-734, v7+): the offset and timestamp of the record with the largest timestamp.
 - a timestamp >= 0: the first offset whose timestamp is at or after it, with that timestamp (from the time
-  index); none: offset -1, timestamp -1. Only offsets below the high watermark answer for consumers.
+  index); none: offset -1, timestamp -1. Only offsets below the high watermark (the LSO under
+  read_committed) answer.
 - v4+ carry the leader epoch of the answered offset; `current_leader_epoch` is checked (KIP-320).
 - A partition asked twice in one request answers INVALID_REQUEST for both, as Kafka does.
 
@@ -31,7 +33,12 @@ MAX_TIMESTAMP = -3
 
 
 def lookup(
-    ctx: RequestContext, topic: str, partition: int, timestamp: int, current_epoch: int
+    ctx: RequestContext,
+    topic: str,
+    partition: int,
+    timestamp: int,
+    current_epoch: int,
+    read_committed: bool = False,
 ) -> tuple[int, int, int, int]:
     """(error_code, timestamp, offset, leader_epoch) for one partition."""
     broker = ctx.broker
@@ -50,8 +57,9 @@ def lookup(
     if timestamp == MAX_TIMESTAMP and ctx.api_version < 7:
         return ErrorCode.unsupported_version, -1, -1, -1
     epoch = part.leader_epoch
+    visible = part.last_stable_offset if read_committed else part.high_watermark
     if timestamp == LATEST:
-        return ErrorCode.none, -1, part.high_watermark, epoch
+        return ErrorCode.none, -1, visible, epoch
     if timestamp == EARLIEST:
         found = None
         try:
@@ -69,7 +77,7 @@ def lookup(
     if found is None:
         return ErrorCode.none, -1, -1, -1
     offset, ts, found_epoch = found
-    if offset >= part.high_watermark:
+    if offset >= visible:
         return ErrorCode.none, -1, -1, -1
     return ErrorCode.none, ts, offset, found_epoch if found_epoch is not None else -1
 
@@ -79,6 +87,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     assert cls is not None
     topic_cls = entry_type(cls, "topics")
     part_cls = entry_type(topic_cls, "partitions")
+    read_committed = int(getattr(request, "isolation_level", 0)) == 1
     seen: dict[tuple[str, int], int] = {}
     for topic in request.topics:
         for p in topic.partitions:
@@ -93,7 +102,12 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 code, ts, offset, epoch = ErrorCode.invalid_request, -1, -1, -1
             else:
                 code, ts, offset, epoch = lookup(
-                    ctx, topic.name, index, int(p.timestamp), int(getattr(p, "current_leader_epoch", -1))
+                    ctx,
+                    topic.name,
+                    index,
+                    int(p.timestamp),
+                    int(getattr(p, "current_leader_epoch", -1)),
+                    read_committed,
                 )
             parts.append(
                 build(

@@ -12,12 +12,16 @@ Behaviour:
 - Idempotent producers (KIP-98): a batch already in the log (same producer id, epoch and sequences as one
   of its last 5) answers NONE with the first copy's base offset; gaps answer
   OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch INVALID_PRODUCER_EPOCH.
+- Transactional batches (KIP-98, KIP-890 part 1): the first batch of a transaction on a partition is
+  verified with the transaction coordinator when this broker coordinates the request's transactional id:
+  a partition not added to the ongoing transaction answers INVALID_TXN_STATE, a stale epoch
+  INVALID_PRODUCER_EPOCH. (Ids coordinated by another broker are not verified.)
 - Responses are encoded by hand (`encode_response`, checked byte for byte against kio in the tests).
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE,
 MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
 NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT, OUT_OF_ORDER_SEQUENCE_NUMBER,
-INVALID_PRODUCER_EPOCH, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR.
+INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.frames import RawResponse
+from strom.protocol.record_batch import BATCH_HEADER_SIZE, parse_header
 from strom.protocol.registry import ApiSpec
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, I64, array_len, nullable_string, string
 from strom.server.context import RequestContext
@@ -83,8 +88,33 @@ def _error_code(exc: KafkaError) -> int:
     return int(exc.code)
 
 
+def _verify_transaction(
+    ctx: RequestContext, part: Any, topic: str, index: int, records: Any, transactional_id: str | None
+) -> int:
+    """KIP-890 part 1: the error code for a transactional batch opening a transaction here that the
+    coordinator does not know of; 0 when fine or not checkable here."""
+    if len(records) < BATCH_HEADER_SIZE:
+        return 0
+    header = parse_header(records)
+    if not header.is_transactional or header.producer_id in part.producer_state.ongoing_txns:
+        return 0
+    coordinator = getattr(ctx.broker, "txn_coordinator", None)
+    if coordinator is None or not transactional_id:
+        return 0
+    error = coordinator.verify_partition(
+        transactional_id, header.producer_id, header.producer_epoch, topic, index
+    )
+    return 0 if error is None else int(error)
+
+
 async def _produce_partition(
-    ctx: RequestContext, topic: str, index: int, records: Any, acks: int, timeout_s: float
+    ctx: RequestContext,
+    topic: str,
+    index: int,
+    records: Any,
+    acks: int,
+    timeout_s: float,
+    transactional_id: str | None = None,
 ) -> PartitionResult:
     broker = ctx.broker
     result = PartitionResult(index)
@@ -97,6 +127,14 @@ async def _produce_partition(
         return result
     if records is None or len(records) == 0:
         result.error_code = ErrorCode.corrupt_message
+        return result
+    try:
+        verify_error = _verify_transaction(ctx, part, topic, index, records, transactional_id)
+    except KafkaError:
+        verify_error = 0  # a malformed header: the append below refuses it with the right code
+    if verify_error:
+        result.error_code = verify_error
+        result.log_start_offset = part.log_start_offset
         return result
     try:
         appended = part.append_as_leader(records, acks=acks)
@@ -135,7 +173,13 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 continue
             results.append(
                 await _produce_partition(
-                    ctx, topic_data.name, int(pdata.index), pdata.records, acks, timeout_s
+                    ctx,
+                    topic_data.name,
+                    int(pdata.index),
+                    pdata.records,
+                    acks,
+                    timeout_s,
+                    getattr(request, "transactional_id", None),
                 )
             )
         topics.append((topic_data.name, results))

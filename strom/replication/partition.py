@@ -22,6 +22,11 @@ As follower: `append_as_follower` stores the leader's batches as they are (offse
 
 Readers that wait (the fetch purgatory) register an `asyncio.Event` with `add_waiter`; every append and high
 watermark move sets it.
+
+Transactions (KIP-98): the last stable offset is min(first unstable offset, high watermark);
+read_committed readers see nothing at or above it. `append_txn_marker` (the broker side of
+WriteTxnMarkers) appends a COMMIT or ABORT control batch, closes the producer's transaction and records
+an abort in the log's aborted-transaction index; followers do the same for the markers they copy.
 """
 
 from __future__ import annotations
@@ -33,9 +38,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from strom.cluster.metadata import PartitionState
-from strom.protocol.errors import ErrorCode, KafkaError, NotLeaderOrFollowerError, RecordTooLargeError
+from strom.protocol.control_records import COMMIT, build_marker, marker_type
+from strom.protocol.errors import (
+    CorruptRecordError,
+    ErrorCode,
+    KafkaError,
+    NotLeaderOrFollowerError,
+    RecordTooLargeError,
+)
 from strom.protocol.record_batch import BatchHeader, iter_batches, validate_batches
 from strom.storage.producer_state import ProducerStateManager
+from strom.storage.txn_index import AbortedTxn
 
 log = logging.getLogger("strom.partition")
 
@@ -131,12 +144,24 @@ class Partition:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    @property
+    def last_stable_offset(self) -> int:
+        """read_committed readers stop here: below every open transaction and the high watermark."""
+        unstable = self.producer_state.first_unstable_offset()
+        hw = self.high_watermark
+        return hw if unstable is None else min(unstable, hw)
+
     def load_producer_state(self) -> None:
-        """Load the newest producer snapshot and replay the batches after it (blocking)."""
+        """Load the newest producer snapshot and replay the batches after it (blocking). Aborted
+        transactions found in the replay that the index lacks (an unclean stop) are added to it."""
         start = self.producer_state.load_snapshot(self.log_end_offset)
         start = max(start, self.log_start_offset)
         if start < self.log_end_offset:
-            self.producer_state.replay(self.log.iter_batches(start))
+            self.producer_state.replay(self.log.iter_batches(start), self._index_replayed_abort)
+
+    def _index_replayed_abort(self, entry: AbortedTxn) -> None:
+        if not self.log.aborted_txns.contains(entry.producer_id, entry.last_offset):
+            self.log.append_aborted_txn(entry)
 
     def take_producer_snapshot(self) -> None:
         self.producer_state.take_snapshot(self.log_end_offset)
@@ -367,6 +392,29 @@ class Partition:
             int(info.first_offset), int(info.last_offset), int(info.log_append_time), self.log_start_offset
         )
 
+    def append_txn_marker(
+        self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int
+    ) -> int:
+        """Append a COMMIT/ABORT marker ending the producer's transaction; returns its offset. Raises
+        INVALID_PRODUCER_EPOCH for a fenced epoch, TRANSACTION_COORDINATOR_FENCED for an old coordinator,
+        NOT_LEADER_OR_FOLLOWER off the leader."""
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(
+                f"broker {self.node_id} does not lead {self.topic}-{self.partition}"
+            )
+        self.producer_state.check_marker(producer_id, producer_epoch, coordinator_epoch)
+        batch = build_marker(producer_id, producer_epoch, commit, coordinator_epoch, self._now_ms())
+        info = self.log.append(batch, leader_epoch=self.leader_epoch)
+        offset = int(info.first_offset)
+        aborted = self.producer_state.complete_txn(
+            producer_id, producer_epoch, commit, offset, coordinator_epoch
+        )
+        if aborted is not None:
+            self.log.append_aborted_txn(aborted)
+        self._advance_high_watermark()
+        self._wake()
+        return offset
+
     async def wait_for_acks_all(self, last_offset: int, timeout: float) -> bool:
         """acks=-1 after an append: wait for the ISR; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is
         now below min.insync.replicas. False on timeout."""
@@ -395,13 +443,28 @@ class Partition:
         if not headers:
             return end
         info = self.log.append(view[start:end], leader_epoch=-1, assign_offsets=False)
+        position = start
         for header in info.headers:
-            if header.has_producer_id and not header.is_control:
+            if header.has_producer_id and header.is_control:
+                self._apply_copied_marker(header, view[position : position + header.size])
+            elif header.has_producer_id:
                 self.producer_state.update(
                     header, header.base_offset, header.last_offset, header.max_timestamp
                 )
+            position += header.size
         self._wake()
         return end
+
+    def _apply_copied_marker(self, header: BatchHeader, data: memoryview) -> None:
+        try:
+            commit = marker_type(data) == COMMIT
+        except CorruptRecordError:
+            return
+        aborted = self.producer_state.complete_txn(
+            header.producer_id, header.producer_epoch, commit, header.base_offset, -1
+        )
+        if aborted is not None:
+            self.log.append_aborted_txn(aborted)
 
     def set_follower_high_watermark(self, leader_hw: int) -> None:
         if self.is_leader:
@@ -421,15 +484,25 @@ class Partition:
         self.log.truncate_fully_and_start_at(offset)
         self.producer_state.truncate_snapshots_above(-1)
         self.producer_state.producers.clear()
+        self.producer_state.ongoing_txns.clear()
         self.high_watermark = offset
         self._wake()
 
     # --- reading -----------------------------------------------------------------------------------
     def read(
-        self, offset: int, max_bytes: int, *, min_one_batch: bool = True, committed_only: bool = True
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        min_one_batch: bool = True,
+        committed_only: bool = True,
+        stable_only: bool = False,
     ) -> Any:
-        """A slice of the log from `offset`; consumers see nothing at or above the high watermark."""
+        """A slice of the log from `offset`; consumers see nothing at or above the high watermark, and
+        read_committed consumers (`stable_only`) nothing at or above the last stable offset."""
         max_offset = self.high_watermark if committed_only else None
+        if stable_only:
+            max_offset = self.last_stable_offset
         return self.log.read(offset, max_bytes, max_offset=max_offset, min_one_batch=min_one_batch)
 
     def on_log_truncated(self) -> None:

@@ -76,6 +76,9 @@ class Broker:
             max_slots=int(config.get("max.incremental.fetch.session.cache.slots")), clock=clock
         )
         self.producer_ids = ProducerIdManager(config.log_dirs[0])
+        from strom.coordinator.txn.coordinator import TransactionCoordinator
+
+        self.txn_coordinator = TransactionCoordinator(self)
         self.metadata = None  # type: ignore[assignment]  # the ClusterBackend, created in start()
         from strom.metrics import BrokerMetrics
 
@@ -149,8 +152,10 @@ class Broker:
             self.metadata = LocalBackend(Path(data_dir), self.broker_info, self.config, clock=self.clock)
         self.metadata.add_listener(self.replica_manager.on_metadata_change)
         self.metadata.add_listener(self.group_coordinator.on_metadata_change)
+        self.metadata.add_listener(self.txn_coordinator.on_metadata_change)
         await self.metadata.start()
         await self.group_coordinator.start()
+        await self.txn_coordinator.start()
         await self._server.start_serving()
         self._started = True
         log.info("broker %d listening on %s:%d", self.node_id, *self._bound)
@@ -174,6 +179,7 @@ class Broker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
         await self.replica_manager.stop_replication()
+        await self.txn_coordinator.stop()
         await self.group_coordinator.stop()
         await self.replica_manager.stop()
         if self.metadata is not None:

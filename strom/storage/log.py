@@ -14,6 +14,10 @@
   `.deleted` and removed after file.delete.delay.ms.
 - Recovery after an unclean stop re-reads segments from the recovery point, truncates at the first torn
   or corrupt batch and rebuilds indexes; a clean open only loads indexes.
+- Aborted transactions (KIP-98) are kept in `.txnindex` files (`aborted_txns`,
+  `strom.storage.txn_index`) that follow the segments through truncation, deletion and cleaner swaps;
+  `collect_aborted_txns` answers a read_committed fetch. The partition's producer state adds entries
+  when it appends or replays an ABORT marker.
 
 Not thread-safe: mutate from one thread (the broker's event loop). `flush` and `delete_expired_files` may
 run in a worker thread concurrently with appends (they touch only fsync and already-removed segments).
@@ -62,6 +66,7 @@ from strom.storage.segment import (
     Segment,
 )
 from strom.storage.swap import complete_interrupted_swaps
+from strom.storage.txn_index import AbortedTxn, AbortedTxnIndex
 
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
@@ -133,6 +138,7 @@ class Log:
         self.log_start_offset = 0
         self.recovery_point = 0
         self.leader_epoch_cache = LeaderEpochFileCache(directory / LEADER_EPOCH_CHECKPOINT)
+        self.aborted_txns = AbortedTxnIndex(directory)
         self._pending_deletes: list[tuple[int, Segment]] = []
         self._pending_lock = threading.Lock()
         self._roll_flush_offset: int | None = None
@@ -229,6 +235,8 @@ class Log:
             self.recovery_point = min(max(recovery_point, 0), leo)
         self.leader_epoch_cache.truncate_from_end(leo)
         self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        self.aborted_txns.load(self._bases)
+        self.aborted_txns.truncate_to(leo)
         self.last_flush_ms = now
 
     def _add_segment(self, segment: Segment) -> None:
@@ -449,6 +457,15 @@ class Log:
                     continue
                 yield header, memoryview(segment.pread(header.size, position))
 
+    def append_aborted_txn(self, entry: AbortedTxn) -> None:
+        """Record an aborted transaction in the index of the segment holding its ABORT marker."""
+        segment = self._floor_segment(entry.last_offset) or self.active_segment
+        self.aborted_txns.append(segment.base_offset, entry)
+
+    def collect_aborted_txns(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [fetch_offset, upper_bound), for read_committed fetches."""
+        return self.aborted_txns.collect(fetch_offset, upper_bound)
+
     def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int, int] | None:
         """(offset, timestamp, leader epoch) for ListOffsets; None when no record qualifies."""
         cache = self.leader_epoch_cache
@@ -518,10 +535,13 @@ class Log:
         if offset < self._bases[0]:
             self.truncate_fully_and_start_at(offset)
             return
-        for base in [b for b in self._bases if b > offset]:
+        doomed_bases = [b for b in self._bases if b > offset]
+        for base in doomed_bases:
             segment = self._segments.pop(base)
             self._bases.remove(base)
             segment.delete_files()
+        self.aborted_txns.drop_segments(doomed_bases)
+        self.aborted_txns.truncate_to(offset)
         active = self.active_segment
         active.truncate_to(offset)
         active.prepare_for_appends()
@@ -534,6 +554,7 @@ class Log:
         """Drop every segment and start empty at `offset` (a follower far behind the leader's start)."""
         for segment in self.segments():
             segment.delete_files()
+        self.aborted_txns.clear()
         self._segments.clear()
         self._bases = []
         segment = Segment(self.dir, offset, self.config, self._now_ms())
@@ -594,6 +615,7 @@ class Log:
         for segment in doomed:
             del self._segments[segment.base_offset]
         self._bases = self._bases[len(doomed) :]
+        self.aborted_txns.drop_segments([segment.base_offset for segment in doomed])
         if self.log_start_offset < self._bases[0]:
             self.log_start_offset = self._bases[0]
             self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
@@ -611,6 +633,7 @@ class Log:
         file.delete.delay.ms."""
         if now_ms is None:
             now_ms = self._now_ms()
+        self.aborted_txns.merge_segments(new.base_offset, [segment.base_offset for segment in old])
         for segment in old:
             del self._segments[segment.base_offset]
             self._bases.remove(segment.base_offset)

@@ -10,6 +10,14 @@ last sequence, first and last offset, max timestamp). A new batch is checked bef
   OUT_OF_ORDER_SEQUENCE_NUMBER. A producer id we do not know is accepted at any sequence, as Kafka does
   since KIP-360 (its state may have been removed by retention).
 
+Transactions (KIP-98): a producer's first transactional batch opens its transaction on this partition
+(`current_txn_first_offset`); a COMMIT or ABORT marker (control batch) closes it (`complete_txn`), taking
+the marker's epoch when it is newer (a fenced producer's transaction is aborted with a bumped epoch) and
+refusing markers of an older producer epoch (INVALID_PRODUCER_EPOCH) or coordinator epoch
+(TRANSACTION_COORDINATOR_FENCED). The first unstable offset is the smallest first offset of the open
+transactions; the partition's last stable offset never passes it. An ABORT yields the `AbortedTxn`
+entry for the log's aborted-transaction index.
+
 Snapshots use Kafka's layout so the files interoperate: version int16 (1), crc uint32 (CRC-32C of what
 follows), int32 count, then per producer: producer_id int64, epoch int16, last_sequence int32,
 last_offset int64, offset_delta int32, timestamp int64, coordinator_epoch int32,
@@ -22,18 +30,22 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import crc32c
 
+from strom.protocol.control_records import COMMIT, marker_type
 from strom.protocol.errors import (
     CorruptRecordError,
+    ErrorCode,
     InvalidProducerEpochError,
+    KafkaError,
     OutOfOrderSequenceError,
 )
 from strom.protocol.record_batch import BatchHeader
+from strom.storage.txn_index import AbortedTxn
 
 __all__ = [
     "SNAPSHOT_SUFFIX",
@@ -96,12 +108,57 @@ def _last_seq_of(header: BatchHeader) -> int:
     return last - INT_MAX - 1 if last > INT_MAX else last
 
 
+class TransactionCoordinatorFencedError(KafkaError):
+    code = ErrorCode.transaction_coordinator_fenced
+
+
 class ProducerStateManager:
     """Producer state of one partition. Mutated only by its `Partition`, on the event loop."""
 
     def __init__(self, log_dir: Path) -> None:
         self.dir = Path(log_dir)
         self.producers: dict[int, ProducerEntry] = {}
+        self.ongoing_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
+
+    def first_unstable_offset(self) -> int | None:
+        return min(self.ongoing_txns.values()) if self.ongoing_txns else None
+
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Refuse a marker from a fenced producer epoch or an older coordinator."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"marker for producer {producer_id} epoch {producer_epoch} older than {entry.epoch}"
+            )
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"marker from coordinator epoch {coordinator_epoch} older than {entry.coordinator_epoch}"
+            )
+
+    def complete_txn(
+        self, producer_id: int, producer_epoch: int, commit: bool, marker_offset: int, coordinator_epoch: int
+    ) -> AbortedTxn | None:
+        """A marker at `marker_offset` ends the producer's transaction; the index entry if it aborted
+        a transaction that wrote here."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = ProducerEntry(producer_id, producer_epoch)
+            self.producers[producer_id] = entry
+        elif producer_epoch > entry.epoch:
+            # the marker fences the old epoch: its sequences no longer count
+            entry.epoch = producer_epoch
+            entry.batches.clear()
+        entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
+        first = entry.current_txn_first_offset
+        entry.current_txn_first_offset = -1
+        self.ongoing_txns.pop(producer_id, None)
+        if commit or first < 0:
+            return None
+        unstable = self.first_unstable_offset()
+        lso = marker_offset + 1 if unstable is None else unstable
+        return AbortedTxn(producer_id, first, marker_offset, lso)
 
     # --- checking and updating ---------------------------------------------------------------------
     def check(self, header: BatchHeader) -> BatchMetadata | None:
@@ -145,11 +202,31 @@ class ProducerStateManager:
                     header.base_sequence, _last_seq_of(header), first_offset, last_offset, timestamp
                 )
             )
+        if header.is_transactional and entry.current_txn_first_offset < 0:
+            entry.current_txn_first_offset = first_offset
+            self.ongoing_txns[header.producer_id] = first_offset
 
-    def replay(self, batches: Iterable[tuple[BatchHeader, object]]) -> None:
-        """Rebuild state from whole batches already in the log (offsets as stored)."""
-        for header, _data in batches:
-            if header.has_producer_id and not header.is_control:
+    def replay(
+        self,
+        batches: Iterable[tuple[BatchHeader, bytes | memoryview]],
+        on_abort: Callable[[AbortedTxn], None] | None = None,
+    ) -> None:
+        """Rebuild state from whole batches already in the log (offsets as stored); `on_abort` sees
+        the aborted transactions whose markers are replayed."""
+        for header, data in batches:
+            if not header.has_producer_id:
+                continue
+            if header.is_control:
+                try:
+                    commit = marker_type(data) == COMMIT
+                except CorruptRecordError:
+                    continue
+                aborted = self.complete_txn(
+                    header.producer_id, header.producer_epoch, commit, header.base_offset, -1
+                )
+                if aborted is not None and on_abort is not None:
+                    on_abort(aborted)
+            else:
                 self.update(header, header.base_offset, header.last_offset, header.max_timestamp)
 
     # --- snapshots ---------------------------------------------------------------------------------
@@ -164,12 +241,18 @@ class ProducerStateManager:
         """Load the newest valid snapshot at or below the log end; returns its offset (0 if none).
         Snapshots above the log end (from before a truncation) or unreadable ones are deleted."""
         self.producers.clear()
+        self.ongoing_txns.clear()
         for offset, path in reversed(list_snapshots(self.dir)):
             if offset > log_end_offset:
                 path.unlink(missing_ok=True)
                 continue
             try:
                 self.producers = read_snapshot(path)
+                self.ongoing_txns = {
+                    pid: e.current_txn_first_offset
+                    for pid, e in self.producers.items()
+                    if e.current_txn_first_offset >= 0
+                }
                 return offset
             except (CorruptRecordError, OSError):
                 path.unlink(missing_ok=True)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import pytest
 from compat_support import (
-    ADD_PARTITIONS_TO_TXN,
     JOIN_GROUP,
     BrokerUnderTest,
     TopicMaker,
@@ -287,10 +286,8 @@ def test_list_offsets_max_timestamp(broker: str, topic: str) -> None:
     assert (info.offset, info.timestamp) == (1, base + 5000)
 
 
-def test_transactional_producer_read_committed(request: pytest.FixtureRequest,
-                                               broker_under_test: BrokerUnderTest, make_topic: TopicMaker,
+def test_transactional_producer_read_committed(broker_under_test: BrokerUnderTest, make_topic: TopicMaker,
                                                unique: Callable[[str], str]) -> None:
-    xfail_on_strom_without(request, broker_under_test, ADD_PARTITIONS_TO_TXN, "transactions")
     broker = broker_under_test.bootstrap
     topic = make_topic()
     producer = Producer({"bootstrap.servers": broker, "transactional.id": unique("compat-txn"),

@@ -9,6 +9,9 @@ partitions of __consumer_offsets.
 - Records the core emits are written through the partition's `append_as_leader` (acks=all); the core's
   continuation runs only when the write is acknowledged.
 - One timer task sleeps until the core's next deadline (heartbeats, delayed joins, offset expiry).
+- Transactional offset commits (TxnOffsetCommit) are written as transactional batches of the producer;
+  the replay keeps a transaction's offset records aside until its marker: COMMIT applies them, ABORT
+  drops them, and those of a transaction still open stay pending in the core.
 
 All state lives on the event-loop thread; handlers call in and await futures the core completes.
 """
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from strom.coordinator.group.core import AppendDone, GroupConfig, GroupCoordinatorCore, Record
+from strom.protocol.control_records import COMMIT, marker_type
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.records import Record as BatchRecord
 from strom.protocol.records import build_batch, decode_records
@@ -46,6 +50,7 @@ class GroupCoordinator:
         self.clock = clock or broker.clock
         self.config = GroupConfig.from_broker_config(broker.config)
         self.core = GroupCoordinatorCore(self.config, self._append)
+        self.core.append_transactional = self._append_transactional
         self._wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -157,13 +162,17 @@ class GroupCoordinator:
                 await asyncio.sleep(0.05)
             if part is None:
                 raise CoordinatorNotAvailableError(f"{OFFSETS_TOPIC}-{partition} is not open")
-            records = await asyncio.to_thread(_read_all, part)
+            records, open_txns = await asyncio.to_thread(_read_all, part)
             for key, value in records:
                 try:
                     self.core.load_record(partition, key, value)
                 except KafkaError as exc:
                     log.warning("skipping unreadable record in %s-%d: %s", OFFSETS_TOPIC, partition, exc)
             self.core.finish_loading(partition, self.now_ms())
+            for producer_id, txn_records in open_txns.items():
+                for key, value in txn_records:
+                    with contextlib.suppress(KafkaError):
+                        self.core.load_pending_txn_offset(producer_id, key, value)
             log.info("loaded %s-%d (%d records)", OFFSETS_TOPIC, partition, len(records))
         except asyncio.CancelledError:
             raise
@@ -185,7 +194,22 @@ class GroupCoordinator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, partition: int, records: list[Record], done: AppendDone) -> None:
+    def _append_transactional(
+        self, partition: int, records: list[Record], done: AppendDone, producer_id: int, producer_epoch: int
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._write(partition, records, done, (producer_id, producer_epoch))
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def complete_txn_offsets(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker was appended to a __consumer_offsets partition led here."""
+        self.core.complete_txn_offsets(partition, producer_id, commit, self.now_ms())
+
+    async def _write(
+        self, partition: int, records: list[Record], done: AppendDone, producer: tuple[int, int] | None = None
+    ) -> None:
         error: KafkaError | None = None
         try:
             part = self.broker.replica_manager.get_partition(OFFSETS_TOPIC, partition)
@@ -194,6 +218,9 @@ class GroupCoordinator:
             batch = build_batch(
                 [BatchRecord(i, 0, key, value) for i, (key, value) in enumerate(records)],
                 base_timestamp=self.now_ms(),
+                producer_id=producer[0] if producer else -1,
+                producer_epoch=producer[1] if producer else -1,
+                transactional=producer is not None,
             )
             result = part.append_as_leader(batch, acks=-1)
             timeout = self._commit_timeout_s()
@@ -210,12 +237,28 @@ class GroupCoordinator:
             self.poke()
 
 
-def _read_all(part: Any) -> list[tuple[bytes | None, bytes | None]]:
-    """Blocking: every record (key, value) of a partition's log, in offset order."""
-    out: list[tuple[bytes | None, bytes | None]] = []
+KeyValue = tuple[bytes | None, bytes | None]
+
+
+def _read_all(part: Any) -> tuple[list[KeyValue], dict[int, list[KeyValue]]]:
+    """Blocking: every committed record (key, value) of a partition's log, in offset order (a
+    transaction's records at its COMMIT marker, aborted ones left out), and the records of transactions
+    still open at the end, by producer id."""
+    out: list[KeyValue] = []
+    open_txns: dict[int, list[KeyValue]] = {}
     for header, data in part.log.iter_batches(part.log.log_start_offset):
         if header.is_control:
+            txn = open_txns.pop(header.producer_id, None)
+            try:
+                commit = marker_type(data) == COMMIT
+            except KafkaError:
+                continue
+            if txn and commit:
+                out.extend(txn)
             continue
-        for record in decode_records(data):
-            out.append((record.key, record.value))
-    return out
+        records = [(record.key, record.value) for record in decode_records(data)]
+        if header.is_transactional:
+            open_txns.setdefault(header.producer_id, []).extend(records)
+        else:
+            out.extend(records)
+    return out, open_txns

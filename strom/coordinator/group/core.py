@@ -123,6 +123,11 @@ class GroupCoordinatorCore:
         self.timers = Timers()
         self._initial_join_remaining: dict[str, int] = {}
         self._loads: dict[int, dict[str, _LoadedGroup]] = {}
+        # TxnOffsetCommit (KIP-98): offsets written in a transaction, by producer id then group, until
+        # the transaction's marker lands in the group's partition
+        self.pending_txn_offsets: dict[int, dict[str, dict[tuple[str, int], CommittedOffset]]] = {}
+        # writes a transactional batch: (partition, records, done, producer id, producer epoch)
+        self.append_transactional: Callable[[int, list[Record], AppendDone, int, int], None] | None = None
 
     # --- ownership and loading -----------------------------------------------------------------------
 
@@ -835,6 +840,108 @@ class GroupCoordinatorCore:
             respond(results)
 
         self._append(self.partition_for(req.group_id), records, written)
+
+    def commit_txn_offsets(
+        self,
+        req: CommitRequest,
+        producer_id: int,
+        producer_epoch: int,
+        now_ms: int,
+        respond: Callable[[list[ErrorCode]], None],
+    ) -> None:
+        """TxnOffsetCommit: write the offsets in the producer's transaction; they count once its COMMIT
+        marker reaches the group's partition (`complete_txn_offsets`) and are dropped on ABORT. The
+        group's generation and member are checked only when given (KIP-447)."""
+        n = len(req.offsets)
+        status = self._status(req.group_id, allow_empty=True)
+        if status is not ErrorCode.none:
+            respond([status] * n)
+            return
+        if self.append_transactional is None:
+            respond([ErrorCode.coordinator_not_available] * n)
+            return
+        group = self.groups.get(req.group_id)
+        if group is not None and req.generation_id >= 0 and group.state is not _S.EMPTY:
+            error = ErrorCode.none
+            if group.is_static_member_fenced(req.member_id, req.group_instance_id):
+                error = ErrorCode.fenced_instance_id
+            elif req.member_id and req.member_id not in group.members:
+                error = ErrorCode.unknown_member_id
+            elif req.generation_id != group.generation_id:
+                error = ErrorCode.illegal_generation
+            if error is not ErrorCode.none:
+                respond([error] * n)
+                return
+        results: list[ErrorCode] = [ErrorCode.none] * n
+        records: list[Record] = []
+        accepted: list[tuple[tuple[str, int], CommittedOffset]] = []
+        for i, o in enumerate(req.offsets):
+            metadata = o.metadata or ""
+            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                results[i] = ErrorCode.offset_metadata_too_large
+                continue
+            committed = CommittedOffset(o.offset, o.leader_epoch, metadata, now_ms)
+            accepted.append(((o.topic, o.partition), committed))
+            records.append(
+                (
+                    schemas.encode_offset_key(req.group_id, o.topic, o.partition),
+                    schemas.encode_offset_value(
+                        schemas.OffsetValue(o.offset, o.leader_epoch, metadata, now_ms)
+                    ),
+                )
+            )
+        if not records:
+            respond(results)
+            return
+
+        def written(append_error: KafkaError | None) -> None:
+            code = append_error_code(append_error)
+            if append_error is not None and append_error.code in (
+                ErrorCode.invalid_producer_epoch,
+                ErrorCode.producer_fenced,
+            ):
+                code = ErrorCode.producer_fenced
+            if code is ErrorCode.none:
+                pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(req.group_id, {})
+                for tp, committed in accepted:
+                    pending[tp] = committed
+            for i in range(n):
+                if results[i] is ErrorCode.none:
+                    results[i] = code
+            respond(results)
+
+        partition = self.partition_for(req.group_id)
+        self.append_transactional(partition, records, written, producer_id, producer_epoch)
+
+    def complete_txn_offsets(self, partition: int, producer_id: int, commit: bool, now_ms: int) -> None:
+        """A transaction marker reached `partition`: its groups' pending offsets of the producer become
+        committed (COMMIT) or vanish (ABORT)."""
+        by_group = self.pending_txn_offsets.get(producer_id)
+        if not by_group:
+            return
+        for group_id in [g for g in by_group if self.partition_for(g) == partition]:
+            offsets = by_group.pop(group_id)
+            if not commit:
+                continue
+            group = self.groups.get(group_id)
+            if group is None:
+                group = Group(group_id, now_ms)
+                self.groups[group_id] = group
+            group.offsets.update(offsets)
+        if not by_group:
+            del self.pending_txn_offsets[producer_id]
+
+    def load_pending_txn_offset(self, producer_id: int, key: bytes | None, value: bytes | None) -> None:
+        """An offset record of a transaction still open at the end of a replayed partition."""
+        if key is None or value is None:
+            return
+        decoded = schemas.decode_key(key)
+        if not isinstance(decoded, schemas.OffsetKey):
+            return
+        v = schemas.decode_offset_value(value)
+        self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(decoded.group, {})[
+            (decoded.topic, decoded.partition)
+        ] = CommittedOffset(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, v.expire_timestamp)
 
     def fetch_offsets(
         self, group_id: str, partitions: list[tuple[str, int]] | None
