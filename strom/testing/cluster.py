@@ -8,13 +8,13 @@ the controlled shutdown) and restarted on the same address and data, as an opera
         Producer({"bootstrap.servers": cluster.bootstrap_servers})
         cluster.kill(2); cluster.start(2)
 
-`EmbeddedCluster(n, zk_connect)`: n in-process `Broker`s on the running event loop (`async with`), cheaper
+`EmbeddedCluster` (strom.testing.embedded_cluster, re-exported here): n in-process `Broker`s, cheaper
 when a test drives partitions directly.
 
-Both use `CLUSTER_PRESET`: short ZooKeeper sessions and replica lag so failures are noticed within seconds,
-three-way replicated internal topics with few partitions, and no initial rebalance delay. Temporary
-directories are removed and every process is killed on exit, also after failures. The functions at the
-end (layout, produce, consume_all, log_bytes, raw_produce, ...) are the checks the cluster tests share.
+`ProcessCluster` uses `CLUSTER_PRESET`: short ZooKeeper sessions and replica lag so failures are noticed
+within seconds, three-way replicated internal topics with few partitions, and no initial rebalance delay.
+Temporary directories are removed and every process is killed on exit, also after failures. The functions
+at the end (layout, produce, consume_all, log_bytes, raw_produce, ...) are the checks the cluster tests share.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
 from strom.client.connection import BrokerConnection
-from strom.config import BrokerConfig
 from strom.protocol.records import Record, build_batch
+from strom.testing.embedded_cluster import EmbeddedCluster
 
 __all__ = ["CLUSTER_PRESET", "EmbeddedCluster", "ProcessCluster", "free_port", "wait_until"]
 
@@ -223,63 +223,6 @@ class ProcessCluster:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-class EmbeddedCluster:
-    """n in-process brokers on the running event loop: `async with EmbeddedCluster(3, connect) as c`."""
-
-    def __init__(self, n: int, zk_connect: str, overrides: Mapping[str, Any] | None = None) -> None:
-        self.n = n
-        self.zk_connect = zk_connect
-        self.root = Path(tempfile.mkdtemp(prefix="strom-cluster-"))
-        self._props = _props(overrides)
-        self.brokers: dict[int, Any] = {}
-
-    def config(self, node_id: int) -> BrokerConfig:
-        props = dict(self._props)
-        props.update(
-            {
-                "zookeeper.connect": self.zk_connect,
-                "node.id": str(node_id),
-                "log.dirs": str(self.root / f"broker-{node_id}"),
-                "listeners": "PLAINTEXT://127.0.0.1:0",
-            }
-        )
-        return BrokerConfig(props)
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return ",".join("{}:{}".format(*b.advertised_address) for b in self.brokers.values() if b is not None)
-
-    async def start(self, node_id: int) -> Any:
-        from strom.server.broker import Broker
-
-        broker = Broker(self.config(node_id), shutdown_timeout=5.0)
-        self.brokers[node_id] = broker
-        await broker.start()
-        return broker
-
-    async def stop(self, node_id: int) -> None:
-        broker = self.brokers.pop(node_id, None)
-        if broker is not None:
-            await broker.stop()
-
-    async def __aenter__(self) -> EmbeddedCluster:
-        try:
-            for node_id in range(1, self.n + 1):
-                await self.start(node_id)
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            for node_id in list(self.brokers):
-                with contextlib.suppress(Exception):
-                    await self.stop(node_id)
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 # --- checks shared by the cluster tests, the fault tests and the benchmark --------------------------

@@ -14,17 +14,15 @@ The data directory is removed on exit unless one was given.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from strom.config import BrokerConfig
 from strom.server.broker import Broker
+from strom.testing.loop_thread import LoopThreadContext
 
 __all__ = ["DEV_PRESET", "EmbeddedBroker"]
 
@@ -41,7 +39,7 @@ DEV_PRESET: dict[str, str] = {
 }
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(LoopThreadContext):
     def __init__(
         self,
         overrides: Mapping[str, Any] | None = None,
@@ -61,8 +59,6 @@ class EmbeddedBroker:
         )
         self.config = BrokerConfig(props)
         self.broker: Broker | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -75,8 +71,8 @@ class EmbeddedBroker:
         assert self.broker is not None, "broker not started"
         return self.broker.bound_address[1]
 
-    # --- async form -------------------------------------------------------------------------------
-    async def start(self) -> EmbeddedBroker:
+    # --- lifecycle (the sync and async context managers come from LoopThreadContext) ---------------
+    async def start(self) -> Self:
         self.broker = Broker(self.config)
         try:
             await self.broker.start()
@@ -92,59 +88,6 @@ class EmbeddedBroker:
                 await self.broker.stop()
         finally:
             self._cleanup()
-
-    async def __aenter__(self) -> EmbeddedBroker:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    # --- sync form: own loop in a background thread -----------------------------------------------
-    def __enter__(self) -> EmbeddedBroker:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run_loop, args=(loop, ready), name="strom-embedded", daemon=True
-        )
-        self._thread.start()
-        ready.wait()
-        try:
-            asyncio.run_coroutine_threadsafe(self.start(), loop).result(timeout=30)
-        except BaseException:
-            self._stop_loop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._loop is not None
-        try:
-            asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(timeout=60)
-        finally:
-            self._stop_loop()
-
-    def call(self, coro: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the broker's loop (sync form) and return its result."""
-        assert self._loop is not None, "only in the sync form"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        loop.run_forever()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-    def _stop_loop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._loop = None
-        self._thread = None
 
     def _cleanup(self) -> None:
         if self._own_dir:

@@ -4,6 +4,9 @@ Fixtures:
 - `strom_broker` (session scope): an `EmbeddedBroker` started on a free port with a temporary data dir,
   or, with `--strom-bootstrap host:port` (or env `STROM_TEST_BOOTSTRAP`), an external broker or cluster
   (Strom or Apache Kafka). Either way it has `.bootstrap_servers`.
+- `strom_cluster` (session scope): an `EmbeddedCluster` of three brokers on its own ZooKeeper, started only
+  when a test asks for it (skipped without Java and the zookeeper package); `.bootstrap_servers`,
+  `.stop_broker(id)`, `.start_broker(id)`. A test that stops a broker starts it again.
 - `strom_topic`: a fresh topic per test (one partition; mark a test with `@pytest.mark.strom_topic(
   partitions=3, config={...})` for others), deleted afterwards.
 """
@@ -55,6 +58,18 @@ def strom_broker(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     with EmbeddedBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def strom_cluster() -> Iterator[Any]:
+    from strom.testing.zookeeper import java_available
+
+    if not java_available():
+        pytest.skip("strom_cluster needs java and the zookeeper package")
+    from strom.testing.embedded_cluster import EmbeddedCluster
+
+    with EmbeddedCluster(3) as cluster:
+        yield cluster
 
 
 def _topic_name(nodeid: str) -> str:
