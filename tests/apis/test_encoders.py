@@ -147,3 +147,52 @@ def test_empty_records_are_zero_length_not_null() -> None:
     body = _flatten(encode_fetch(4, [("t", [PartitionResponse(0, 0, 0, 0, 0, None)])]))
     assert body.endswith(b"\x00\x00\x00\x00")
     assert not body.endswith(b"\xff\xff\xff\xff")
+
+
+@pytest.mark.parametrize("version", range(4, 13))
+def test_fetch_response_with_aborted_transactions_matches_kio(version: int) -> None:
+    aborted = {0: [(7, 10), (9, 12)], 1: []}
+    topics = [
+        (
+            "t",
+            [
+                PartitionResponse(0, 0, 20, 15, 0, b"abcd", aborted_transactions=aborted[0]),
+                PartitionResponse(1, 0, 5, 5, 0, b"", aborted_transactions=aborted[1]),
+            ],
+        )
+    ]
+    ours = _flatten(encode_fetch(version, topics, error_code=0, session_id=0, throttle_ms=0))
+    cls = response_type(1, version)
+    topic_cls = entry_type(cls, "responses")
+    part_cls = entry_type(topic_cls, "partitions")
+    aborted_cls = entry_type(part_cls, "aborted_transactions")
+    expected = build(
+        cls,
+        throttle_time=_throttle(0),
+        error_code=ErrorCode.none,
+        session_id=0,
+        responses=(
+            build(
+                topic_cls,
+                topic="t",
+                partitions=tuple(
+                    build(
+                        part_cls,
+                        partition_index=p.partition,
+                        error_code=ErrorCode.none,
+                        high_watermark=p.high_watermark,
+                        last_stable_offset=p.last_stable_offset,
+                        log_start_offset=p.log_start_offset,
+                        aborted_transactions=tuple(
+                            build(aborted_cls, producer_id=pid, first_offset=first)
+                            for pid, first in aborted[p.partition]
+                        ),
+                        preferred_read_replica=-1,
+                        records=p.records,
+                    )
+                    for p in topics[0][1]
+                ),
+            ),
+        ),
+    )
+    assert ours == _kio_bytes(expected)
