@@ -65,9 +65,10 @@ class Broker:
         self.registry = registry if registry is not None else build_registry()
         self.log_manager = LogManager(config.log_dirs, config, clock=clock)
         self.replica_manager = ReplicaManager(self)
-        # Kafka never compacts at or above a partition's high watermark (0: no partition yet, so wait)
+        # Kafka never compacts at or above a partition's last stable offset, min(high watermark, first
+        # unstable offset) (0: no partition yet, so wait)
         self.log_manager.cleanable_upper_bound = lambda topic, partition: (
-            part.high_watermark if (part := self.replica_manager.get_partition(topic, partition)) else 0
+            part.last_stable_offset if (part := self.replica_manager.get_partition(topic, partition)) else 0
         )
         from strom.coordinator.group.coordinator import GroupCoordinator
 

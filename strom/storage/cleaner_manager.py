@@ -10,9 +10,9 @@ Kafka's LogCleaner + LogCleanerManager, for logs whose cleanup.policy contains `
   delete horizon has passed (KIP-534). The first uncleanable offset is the lowest of the active
   segment's base, the base of the first dirty segment holding a record younger than
   min.compaction.lag.ms, and the base of the segment holding the log's owner's upper bound (the
-  partition's high watermark: Kafka never cleans at or above it, since a follower or a new leader may
-  still truncate there; the first unstable offset is not needed while transactions are not
-  implemented). A segment is cleanable only when all its offsets lie below that bound.
+  partition's last stable offset, min(high watermark, first unstable offset): Kafka never cleans at
+  or above it, since a follower or a new leader may still truncate there and open transactions are
+  not decided yet). A segment is cleanable only when all its offsets lie below that bound.
 - A compacted log whose active segment is older than max.compaction.lag.ms is rolled, so its records
   become cleanable in time (Kafka rolls on that lag too).
 - The pass itself (`strom.storage.cleaner.run_clean`) runs in a worker process of a `CleanerPool`

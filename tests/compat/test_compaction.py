@@ -183,7 +183,14 @@ def test_cleaning_is_bounded_by_the_partition_high_watermark(broker: EmbeddedBro
     assert bound is not None
     part = broker.broker.replica_manager.get_partition(topic, 0)
     assert part is not None
-    _wait_for(lambda: bound(topic, 0) == part.high_watermark == _log(broker, topic).log_end_offset)
+    _wait_for(
+        lambda: (
+            bound(topic, 0)
+            == part.last_stable_offset
+            == part.high_watermark
+            == _log(broker, topic).log_end_offset
+        )
+    )
     assert bound("no-such-topic", 0) == 0  # no partition: nothing may be cleaned yet
     _wait_for(lambda: _cleaned_up_to(broker, topic) > 0)
     assert _cleaned_up_to(broker, topic) <= part.high_watermark
