@@ -211,6 +211,11 @@ class GroupCoordinatorCore:
         self.loading.discard(partition)
         self.owned.discard(partition)
         self._loads.pop(partition, None)
+        for producer_id, by_group in list(self.pending_txn_offsets.items()):
+            for group_id in [g for g in by_group if self.partition_for(g) == partition]:
+                del by_group[group_id]  # the new owner replays them from the log
+            if not by_group:
+                del self.pending_txn_offsets[producer_id]
         for group_id in [g for g in self.groups if self.partition_for(g) == partition]:
             group = self.groups.pop(group_id)
             for member in group.members.values():
