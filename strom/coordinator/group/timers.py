@@ -10,23 +10,27 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
-class Timers:
+class Timers(Generic[K]):
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Hashable]] = []
-        self._live: dict[Hashable, tuple[int, int]] = {}
+        # (deadline, sequence, key): the sequence breaks ties and marks which entry of a key is live.
+        self._heap: list[tuple[int, int, K]] = []
+        self._live: dict[K, tuple[int, int]] = {}
         self._seq = itertools.count()
 
-    def schedule(self, key: Hashable, deadline_ms: int) -> None:
+    def schedule(self, key: K, deadline_ms: int) -> None:
         seq = next(self._seq)
         self._live[key] = (deadline_ms, seq)
         heapq.heappush(self._heap, (deadline_ms, seq, key))
 
-    def cancel(self, key: Hashable) -> None:
+    def cancel(self, key: K) -> None:
         self._live.pop(key, None)
 
-    def deadline(self, key: Hashable) -> int | None:
+    def deadline(self, key: K) -> int | None:
         entry = self._live.get(key)
         return None if entry is None else entry[0]
 
@@ -39,8 +43,8 @@ class Timers:
             heapq.heappop(heap)
         return None
 
-    def pop_expired(self, now_ms: int) -> list[Hashable]:
-        out: list[Hashable] = []
+    def pop_expired(self, now_ms: int) -> list[K]:
+        out: list[K] = []
         heap = self._heap
         while heap and heap[0][0] <= now_ms:
             deadline, seq, key = heapq.heappop(heap)
