@@ -62,10 +62,11 @@ def strom_broker(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def strom_cluster() -> Iterator[Any]:
+    from strom.testing.prerequisites import missing
     from strom.testing.zookeeper import java_available
 
     if not java_available():
-        pytest.skip("strom_cluster needs java and the zookeeper package")
+        missing("strom_cluster needs java and the zookeeper package")
     from strom.testing.embedded_cluster import EmbeddedCluster
 
     with EmbeddedCluster(3) as cluster:

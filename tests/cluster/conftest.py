@@ -13,6 +13,7 @@ import pytest
 from strom.cluster.metadata import BrokerInfo, MetadataImage
 from strom.cluster.zookeeper import ZooKeeperBackend
 from strom.config import BrokerConfig
+from strom.testing.prerequisites import missing
 from strom.testing.zookeeper import ZooKeeperServer, java_available
 
 _chroots = itertools.count()
@@ -21,7 +22,7 @@ _chroots = itertools.count()
 @pytest.fixture(scope="session")
 def zookeeper() -> Iterator[ZooKeeperServer]:
     if not java_available():
-        pytest.skip("java and Debian's zookeeper package are needed")
+        missing("java and Debian's zookeeper package are needed")
     with ZooKeeperServer() as server:
         yield server
 

@@ -33,6 +33,7 @@ from strom.testing.cluster import (
     produce,
     wait_until,
 )
+from strom.testing.prerequisites import missing
 from strom.testing.zookeeper import ZooKeeperServer
 
 pytestmark = [pytest.mark.cluster]
@@ -292,7 +293,7 @@ def test_kafka_reassign_partitions_tool(cluster: ProcessCluster, tmp_path: Path)
     try:
         tools.ensure_tools()
     except Exception as exc:  # no network or no Java: the other tests cover the protocol
-        pytest.skip(f"Kafka's Java tools are not available: {exc}")
+        missing(f"Kafka's Java tools are not available: {exc}")
     topic = "java-moved"
     c, a, b = roles(cluster)
     create_assigned(cluster, topic, [[c, a]])

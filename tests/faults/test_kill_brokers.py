@@ -23,6 +23,7 @@ from strom.testing.cluster import (
     log_bytes,
     wait_until,
 )
+from strom.testing.prerequisites import missing
 from strom.testing.zookeeper import ZooKeeperServer, java_available
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -33,7 +34,7 @@ PARTITIONS = 3
 @pytest.fixture(scope="module")
 def zookeeper() -> Iterator[ZooKeeperServer]:
     if not java_available():
-        pytest.skip("java and Debian's zookeeper package are needed")
+        missing("java and Debian's zookeeper package are needed")
     with ZooKeeperServer() as server:
         yield server
 

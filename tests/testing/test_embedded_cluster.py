@@ -21,12 +21,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from strom.server.broker import Broker
 from strom.testing import EmbeddedCluster
 from strom.testing.embedded_cluster import cluster_preset
+from strom.testing.prerequisites import missing
 from strom.testing.zookeeper import java_available
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.skipif(not java_available(), reason="java and the zookeeper package are needed"),
-]
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(autouse=True)
+def _needs_zookeeper() -> None:
+    if not java_available():
+        missing("java and the zookeeper package are needed")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
