@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from strom.coordinator.group.results import JoinResult, SyncResult
 from strom.protocol.errors import ErrorCode, NotLeaderOrFollowerError
 from tests.coordinator.harness import PROTOCOLS, Harness
@@ -355,12 +357,9 @@ def test_illegal_transition_is_refused() -> None:
     from strom.coordinator.group.group import Group, GroupState, IllegalGroupStateError
 
     g = Group("x", 0)
-    try:
+    with pytest.raises(IllegalGroupStateError):
         g.transition(GroupState.STABLE, 1)
-    except IllegalGroupStateError:
-        pass
-    else:
-        raise AssertionError("Empty -> Stable must be refused")
+    assert g.state is GroupState.EMPTY and g.state_timestamp == 0
     g.transition(GroupState.PREPARING_REBALANCE, 1)
     g.transition(GroupState.EMPTY, 2)
     assert g.state is GroupState.EMPTY and g.state_timestamp == 2

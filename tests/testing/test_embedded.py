@@ -56,9 +56,10 @@ async def test_async_form_on_the_running_loop() -> None:
         assert broker.broker.config.get("group.initial.rebalance.delay.ms") == 0
         async with ClusterClient(broker.bootstrap_servers) as client:
             meta = await client.metadata(["made-on-demand"], auto_create=True)
-            for _ in range(20):
-                if meta.topics["made-on-demand"].partitions:
-                    break
+            # auto-creation answers before the partitions have leaders: poll, bounded by a deadline
+            deadline = asyncio.get_running_loop().time() + 10
+            while not meta.topics["made-on-demand"].partitions:
+                assert asyncio.get_running_loop().time() < deadline, "auto-created topic has no partitions"
                 await asyncio.sleep(0.05)
                 meta = await client.metadata(["made-on-demand"])
             assert len(meta.topics["made-on-demand"].partitions) == 3

@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from strom.server.broker import Broker
 from strom.testing import EmbeddedCluster
+from strom.testing.cluster import wait_until
 from strom.testing.embedded_cluster import cluster_preset
 from strom.testing.prerequisites import missing
 from strom.testing.zookeeper import java_available
@@ -63,20 +63,11 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _create_topic(bootstrap: str, partitions: int, rf: int) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(name, partitions, rf)])[name].result(20)
-    _wait(lambda: len(_layout(bootstrap, name)) == partitions, what=f"{name} in the metadata")
+    wait_until(lambda: len(_layout(bootstrap, name)) == partitions, what=f"{name} in the metadata")
     return name
 
 
@@ -145,7 +136,7 @@ def test_sync_form_starts_its_own_zookeeper_and_leaves_nothing_behind() -> None:
     assert not any(_accepts(a) for a in addresses)
     assert "strom-embedded-cluster" not in {t.name for t in threading.enumerate()}
     assert cluster.zookeeper is None and not cluster.brokers
-    _wait(lambda: _live_children() <= children_before, 10, "child processes to exit")
+    wait_until(lambda: _live_children() <= children_before, 10, "child processes to exit")
 
 
 def test_failed_start_cleans_up_brokers_zookeeper_and_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,7 +162,7 @@ def test_failed_start_cleans_up_brokers_zookeeper_and_dirs(monkeypatch: pytest.M
     assert not _accepts(seen["first"])
     assert not cluster.brokers and cluster.root is None
     assert "strom-embedded-cluster" not in {t.name for t in threading.enumerate()}
-    _wait(lambda: _live_children() <= children_before, 10, "child processes to exit")
+    wait_until(lambda: _live_children() <= children_before, 10, "child processes to exit")
 
 
 def test_preset_replicates_internal_topics_min_3_n() -> None:
@@ -253,17 +244,19 @@ def test_stopping_the_leader_moves_leadership_and_consumption_continues(
         result = strom_cluster.stop_broker(leader)
         try:
             assert leader not in strom_cluster.brokers and not _accepts(strom_cluster.address(leader))
-            new_leader = _wait(
+            new_leader = wait_until(
                 lambda: (lead := strom_cluster.leader(topic, 0)) not in (-1, leader) and lead,
                 what="a new leader",
             )
-            _wait(lambda: _layout(bootstrap, topic)[0][0] == new_leader, what="clients to see the new leader")
+            wait_until(
+                lambda: _layout(bootstrap, topic)[0][0] == new_leader, what="clients to see the new leader"
+            )
             _produce(bootstrap, topic, second)
             assert _poll(consumer, len(second)) == second
         finally:
             strom_cluster.start_broker(leader)
         # the restarted broker catches up and rejoins the ISR
-        _wait(lambda: _layout(bootstrap, topic)[0][2] == [1, 2, 3], what="the ISR to grow back")
+        wait_until(lambda: _layout(bootstrap, topic)[0][2] == [1, 2, 3], what="the ISR to grow back")
         assert asyncio.run(_await(result)) is None  # the sync form returns an already-finished awaitable
     finally:
         consumer.close()
