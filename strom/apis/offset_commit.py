@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._build import build, entry_type, no_throttle
-from strom.coordinator.group.results import CommitRequest, OffsetToCommit
+from strom.apis._offset_commit_util import commit_response, requested_offsets
+from strom.coordinator.group.results import CommitRequest
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
 
@@ -25,27 +25,7 @@ API_KEY = 8
 async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    image = ctx.broker.metadata.image
-    order: list[tuple[str, int]] = []
-    errors: dict[tuple[str, int], ErrorCode] = {}
-    offsets: list[OffsetToCommit] = []
-    for topic in request.topics:
-        info = image.topic(topic.name)
-        for p in topic.partitions:
-            tp = (topic.name, p.partition_index)
-            order.append(tp)
-            if info is None or p.partition_index not in info.partitions:
-                errors[tp] = ErrorCode.unknown_topic_or_partition
-                continue
-            offsets.append(
-                OffsetToCommit(
-                    topic.name,
-                    p.partition_index,
-                    p.committed_offset,
-                    getattr(p, "committed_leader_epoch", -1),
-                    p.committed_metadata,
-                )
-            )
+    order, errors, offsets = requested_offsets(ctx.broker.metadata.image, request.topics)
     req = CommitRequest(
         group_id=request.group_id,
         generation_id=request.generation_id_or_member_epoch,
@@ -58,19 +38,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         results: list[ErrorCode] = await coordinator.call(lambda cb: core.commit_offsets(req, now, cb))
         for o, error in zip(offsets, results, strict=True):
             errors[(o.topic, o.partition)] = error
-    cls = response_type(API_KEY, version)
-    topic_cls = entry_type(cls, "topics")
-    part_cls = entry_type(topic_cls, "partitions")
-    by_topic: dict[str, list[Any]] = {}
-    for tp in order:
-        by_topic.setdefault(tp[0], []).append(build(part_cls, partition_index=tp[1], error_code=errors[tp]))
-    return build(
-        cls,
-        throttle_time=no_throttle(),
-        topics=tuple(
-            build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items()
-        ),
-    )
+    return commit_response(response_type(API_KEY, version), order, errors)
 
 
 SPEC = ApiSpec(api_key=API_KEY, min_version=2, max_version=9, handler=handle, name="OffsetCommit")
