@@ -88,6 +88,8 @@ def decode_with_kio(cls: type, body: memoryview | bytes) -> Any:
     """Parse `body` as `cls` with kio, skipping unknown tagged fields; the whole body must be consumed
     apart from trailing bytes, which Kafka also ignores."""
     reader = _reader(cls)
+    if isinstance(body, memoryview) and not body.readonly:
+        body = body.toreadonly()  # kio refuses writable buffers; a read-only view copies nothing
     try:
         value, _size = reader(body, 0)
         return value

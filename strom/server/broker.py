@@ -27,6 +27,7 @@ from strom.config import BrokerConfig
 from strom.protocol.registry import ApiRegistry
 from strom.server.connection import Connection
 from strom.server.fetch_sessions import FetchSessionCache
+from strom.server.frame_protocol import FrameProtocol
 from strom.server.producer_ids import ProducerIdManager
 
 log = logging.getLogger("strom.broker")
@@ -127,13 +128,13 @@ class Broker:
         from strom.cluster.local import LocalBackend
 
         _name, host, port = parse_listener(str(self.config.get("listeners")))
-        self._server = await asyncio.start_server(
-            self._on_connection,
+        max_request = int(self.config.get("socket.request.max.bytes"))
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: FrameProtocol(max_request, self._on_connection),
             host=host or None,
             port=port,
             reuse_address=True,
             start_serving=False,
-            limit=2**16,
         )
         sock = self._server.sockets[0]
         bound = sock.getsockname()
@@ -207,12 +208,12 @@ class Broker:
         await self._stopped.wait()
 
     # --- connections ------------------------------------------------------------------------------
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connection(self, stream: FrameProtocol) -> None:
         if self._stopped.is_set():
-            writer.close()
+            stream.close()
             return
         self._next_connection += 1
-        conn = Connection(self, reader, writer, f"conn-{self._next_connection}")
+        conn = Connection(self, stream, f"conn-{self._next_connection}")
         self._connections.add(conn)
         try:
             await conn.run()

@@ -39,6 +39,7 @@ from strom.protocol.frames import (
 from strom.protocol.registry import is_flexible
 from strom.server.context import RequestContext
 from strom.server.error_response import unsupported_response
+from strom.server.frame_protocol import FrameProtocol
 
 if TYPE_CHECKING:
     from strom.server.broker import Broker
@@ -56,20 +57,13 @@ Chunks = list[Any]
 class Connection:
     """Serves one socket until the peer closes, a protocol error, or broker shutdown."""
 
-    def __init__(
-        self,
-        broker: Broker,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        connection_id: str,
-    ) -> None:
+    def __init__(self, broker: Broker, stream: FrameProtocol, connection_id: str) -> None:
         self.broker = broker
-        self.reader = reader
-        self.writer = writer
+        self.stream = stream
         self.connection_id = connection_id
-        peer = writer.get_extra_info("peername")
+        peer = stream.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else ""
-        self._max_request = int(broker.config.get("socket.request.max.bytes"))
+        self._max_request = stream.max_request
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._queue: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
         self._read_task: asyncio.Task[None] | None = None
@@ -107,8 +101,7 @@ class Connection:
         self._close_transport()
 
     def _close_transport(self) -> None:
-        if not self.writer.is_closing():
-            self.writer.close()
+        self.stream.close()
 
     def _log_error(self, message: str, *args: Any) -> None:
         # once per connection: a misbehaving client must not flood the log
@@ -118,22 +111,17 @@ class Connection:
 
     # --- reading ----------------------------------------------------------------------------------
     async def _read_loop(self) -> None:
-        reader = self.reader
+        stream = self.stream
         while not self._closing:
-            try:
-                head = await reader.readexactly(4)
-            except (asyncio.IncompleteReadError, ConnectionError):
+            frame = await stream.read_frame()
+            if frame is None:
                 return
-            (size,) = _SIZE.unpack(head)
-            if size < 0 or size > self._max_request:
-                self._log_error("request size %d over socket.request.max.bytes %d", size, self._max_request)
+            if isinstance(frame, int):
+                self._log_error("request size %d over socket.request.max.bytes %d", frame, self._max_request)
                 self._queue.put_nowait(_done(_CLOSE))
                 return
-            try:
-                frame = await reader.readexactly(size)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
             await self._slots.acquire()
+            # the frame is ours: handlers may rewrite it in place (a produce's batch base offsets)
             self._queue.put_nowait(asyncio.create_task(self._handle(memoryview(frame))))
 
     # --- dispatch ---------------------------------------------------------------------------------
@@ -199,7 +187,7 @@ class Connection:
 
     # --- writing ----------------------------------------------------------------------------------
     async def _write_loop(self) -> None:
-        writer = self.writer
+        writer = self.stream
         while True:
             task = await self._queue.get()
             if task is None:
@@ -239,7 +227,7 @@ class Connection:
 
     async def _send(self, chunks: Chunks) -> None:
         total = sum(c.length if isinstance(c, FileSlice) else len(c) for c in chunks)
-        writer = self.writer
+        writer = self.stream
         writer.write(_SIZE.pack(total))
         for chunk in chunks:
             if isinstance(chunk, FileSlice):
@@ -250,7 +238,7 @@ class Connection:
 
     async def _sendfile(self, piece: FileSlice) -> None:
         loop = asyncio.get_running_loop()
-        transport = self.writer.transport
+        transport = self.stream.transport
         try:
             sent = await loop.sendfile(transport, piece.file, piece.position, piece.length, fallback=False)
         except (NotImplementedError, asyncio.SendfileNotAvailableError, AttributeError):
@@ -263,7 +251,7 @@ class Connection:
             if len(data) < piece.length - sent:
                 # the segment shrank under us (truncation): the frame length is already on the wire
                 raise ConnectionError("segment truncated while being sent")
-            self.writer.write(data)
+            self.stream.write(data)
 
 
 def _done(value: Any) -> asyncio.Future[Any]:
