@@ -35,33 +35,43 @@ class ClientOptions:
         return ClusterClient(self.bootstrap, client_id=self.client_id)
 
 
+bootstrap_option = click.option(
+    "--bootstrap-server",
+    "bootstrap",
+    envvar="STROM_BOOTSTRAP_SERVER",
+    default="localhost:9092",
+    show_default=True,
+    help="host:port[,host:port] of the cluster (env STROM_BOOTSTRAP_SERVER).",
+)
+command_config_option = click.option(
+    "--command-config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Client properties file (bootstrap.servers, client.id).",
+)
+
+
+def resolve_connection(bootstrap: str, command_config: str | None) -> tuple[str, str]:
+    """(bootstrap servers, client id): a --command-config file's values win, as with Kafka's tools."""
+    client_id = "strom-cli"
+    if command_config:
+        props = load_properties_file(command_config)
+        bootstrap = props.get("bootstrap.servers", bootstrap)
+        client_id = props.get("client.id", client_id)
+    return bootstrap, client_id
+
+
 def client_options(func: F) -> F:
     """Add --bootstrap-server, --command-config and --format; pass a ClientOptions as `opts`."""
 
-    @click.option(
-        "--bootstrap-server",
-        "bootstrap",
-        envvar="STROM_BOOTSTRAP_SERVER",
-        default="localhost:9092",
-        show_default=True,
-        help="host:port[,host:port] of the cluster (env STROM_BOOTSTRAP_SERVER).",
-    )
-    @click.option(
-        "--command-config",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="Client properties file (bootstrap.servers, client.id).",
-    )
+    @bootstrap_option
+    @command_config_option
     @click.option(
         "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
     )
     @functools.wraps(func)
     def wrapper(*args: Any, bootstrap: str, command_config: str | None, output: str, **kwargs: Any) -> Any:
-        client_id = "strom-cli"
-        if command_config:
-            props = load_properties_file(command_config)
-            bootstrap = props.get("bootstrap.servers", bootstrap)
-            client_id = props.get("client.id", client_id)
+        bootstrap, client_id = resolve_connection(bootstrap, command_config)
         return func(*args, opts=ClientOptions(bootstrap, client_id, output), **kwargs)
 
     return wrapper  # type: ignore[return-value]

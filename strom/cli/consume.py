@@ -24,9 +24,8 @@ from typing import Any
 
 import click
 
-from strom.cli.common import fail, run
+from strom.cli.common import bootstrap_option, command_config_option, fail, resolve_connection, run
 from strom.client.cluster import ClusterClient
-from strom.config import load_properties_file
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.record_batch import iter_batches
 from strom.protocol.records import decode_records
@@ -271,20 +270,8 @@ async def _poll(
 
 @click.command("consume")
 @click.argument("topic")
-@click.option(
-    "--bootstrap-server",
-    "bootstrap",
-    envvar="STROM_BOOTSTRAP_SERVER",
-    default="localhost:9092",
-    show_default=True,
-    help="host:port[,host:port] of the cluster (env STROM_BOOTSTRAP_SERVER).",
-)
-@click.option(
-    "--command-config",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Client properties file (bootstrap.servers, client.id).",
-)
+@bootstrap_option
+@command_config_option
 @click.option("--from-beginning", is_flag=True, help="Start at the earliest offset when none is committed.")
 @click.option("--offset", default=None, help="earliest, latest, an offset, or -N (N before the end).")
 @click.option("--partition", type=int, default=None, help="Only this partition.")
@@ -317,11 +304,7 @@ def consume(
     fmt: str,
 ) -> None:
     """Print the records of TOPIC."""
-    client_id = "strom-cli"
-    if command_config:
-        props = load_properties_file(command_config)
-        bootstrap = props.get("bootstrap.servers", bootstrap)
-        client_id = props.get("client.id", client_id)
+    bootstrap, client_id = resolve_connection(bootstrap, command_config)
     if offset is not None and offset not in ("earliest", "beginning", "latest", "end"):
         try:
             int(offset)
