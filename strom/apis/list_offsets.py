@@ -39,7 +39,7 @@ def lookup(
     timestamp: int,
     current_epoch: int,
     read_committed: bool = False,
-) -> tuple[int, int, int, int]:
+) -> tuple[ErrorCode, int, int, int]:
     """(error_code, timestamp, offset, leader_epoch) for one partition."""
     broker = ctx.broker
     if broker.metadata.image.partition(topic, partition) is None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.produce.v9 import request as produce_req
 from kio.schema.types import TopicName
@@ -300,11 +300,14 @@ def produce(
     settings = {"bootstrap.servers": cluster.bootstrap_servers, "acks": "all", "linger.ms": 5}
     settings.update(conf)
     producer = Producer(settings)
-    errors: list[Any] = []
+    errors: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            errors.append(error)
+
     for value in values:
-        producer.produce(
-            topic, value=value, partition=partition, on_delivery=lambda e, m: e and errors.append(e)
-        )
+        producer.produce(topic, value=value, partition=partition, on_delivery=delivered)
     assert producer.flush(60) == 0
     assert not errors, errors[:3]
 
@@ -328,7 +331,9 @@ def consume_all(
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            out.append(msg.value())
+            value = msg.value()
+            assert value is not None, f"null value at offset {msg.offset()}"
+            out.append(value)
         return out
     finally:
         consumer.close()
@@ -354,7 +359,7 @@ def raw_produce(cluster: ProcessCluster, node_id: int, topic: str, partition: in
         host, port = cluster.address(node_id).split(":")
         conn = await BrokerConnection.open(host, int(port))
         try:
-            batch = build_batch([Record(0, 0, None, b"raw", ())])
+            batch = build_batch([Record(0, 0, None, b"raw", [])])
             request = produce_req.ProduceRequest(
                 transactional_id=None,
                 acks=i16(acks),

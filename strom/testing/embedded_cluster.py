@@ -56,7 +56,7 @@ class _Done:
     so the same code runs in both forms."""
 
     def __await__(self) -> Generator[Any, None, None]:
-        return iter(())
+        yield from ()
 
 
 class EmbeddedCluster(LoopThreadContext):
