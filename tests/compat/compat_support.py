@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
-import struct
 import subprocess
 import time
 import uuid
@@ -17,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -29,42 +26,6 @@ class BrokerUnderTest:
     kind: str  # "strom", "kafka" or "external"
     bootstrap: str
     log_path: Path | None = None
-
-
-JOIN_GROUP = 11
-ADD_PARTITIONS_TO_TXN = 24
-
-
-def advertised_api_keys(bootstrap: str) -> set[int]:
-    """ApiVersions v0 over a raw socket: the set of API keys the broker serves."""
-    host, port = bootstrap.rsplit(":", 1)
-    client_id = b"compat"
-    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-        resp = _recv_exact(sock, size)
-    _corr, error, count = struct.unpack_from(">ihi", resp, 0)
-    assert error == 0, f"ApiVersions v0 answered error {error}"
-    return {struct.unpack_from(">h", resp, 10 + 6 * i)[0] for i in range(count)}
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        buf += chunk
-    return buf
-
-
-def xfail_on_strom_without(request: pytest.FixtureRequest, broker: BrokerUnderTest, api_key: int,
-                           reason: str) -> None:
-    """Expected failure while Strom does not advertise `api_key` yet: ends the test at once, since the
-    clients would only time out; the test runs for real as soon as the API is served."""
-    if broker.kind == "strom" and api_key not in advertised_api_keys(broker.bootstrap):
-        pytest.xfail(f"{reason} (API key {api_key} not served yet)")
 
 
 def admin_client(bootstrap: str) -> AdminClient:

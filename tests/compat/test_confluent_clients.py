@@ -12,11 +12,9 @@ from collections.abc import Callable
 
 import pytest
 from compat_support import (
-    JOIN_GROUP,
     BrokerUnderTest,
     TopicMaker,
     consume_partition,
-    xfail_on_strom_without,
 )
 from confluent_kafka import (
     TIMESTAMP_CREATE_TIME,
@@ -223,7 +221,6 @@ def test_fetch_out_of_range_offset(broker: str, topic: str) -> None:
 def test_consumer_group_subscribe_and_commit(request: pytest.FixtureRequest,
                                              broker_under_test: BrokerUnderTest, make_topic: TopicMaker,
                                              unique: Callable[[str], str]) -> None:
-    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
     broker = broker_under_test.bootstrap
     topic = make_topic(partitions=2)
     _produce(broker, topic, [{"value": f"{i}".encode(), "partition": i % 2} for i in range(10)])

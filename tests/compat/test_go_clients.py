@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from compat_support import JOIN_GROUP, BrokerUnderTest, ToolFailed, xfail_on_strom_without
+from compat_support import BrokerUnderTest, ToolFailed
 
 from benchmarks.peers import tools
 
@@ -79,7 +79,6 @@ def test_sarama_cluster_admin_topics(gocompat: Path, broker: str, unique: Callab
 def test_sarama_consumer_group_range(request: pytest.FixtureRequest, gocompat: Path,
                                      broker_under_test: BrokerUnderTest, topic: str,
                                      unique: Callable[[str], str], version: str) -> None:
-    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
     result = _run(gocompat, "sarama-group", broker_under_test.bootstrap, topic, unique("sarama-grp"), 5,
                   version)
     assert result["seen"] == _expected(5)
@@ -98,7 +97,6 @@ def test_kafkago_writer_and_partition_reader(gocompat: Path, broker: str, topic:
 def test_kafkago_group_reader_commits(request: pytest.FixtureRequest, gocompat: Path,
                                       broker_under_test: BrokerUnderTest, topic: str,
                                       unique: Callable[[str], str]) -> None:
-    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
     result = _run(gocompat, "kafkago-group", broker_under_test.bootstrap, topic, unique("kafkago-grp"), 5)
     assert result["seen"] == _expected(5)
     assert (result["committed"], result["commit_error"]) == (5, "")
@@ -123,7 +121,6 @@ def test_franz_idempotent_producer_and_partition_consumer(gocompat: Path, broker
 def test_franz_consumer_group_commits(request: pytest.FixtureRequest, gocompat: Path,
                                       broker_under_test: BrokerUnderTest, topic: str,
                                       unique: Callable[[str], str]) -> None:
-    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
     result = _run(gocompat, "franz-group", broker_under_test.bootstrap, topic, unique("franz-grp"), 5)
     assert result["seen"] == _expected(5)
     assert result["committed"] == 5
@@ -216,8 +213,6 @@ def test_kafkago_sweep_codecs_conn_and_client_calls(gocompat: Path, broker: str,
     assert r["delete-topics"]["missing"].startswith("[3] Unknown Topic Or Partition")
 
 
-DESCRIBE_PRODUCERS = 61
-
 
 def test_franz_sweep_codecs_offsets_groups_admin(request: pytest.FixtureRequest, gocompat: Path,
                                                  broker_under_test: BrokerUnderTest, topic: str,
@@ -251,5 +246,4 @@ def test_franz_sweep_codecs_offsets_groups_admin(request: pytest.FixtureRequest,
     assert configs["max.message.bytes"] == "2000000 DYNAMIC_TOPIC_CONFIG"
     assert configs["retention.ms"] == "123456 DYNAMIC_TOPIC_CONFIG"
     assert configs["segment.bytes"] == "1073741824 DEFAULT_CONFIG"
-    xfail_on_strom_without(request, broker_under_test, DESCRIBE_PRODUCERS, "DescribeProducers")
     assert r["describe-producers"] == 5  # one idempotent producer per codec

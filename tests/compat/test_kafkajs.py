@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from compat_support import JOIN_GROUP, BrokerUnderTest, ToolFailed, xfail_on_strom_without
+from compat_support import BrokerUnderTest, ToolFailed
 
 pytestmark = pytest.mark.compat
 
@@ -44,7 +44,6 @@ def test_kafkajs_produce_and_offsets(node_modules: Path, broker: str, topic: str
 def test_kafkajs_consumer_group_from_beginning(request: pytest.FixtureRequest, node_modules: Path,
                                                broker_under_test: BrokerUnderTest, topic: str) -> None:
     broker = broker_under_test.bootstrap
-    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
     _run_node(node_modules, "produce-offsets", broker, topic, "6")
     result = _run_node(node_modules, "group-consume", broker, topic, "6", timeout=90)
     seen = result["seen"]

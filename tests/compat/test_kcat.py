@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from compat_support import JOIN_GROUP, BrokerUnderTest, Kcat, TopicMaker, xfail_on_strom_without
+from compat_support import BrokerUnderTest, Kcat, TopicMaker
 
 pytestmark = pytest.mark.compat
 
@@ -56,7 +56,6 @@ def test_offsets_beginning_end_relative(kcat: Kcat, topic: str) -> None:
 
 def test_balanced_consumer_group(request: pytest.FixtureRequest, kcat: Kcat,
                                  broker_under_test: BrokerUnderTest, make_topic: TopicMaker) -> None:
-    xfail_on_strom_without(request, broker_under_test, JOIN_GROUP, "consumer groups")
     topic = make_topic(partitions=2)
     for part in (0, 1):
         kcat.run("-P", "-t", topic, "-p", str(part), input_text="".join(f"p{part}-{i}\n" for i in range(3)))
