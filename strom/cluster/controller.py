@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 PREFERRED_ELECTION = 0
 UNCLEAN_ELECTION = 1
 CONFIG_CHANGE_RETENTION_MS = 15 * 60 * 1000
+ADMIN_WAIT_S = 5.0
 
 Op = tuple[Any, ...]
 TopicPartition = tuple[str, int]
@@ -203,16 +204,38 @@ class Controller:
     async def alter_reassignments(
         self, requests: Sequence[tuple[TopicPartition, Sequence[int] | None]]
     ) -> dict[TopicPartition, ReassignResult]:
-        """Start, replace or (target None) cancel reassignments; the completion is left to the passes."""
+        """Start, replace or (target None) cancel reassignments; the completion is left to the passes.
+
+        Returns once this broker's cache shows what was written (or after ADMIN_WAIT_S), as Kafka's
+        controller updates its own context before answering: a ListPartitionReassignments or a cancel
+        sent right after the answer sees the reassignment."""
         brokers = frozenset(self._backend.cache.brokers)
+        written: dict[str, int] = {}
         async with self._lock:
-            results = await asyncio.to_thread(self._alter, list(requests), brokers)
+            results = await asyncio.to_thread(self._alter, list(requests), brokers, written)
         self.kick()
+        if written:
+            cache = self._backend.cache
+
+            def seen(_image: object) -> bool:
+                # a later pass may have moved the znode further, or the topic may be gone
+                return all(
+                    (found := cache.assignments.get(topic)) is None or found[1] >= version
+                    for topic, version in written.items()
+                )
+
+            if not await self._backend.wait_for(seen, ADMIN_WAIT_S):
+                log.warning("reassignment of %s written but not yet seen by the controller", sorted(written))
         return results
 
     def _alter(
-        self, requests: list[tuple[TopicPartition, Sequence[int] | None]], brokers: frozenset[int]
+        self,
+        requests: list[tuple[TopicPartition, Sequence[int] | None]],
+        brokers: frozenset[int],
+        written: dict[str, int] | None = None,
     ) -> dict[TopicPartition, ReassignResult]:
+        """Blocking: apply the requests to the topic znodes; `written` gets each rewritten topic's new
+        znode version."""
         store, claim = self._backend.store, self.claim
         results: dict[TopicPartition, ReassignResult] = {}
         by_topic: dict[str, list[tuple[int, Sequence[int] | None]]] = {}
@@ -252,7 +275,11 @@ class Controller:
                     _set_or_drop(removing, partition, moved.removing)
                     results[(topic, partition)] = (ErrorCode.none, None)
                 updated = L.TopicAssignment(assignment.topic_id, partitions, adding, removing)
-                if updated == assignment or store.set_topic_assignment(claim, topic, updated, version):
+                if updated == assignment:
+                    break
+                if store.set_topic_assignment(claim, topic, updated, version):
+                    if written is not None:
+                        written[topic] = version + 1  # a set_data bumps the znode version by one
                     break
             else:
                 for partition, _target in entries:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import pytest
 from kazoo.client import KazooClient
@@ -82,6 +83,25 @@ async def test_move_completes_once_target_is_in_isr(trio, zk, converge) -> None:
     assert doc["partitions"] == {"0": [2, 3]}
     assert doc["adding_replicas"] == {} and doc["removing_replicas"] == {}
     assert await controller.list_partition_reassignments() == {}
+
+
+async def test_a_reassignment_is_listed_as_soon_as_it_is_accepted(trio, converge) -> None:
+    """Kafka's controller answers AlterPartitionReassignments after updating its own view, so a list
+    right after it shows the reassignment (and a cancel right after it sees one in progress)."""
+    await _topic(trio, converge, "at-once", [1, 2])
+    controller = controller_of(trio)
+    for _ in range(5):
+        started = await controller.alter_partition_reassignments([(("at-once", 0), [1, 3])])
+        assert started == {("at-once", 0): (ErrorCode.none, None)}
+        listed = await controller.list_partition_reassignments()
+        assert {tp: (r.replicas, r.adding, r.removing) for tp, r in listed.items()} == {
+            ("at-once", 0): ((1, 3, 2), (3,), (2,))
+        }
+        cancelled = await controller.alter_partition_reassignments([(("at-once", 0), None)])
+        assert cancelled == {("at-once", 0): (ErrorCode.none, None)}
+        # the origin [1, 2] is in the ISR: the cancellation completes in the next controller pass
+        assert await controller.list_partition_reassignments() in ({}, {("at-once", 0): ANY})
+        await converge(trio, lambda im: im.partition("at-once", 0).replicas == (1, 2), timeout=3)
 
 
 async def _set_isr(trio: list[ZooKeeperBackend], name: str, isr: tuple[int, ...]) -> None:
