@@ -20,7 +20,6 @@ offset when behind it. A lost connection is reopened after a back-off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 from collections.abc import Callable
@@ -79,6 +78,7 @@ class ReplicaFetcher:
         self._needs_truncation: set[Key] = set()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._conn: BrokerConnection | None = None
 
     # --- membership --------------------------------------------------------------------------------
@@ -95,14 +95,22 @@ class ReplicaFetcher:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"replica-fetcher-{self.leader_id}")
 
     async def stop(self) -> None:
+        """End the loop and close the connection. The loop also checks a flag: on Python < 3.12 a
+        cancellation that races with a response is lost inside asyncio.wait_for (it returns the result),
+        and the loop would then wait for partitions forever while the replica manager waits for it."""
+        self._stopping = True
+        self._changed.set()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # asyncio.wait neither raises the task's outcome nor swallows a cancellation of our caller
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("fetcher for leader %d ended with %r", self.leader_id, task.exception())
         await self._close()
 
     async def _close(self) -> None:
@@ -112,7 +120,7 @@ class ReplicaFetcher:
 
     # --- loop --------------------------------------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if not self.partitions:
                 self._changed.clear()
                 await self._changed.wait()
