@@ -16,7 +16,9 @@ Behaviour:
   verified with the transaction coordinator when this broker coordinates the request's transactional id:
   a partition not added to the ongoing transaction answers INVALID_TXN_STATE, a stale epoch
   INVALID_PRODUCER_EPOCH. (Ids coordinated by another broker are not verified.)
-- Responses are encoded by hand (`encode_response`, checked byte for byte against kio in the tests).
+- Requests are decoded by `strom.protocol.produce_request` (record sets stay views of the request frame,
+  which the log rewrites in place: no copy of the payload in Python); responses are encoded by hand
+  (`encode_response`, checked byte for byte against kio in the tests).
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE,
 MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
@@ -32,6 +34,7 @@ from typing import Any
 
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.frames import RawResponse
+from strom.protocol.produce_request import decode_produce_request
 from strom.protocol.record_batch import BATCH_HEADER_SIZE, parse_header
 from strom.protocol.registry import ApiSpec
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, I64, array_len, nullable_string, string
@@ -137,7 +140,8 @@ async def _produce_partition(
         result.log_start_offset = part.log_start_offset
         return result
     try:
-        appended = part.append_as_leader(records, acks=acks)
+        # the records are a view of this request's own frame, used for nothing after the append
+        appended = part.append_as_leader(records, acks=acks, in_place=True)
     except KafkaError as exc:
         result.error_code = _error_code(exc)
         result.error_message = exc.message
@@ -189,5 +193,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 SPEC = ApiSpec(
-    api_key=API_KEY, min_version=MIN_VERSION, max_version=MAX_VERSION, handler=handle, name="Produce"
+    api_key=API_KEY,
+    min_version=MIN_VERSION,
+    max_version=MAX_VERSION,
+    handler=handle,
+    decode=decode_produce_request,
+    name="Produce",
 )

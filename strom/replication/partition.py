@@ -352,8 +352,11 @@ class Partition:
                 f"ISR {list(self.isr)} of {self.topic}-{self.partition} below min.insync.replicas={min_isr}"
             )
 
-    def append_as_leader(self, records: bytes | bytearray | memoryview, *, acks: int) -> AppendResult:
-        """Validate and append a produce request's record set; raises KafkaError with nothing written."""
+    def append_as_leader(
+        self, records: bytes | bytearray | memoryview, *, acks: int, in_place: bool = False
+    ) -> AppendResult:
+        """Validate and append a produce request's record set; raises KafkaError with nothing written.
+        `in_place`: `records` is writable and unused afterwards, so the log rewrites it (`Log.append`)."""
         if not self.is_leader:
             raise NotLeaderOrFollowerError(
                 f"broker {self.node_id} does not lead {self.topic}-{self.partition}"
@@ -379,7 +382,7 @@ class Partition:
                     raise KafkaError(
                         "duplicate batch inside a multi-batch request", ErrorCode.duplicate_sequence_number
                     )
-        info = self.log.append(records, leader_epoch=self.leader_epoch, headers=headers)
+        info = self.log.append(records, leader_epoch=self.leader_epoch, headers=headers, in_place=in_place)
         offset = int(info.first_offset)
         for header in headers:
             if header.has_producer_id:

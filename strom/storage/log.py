@@ -3,7 +3,8 @@
 - Append (leader): validate batch headers (magic 2, CRC-32C, lengths, count vs lastOffsetDelta), check
   max.message.bytes, timestamps (message.timestamp.before/after.max.ms, KIP-937, and the older
   difference.max.ms), keys on compacted topics, then assign offsets and the leader epoch by rewriting
-  header fields in one private copy, stamp LogAppendTime when the topic asks (new CRC), and write.
+  header fields in one private copy (or in the caller's buffer with `in_place`), stamp LogAppendTime
+  when the topic asks (new CRC), and write.
   Nothing is written if any batch is refused. Follower appends keep the leader's offsets and epochs.
 - Roll on segment.bytes, segment.ms (+ jitter), full indexes or relative offsets that overflow int32.
 - Read by offset returns a `LogSlice` (file, position, length) of whole batches inside one segment for
@@ -79,6 +80,10 @@ _DIR_NAME = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
 class UnexpectedAppendOffsetError(KafkaError):
     """A follower append whose offsets go backwards or below the log end (Kafka's
     UnexpectedAppendOffsetException); the replica fetcher truncates and retries."""
+
+
+def _writable(buf: bytes | bytearray | memoryview) -> bool:
+    return isinstance(buf, bytearray) or (isinstance(buf, memoryview) and not buf.readonly)
 
 
 def parse_log_dir_name(name: str) -> tuple[str, int]:
@@ -280,8 +285,13 @@ class Log:
         assign_offsets: bool = True,
         now_ms: int | None = None,
         headers: list[BatchHeader] | None = None,
+        in_place: bool = False,
     ) -> AppendInfo:
-        """Validate and append a record set (one or more v2 batches); see the module docstring."""
+        """Validate and append a record set (one or more v2 batches); see the module docstring.
+
+        `in_place`: the caller hands over a writable `records` it will not use again, so offsets, epochs
+        and LogAppendTime are written into it instead of into a private copy (a read-only buffer is
+        still copied). Follower appends (`assign_offsets=False`) rewrite nothing and never copy."""
         if self.closed:
             raise KafkaStorageError(f"log {self.dir.name} is closed")
         if headers is None:
@@ -295,7 +305,11 @@ class Log:
             )
         if assign_offsets:
             self._check_leader_rules(records, headers, now_ms)
-        buf = bytearray(records)
+        buf: bytearray | memoryview | bytes
+        if not assign_offsets or (in_place and _writable(records)):
+            buf = records
+        else:
+            buf = bytearray(records)
         log_append_time = -1
         if assign_offsets:
             next_offset = self.log_end_offset
@@ -305,11 +319,11 @@ class Log:
             pos = 0
             new_headers = []
             for header in headers:
-                set_base_offset(buf, pos, next_offset)
+                set_base_offset(buf, pos, next_offset)  # type: ignore[arg-type]
                 if leader_epoch >= 0:
-                    set_partition_leader_epoch(buf, pos, leader_epoch)
+                    set_partition_leader_epoch(buf, pos, leader_epoch)  # type: ignore[arg-type]
                 if stamp:
-                    stamp_log_append_time(buf, pos, now_ms)
+                    stamp_log_append_time(buf, pos, now_ms)  # type: ignore[arg-type]
                 new_headers.append(parse_header(buf, pos))
                 next_offset += header.last_offset_delta + 1
                 pos += header.size

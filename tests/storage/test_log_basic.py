@@ -61,3 +61,28 @@ def test_reopen_clean_and_unclean_keeps_data(tmp_path, open_log, clock, batch):
     assert unclean.log_end_offset == 150
     assert unclean.recovery_point == 150
     assert unclean.fetch_offset_by_timestamp(clock.ms + 10)[0] == 30
+
+
+def test_append_in_place_rewrites_the_callers_buffer_and_stores_the_same_bytes(open_log, clock, batch):
+    log = open_log()
+    log.append(batch([b"first"], timestamp=clock.ms), leader_epoch=2)
+    sent = batch([b"a", b"b"], timestamp=clock.ms) + batch([b"c"], timestamp=clock.ms)
+    owned = bytearray(sent)
+    info = log.append(memoryview(owned), leader_epoch=2, in_place=True)
+    assert (info.first_offset, info.last_offset) == (1, 3)
+    stored = log.read(1, 1 << 20).read_bytes()
+    assert stored == bytes(owned)  # the offsets were written into the caller's buffer
+    assert [h.base_offset for h in validate_batches(stored)] == [1, 3]
+    assert owned != bytearray(sent)
+
+
+def test_append_copies_unless_in_place_or_read_only(open_log, clock, batch):
+    log = open_log()
+    log.append(batch([b"first"], timestamp=clock.ms), leader_epoch=0)
+    owned = bytearray(batch([b"a"], timestamp=clock.ms))
+    before = bytes(owned)
+    log.append(owned, leader_epoch=0)  # not in place: the caller's buffer is left alone
+    assert owned == before
+    readonly = batch([b"b"], timestamp=clock.ms)
+    log.append(memoryview(readonly), leader_epoch=0, in_place=True)  # read-only: copied, not refused
+    assert [h.base_offset for h in validate_batches(log.read(0, 1 << 20).read_bytes())] == [0, 1, 2]
