@@ -228,13 +228,18 @@ class Connection:
     async def _send(self, chunks: Chunks) -> None:
         total = sum(c.length if isinstance(c, FileSlice) else len(c) for c in chunks)
         writer = self.stream
-        writer.write(_SIZE.pack(total))
+        # one write per run of encoded pieces: each transport.write on an idle socket is a send()
+        pending: list[Any] = [_SIZE.pack(total)]
         for chunk in chunks:
             if isinstance(chunk, FileSlice):
                 if chunk.length:
+                    writer.write(b"".join(pending))
+                    pending = []
                     await self._sendfile(chunk)
             else:
-                writer.write(chunk)
+                pending.append(chunk)
+        if pending:
+            writer.write(b"".join(pending))
 
     async def _sendfile(self, piece: FileSlice) -> None:
         loop = asyncio.get_running_loop()
