@@ -118,13 +118,15 @@ def test_acknowledged_records_survive_kill_9(zookeeper: ZooKeeperServer, tmp_pat
         writer = Writer(cluster.bootstrap_servers)
         writer.start()
         try:
-            time.sleep(2)
+            # conditions, not durations: a loaded machine may write far slower than an idle one
+            wait_until(lambda: len(writer.acked[0]) > 100, 30, "the writer acknowledged before the kills")
             leader0 = layout(cluster, TOPIC)[0][0]
             _kill_and_restart(cluster, leader0, 5)
             follower = next(r for r in layout(cluster, TOPIC)[1][1] if r != layout(cluster, TOPIC)[1][0])
             _kill_and_restart(cluster, follower, 2)
             _kill_and_restart(cluster, controller_id(cluster), 3)
-            time.sleep(1)
+            after_kills = len(writer.acked[0])
+            wait_until(lambda: len(writer.acked[0]) > after_kills + 100, 60, "acknowledged after the kills")
         finally:
             writer.stop_flag.set()
             writer.join(150)
