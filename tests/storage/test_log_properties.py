@@ -38,13 +38,13 @@ def _values(log: Log) -> list[tuple[int, bytes]]:
     return out
 
 
-def _check(log: Log, model: list[tuple[int, bytes]], batches: list[tuple[int, int]]) -> None:
-    assert log.log_end_offset == len(model)
+def _check(log: Log, model: list[tuple[int, bytes]], end: int, batches: list[tuple[int, int]]) -> None:
+    assert log.log_end_offset == end
     assert _values(log) == model
     for start, _end in batches[:: max(1, len(batches) // 5)]:
         data = log.read(start, 10**6)
         assert data.first_offset == start
-    assert log.read(len(model), 100).length == 0
+    assert log.read(end, 100).length == 0
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,20 +54,22 @@ def test_log_matches_model(ops):
     clock_ms = [T0]
     clock = lambda: clock_ms[0] / 1000
     log = Log.open(root / "p-0", CONFIG, clock=clock)
-    model: list[tuple[int, bytes]] = []
+    model: list[tuple[int, bytes]] = []  # (offset, value) of every record the log must hold
+    end = 0  # the log end offset the log must report (offsets lost to a crash may leave a gap)
     batches: list[tuple[int, int]] = []  # (first offset, next offset)
     try:
         for op, a, b in ops:
             clock_ms[0] += 7
             if op == "append":
-                values = [b"%d-%d" % (len(model) + i, b) for i in range(a)]
+                values = [b"%d-%d" % (end + i, b) for i in range(a)]
                 raw = build_batch(
                     [Record(i, i, b"k", v) for i, v in enumerate(values)], base_timestamp=clock_ms[0]
                 )
                 info = log.append(raw, leader_epoch=1)
-                assert info.first_offset == len(model)
-                batches.append((len(model), len(model) + a))
-                model += [(len(model) + i, v) for i, v in enumerate(values)]
+                assert info.first_offset == end
+                batches.append((end, end + a))
+                model += [(end + i, v) for i, v in enumerate(values)]
+                end += a
             elif op == "roll":
                 log.roll()
             elif op == "truncate":
@@ -75,8 +77,9 @@ def test_log_matches_model(ops):
                     continue
                 target = batches[a % len(batches)][0]
                 log.truncate_to(target)
-                model = model[:target]
+                model = [m for m in model if m[0] < target]
                 batches = [bt for bt in batches if bt[0] < target]
+                end = target
             elif op == "reopen":
                 log.close()
                 log = Log.open(
@@ -86,6 +89,7 @@ def test_log_matches_model(ops):
                 # cut one segment file at an arbitrary byte, then recover everything from offset 0
                 segments = log.segments()
                 victim = segments[a % len(segments)]
+                is_last = victim is segments[-1]
                 layout = [(h.base_offset, h.next_offset, pos + h.size) for pos, h in victim.scan(0)]
                 cut = b % (victim.size + 1)
                 path = victim.log_path
@@ -94,14 +98,24 @@ def test_log_matches_model(ops):
                 log.closed = True
                 os.truncate(path, cut)
                 survivors_end = victim.base_offset
-                for _first, nxt, end in layout:
-                    if end <= cut:
+                for _first, nxt, batch_end in layout:
+                    if batch_end <= cut:
                         survivors_end = nxt
                 if layout and cut < victim.size:
-                    model = model[:survivors_end] if survivors_end < len(model) else model
-                    batches = [bt for bt in batches if bt[1] <= survivors_end]
+                    lost_end = layout[-1][1]
+                    torn = cut not in {0} | {batch_end for _f, _n, batch_end in layout}
+                    if torn or is_last:
+                        # Kafka's recovery: truncate at the torn batch and drop every later segment
+                        model = [m for m in model if m[0] < survivors_end]
+                        batches = [bt for bt in batches if bt[1] <= survivors_end]
+                        end = survivors_end
+                    else:
+                        # cut at a batch boundary of an older segment: nothing is torn, so the later
+                        # segments stay (as in Kafka) and the lost offsets become a gap
+                        model = [m for m in model if not survivors_end <= m[0] < lost_end]
+                        batches = [bt for bt in batches if not survivors_end < bt[1] <= lost_end]
                 log = Log.open(root / "p-0", CONFIG, clock=clock, clean_shutdown=False, recovery_point=0)
-            _check(log, model, batches)
+            _check(log, model, end, batches)
     finally:
         log.close()
         shutil.rmtree(root, ignore_errors=True)
