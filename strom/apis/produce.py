@@ -1,11 +1,12 @@
 """Produce (api key 0), versions 3-9: append record batches (magic 2) to partition leaders.
 
 Behaviour:
-- acks 0: append, answer nothing. acks 1: answer after the leader's append. acks -1: answer once the high
-  watermark passes the batch (immediately on a single node, the ISR being {self}), or REQUEST_TIMED_OUT
-  after `timeout_ms`; with an ISR smaller than min.insync.replicas, NOT_ENOUGH_REPLICAS and no append.
-  Other acks values: INVALID_REQUIRED_ACKS. If the ISR shrank below min.insync.replicas while waiting,
-  NOT_ENOUGH_REPLICAS_AFTER_APPEND; if leadership moved meanwhile, NOT_LEADER_OR_FOLLOWER.
+- acks 0: append, answer nothing; if any partition fails, close the connection instead (as Kafka does: the
+  client learns of the error by the disconnect). acks 1: answer after the leader's append. acks -1: answer
+  once the high watermark passes the batch (immediately on a single node, the ISR being {self}), or
+  REQUEST_TIMED_OUT after `timeout_ms`; with an ISR smaller than min.insync.replicas, NOT_ENOUGH_REPLICAS
+  and no append. Other acks values: INVALID_REQUIRED_ACKS. If the ISR shrank below min.insync.replicas
+  while waiting, NOT_ENOUGH_REPLICAS_AFTER_APPEND; if leadership moved meanwhile, NOT_LEADER_OR_FOLLOWER.
 - Batches are stored as sent (any codec); only their 61-byte headers are read (CRC-32C checked), offsets
   are assigned by rewriting the base offset, LogAppendTime is stamped when the topic asks for it (the
   response then carries it; otherwise -1).
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strom.protocol.errors import ErrorCode, KafkaError
-from strom.protocol.frames import RawResponse
+from strom.protocol.frames import CloseConnection, RawResponse
 from strom.protocol.produce_request import decode_produce_request
 from strom.protocol.record_batch import BATCH_HEADER_SIZE, parse_header
 from strom.protocol.registry import ApiSpec
@@ -188,6 +189,14 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             )
         topics.append((topic_data.name, results))
     if acks == 0:
+        # the client expects no answer, so Kafka reports a failure by closing the connection
+        failed = [(name, p) for name, results in topics for p in results if p.error_code]
+        if failed:
+            name, first = failed[0]
+            return CloseConnection(
+                f"acks=0 produce failed for {len(failed)} partition(s), first {name}-{first.index}: "
+                f"{ErrorCode(first.error_code).name}"
+            )
         return None
     return RawResponse([encode_response(ctx.api_version, topics)])
 

@@ -22,6 +22,7 @@ from strom.protocol.wire import EMPTY_TAGS, I16, I32, WireFormatError, skip_tagg
 
 __all__ = [
     "FRAME_SIZE",
+    "CloseConnection",
     "FileSlice",
     "FrameError",
     "RawResponse",
@@ -66,6 +67,14 @@ class RawResponse:
     @property
     def size(self) -> int:
         return sum(c.length if isinstance(c, FileSlice) else len(c) for c in self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """A handler's answer that sends no response and closes the connection once the responses to the
+    requests before it are written (Kafka closes on a failed acks=0 produce)."""
+
+    reason: str
 
 
 def decode_request_header(

@@ -9,6 +9,8 @@ Kafka rules implemented here:
   v0 body listing our versions (KIP-511 fallback); any other API gets an error response when its response
   schema can carry one, otherwise the connection closes, as Kafka closes on a request it cannot parse.
 - A request that does not parse closes the connection (logged once per connection).
+- A handler answering `CloseConnection` (a failed acks=0 produce) closes the connection after the responses
+  to the requests before it are written; requests read after it are dropped unanswered.
 - Backpressure: at most `MAX_IN_FLIGHT` requests per connection are read ahead of their responses, and
   every response awaits the transport's drain, so a slow reader stops us from reading its requests.
 - Record payloads of Fetch responses (`FileSlice`) go out with `loop.sendfile` (zero copy), or `os.pread`
@@ -29,6 +31,7 @@ from kio.serial import entity_writer
 
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.frames import (
+    CloseConnection,
     FileSlice,
     FrameError,
     RawResponse,
@@ -169,6 +172,9 @@ class Connection:
             return _CLOSE
         if response is None:
             return None
+        if isinstance(response, CloseConnection):
+            log.info("%s from %s: closing: %s", self.connection_id, self.client_host, response.reason)
+            return _CLOSE
         head = encode_response_header(correlation_id, resp_header_version)
         if isinstance(response, RawResponse):
             return [head, *response.chunks]
