@@ -370,24 +370,20 @@ class Partition:
                 raise RecordTooLargeError(
                     f"batch of {header.size} bytes over max.message.bytes {max_bytes} for {self.topic}"
                 )
-        if len(headers) == 1 and headers[0].has_producer_id:
-            duplicate = self.producer_state.check(headers[0])
-            if duplicate is not None:
-                return AppendResult(
-                    duplicate.first_offset, duplicate.last_offset, -1, self.log_start_offset, True
-                )
-        else:
-            for header in headers:
-                if self.producer_state.check(header) is not None:
-                    raise KafkaError(
-                        "duplicate batch inside a multi-batch request", ErrorCode.duplicate_sequence_number
-                    )
+        duplicate = self.producer_state.check_append(headers)
+        if duplicate is not None:
+            # a retry: Kafka answers the whole append with the cached batch, its timestamp as append time
+            first, last = duplicate.first_offset, duplicate.last_offset
+            return AppendResult(first, last, duplicate.timestamp, self.log_start_offset, True)
         info = self.log.append(records, leader_epoch=self.leader_epoch, headers=headers, in_place=in_place)
         offset = int(info.first_offset)
+        append_time = int(info.log_append_time)
         for header in headers:
             if header.has_producer_id:
                 last = offset + header.last_offset_delta
-                self.producer_state.update(header, offset, last, header.max_timestamp)
+                # the stored batch's max timestamp: the append time once the log stamped it
+                timestamp = append_time if append_time >= 0 else header.max_timestamp
+                self.producer_state.update(header, offset, last, timestamp)
             offset += header.last_offset_delta + 1
         self._advance_high_watermark()
         self._wake()

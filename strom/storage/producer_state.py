@@ -5,10 +5,11 @@ last sequence, first and last offset, max timestamp). A new batch is checked bef
 - an older epoch than the one we know: INVALID_PRODUCER_EPOCH (the producer was fenced);
 - a newer epoch must start at sequence 0, except for a producer we have no sequence for;
 - a batch whose sequences match one of the last 5 is a duplicate (answered as success with the offsets
-  the first copy got);
-- otherwise its first sequence must follow the last one (wrapping at 2^31-1 to 0), else
-  OUT_OF_ORDER_SEQUENCE_NUMBER. A producer id we do not know is accepted at any sequence, as Kafka does
-  since KIP-360 (its state may have been removed by retention).
+  the first copy got); in an append of several batches the first duplicate answers for all of them and
+  nothing is written, as in Kafka;
+- otherwise its first sequence must follow the last one (of this append's earlier batches, else the log's;
+  wrapping at 2^31-1 to 0), else OUT_OF_ORDER_SEQUENCE_NUMBER. A producer id we do not know is accepted
+  at any sequence, as Kafka does since KIP-360 (its state may have been removed by retention).
 
 Transactions (KIP-98): a producer's first transactional batch opens its transaction on this partition
 (`current_txn_first_offset`); a COMMIT or ABORT marker (control batch) closes it (`complete_txn`), taking
@@ -30,7 +31,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,29 +164,44 @@ class ProducerStateManager:
     # --- checking and updating ---------------------------------------------------------------------
     def check(self, header: BatchHeader) -> BatchMetadata | None:
         """Validate a batch about to be appended; the earlier copy if it is a duplicate, else None."""
-        if not header.has_producer_id or header.base_sequence < 0:
-            return None
-        entry = self.producers.get(header.producer_id)
-        if entry is None:
-            return None
-        if header.producer_epoch < entry.epoch:
-            raise InvalidProducerEpochError(
-                f"producer {header.producer_id} epoch {header.producer_epoch} is older than {entry.epoch}"
-            )
-        first_seq = header.base_sequence
-        if header.producer_epoch > entry.epoch:
-            if first_seq != 0 and entry.batches:
-                raise OutOfOrderSequenceError(
-                    f"producer {header.producer_id} new epoch {header.producer_epoch} starts at {first_seq}"
+        return self.check_append((header,))
+
+    def check_append(self, headers: Sequence[BatchHeader]) -> BatchMetadata | None:
+        """Validate a client append's batches in order, as Kafka's analyzeAndValidateProducerState does:
+        each batch must follow the one before it of the same producer, in this append or in the log. The
+        first batch that repeats one of its producer's cached batches makes the whole append a retry: its
+        cached metadata is returned and nothing may be written (Kafka answers the partition with it)."""
+        pending: dict[int, tuple[int, int]] = {}  # producer id -> (epoch, last sequence) in this append
+        for header in headers:
+            if not header.has_producer_id or header.base_sequence < 0:
+                continue
+            pid = header.producer_id
+            entry = self.producers.get(pid)
+            first_seq, last_seq = header.base_sequence, _last_seq_of(header)
+            if entry is not None and header.producer_epoch == entry.epoch:
+                duplicate = entry.find_duplicate(first_seq, last_seq)
+                if duplicate is not None:
+                    return duplicate
+            if pid in pending:
+                epoch, prev_seq = pending[pid]
+            elif entry is not None:
+                epoch, prev_seq = entry.epoch, entry.last_seq
+            else:
+                # unknown producer: any sequence (KIP-360)
+                pending[pid] = (header.producer_epoch, last_seq)
+                continue
+            if header.producer_epoch < epoch:
+                raise InvalidProducerEpochError(
+                    f"producer {pid} epoch {header.producer_epoch} is older than {epoch}"
                 )
-            return None
-        duplicate = entry.find_duplicate(first_seq, _last_seq_of(header))
-        if duplicate is not None:
-            return duplicate
-        if entry.batches and first_seq != _next_seq(entry.last_seq):
-            raise OutOfOrderSequenceError(
-                f"producer {header.producer_id}: sequence {first_seq} after {entry.last_seq}"
-            )
+            if header.producer_epoch > epoch:
+                if first_seq != 0 and prev_seq >= 0:
+                    raise OutOfOrderSequenceError(
+                        f"producer {pid} new epoch {header.producer_epoch} starts at {first_seq}"
+                    )
+            elif prev_seq >= 0 and first_seq != _next_seq(prev_seq):
+                raise OutOfOrderSequenceError(f"producer {pid}: sequence {first_seq} after {prev_seq}")
+            pending[pid] = (header.producer_epoch, last_seq)
         return None
 
     def update(self, header: BatchHeader, first_offset: int, last_offset: int, timestamp: int) -> None:

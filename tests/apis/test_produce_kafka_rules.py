@@ -120,3 +120,46 @@ async def test_successful_acks0_produce_keeps_connection(broker: EmbeddedBroker)
         assert fetched.responses[0].partitions[0].high_watermark == 2
     finally:
         await conn.close()
+
+
+async def _high_watermark(conn: BrokerConnection, topic: str) -> int:
+    fetched = await conn.request(_slow_fetch(topic, 0, 0))
+    return int(fetched.responses[0].partitions[0].high_watermark)
+
+
+async def test_multi_batch_idempotent_produce_and_its_retry(broker: EmbeddedBroker) -> None:
+    """Kafka validates a request's batches in order (each follows the one before it, in the request or
+    the log); a request holding a batch already in the log answers success for the whole partition with
+    the offsets of the first such batch, and appends nothing (UnifiedLog.analyzeAndValidateProducerState)."""
+    conn = await _connect(broker)
+    try:
+        await _create(conn, "multi")
+        pid, epoch = 4242, 0
+
+        def batch(seq: int, n: int = 2) -> bytes:
+            return build_batch(_records(n, seq), producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+
+        async def send(*batches: bytes) -> tuple[int, int, bool]:
+            resp = await conn.request(_produce("multi", list(batches)))
+            part = resp.responses[0].partition_responses[0]
+            # kio reads a log_append_time of -1 as None
+            return int(part.error_code), int(part.base_offset), part.log_append_time is not None
+
+        assert (await send(batch(0)))[:2] == (ErrorCode.none, 0)
+        # two new batches in one request: the second follows the first, not the log's last batch
+        assert (await send(batch(2), batch(4)))[:2] == (ErrorCode.none, 2)
+        assert await _high_watermark(conn, "multi") == 6
+        # the same request again: a retry, answered with the first batch's offsets
+        code, base, has_time = await send(batch(2), batch(4))
+        assert (code, base) == (ErrorCode.none, 2)
+        assert has_time, "Kafka answers a duplicate with the cached batch's timestamp"
+        # a duplicate followed by a new batch: Kafka answers the duplicate and appends nothing
+        assert (await send(batch(4), batch(6)))[:2] == (ErrorCode.none, 4)
+        assert await _high_watermark(conn, "multi") == 6
+        # so the new batch is still the next expected one
+        assert (await send(batch(6)))[:2] == (ErrorCode.none, 6)
+        # a gap inside the request is out of order, and nothing of it is appended
+        assert (await send(batch(8), batch(12)))[0] == ErrorCode.out_of_order_sequence_number
+        assert await _high_watermark(conn, "multi") == 8
+    finally:
+        await conn.close()

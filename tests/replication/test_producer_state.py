@@ -92,3 +92,22 @@ def test_corrupt_snapshot_is_ignored(tmp_path: Path) -> None:
     fresh = ProducerStateManager(tmp_path)
     assert fresh.load_snapshot(10) == 0
     assert fresh.producers == {}
+
+
+def test_append_of_several_batches_is_checked_in_order(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(_header(3, 0, 0), 0, 2, 10)
+    # each batch follows the one before it in the same append
+    assert state.check_append([_header(3, 0, 3), _header(3, 0, 6)]) is None
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check_append([_header(3, 0, 3), _header(3, 0, 9)])
+    # a new epoch inside the append restarts at 0; the old epoch after it is fenced
+    assert state.check_append([_header(3, 0, 3), _header(3, 1, 0), _header(3, 1, 3)]) is None
+    with pytest.raises(InvalidProducerEpochError):
+        state.check_append([_header(3, 1, 0), _header(3, 0, 3)])
+    # the first batch already in the log answers for the whole append, whatever follows it
+    dup = state.check_append([_header(3, 0, 0), _header(3, 0, 99)])
+    assert dup is not None and (dup.first_offset, dup.last_offset, dup.timestamp) == (0, 2, 10)
+    # a producer seen first in this append takes any first sequence, then must follow it
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check_append([_header(50, 0, 17), _header(50, 0, 21)])
