@@ -28,6 +28,7 @@ from strom.protocol.registry import ApiRegistry
 from strom.server.connection import Connection
 from strom.server.fetch_sessions import FetchSessionCache
 from strom.server.frame_protocol import FrameProtocol
+from strom.server.idle_connections import IdleConnectionSweeper
 from strom.server.producer_ids import ProducerIdManager
 
 log = logging.getLogger("strom.broker")
@@ -89,6 +90,7 @@ class Broker:
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[Connection] = set()
         self._next_connection = 0
+        self._idle_sweeper: IdleConnectionSweeper | None = None
         self._bound: tuple[str, int] | None = None
         self._advertised: tuple[str, int] | None = None
         self._stopped = asyncio.Event()
@@ -159,6 +161,12 @@ class Broker:
         await self.group_coordinator.start()
         await self.txn_coordinator.start()
         await self._server.start_serving()
+        self._idle_sweeper = IdleConnectionSweeper(
+            lambda: self._connections,
+            int(self.config.get("connections.max.idle.ms")),
+            asyncio.get_running_loop().time,
+        )
+        self._idle_sweeper.start()
         self._started = True
         log.info("broker %d listening on %s:%d", self.node_id, *self._bound)
 
@@ -170,6 +178,8 @@ class Broker:
         await self._controlled_shutdown()
         if self._server is not None:
             self._server.close()
+        if self._idle_sweeper is not None:
+            await self._idle_sweeper.stop()
         conns = list(self._connections)
         if conns:
             await asyncio.wait(

@@ -13,6 +13,8 @@ Kafka rules implemented here:
   to the requests before it are written; requests read after it are dropped unanswered.
 - Backpressure: at most `MAX_IN_FLIGHT` requests per connection are read ahead of their responses, and
   every response awaits the transport's drain, so a slow reader stops us from reading its requests.
+- `connections.max.idle.ms`: `idle_since()` tells the broker's sweep (strom.server.idle_connections) when
+  bytes last moved; a connection with a request in flight is never idle.
 - Record payloads of Fetch responses (`FileSlice`) go out with `loop.sendfile` (zero copy), or `os.pread`
   where sendfile is unavailable.
 """
@@ -73,6 +75,7 @@ class Connection:
         self._write_task: asyncio.Task[None] | None = None
         self._closing = False
         self._logged_error = False
+        self._in_flight = 0  # requests read and not yet answered
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -98,6 +101,17 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._write_task
 
+    def idle_since(self) -> float | None:
+        """When bytes last moved on this connection (the stream's clock), or None while a request awaits
+        its response: a connection with work in flight is never idle."""
+        return None if self._in_flight else self.stream.last_active
+
+    def close_idle(self) -> None:
+        """Close a connection idle past connections.max.idle.ms (Kafka closes it without a word)."""
+        log.debug("%s from %s: closing idle connection", self.connection_id, self.client_host)
+        self._closing = True
+        self._close_transport()
+
     def abort(self) -> None:
         if self._write_task is not None:
             self._write_task.cancel()
@@ -121,9 +135,11 @@ class Connection:
                 return
             if isinstance(frame, int):
                 self._log_error("request size %d over socket.request.max.bytes %d", frame, self._max_request)
+                self._in_flight += 1
                 self._queue.put_nowait(_done(_CLOSE))
                 return
             await self._slots.acquire()
+            self._in_flight += 1
             # the frame is ours: handlers may rewrite it in place (a produce's batch base offsets)
             self._queue.put_nowait(asyncio.create_task(self._handle(memoryview(frame))))
 
@@ -223,6 +239,7 @@ class Connection:
                 self._close_transport()
                 return
             finally:
+                self._in_flight -= 1
                 self._slots.release()
 
     def _drain_pending(self) -> None:

@@ -11,7 +11,8 @@ A size that is negative or over `max_request` (socket.request.max.bytes) is repo
 and nothing more is read (Kafka closes the connection). Reading pauses while `max_queued` frames wait to be
 taken (backpressure towards a client that sends faster than we serve); writing follows the transport's
 high/low water marks (`drain`). A peer's half-close (EOF) keeps the transport open so the responses to
-requests already read still go out.
+requests already read still go out. `last_active` is the (monotonic) time bytes last moved either way, for
+the idle-connection sweep (connections.max.idle.ms).
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ class FrameProtocol(asyncio.BufferedProtocol):
         on_connect: Callable[[FrameProtocol], Any],
         *,
         max_queued: int = 4,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.max_request = max_request
+        self._clock = clock  # monotonic seconds; the loop's clock unless given
+        self.last_active = 0.0  # when bytes last came in or went out (connections.max.idle.ms)
         self._on_connect = on_connect
         self._max_queued = max_queued
         self.transport: asyncio.Transport | None = None
@@ -63,7 +67,11 @@ class FrameProtocol(asyncio.BufferedProtocol):
     # --- asyncio callbacks ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.task = asyncio.get_running_loop().create_task(self._on_connect(self))
+        loop = asyncio.get_running_loop()
+        if self._clock is None:
+            self._clock = loop.time
+        self.last_active = self._clock()
+        self.task = loop.create_task(self._on_connect(self))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -90,6 +98,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
         return self._view[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.last_active = self._clock()  # type: ignore[misc]
         if self._frame is not None:
             self._filled += nbytes
             if self._filled == len(self._frame):
@@ -181,6 +190,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         # like StreamWriter: writing to a lost connection is silently dropped; drain() raises
         if self.transport is not None:
+            self.last_active = self._clock()  # type: ignore[misc]
             self.transport.write(data)
 
     async def drain(self) -> None:
