@@ -1,10 +1,11 @@
-"""ApiVersions (key 18), versions 0-3: the APIs and version ranges this broker serves (KIP-511 for v3).
+"""ApiVersions (key 18), versions 0-4: the APIs and version ranges this broker serves (KIP-511 for v3).
 
 The table is the registry itself, so advertising and implementing never disagree. A request with a version
-above 3 never reaches this handler: the connection answers it with a v0 body carrying UNSUPPORTED_VERSION
-and the table, and the client retries with a version it finds there. v3 clients send their software
+above 4 never reaches this handler: the connection answers it with a v0 body carrying UNSUPPORTED_VERSION
+and the table, and the client retries with a version it finds there. v3+ clients send their software
 name and version; Kafka checks them against `[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?` and answers
-INVALID_REQUEST when they do not match.
+INVALID_REQUEST when they do not match. v4 (KAFKA-17011; Kafka 4 serves 0-4) has v3's layout; it only lets a
+supported feature's min version be 0, and this broker lists no features.
 
 Errors: NONE, UNSUPPORTED_VERSION (from the connection), INVALID_REQUEST (v3 bad client software name).
 """
@@ -44,4 +45,4 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     return cls(error_code=error, api_keys=api_keys, throttle_time=i32Timedelta.parse(datetime.timedelta(0)))
 
 
-SPEC = ApiSpec(api_key=18, min_version=0, max_version=3, handler=handle, name="ApiVersions")
+SPEC = ApiSpec(api_key=18, min_version=0, max_version=4, handler=handle, name="ApiVersions")

@@ -29,7 +29,7 @@ def _ms(v: int) -> i32Timedelta:
 
 def test_registry_collects_data_path_apis() -> None:
     registry = build_registry()
-    for key, lo, hi in [(0, 3, 9), (1, 0, 12), (2, 1, 7), (3, 0, 12), (18, 0, 3), (22, 0, 4), (23, 2, 4)]:
+    for key, lo, hi in [(0, 3, 9), (1, 0, 12), (2, 1, 7), (3, 0, 12), (18, 0, 4), (22, 0, 4), (23, 2, 4)]:
         spec = registry.get(key)
         assert spec is not None and (spec.min_version, spec.max_version) == (lo, hi)
     assert registry.get(9999) is None
