@@ -47,7 +47,7 @@ from strom.protocol.errors import (
     RecordTooLargeError,
 )
 from strom.protocol.record_batch import BatchHeader, iter_batches, validate_batches
-from strom.storage.producer_state import ProducerStateManager
+from strom.storage.producer_state import ProducerStateManager, fsync_snapshot
 from strom.storage.txn_index import AbortedTxn
 
 log = logging.getLogger("strom.partition")
@@ -120,6 +120,8 @@ class Partition:
         self.partition_epoch = partition_epoch
         self.clock = clock
         self.producer_state = ProducerStateManager(log.dir)
+        log.on_roll = self._snapshot_at_roll
+        self._first_load = True
         self.followers: dict[int, FollowerState] = {}
         self.epoch_start_offset = log.log_end_offset
         self.pending_isr: tuple[int, ...] | None = None
@@ -153,8 +155,15 @@ class Partition:
 
     def load_producer_state(self) -> None:
         """Load the newest producer snapshot and replay the batches after it (blocking). Aborted
-        transactions found in the replay that the index lacks (an unclean stop) are added to it."""
-        start = self.producer_state.load_snapshot(self.log_end_offset)
+        transactions found in the replay that the index lacks (an unclean stop) are added to it. After an
+        unclean open the snapshot must not be above the first recovered segment (Kafka recovers each
+        segment from the snapshot at its base), so the recovered segments' indexes are rebuilt too."""
+        bound = self.log_end_offset
+        recovered = getattr(self.log, "recovered_from", None)
+        if self._first_load and recovered is not None:
+            bound = min(bound, recovered)
+        self._first_load = False
+        start = self.producer_state.load_snapshot(bound)
         start = max(start, self.log_start_offset)
         if start < self.log_end_offset:
             self.producer_state.replay(self.log.iter_batches(start), self._index_replayed_abort)
@@ -165,6 +174,28 @@ class Partition:
 
     def take_producer_snapshot(self) -> None:
         self.producer_state.take_snapshot(self.log_end_offset)
+
+    def _snapshot_at_roll(self, base_offset: int) -> None:
+        """Kafka snapshots producer state at every segment roll, named after the new segment, so a crash
+        replays only the active segment. Rolls happen inside appends, before the appending batches are
+        recorded, so the state is exactly that below `base_offset`. The file is small and written here on
+        the loop; its fsync runs off the loop (Kafka defers it to the log flush too)."""
+        try:
+            path = self.producer_state.take_snapshot(base_offset, sync=False)
+        except OSError as exc:  # a missing snapshot costs a longer replay, never the append
+            log.warning("%s-%d: producer snapshot at roll failed: %s", self.topic, self.partition, exc)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            fsync_snapshot(path)
+            return
+        loop.run_in_executor(None, fsync_snapshot, path).add_done_callback(self._fsync_done)
+
+    def _fsync_done(self, fut: asyncio.Future[None]) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:
+            log.warning("%s-%d: producer snapshot fsync failed: %s", self.topic, self.partition, exc)
 
     # --- roles -------------------------------------------------------------------------------------
     def become_leader(self, state: PartitionState) -> bool:

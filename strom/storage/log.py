@@ -150,6 +150,11 @@ class Log:
         self._dir_dirty = False
         self.last_flush_ms = 0
         self.closed = False
+        # called with the new segment's base offset after every roll (the partition's producer snapshot)
+        self.on_roll: Callable[[int], None] | None = None
+        # base of the first segment recovered at open (None: none was): its producer state and aborted
+        # transactions are rebuilt by replaying from a snapshot at or below it
+        self.recovered_from: int | None = None
 
     # opening ------------------------------------------------------------------------------------
     @classmethod
@@ -210,6 +215,8 @@ class Log:
             else:
                 need_recovery = not segment.load()
             if need_recovery:
+                if not recovered_any:
+                    self.recovered_from = base
                 recovered_any = True
                 truncated = segment.recover(self.config.max_message_bytes)
                 for _pos, header in segment.scan(0):
@@ -417,6 +424,8 @@ class Log:
         self._add_segment(segment)
         self._roll_flush_offset = base
         self._dir_dirty = True
+        if self.on_roll is not None:
+            self.on_roll(base)
         return segment
 
     # reading ------------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ Snapshots use Kafka's layout so the files interoperate: version int16 (1), crc u
 follows), int32 count, then per producer: producer_id int64, epoch int16, last_sequence int32,
 last_offset int64, offset_delta int32, timestamp int64, coordinator_epoch int32,
 current_txn_first_offset int64. A snapshot named N holds the state of every batch below offset N; on load
-the partition replays the batches from N to the log end.
+the partition replays the batches from N to the log end. As in Kafka, one is written at every segment roll
+(named after the new segment's base offset, so a crash replays only the active segment) and at clean
+shutdown; the newest few are kept.
 """
 
 from __future__ import annotations
@@ -53,12 +55,16 @@ __all__ = [
     "BatchMetadata",
     "ProducerEntry",
     "ProducerStateManager",
+    "fsync_snapshot",
     "list_snapshots",
     "read_snapshot",
     "write_snapshot",
 ]
 
 SNAPSHOT_SUFFIX = ".snapshot"
+# one per recent segment roll: the newest bounds a crash's replay to the active segment; older ones are
+# fallbacks for a snapshot torn by an OS crash or cut off by truncation
+SNAPSHOTS_TO_KEEP = 3
 SNAPSHOT_VERSION = 1
 NUM_BATCHES_TO_RETAIN = 5
 INT_MAX = 2**31 - 1
@@ -246,8 +252,11 @@ class ProducerStateManager:
                 self.update(header, header.base_offset, header.last_offset, header.max_timestamp)
 
     # --- snapshots ---------------------------------------------------------------------------------
-    def take_snapshot(self, offset: int, *, keep: int = 2) -> Path:
-        path = write_snapshot(self.dir, offset, self.producers.values())
+    def take_snapshot(self, offset: int, *, keep: int = SNAPSHOTS_TO_KEEP, sync: bool = True) -> Path:
+        """Write the state as `<offset>.snapshot` (the state of every batch below `offset`) and delete all
+        but the newest `keep` snapshots. `sync=False` leaves the fsync to the caller (`fsync_snapshot`):
+        an unsynced snapshot lost in an OS crash fails its CRC and an older one is used instead."""
+        path = write_snapshot(self.dir, offset, self.producers.values(), sync=sync)
         for old_offset, old_path in list_snapshots(self.dir)[:-keep]:
             if old_offset != offset:
                 old_path.unlink(missing_ok=True)
@@ -340,15 +349,30 @@ def decode_snapshot(data: bytes) -> dict[int, ProducerEntry]:
     return producers
 
 
-def write_snapshot(log_dir: Path, offset: int, entries: Iterable[ProducerEntry]) -> Path:
+def write_snapshot(
+    log_dir: Path, offset: int, entries: Iterable[ProducerEntry], *, sync: bool = True
+) -> Path:
     path = snapshot_path(log_dir, offset)
     tmp = path.with_suffix(".snapshot.tmp")
     with open(tmp, "wb") as fh:
         fh.write(encode_snapshot(entries))
-        fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
+
+
+def fsync_snapshot(path: Path) -> None:
+    """fsync a snapshot written with sync=False; a snapshot already deleted again is fine. Blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_snapshot(path: Path) -> dict[int, ProducerEntry]:

@@ -163,3 +163,44 @@ async def test_multi_batch_idempotent_produce_and_its_retry(broker: EmbeddedBrok
         assert await _high_watermark(conn, "multi") == 8
     finally:
         await conn.close()
+
+
+async def test_producer_snapshots_follow_rolls_and_serve_a_crash_restart(tmp_path: object) -> None:
+    """Snapshots appear at segment rolls while the broker runs; a broker started from a copy of the
+    running broker's files (a crash image: no shutdown snapshot) still recognises a retried batch."""
+    import shutil
+    from pathlib import Path
+
+    from strom.storage.producer_state import list_snapshots
+
+    first_dir = Path(str(tmp_path)) / "first"
+    crash_dir = Path(str(tmp_path)) / "crash"
+    pid = 6060
+
+    def batch(seq: int) -> bytes:
+        return build_batch(_records(3, seq), producer_id=pid, producer_epoch=0, base_sequence=seq)
+
+    async def send(conn: BrokerConnection, data: bytes) -> tuple[int, int]:
+        part = (await conn.request(_produce("rolls", [data]))).responses[0].partition_responses[0]
+        return int(part.error_code), int(part.base_offset)
+
+    async with EmbeddedBroker({"log.segment.bytes": "600"}, data_dir=first_dir) as first:
+        conn = await _connect(first)
+        try:
+            await _create(conn, "rolls")
+            for i in range(12):
+                assert await send(conn, batch(i * 3)) == (ErrorCode.none, i * 3)
+            snapshots = [offset for offset, _ in list_snapshots(first_dir / "rolls-0")]
+            assert snapshots and snapshots[-1] > 0, "a segment roll writes a producer snapshot"
+            shutil.copytree(first_dir, crash_dir)
+        finally:
+            await conn.close()
+    (crash_dir / ".kafka_cleanshutdown").unlink(missing_ok=True)
+    async with EmbeddedBroker({"log.segment.bytes": "600"}, data_dir=crash_dir) as second:
+        conn = await _connect(second)
+        try:
+            assert await send(conn, batch(11 * 3)) == (ErrorCode.none, 33)  # the retry: its first offset
+            assert (await send(conn, batch(99)))[0] == ErrorCode.out_of_order_sequence_number
+            assert await send(conn, batch(36)) == (ErrorCode.none, 36)
+        finally:
+            await conn.close()

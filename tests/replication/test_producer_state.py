@@ -111,3 +111,93 @@ def test_append_of_several_batches_is_checked_in_order(tmp_path: Path) -> None:
     # a producer seen first in this append takes any first sequence, then must follow it
     with pytest.raises(OutOfOrderSequenceError):
         state.check_append([_header(50, 0, 17), _header(50, 0, 21)])
+
+
+def _idempotent_batch(pid: int, seq: int, n: int = 3) -> bytes:
+    records = [Record(i, 0, b"k", b"v" * 40) for i in range(n)]
+    return build_batch(records, producer_id=pid, producer_epoch=0, base_sequence=seq)
+
+
+async def test_snapshot_at_every_roll_bounds_crash_replay(tmp_path: Path) -> None:
+    from strom.config import LogConfig
+    from strom.replication.partition import Partition
+    from strom.storage.log import Log
+
+    log_dir = tmp_path / "t-0"
+    log = Log.open(log_dir, LogConfig(segment_bytes=700))
+    part = Partition("t", 0, log, node_id=1, leader_epoch=0, clock=lambda: 1000.0)
+    for i in range(20):
+        part.append_as_leader(_idempotent_batch(9, i * 3), acks=1)
+    bases = [segment.base_offset for segment in log.segments()]
+    assert len(bases) >= 5, "the test needs several rolls"
+    # one snapshot per roll, named after the new segment; only the newest few are kept
+    assert [offset for offset, _ in list_snapshots(log_dir)] == bases[-3:]
+    newest = read_snapshot(log_dir / f"{bases[-1]:020d}.snapshot")
+    assert newest[9].batches[-1].last_offset == bases[-1] - 1  # the state below the new segment
+    log.flush()
+
+    # a crash: no shutdown snapshot; recovery replays the active segment only
+    reopened = Log.open(log_dir, LogConfig(segment_bytes=700), recovery_point=log.log_end_offset)
+    replayed_from: list[int] = []
+    real_iter = reopened.iter_batches
+
+    def spy(start_offset: int = 0):  # type: ignore[no-untyped-def]
+        replayed_from.append(start_offset)
+        return real_iter(start_offset)
+
+    reopened.iter_batches = spy  # type: ignore[method-assign]
+    after = Partition("t", 0, reopened, node_id=1, leader_epoch=0, clock=lambda: 1000.0)
+    after.load_producer_state()
+    assert replayed_from == [bases[-1]]
+    retry = after.append_as_leader(_idempotent_batch(9, 19 * 3), acks=1)
+    assert retry.duplicate and retry.last_offset == reopened.log_end_offset - 1
+    with pytest.raises(OutOfOrderSequenceError):
+        after.append_as_leader(_idempotent_batch(9, 99), acks=1)
+    assert not after.append_as_leader(_idempotent_batch(9, 20 * 3), acks=1).duplicate
+    reopened.close()
+    log.close()
+
+
+def test_torn_newest_snapshot_falls_back_to_an_older_one(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(_header(4, 0, 0), 0, 2, 1)
+    state.take_snapshot(3, sync=False)
+    state.update(_header(4, 0, 3), 3, 5, 2)
+    newest = state.take_snapshot(6, sync=False)
+    newest.write_bytes(newest.read_bytes()[:-5])  # an unsynced write cut by an OS crash
+    fresh = ProducerStateManager(tmp_path)
+    assert fresh.load_snapshot(log_end_offset=10) == 3
+    assert fresh.producers[4].last_seq == 2
+
+
+async def test_unclean_open_replays_from_the_first_recovered_segment(tmp_path: Path) -> None:
+    """Kafka recovers each segment after the recovery point from the snapshot at its base: the replay
+    must cover every recovered segment, so their aborted-transaction indexes are rebuilt too."""
+    from strom.config import LogConfig
+    from strom.replication.partition import Partition
+    from strom.storage.log import Log
+
+    log_dir = tmp_path / "t-0"
+    log = Log.open(log_dir, LogConfig(segment_bytes=700))
+    part = Partition("t", 0, log, node_id=1, leader_epoch=0, clock=lambda: 1000.0)
+    for i in range(12):
+        part.append_as_leader(_idempotent_batch(9, i * 3), acks=1)
+    bases = [segment.base_offset for segment in log.segments()]
+    assert len(bases) >= 3
+    log.flush()
+    log.close()
+    reopened = Log.open(log_dir, LogConfig(segment_bytes=700), recovery_point=bases[-2] + 1)
+    assert reopened.recovered_from == bases[-2]
+    replayed_from: list[int] = []
+    real_iter = reopened.iter_batches
+
+    def spy(start_offset: int = 0):  # type: ignore[no-untyped-def]
+        replayed_from.append(start_offset)
+        return real_iter(start_offset)
+
+    reopened.iter_batches = spy  # type: ignore[method-assign]
+    after = Partition("t", 0, reopened, node_id=1, leader_epoch=0, clock=lambda: 1000.0)
+    after.load_producer_state()
+    assert replayed_from == [bases[-2]]
+    assert after.append_as_leader(_idempotent_batch(9, 11 * 3), acks=1).duplicate
+    reopened.close()
