@@ -47,7 +47,7 @@ from strom.protocol.errors import (
     RecordTooLargeError,
 )
 from strom.protocol.record_batch import BatchHeader, iter_batches, validate_batches
-from strom.storage.producer_state import ProducerStateManager, fsync_snapshot
+from strom.storage.producer_state import ProducerStateManager, fsync_snapshot, list_snapshots
 from strom.storage.txn_index import AbortedTxn
 
 log = logging.getLogger("strom.partition")
@@ -173,7 +173,16 @@ class Partition:
             self.log.append_aborted_txn(entry)
 
     def take_producer_snapshot(self) -> None:
-        self.producer_state.take_snapshot(self.log_end_offset)
+        """Snapshot the producer state at the log end (clean shutdown), unless the newest snapshot is
+        already there or the log is empty: both make the next start's replay free, and skipping them
+        keeps a restart of many idle partitions from paying two fsyncs each."""
+        leo = self.log_end_offset
+        if leo <= self.log.log_start_offset and not self.producer_state.producers:
+            return
+        snapshots = list_snapshots(self.log.dir)
+        if snapshots and snapshots[-1][0] == leo:
+            return
+        self.producer_state.take_snapshot(leo)
 
     def _snapshot_at_roll(self, base_offset: int) -> None:
         """Kafka snapshots producer state at every segment roll, named after the new segment, so a crash

@@ -245,7 +245,10 @@ class Log:
             self.recovery_point = leo
         else:
             self.recovery_point = min(max(recovery_point, 0), leo)
-        self.leader_epoch_cache.truncate_from_end(leo)
+        if not clean_shutdown or recovered_any:
+            # after a clean shutdown the checkpoint matches the log already; rewriting it would cost an
+            # fsync per partition on every restart (an epoch starting at an empty log's end is kept)
+            self.leader_epoch_cache.truncate_from_end(leo)
         self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
         self.aborted_txns.load(self._bases)
         self.aborted_txns.truncate_to(leo)
