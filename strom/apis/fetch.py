@@ -455,6 +455,12 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
         ]
         wanted = [w for w, _ in keep]
         responses = [r for _, r in keep]
+    traffic = ctx.broker.metrics.traffic
+    if traffic is not None:
+        follower = params.replica_id >= 0
+        for item, resp in zip(wanted, responses, strict=True):
+            if resp.size:
+                traffic.record_fetch(item.topic, resp.size, follower)
     return RawResponse(encode_response(version, _group(wanted, responses), session_id=response_session_id))
 
 

@@ -140,6 +140,7 @@ async def _produce_partition(
         result.error_code = verify_error
         result.log_start_offset = part.log_start_offset
         return result
+    size = len(records)
     try:
         # the records are a view of this request's own frame, used for nothing after the append
         appended = part.append_as_leader(records, acks=acks, in_place=True)
@@ -152,6 +153,10 @@ async def _produce_partition(
         log.exception("append to %s-%d failed", topic, index)
         result.error_code = ErrorCode.unknown_server_error
         return result
+    traffic = broker.metrics.traffic
+    if traffic is not None:
+        # validated batches hold one record per offset (records_count == last_offset_delta + 1)
+        traffic.record_produce(topic, appended.last_offset - appended.first_offset + 1, size)
     result.base_offset = appended.first_offset
     result.log_append_time = appended.log_append_time
     result.log_start_offset = appended.log_start_offset
