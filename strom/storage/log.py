@@ -457,14 +457,7 @@ class Log:
     def _slice_from(
         self, segment: Segment, position: int, first: BatchHeader, max_bytes: int, upper: int, min_one: bool
     ) -> LogSlice:
-        length = 0
-        for pos, header in segment.scan(position):
-            if header.last_offset >= upper:
-                break
-            end = pos + header.size - position
-            if end > max_bytes and not (min_one and length == 0):
-                break
-            length = end
+        length = segment.slice_length(position, first, max_bytes, upper, min_one)
         return LogSlice(segment.read_file, position, length, first.base_offset)
 
     def _empty_slice(self, offset: int) -> LogSlice:

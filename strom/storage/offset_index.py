@@ -89,6 +89,16 @@ class OffsetIndex(IndexFile):
             return self.base_offset, 0
         return self.base_offset + self._offsets[i], self._positions[i]
 
+    def lookup_span(self, offset: int) -> tuple[int, int]:
+        """(position of `lookup(offset)`, position of the entry after it or -1 if none).
+
+        The batch holding `offset` starts in [first, second] when second >= 0: the later entry's batch
+        has a last offset > `offset`, so a reader needs the headers of at most that span."""
+        i = bisect.bisect_right(self._offsets, offset - self.base_offset) - 1
+        start = self._positions[i] if i >= 0 else 0
+        following = self._positions[i + 1] if i + 1 < len(self._positions) else -1
+        return start, following
+
     def lookup_position(self, position: int) -> tuple[int, int]:
         """(offset, position) of the greatest entry whose position is <= `position`, or (base, 0)."""
         i = bisect.bisect_right(self._positions, position) - 1

@@ -42,6 +42,10 @@ SWAP_SUFFIX = ".swap"
 _SCAN_CHUNK = 16 * 1024
 _RECOVERY_CHUNK = 8 * 1024 * 1024
 _INT32_MAX = 2**31 - 1
+# a batch bigger than this leaves few headers per chunk: the scan reads the next header alone
+_BIG_BATCH = _SCAN_CHUNK // 4
+# a span of headers up to this wide is read with one pread (it holds many small batches or few others)
+_SPAN_READ = 8 * 1024
 
 
 def segment_name(base_offset: int) -> str:
@@ -259,18 +263,35 @@ class Segment:
     def pread(self, length: int, position: int) -> bytes:
         return os.pread(self._fd, length, position)
 
-    def scan(self, position: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+    def scan(
+        self,
+        position: int = 0,
+        end: int | None = None,
+        *,
+        span_end: int | None = None,
+        big_batches: bool = False,
+    ) -> Iterator[tuple[int, BatchHeader]]:
         """Yield (position, header) of whole batches from `position` up to `end` (default: file end).
 
-        Reads headers only, in chunks, so small batches cost one pread per chunk and large ones one
-        pread each."""
+        Reads headers, not payloads: while batches are small one pread serves many headers; after a
+        batch bigger than _BIG_BATCH the next read is that header alone (61 bytes), so big batches never
+        cost a chunk of payload each. A caller that knows the headers it needs all start before
+        `span_end` says so: a narrow span (at most _SPAN_READ) is then read in one pread, a wide one
+        starts with a lone header (a wide span between index entries means big batches), and no read
+        goes past it. `big_batches` (the caller has seen big batches here) starts with a lone header."""
         limit = self.size if end is None else min(end, self.size)
         buf = b""
         buf_start = position
+        if span_end is None:
+            read_size = _SCAN_CHUNK
+        else:
+            read_size = span_end - position + BATCH_HEADER_SIZE
+            if read_size > _SPAN_READ or big_batches:
+                read_size = BATCH_HEADER_SIZE
         while position + BATCH_HEADER_SIZE <= limit:
             offset_in_buf = position - buf_start
             if offset_in_buf < 0 or len(buf) - offset_in_buf < BATCH_HEADER_SIZE:
-                buf = os.pread(self._fd, min(_SCAN_CHUNK, limit - position), position)
+                buf = os.pread(self._fd, min(max(read_size, BATCH_HEADER_SIZE), limit - position), position)
                 buf_start = position
                 offset_in_buf = 0
                 if len(buf) < BATCH_HEADER_SIZE:
@@ -280,15 +301,56 @@ class Segment:
                 return
             yield position, header
             position += header.size
+            if header.size > _BIG_BATCH:
+                read_size = BATCH_HEADER_SIZE
+            elif span_end is None:
+                read_size = _SCAN_CHUNK
+            else:
+                read_size = min(_SCAN_CHUNK, span_end - position + BATCH_HEADER_SIZE)
 
     def find_batch(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
-        """The first batch whose last offset is >= `offset`, starting the scan at the index entry."""
-        _, pos = self.offset_index.lookup(offset)
+        """The first batch whose last offset is >= `offset`, starting the scan at the index entry.
+
+        That batch starts at or before the next index entry's position, so the headers to read span
+        at most about one index interval: a single pread when the span is small."""
+        pos, following = self.offset_index.lookup_span(offset)
         pos = max(pos, start_position)
-        for position, header in self.scan(pos):
+        for position, header in self.scan(pos, span_end=following if following >= pos else self.size):
             if header.last_offset >= offset:
                 return position, header
         return None
+
+    def slice_length(
+        self, position: int, first: BatchHeader, max_bytes: int, upper: int, min_one: bool
+    ) -> int:
+        """Bytes of the longest run of whole batches from `position` (where batch `first` starts) whose
+        last offsets are below `upper` and which fit in `max_bytes`; when none fits, the first batch
+        alone if `min_one` (KIP-74) and it is below `upper`.
+
+        Bounded without walking the run: the segment's next offset says whether `upper` falls inside
+        it (then the index finds that batch), the size says whether the rest fits, and otherwise the
+        index entry at or before `position + max_bytes` leaves at most one interval of headers to read.
+        """
+        if first.last_offset >= upper:
+            return 0
+        end = self.size
+        if self.next_offset > upper:
+            found = self.find_batch(upper, position)
+            if found is not None:
+                end = found[0]
+        if end - position <= max_bytes:
+            return end - position
+        target = position + max_bytes
+        _, from_pos = self.offset_index.lookup_position(target)
+        from_pos = max(from_pos, position)
+        length = from_pos - position
+        for pos, header in self.scan(from_pos, end, span_end=target, big_batches=first.size > _BIG_BATCH):
+            if pos + header.size > target:
+                break
+            length = pos + header.size - position
+        if length == 0 and min_one:
+            return first.size
+        return length
 
     def position_of(self, offset: int) -> int:
         """File position of the first batch whose last offset is >= `offset`; the size if none."""
