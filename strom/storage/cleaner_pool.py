@@ -75,6 +75,9 @@ class _Worker:
             close_fds=True,
         )
         self.busy = False
+        # set once the worker has answered a frame: before that its SIGUSR1 handler may not be installed
+        # yet, and SIGUSR1's default action would kill it
+        self.ready = False
 
     @property
     def pid(self) -> int:
@@ -83,7 +86,9 @@ class _Worker:
     def run(self, job: object) -> object:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         write_frame(self.proc.stdin, job)
-        return read_frame(self.proc.stdout)
+        reply = read_frame(self.proc.stdout)
+        self.ready = True
+        return reply
 
     def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
         with contextlib.suppress(OSError):
@@ -163,7 +168,7 @@ class CleanerPool:
     def abort(self) -> None:
         """Make passes in flight stop at their next batch."""
         with self._lock:
-            busy = [w for w in self._all if w.busy]
+            busy = [w for w in self._all if w.busy and w.ready]
         for worker in busy:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGUSR1)
