@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,7 @@ _INT32_MAX = 2**31 - 1
 _BIG_BATCH = _SCAN_CHUNK // 4
 # a span of headers up to this wide is read with one pread (it holds many small batches or few others)
 _SPAN_READ = 8 * 1024
+_LENGTH = struct.Struct(">i")  # batchLength, the int32 after the 8-byte base offset
 
 
 def segment_name(base_offset: int) -> str:
@@ -342,15 +344,35 @@ class Segment:
             return end - position
         target = position + max_bytes
         _, from_pos = self.offset_index.lookup_position(target)
-        from_pos = max(from_pos, position)
-        length = from_pos - position
-        for pos, header in self.scan(from_pos, end, span_end=target, big_batches=first.size > _BIG_BATCH):
-            if pos + header.size > target:
-                break
-            length = pos + header.size - position
+        length = self._last_boundary(max(from_pos, position), target, first.size > _BIG_BATCH) - position
         if length == 0 and min_one:
             return first.size
         return length
+
+    def _last_boundary(self, pos: int, target: int, big_batches: bool) -> int:
+        """The last batch boundary at or before `target`, walking from the batch boundary `pos` (at most
+        about one index interval before it) by the 12-byte offset+length prefixes alone: one pread of
+        the span when it is narrow and batches are small, else a 12-byte pread per batch."""
+        buf = b""
+        buf_start = pos
+        while pos + LOG_OVERHEAD <= target:
+            at = pos - buf_start
+            if len(buf) - at < LOG_OVERHEAD:
+                want = target - pos + LOG_OVERHEAD
+                if big_batches or want > _SPAN_READ:
+                    want = LOG_OVERHEAD
+                buf = os.pread(self._fd, min(want, self.size - pos), pos)
+                buf_start = pos
+                at = 0
+                if len(buf) < LOG_OVERHEAD:
+                    break
+            (batch_length,) = _LENGTH.unpack_from(buf, at + LOG_OVERHEAD - 4)
+            size = batch_length + LOG_OVERHEAD
+            if batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD or pos + size > target:
+                break
+            pos += size
+            big_batches = size > _BIG_BATCH
+        return pos
 
     def position_of(self, offset: int) -> int:
         """File position of the first batch whose last offset is >= `offset`; the size if none."""

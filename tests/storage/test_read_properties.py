@@ -145,3 +145,24 @@ def test_fetch_reads_headers_not_payloads(tmp_path: Path, monkeypatch: pytest.Mo
         assert sum(read_bytes) <= 8 * 61, read_bytes
     finally:
         log.close()
+
+
+def test_fetch_of_small_batches_takes_few_preads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small batches: finding the start and the max_bytes boundary take about one pread each, each
+    within one index span, not one per batch."""
+    log = _build(tmp_path, [(2, 50, False)] * 400, LogConfig(index_interval_bytes=4096))
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def counting_pread(fd: int, length: int, position: int) -> bytes:
+        reads.append(length)
+        return real_pread(fd, length, position)
+
+    try:
+        monkeypatch.setattr(os, "pread", counting_pread)
+        piece = log.read(101, 30_000)
+        monkeypatch.undo()
+        assert 29_000 < piece.length <= 30_000
+        assert len(reads) <= 4 and max(reads) <= 8 * 1024 + 61, reads
+    finally:
+        log.close()
