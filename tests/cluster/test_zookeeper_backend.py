@@ -327,8 +327,14 @@ async def test_preferred_election_and_not_controller(trio, converge) -> None:
     assert trio[0].image.partition("pref", 0).leader_epoch == state.leader_epoch + 1
 
 
-async def test_auto_rebalance_restores_preferred_leaders(make_backend, converge) -> None:
-    backends = [make_backend(i, leader_imbalance_check_interval_seconds="1") for i in (1, 2)]
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_auto_rebalance_restores_preferred_leaders(make_backend, converge, enabled: bool) -> None:
+    backends = [
+        make_backend(
+            i, leader_imbalance_check_interval_seconds="1", auto_leader_rebalance_enable=str(enabled).lower()
+        )
+        for i in (1, 2)
+    ]
     for backend in backends:
         await backend.start()
     await converge(backends, lambda im: len(im.brokers) == 2)
@@ -342,7 +348,12 @@ async def test_auto_rebalance_restores_preferred_leaders(make_backend, converge)
     await controller.alter_isr(
         "bal", 0, moved.leader_epoch, [controller.node_id, other.node_id], moved.partition_epoch
     )
-    await converge(backends, lambda im: (im.partition("bal", 0) or moved).leader == other.node_id)
+    if enabled:
+        await converge(backends, lambda im: (im.partition("bal", 0) or moved).leader == other.node_id)
+    else:
+        await asyncio.sleep(2.5)  # two imbalance checks pass; with the flag off neither moves the leader
+        state = controller.image.partition("bal", 0)
+        assert state is not None and state.leader == controller.node_id
 
 
 async def test_images_converge_after_a_burst(trio, converge) -> None:
