@@ -20,6 +20,7 @@ from strom.storage.swap import swap_in
 REPO = Path(__file__).resolve().parents[2]
 TS = 1_700_000_000_000
 GROUPED = dataclasses.replace(COMPACT, segment_bytes=4000)  # lets the pass merge the small segments
+STOP_STEPS = range(0, 10)
 
 # Builds the same log as `build`, cleans it and dies (os._exit: no cleanup, no close) at step N.
 CHILD = r"""
@@ -81,6 +82,7 @@ def test_step_names_cover_every_rename(tmp_path: Path) -> None:
         f"old-deleted-{i}" for i in range(len(names) - 5)
     ]
     assert names[-4:] == ["swap-to-live-.log", "swap-to-live-.index", "swap-to-live-.timeindex", "replaced"]
+    assert len(names) <= max(STOP_STEPS), "the crash test must stop at every step of the swap"
 
 
 def _check_consistent(directory: Path, written: list[tuple[int, bytes, bytes | None]]) -> None:
@@ -101,7 +103,7 @@ def _check_consistent(directory: Path, written: list[tuple[int, bytes, bytes | N
         log.close()
 
 
-@pytest.mark.parametrize("stop_at", range(0, 10))
+@pytest.mark.parametrize("stop_at", STOP_STEPS)
 def test_kill_at_every_swap_step_recovers(tmp_path: Path, stop_at: int) -> None:
     total = len(count_steps(tmp_path))
     if stop_at > total:
