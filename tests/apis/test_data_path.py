@@ -242,3 +242,14 @@ async def test_producer_state_survives_restart(tmp_path: object) -> None:
         assert part.error_code == ErrorCode.out_of_order_sequence_number
         assert (await _fetch(conn, "restart", 0)).high_watermark == 2
         await conn.close()
+
+
+async def test_metadata_without_auto_create_answers_unknown_topic() -> None:
+    async with EmbeddedBroker({"auto.create.topics.enable": "false"}) as embedded:
+        conn = await _connect(embedded)
+        try:
+            resp = await conn.request(MetadataRequestV1(topics=(MetadataTopicV1(name="absent"),)))
+            assert resp.topics[0].error_code == ErrorCode.unknown_topic_or_partition
+            assert "absent" not in embedded.broker.metadata.image.topics
+        finally:
+            await conn.close()
