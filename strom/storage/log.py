@@ -13,6 +13,9 @@
 - Retention deletes whole non-active segments (retention.ms by largest timestamp, retention.bytes, log
   start offset); DeleteRecords (KIP-107) moves the log start offset. Deleted segments are renamed to
   `.deleted` and removed after file.delete.delay.ms.
+- flush.messages makes the log due for a flush once that many messages are unflushed; the append never
+  fsyncs itself (it runs on the event loop): it calls `schedule_flush`, and the owner runs `flush` in a
+  worker thread (without an owner, `flush_due` reports it to whoever polls).
 - Recovery after an unclean stop re-reads segments from the recovery point, truncates at the first torn
   or corrupt batch and rebuilds indexes; a clean open only loads indexes.
 - Aborted transactions (KIP-98) are kept in `.txnindex` files (`aborted_txns`,
@@ -152,6 +155,9 @@ class Log:
         self.closed = False
         # called with the new segment's base offset after every roll (the partition's producer snapshot)
         self.on_roll: Callable[[int], None] | None = None
+        # called after an append that leaves flush.messages or more unflushed: the owner flushes off the
+        # loop thread (the recovery point moves when that fsync completes)
+        self.schedule_flush: Callable[[], None] | None = None
         # base of the first segment recovered at open (None: none was): its producer state and aborted
         # transactions are rebuilt by replaying from a snapshot at or below it
         self.recovered_from: int | None = None
@@ -375,8 +381,8 @@ class Log:
             valid_bytes=total,
             headers=headers,
         )
-        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
-            self.flush()  # flush.messages: the topic asked for an fsync this often
+        if self.schedule_flush is not None and self.flush_messages_due:
+            self.schedule_flush()
         return info
 
     def _check_leader_rules(
@@ -679,9 +685,17 @@ class Log:
             return len(self._pending_deletes)
 
     # flushing and lifecycle ---------------------------------------------------------------------
+    @property
+    def flush_messages_due(self) -> bool:
+        """flush.messages or more messages are above the recovery point (Kafka flushes after N)."""
+        unflushed = self.log_end_offset - self.recovery_point
+        return unflushed > 0 and unflushed >= self.config.flush_messages
+
     def flush_due(self, now_ms: int) -> int | None:
-        """The offset a flush should reach now (a roll happened, or flush.ms passed with unflushed
-        data), or None."""
+        """The offset a flush should reach now (flush.messages reached, a roll happened, or flush.ms
+        passed with unflushed data), or None."""
+        if self.flush_messages_due:
+            return self.log_end_offset
         if self._roll_flush_offset is not None:
             target = self._roll_flush_offset
             if (

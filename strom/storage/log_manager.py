@@ -11,13 +11,15 @@ in a worker thread and starts the periodic tasks: retention every log.retention.
 flushes (segments rolled, flush.ms), and checkpoints every log.flush.offset.checkpoint.interval.ms;
 then the log cleaner (strom.storage.cleaner_manager) for compacted topics.
 Log mutations (retention deciding what to delete) run on the event loop; fsync and file removal run
-through asyncio.to_thread.
+through asyncio.to_thread. A log that reaches flush.messages asks for a flush at once (`Log.schedule_flush`):
+a task flushes it in a worker thread, and flushes of one log never overlap (one lock per log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -76,6 +78,9 @@ class LogManager:
         self._pending_dir_deletes: list[tuple[int, Path]] = []
         self._pending_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        # flush.messages flushes in progress, and one lock per log so no two flushes of it overlap
+        self._flush_tasks: dict[Log, asyncio.Task[None]] = {}
+        self._flush_locks: dict[Log, asyncio.Lock] = {}
         self.loaded = False
         self.had_clean_shutdown = True
         self.cleaner: LogCleaner | None = None
@@ -122,6 +127,7 @@ class LogManager:
                 key = (log.topic, log.partition)
                 self._logs[key] = log
                 self._log_dir_of[key] = log_dir
+                log.schedule_flush = functools.partial(self._request_flush, log)
         # remove the markers only once every log is open: a crash while loading recovers again
         for log_dir in self.log_dirs:
             with contextlib.suppress(FileNotFoundError):
@@ -189,6 +195,7 @@ class LogManager:
             write_partition_metadata(log.dir / PARTITION_METADATA, topic_id)
         self._logs[key] = log
         self._log_dir_of[key] = log_dir
+        log.schedule_flush = functools.partial(self._request_flush, log)
         return log
 
     def delete_log(self, topic: str, partition: int) -> None:
@@ -199,6 +206,8 @@ class LogManager:
         self._log_dir_of.pop(key, None)
         if log is None:
             return
+        log.schedule_flush = None
+        self._flush_locks.pop(log, None)
         log.close()
         target = log.dir.with_name(f"{log.dir.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
         try:
@@ -247,7 +256,43 @@ class LogManager:
         for log in list(self._logs.values()):
             target = log.flush_due(now)
             if target is not None and not log.closed:
-                await asyncio.to_thread(log.flush, target)
+                await self._flush(log, target)
+
+    async def _flush(self, log: Log, target: int | None = None) -> None:
+        """`log.flush(target)` in a worker thread, never overlapping another flush of the same log."""
+        lock = self._flush_locks.setdefault(log, asyncio.Lock())
+        async with lock:
+            if log.closed:
+                return
+            future = asyncio.get_running_loop().run_in_executor(None, log.flush, target)
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # the thread cannot be stopped: hold the lock until it ends so no second flush starts
+                await asyncio.wait([future])
+                raise
+
+    def _request_flush(self, log: Log) -> None:
+        """`Log.schedule_flush`: flush.messages reached. Called on the loop thread inside an append."""
+        task = self._flush_tasks.get(log)
+        if task is not None and not task.done():
+            return  # the running task checks again when its flush ends
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # used without a loop (blocking tools): the log stays due for whoever flushes it
+        self._flush_tasks[log] = loop.create_task(self._flush_while_due(log))
+
+    async def _flush_while_due(self, log: Log) -> None:
+        try:
+            # appends during a flush may make the log due again; one task covers them all
+            while not log.closed and log.flush_messages_due:
+                await self._flush(log)
+        except Exception:  # the next append or periodic check tries again
+            _log.exception("flush of %s-%d failed", log.topic, log.partition)
+        finally:
+            if self._flush_tasks.get(log) is asyncio.current_task():
+                del self._flush_tasks[log]
 
     async def _every(self, interval_ms: int, work: Callable[[], object]) -> None:
         interval = max(interval_ms, 1) / 1000
@@ -298,6 +343,10 @@ class LogManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await asyncio.gather(*self._flush_tasks.values(), return_exceptions=True)
+        for lock in list(self._flush_locks.values()):
+            async with lock:  # a flush thread still running ends before shutdown flushes again
+                pass
         await asyncio.to_thread(self.shutdown)
 
     def shutdown(self) -> None:
