@@ -4,8 +4,10 @@ Starting point per partition: `--offset` (a number, `earliest` or `latest`; nega
 the end, as kcat's `-o -N`), else the group's committed offset with `--group`, else the beginning with
 `--from-beginning`, else the end. `--max-messages` and `--timeout-ms` (idle time) end the run, so does
 `--exit` once every partition is caught up (kcat `-e`). `--isolation-level read_committed` reads only up
-to the last stable offset. With `--group` the consumed positions are committed on exit (a simple,
-non-member commit: the group does not see this consumer as a member).
+to the last stable offset and drops the records of aborted transactions (KIP-98); transaction markers
+(control batches) are never printed, whatever the isolation level. With `--group` the consumed
+positions are committed on exit (a simple, non-member commit: the group does not see this consumer as a
+member).
 
 `--format` is `text` (the value, one per line), `json` (one object per line) or a kcat format string:
 %t topic, %p partition, %o offset, %k key, %v value, %T timestamp (ms), %h headers (k=v,k=v),
@@ -19,6 +21,7 @@ import base64
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,7 @@ import click
 
 from strom.cli.common import bootstrap_option, command_config_option, fail, resolve_connection, run
 from strom.client.cluster import ClusterClient
+from strom.protocol.control_records import ABORT, marker_type
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.record_batch import iter_batches
 from strom.protocol.records import decode_records
@@ -45,13 +49,41 @@ class Message:
     headers: list[tuple[str, bytes | None]]
 
 
-def decode_messages(topic: str, partition: int, data: bytes, start: int) -> list[Message]:
-    """The records of fetched batches at or after `start`; control batches and a partial tail are
-    skipped."""
+def decode_messages(
+    topic: str,
+    partition: int,
+    data: bytes,
+    start: int,
+    aborted: Iterable[tuple[int, int]] = (),
+) -> list[Message]:
+    """The records of fetched batches at or after `start`. Control batches (transaction markers) are
+    never records, and a partial tail is skipped.
+
+    `aborted` is the Fetch response's aborted transactions, (producer id, first offset), as a
+    read_committed fetch returns them. As Kafka's consumer does (KIP-98), walking the batches in offset
+    order, a producer becomes aborted once a batch reaches the first offset of one of its aborted
+    transactions, its transactional batches are dropped from then on, and its ABORT marker ends that.
+    """
+    pending = sorted(aborted, key=lambda txn: txn[1])
+    next_pending = 0
+    aborted_producers: set[int] = set()
     out: list[Message] = []
     view = memoryview(data)
     for pos, header in iter_batches(view):
-        if header.is_control or header.last_offset < start:
+        # batches before `start` still go through this bookkeeping: a transaction aborted there may
+        # reach past `start`, and its marker may lie before it
+        while next_pending < len(pending) and pending[next_pending][1] <= header.last_offset:
+            aborted_producers.add(pending[next_pending][0])
+            next_pending += 1
+        if header.is_control:
+            if header.producer_id in aborted_producers and (
+                marker_type(view[pos : pos + header.size]) == ABORT
+            ):
+                aborted_producers.discard(header.producer_id)
+            continue
+        if header.is_transactional and header.producer_id in aborted_producers:
+            continue
+        if header.last_offset < start:
             continue
         log_append = header.timestamp_type == 1
         for record in decode_records(view[pos : pos + header.size]):
@@ -240,10 +272,13 @@ async def _poll(
         )
         got_any = False
         caught_up = True
-        for p, (hw, lso, data) in zip(partitions, results, strict=True):
-            before = positions[p]
-            for message in decode_messages(topic, p, data, positions[p]):
+        for p, fetched in zip(partitions, results, strict=True):
+            data = fetched.records
+            aborted = fetched.aborted_transactions if isolation == 1 else ()
+            complete = True
+            for message in decode_messages(topic, p, data, positions[p], aborted):
                 if max_messages is not None and state.printed >= max_messages:
+                    complete = False
                     break
                 try:
                     emit(message)
@@ -252,12 +287,14 @@ async def _poll(
                 state.printed += 1
                 positions[p] = message.offset + 1
                 got_any = True
-            end = lso if isolation == 1 and lso >= 0 else hw
-            if data and positions[p] == before < end:
-                # batches without visible records (control batches, compacted gaps): step past them
-                last = [h.last_offset for _pos, h in iter_batches(memoryview(data))]
+            if complete:
+                # batches without visible records (markers, aborted data, compacted gaps) after the
+                # last printed record: step past them
+                last = [h.next_offset for _pos, h in iter_batches(memoryview(data))]
                 if last:
-                    positions[p] = max(positions[p], last[-1] + 1)
+                    positions[p] = max(positions[p], last[-1])
+            hw, lso = fetched.high_watermark, fetched.last_stable_offset
+            end = lso if isolation == 1 and lso >= 0 else hw
             if positions[p] < end:
                 caught_up = False
         if exit_at_end and caught_up:

@@ -18,7 +18,7 @@ from typing import Any
 from strom.client.connection import BrokerConnection
 from strom.protocol.errors import ErrorCode, KafkaError
 
-__all__ = ["ClusterClient", "parse_bootstrap", "raise_for_error"]
+__all__ = ["ClusterClient", "FetchedPartition", "parse_bootstrap", "raise_for_error"]
 
 _ZERO_UUID = uuid.UUID(int=0)
 
@@ -66,6 +66,17 @@ class TopicMeta:
     internal: bool
     error_code: int
     partitions: dict[int, PartitionMeta]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPartition:
+    """One partition of a Fetch response. `aborted_transactions` is (producer id, first offset) of each
+    transaction aborted within the returned range; the broker fills it only for read_committed (KIP-98)."""
+
+    high_watermark: int
+    last_stable_offset: int
+    records: bytes
+    aborted_transactions: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,9 +410,9 @@ class ClusterClient:
         max_bytes: int = 1 << 20,
         max_wait_ms: int = 500,
         isolation_level: int = 0,
-    ) -> tuple[int, int, bytes]:
-        """Fetch v12 (sessionless) of one partition from its leader: (high watermark, last stable
-        offset, record batch bytes)."""
+    ) -> FetchedPartition:
+        """Fetch v12 (sessionless) of one partition from its leader: its watermarks, record batch bytes
+        and, with isolation_level 1 (read_committed), the aborted transactions among those batches."""
         from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 
         request = FetchRequest(
@@ -436,7 +447,14 @@ class ClusterClient:
         raise_for_error(response.error_code, what=f"fetch {topic}-{partition}")
         data = response.responses[0].partitions[0]
         raise_for_error(data.error_code, what=f"fetch {topic}-{partition} at offset {offset}")
-        return int(data.high_watermark), int(data.last_stable_offset), bytes(data.records or b"")
+        return FetchedPartition(
+            high_watermark=int(data.high_watermark),
+            last_stable_offset=int(data.last_stable_offset),
+            records=bytes(data.records or b""),
+            aborted_transactions=tuple(
+                (int(t.producer_id), int(t.first_offset)) for t in (data.aborted_transactions or ())
+            ),
+        )
 
     # groups -----------------------------------------------------------------------------------------
     async def find_coordinator(self, group: str) -> int:

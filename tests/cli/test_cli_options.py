@@ -69,11 +69,6 @@ def test_consume_read_uncommitted_and_topic_format(cli_broker: EmbeddedBroker) -
     assert _consume(cli_broker, topic, "read_uncommitted") == [f"{topic}/0/{v}" for v in ("c1", "a1", "c2")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="strom consume stops at the last stable offset but does not drop aborted batches "
-    "(the Fetch response's aborted_transactions are not used)",
-)
 def test_consume_read_committed_skips_aborted_records(cli_broker: EmbeddedBroker) -> None:
     topic = _transactions(cli_broker)
     assert _consume(cli_broker, topic, "read_committed") == [f"{topic}/0/c1", f"{topic}/0/c2"]
