@@ -2,51 +2,35 @@
 
 from __future__ import annotations
 
-import datetime
-
 from kio.schema.describe_producers.v0.request import DescribeProducersRequest, TopicRequest
 from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
 from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
-from kio.static.primitive import i16, i32, i32Timedelta
+from kio.static.primitive import i32
+from wire_helpers import connect, ms, produce_request
 
-from strom.client.connection import BrokerConnection
 from strom.protocol.errors import ErrorCode
 from strom.protocol.records import Record, build_batch
 from strom.testing.embedded import EmbeddedBroker
 
 
-def _ms(value: int) -> i32Timedelta:
-    return i32Timedelta.parse(datetime.timedelta(milliseconds=value))
-
-
-def _produce(topic: str, batch: bytes) -> ProduceRequest:
-    return ProduceRequest(
-        transactional_id=None, acks=i16(-1), timeout=_ms(5000),
-        topic_data=(TopicProduceData(name=topic, partition_data=(PartitionProduceData(index=i32(0),
-                                                                                      records=batch),)),),
-    )
-
-
 async def test_describe_producers_lists_idempotent_producers(broker: EmbeddedBroker) -> None:
-    host, port = broker.bootstrap_servers.split(":")
-    conn = await BrokerConnection.open(host, int(port))
+    conn = await connect(broker)
     try:
         await conn.request(MetadataRequest(topics=(MetadataRequestTopic(name="dp"),)))
         pids = []
         for n in (3, 5):
             init = await conn.request(InitProducerIdRequest(transactional_id=None,
-                                                            transaction_timeout=_ms(60000)))
+                                                            transaction_timeout=ms(60000)))
             pid, epoch = int(init.producer_id), int(init.producer_epoch)
             records = [Record(i, i, b"k", b"v") for i in range(n)]
             batch = build_batch(records, producer_id=pid, producer_epoch=epoch, base_sequence=0,
                                 base_timestamp=1_700_000_000_000 + n)
-            resp = await conn.request(_produce("dp", batch))
+            resp = await conn.request(produce_request("dp", {0: batch}))
             assert resp.responses[0].partition_responses[0].error_code == ErrorCode.none
             # last_timestamp is the batch's max timestamp: base + the last record's delta
             pids.append((pid, epoch, n - 1, 1_700_000_000_000 + n + n - 1))
         # a batch without a producer id adds no producer
-        await conn.request(_produce("dp", build_batch([Record(0, 0, None, b"x")])))
+        await conn.request(produce_request("dp", {0: build_batch([Record(0, 0, None, b"x")])}))
 
         resp = await conn.request(DescribeProducersRequest(topics=(
             TopicRequest(name="dp", partition_indexes=(i32(0), i32(9))),

@@ -4,92 +4,35 @@ the connection (after the responses to earlier requests), a successful one does 
 from __future__ import annotations
 
 import asyncio
-import datetime
 
 import pytest
-from kio.schema.fetch.v4.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.fetch.v4.request import FetchRequest
 from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
-from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
+from wire_helpers import connect, create_topic, fetch_request, produce_request, records, wait_closed
 
 from strom.client.connection import BrokerConnection, ConnectionClosedError
 from strom.protocol.errors import ErrorCode
-from strom.protocol.records import Record, build_batch
+from strom.protocol.records import build_batch
 from strom.testing.embedded import EmbeddedBroker
 
 
-def _ms(value: int) -> i32Timedelta:
-    return i32Timedelta.parse(datetime.timedelta(milliseconds=value))
-
-
-async def _connect(broker: EmbeddedBroker) -> BrokerConnection:
-    host, port = broker.bootstrap_servers.split(":")
-    return await BrokerConnection.open(host, int(port))
-
-
-async def _create(conn: BrokerConnection, topic: str) -> None:
-    resp = await conn.request(MetadataRequest(topics=(MetadataRequestTopic(name=topic),)))
-    assert resp.topics[0].error_code in (ErrorCode.none, ErrorCode.leader_not_available)
-
-
-def _produce(topic: str, batches: list[bytes], acks: int = -1, partition: int = 0) -> ProduceRequest:
-    return ProduceRequest(
-        transactional_id=None,
-        acks=i16(acks),
-        timeout=_ms(5000),
-        topic_data=(
-            TopicProduceData(
-                name=topic,
-                partition_data=(PartitionProduceData(index=i32(partition), records=b"".join(batches)),),
-            ),
-        ),
-    )
-
-
-def _records(n: int, start: int = 0) -> list[Record]:
-    return [Record(i, i, f"k{start + i}".encode(), f"v{start + i}".encode()) for i in range(n)]
-
-
 def _slow_fetch(topic: str, offset: int, wait_ms: int) -> FetchRequest:
-    return FetchRequest(
-        replica_id=i32(-1),
-        max_wait=_ms(wait_ms),
-        min_bytes=i32(1 << 20),
-        max_bytes=i32(1 << 20),
-        isolation_level=i8(0),
-        topics=(
-            FetchTopic(
-                topic=topic,
-                partitions=(
-                    FetchPartition(
-                        partition=i32(0), fetch_offset=i64(offset), partition_max_bytes=i32(1 << 20)
-                    ),
-                ),
-            ),
-        ),
-    )
-
-
-async def _wait_closed(conn: BrokerConnection, timeout: float = 5.0) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not conn.closed and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.02)
-    return conn.closed
+    return fetch_request(topic, {0: offset}, max_wait_ms=wait_ms, min_bytes=1 << 20)
 
 
 async def test_failed_acks0_produce_closes_after_earlier_responses(broker: EmbeddedBroker) -> None:
-    conn = await _connect(broker)
+    conn = await connect(broker)
     try:
-        await _create(conn, "a0")
+        await create_topic(conn, "a0")
         # a fetch that waits, then a failing acks=0 produce (unknown partition) on the same connection
         fetch = asyncio.create_task(conn.request(_slow_fetch("a0", 0, 300)))
         await asyncio.sleep(0.05)
         await conn.request(
-            _produce("a0", [build_batch(_records(1))], acks=0, partition=9), expect_response=False
+            produce_request("a0", {9: build_batch(records(1))}, acks=0), expect_response=False
         )
         fetched = await fetch
         assert fetched.responses[0].partitions[0].error_code == ErrorCode.none
-        assert await _wait_closed(conn), "a failed acks=0 produce must close the connection"
+        assert await wait_closed(conn), "a failed acks=0 produce must close the connection"
         with pytest.raises(ConnectionClosedError):
             await conn.request(MetadataRequest(topics=(MetadataRequestTopic(name="a0"),)))
     finally:
@@ -97,22 +40,24 @@ async def test_failed_acks0_produce_closes_after_earlier_responses(broker: Embed
 
 
 async def test_corrupt_acks0_produce_closes(broker: EmbeddedBroker) -> None:
-    conn = await _connect(broker)
+    conn = await connect(broker)
     try:
-        await _create(conn, "a0c")
-        bad = bytearray(build_batch(_records(2)))
+        await create_topic(conn, "a0c")
+        bad = bytearray(build_batch(records(2)))
         bad[-1] ^= 0xFF
-        await conn.request(_produce("a0c", [bytes(bad)], acks=0), expect_response=False)
-        assert await _wait_closed(conn)
+        await conn.request(produce_request("a0c", {0: bytes(bad)}, acks=0), expect_response=False)
+        assert await wait_closed(conn)
     finally:
         await conn.close()
 
 
 async def test_successful_acks0_produce_keeps_connection(broker: EmbeddedBroker) -> None:
-    conn = await _connect(broker)
+    conn = await connect(broker)
     try:
-        await _create(conn, "a0ok")
-        await conn.request(_produce("a0ok", [build_batch(_records(2))], acks=0), expect_response=False)
+        await create_topic(conn, "a0ok")
+        await conn.request(
+            produce_request("a0ok", {0: build_batch(records(2))}, acks=0), expect_response=False
+        )
         resp = await conn.request(MetadataRequest(topics=(MetadataRequestTopic(name="a0ok"),)))
         assert resp.topics[0].error_code == ErrorCode.none
         assert not conn.closed
@@ -131,16 +76,16 @@ async def test_multi_batch_idempotent_produce_and_its_retry(broker: EmbeddedBrok
     """Kafka validates a request's batches in order (each follows the one before it, in the request or
     the log); a request holding a batch already in the log answers success for the whole partition with
     the offsets of the first such batch, and appends nothing (UnifiedLog.analyzeAndValidateProducerState)."""
-    conn = await _connect(broker)
+    conn = await connect(broker)
     try:
-        await _create(conn, "multi")
+        await create_topic(conn, "multi")
         pid, epoch = 4242, 0
 
         def batch(seq: int, n: int = 2) -> bytes:
-            return build_batch(_records(n, seq), producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+            return build_batch(records(n, seq), producer_id=pid, producer_epoch=epoch, base_sequence=seq)
 
         async def send(*batches: bytes) -> tuple[int, int, bool]:
-            resp = await conn.request(_produce("multi", list(batches)))
+            resp = await conn.request(produce_request("multi", {0: b"".join(batches)}))
             part = resp.responses[0].partition_responses[0]
             # kio reads a log_append_time of -1 as None
             return int(part.error_code), int(part.base_offset), part.log_append_time is not None
@@ -178,16 +123,16 @@ async def test_producer_snapshots_follow_rolls_and_serve_a_crash_restart(tmp_pat
     pid = 6060
 
     def batch(seq: int) -> bytes:
-        return build_batch(_records(3, seq), producer_id=pid, producer_epoch=0, base_sequence=seq)
+        return build_batch(records(3, seq), producer_id=pid, producer_epoch=0, base_sequence=seq)
 
     async def send(conn: BrokerConnection, data: bytes) -> tuple[int, int]:
-        part = (await conn.request(_produce("rolls", [data]))).responses[0].partition_responses[0]
+        part = (await conn.request(produce_request("rolls", {0: data}))).responses[0].partition_responses[0]
         return int(part.error_code), int(part.base_offset)
 
     async with EmbeddedBroker({"log.segment.bytes": "600"}, data_dir=first_dir) as first:
-        conn = await _connect(first)
+        conn = await connect(first)
         try:
-            await _create(conn, "rolls")
+            await create_topic(conn, "rolls")
             for i in range(12):
                 assert await send(conn, batch(i * 3)) == (ErrorCode.none, i * 3)
             snapshots = [offset for offset, _ in list_snapshots(first_dir / "rolls-0")]
@@ -197,7 +142,7 @@ async def test_producer_snapshots_follow_rolls_and_serve_a_crash_restart(tmp_pat
             await conn.close()
     (crash_dir / ".kafka_cleanshutdown").unlink(missing_ok=True)
     async with EmbeddedBroker({"log.segment.bytes": "600"}, data_dir=crash_dir) as second:
-        conn = await _connect(second)
+        conn = await connect(second)
         try:
             assert await send(conn, batch(11 * 3)) == (ErrorCode.none, 33)  # the retry: its first offset
             assert (await send(conn, batch(99)))[0] == ErrorCode.out_of_order_sequence_number

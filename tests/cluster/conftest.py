@@ -1,5 +1,6 @@
-"""Fixtures for ZooKeeper cluster tests: one real ZooKeeper per test session, a fresh chroot per test,
-and three ZooKeeperBackend instances (each with its own ZooKeeper session, as three brokers would have)."""
+"""Fixtures for ZooKeeper cluster tests: one real ZooKeeper per test session, a fresh chroot per test
+(with a plain client on it), and three ZooKeeperBackend instances (each with its own ZooKeeper session,
+as three brokers would have)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from kazoo.client import KazooClient
 
 from strom.cluster.metadata import BrokerInfo, MetadataImage
 from strom.cluster.zookeeper import ZooKeeperBackend
@@ -30,6 +32,22 @@ def zookeeper() -> Iterator[ZooKeeperServer]:
 @pytest.fixture
 def chroot_connect(zookeeper: ZooKeeperServer, request: pytest.FixtureRequest) -> str:
     return f"{zookeeper.connect}/strom-test/{request.node.name.replace('[', '_').strip(']')}-{next(_chroots)}"
+
+
+@pytest.fixture
+def zk(chroot_connect: str) -> Iterator[KazooClient]:
+    """A plain client on the cluster's chroot, to look at the znodes as Kafka's tools would."""
+    hosts, _, chroot = chroot_connect.partition("/")
+    root = KazooClient(hosts=hosts, timeout=4)
+    root.start(5)
+    root.ensure_path("/" + chroot)
+    root.stop()
+    root.close()
+    client = KazooClient(hosts=chroot_connect, timeout=4)
+    client.start(5)
+    yield client
+    client.stop()
+    client.close()
 
 
 BackendFactory = Callable[..., ZooKeeperBackend]

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from unittest.mock import ANY
 
 import pytest
-from kazoo.client import KazooClient
 
 from strom.cluster.election import NotControllerError
 from strom.cluster.metadata import MetadataImage
@@ -19,15 +17,6 @@ from strom.cluster.zookeeper import ZooKeeperBackend
 from strom.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def zk(chroot_connect: str) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=chroot_connect, timeout=4)
-    client.start(5)
-    yield client
-    client.stop()
-    client.close()
 
 
 def controller_of(backends: list[ZooKeeperBackend]) -> ZooKeeperBackend:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from kazoo.client import KazooClient
@@ -19,22 +19,6 @@ from strom.cluster.zookeeper import ZooKeeperBackend
 from strom.protocol.errors import ErrorCode, UnknownTopicOrPartitionError
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def zk(chroot_connect: str) -> Iterator[KazooClient]:
-    """A plain client on the cluster's chroot, to look at the znodes as Kafka's tools would."""
-    hosts, _, chroot = chroot_connect.partition("/")
-    root = KazooClient(hosts=hosts, timeout=4)
-    root.start(5)
-    root.ensure_path("/" + chroot)
-    root.stop()
-    root.close()
-    client = KazooClient(hosts=chroot_connect, timeout=4)
-    client.start(5)
-    yield client
-    client.stop()
-    client.close()
 
 
 def controller_of(backends: list[ZooKeeperBackend]) -> ZooKeeperBackend:

@@ -6,13 +6,10 @@ an in-process broker; the values are read from its registry."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 
-from kio.schema.fetch.v4.request import FetchPartition, FetchRequest, FetchTopic
-from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
-from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
+from kio.schema.fetch.v4.request import FetchRequest
 from prometheus_client import CollectorRegistry, generate_latest
+from wire_helpers import connect, create_topic, fetch_request, produce_request
 
 from strom.client.connection import BrokerConnection
 from strom.metrics.traffic import TopicTraffic
@@ -21,55 +18,17 @@ from strom.protocol.records import Record, build_batch
 from strom.testing import EmbeddedBroker
 
 
-def _ms(value: int) -> i32Timedelta:
-    return i32Timedelta.parse(datetime.timedelta(milliseconds=value))
-
-
 def _batch(n: int, **kwargs: int) -> bytes:
     return build_batch([Record(i, i, None, b"v" * 50) for i in range(n)], **kwargs)  # type: ignore[arg-type]
 
 
-def _produce(topic: str, parts: dict[int, bytes], acks: int = 1) -> ProduceRequest:
-    return ProduceRequest(
-        transactional_id=None,
-        acks=i16(acks),
-        timeout=_ms(5000),
-        topic_data=(
-            TopicProduceData(
-                name=topic,
-                partition_data=tuple(
-                    PartitionProduceData(index=i32(p), records=records) for p, records in parts.items()
-                ),
-            ),
-        ),
-    )
-
-
 def _fetch(topic: str, replica_id: int, partition: int = 0) -> FetchRequest:
-    return FetchRequest(
-        replica_id=i32(replica_id),
-        max_wait=_ms(0),
-        min_bytes=i32(0),
-        max_bytes=i32(1 << 20),
-        isolation_level=i8(0),
-        topics=(
-            FetchTopic(
-                topic=topic,
-                partitions=(
-                    FetchPartition(
-                        partition=i32(partition), fetch_offset=i64(0), partition_max_bytes=i32(1 << 20)
-                    ),
-                ),
-            ),
-        ),
-    )
+    return fetch_request(topic, {partition: 0}, min_bytes=0, replica_id=replica_id)
 
 
 async def _open(broker: EmbeddedBroker, topic: str) -> BrokerConnection:
-    host, port = broker.bootstrap_servers.split(":")
-    conn = await BrokerConnection.open(host, int(port))
-    resp = await conn.request(MetadataRequest(topics=(MetadataRequestTopic(name=topic),)))
-    assert resp.topics[0].error_code in (ErrorCode.none, ErrorCode.leader_not_available)
+    conn = await connect(broker)
+    await create_topic(conn, topic)
     return conn
 
 
@@ -92,7 +51,8 @@ async def test_only_appended_partitions_count() -> None:
             good = _batch(3)
             corrupt = bytearray(_batch(2))
             corrupt[-1] ^= 0xFF
-            resp = await conn.request(_produce("mixed", {0: good, 1: bytes(corrupt), 7: _batch(4)}))
+            parts = {0: good, 1: bytes(corrupt), 7: _batch(4)}
+            resp = await conn.request(produce_request("mixed", parts, acks=1))
             codes = {int(p.index): int(p.error_code) for p in resp.responses[0].partition_responses}
             assert codes == {
                 0: ErrorCode.none,
@@ -110,11 +70,13 @@ async def test_acks0_produce_counts_what_was_appended() -> None:
         conn = await _open(broker, "fire")
         try:
             first = _batch(4)
-            await conn.request(_produce("fire", {0: first}, acks=0), expect_response=False)
+            await conn.request(produce_request("fire", {0: first}, acks=0), expect_response=False)
             await _until(lambda: _value(broker, "strom_messages_in_total", topic="fire") == 4)
             # partition 9 does not exist: the connection closes, but partition 0 was appended (as in Kafka)
             second = _batch(2)
-            await conn.request(_produce("fire", {0: second, 9: _batch(5)}, acks=0), expect_response=False)
+            await conn.request(
+                produce_request("fire", {0: second, 9: _batch(5)}, acks=0), expect_response=False
+            )
             await _until(lambda: conn.closed)
         finally:
             await conn.close()
@@ -130,7 +92,7 @@ async def test_idempotent_retry_counts_as_in_kafka() -> None:
         try:
             batch = _batch(3, producer_id=77, producer_epoch=0, base_sequence=0)
             for _ in range(2):
-                resp = await conn.request(_produce("retry", {0: batch}, acks=-1))
+                resp = await conn.request(produce_request("retry", {0: batch}, acks=-1))
                 assert resp.responses[0].partition_responses[0].error_code == ErrorCode.none
                 assert resp.responses[0].partition_responses[0].base_offset == 0
         finally:
@@ -144,7 +106,7 @@ async def test_fetch_bytes_by_consumer_and_follower() -> None:
         conn = await _open(broker, "out")
         try:
             batch = _batch(5)
-            await conn.request(_produce("out", {0: batch}))
+            await conn.request(produce_request("out", {0: batch}, acks=1))
             # a replica id marks a follower's fetch; it reads up to the log end offset
             resp = await conn.request(_fetch("out", replica_id=2))
             # the batch as stored (its partition leader epoch stamped)
@@ -167,7 +129,7 @@ async def test_nothing_counted_without_metrics_port() -> None:
         assert broker.broker is not None and broker.broker.metrics.traffic is None
         conn = await _open(broker, "quiet")
         try:
-            await conn.request(_produce("quiet", {0: _batch(2)}))
+            await conn.request(produce_request("quiet", {0: _batch(2)}, acks=1))
             await conn.request(_fetch("quiet", replica_id=-1))
         finally:
             await conn.close()

@@ -4,15 +4,12 @@ periodic sweep), keeps busy ones, and never closes with the limit negative."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
-from kio.schema.fetch.v4.request import FetchPartition, FetchRequest, FetchTopic
 from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
-from kio.static.primitive import i8, i32, i32Timedelta, i64
+from wire_helpers import connect, fetch_request, wait_closed
 
-from strom.client.connection import BrokerConnection
 from strom.server.idle_connections import IdleConnectionSweeper, sweep_period
 from strom.testing.embedded import EmbeddedBroker
 
@@ -41,50 +38,19 @@ def test_sweep_closes_only_connections_idle_past_the_limit() -> None:
     assert sweep_period(600_000) == 10.0 and sweep_period(300) == 0.05
 
 
-async def _connect(broker: EmbeddedBroker) -> BrokerConnection:
-    host, port = broker.bootstrap_servers.split(":")
-    return await BrokerConnection.open(host, int(port))
-
-
-async def _wait_closed(conn: BrokerConnection, timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not conn.closed and loop.time() < deadline:
-        await asyncio.sleep(0.02)
-    return conn.closed
-
-
-def _ms(v: int) -> i32Timedelta:
-    return i32Timedelta.parse(datetime.timedelta(milliseconds=v))
-
-
 async def test_idle_connection_is_closed_and_busy_ones_stay() -> None:
     async with EmbeddedBroker({"connections.max.idle.ms": "300"}) as broker:
-        idle = await _connect(broker)
-        active = await _connect(broker)
-        polling = await _connect(broker)
+        idle = await connect(broker)
+        active = await connect(broker)
+        polling = await connect(broker)
         try:
             md = await active.request(MetadataRequest(topics=(MetadataRequestTopic(name="idle"),)))
             assert md.topics[0].name == "idle"
             # a fetch that waits longer than the idle limit for data that never comes
             fetch = asyncio.create_task(
                 polling.request(
-                    FetchRequest(
-                        replica_id=i32(-1),
-                        max_wait=_ms(900),
-                        min_bytes=i32(1 << 20),
-                        max_bytes=i32(1 << 20),
-                        isolation_level=i8(0),
-                        topics=(
-                            FetchTopic(
-                                topic="idle",
-                                partitions=(
-                                    FetchPartition(
-                                        partition=i32(0), fetch_offset=i64(0), partition_max_bytes=i32(1024)
-                                    ),
-                                ),
-                            ),
-                        ),
+                    fetch_request(
+                        "idle", {0: 0}, max_wait_ms=900, min_bytes=1 << 20, partition_max_bytes=1024
                     )
                 )
             )
@@ -100,8 +66,8 @@ async def test_idle_connection_is_closed_and_busy_ones_stay() -> None:
             assert resp.responses[0].partitions[0].error_code == 0
             assert not polling.closed
             # once quiet, the others go too
-            assert await _wait_closed(active, 3.0)
-            assert await _wait_closed(polling, 3.0)
+            assert await wait_closed(active, 3.0)
+            assert await wait_closed(polling, 3.0)
         finally:
             for conn in (idle, active, polling):
                 await conn.close()
@@ -109,7 +75,7 @@ async def test_idle_connection_is_closed_and_busy_ones_stay() -> None:
 
 async def test_negative_limit_keeps_idle_connections() -> None:
     async with EmbeddedBroker({"connections.max.idle.ms": "-1"}) as broker:
-        conn = await _connect(broker)
+        conn = await connect(broker)
         try:
             await asyncio.sleep(0.4)
             assert not conn.closed

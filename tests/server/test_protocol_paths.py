@@ -4,27 +4,21 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import struct
 
 import pytest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
-from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
+from kio.static.primitive import i8, i32, i64
+from wire_helpers import connect, ms, produce_request
 
 from strom.apis import build_registry
 from strom.apis.fetch import decode_legacy
-from strom.client.connection import BrokerConnection
 from strom.protocol.errors import ErrorCode, InvalidRequestError
 from strom.protocol.records import Record, build_batch
 from strom.server.fetch_sessions import FetchSessionCache, SessionError
 from strom.testing.embedded import EmbeddedBroker
-
-
-def _ms(v: int) -> i32Timedelta:
-    return i32Timedelta.parse(datetime.timedelta(milliseconds=v))
 
 
 def test_registry_collects_data_path_apis() -> None:
@@ -69,13 +63,8 @@ def test_session_cache_epochs_and_eviction() -> None:
     assert err.value.code == ErrorCode.fetch_session_id_not_found
 
 
-async def _conn(broker: EmbeddedBroker) -> BrokerConnection:
-    host, port = broker.bootstrap_servers.split(":")
-    return await BrokerConnection.open(host, int(port))
-
-
 async def test_api_versions_lists_registry(broker: EmbeddedBroker) -> None:
-    conn = await _conn(broker)
+    conn = await connect(broker)
     try:
         resp = await conn.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"))
         advertised = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in resp.api_keys}
@@ -91,7 +80,7 @@ async def test_api_versions_lists_registry(broker: EmbeddedBroker) -> None:
 def _fetch(session_id: int, epoch: int, parts: list[tuple[int, int]]) -> FetchRequest:
     return FetchRequest(
         replica_id=i32(-1),
-        max_wait=_ms(0),
+        max_wait=ms(0),
         min_bytes=i32(0),
         max_bytes=i32(1 << 20),
         isolation_level=i8(0),
@@ -115,7 +104,7 @@ def _fetch(session_id: int, epoch: int, parts: list[tuple[int, int]]) -> FetchRe
 
 async def test_incremental_fetch_session(tmp_path: object) -> None:
     async with EmbeddedBroker({"num.partitions": "2"}) as embedded:
-        conn = await _conn(embedded)
+        conn = await connect(embedded)
         try:
             await conn.request(MetadataRequest(topics=(MetadataRequestTopic(name="s"),)))
             full = await conn.request(_fetch(0, 0, [(0, 0), (1, 0)]))
@@ -125,21 +114,8 @@ async def test_incremental_fetch_session(tmp_path: object) -> None:
             # nothing changed: an incremental fetch lists no partitions
             quiet = await conn.request(_fetch(sid, 1, []))
             assert quiet.session_id == sid and quiet.responses == ()
-            produce = ProduceRequest(
-                transactional_id=None,
-                acks=i16(1),
-                timeout=_ms(1000),
-                topic_data=(
-                    TopicProduceData(
-                        name="s",
-                        partition_data=(
-                            PartitionProduceData(
-                                index=i32(1), records=build_batch([Record(0, 0, None, b"x")])
-                            ),
-                        ),
-                    ),
-                ),
-            )
+            batch = build_batch([Record(0, 0, None, b"x")])
+            produce = produce_request("s", {1: batch}, acks=1, timeout_ms=1000)
             await conn.request(produce)
             changed = await conn.request(_fetch(sid, 2, []))
             assert [int(p.partition_index) for p in changed.responses[0].partitions] == [1]
@@ -151,7 +127,7 @@ async def test_incremental_fetch_session(tmp_path: object) -> None:
 
 
 async def test_pipelined_responses_keep_request_order(broker: EmbeddedBroker) -> None:
-    conn = await _conn(broker)
+    conn = await connect(broker)
     try:
         await conn.request(MetadataRequest(topics=(MetadataRequestTopic(name="p"),)))
         # a slow fetch (waits for data) followed by fast requests: answers must still come in order
@@ -159,7 +135,7 @@ async def test_pipelined_responses_keep_request_order(broker: EmbeddedBroker) ->
             conn.request(
                 FetchRequest(
                     replica_id=i32(-1),
-                    max_wait=_ms(400),
+                    max_wait=ms(400),
                     min_bytes=i32(1),
                     max_bytes=i32(1 << 20),
                     isolation_level=i8(0),
