@@ -8,13 +8,18 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from kio.schema.errors import ErrorCode
 
 from strom.cluster.metadata import PartitionState
 from strom.config import BrokerConfig
 from strom.protocol.errors import NotLeaderOrFollowerError
 from strom.protocol.records import Record, build_batch
 from strom.replication.fetcher import ReplicaFetcher
-from strom.replication.partition import NotEnoughReplicasError, Partition
+from strom.replication.partition import (
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+    Partition,
+)
 from strom.storage.log import Log
 
 NOW_MS = 1_700_000_000_000
@@ -132,3 +137,41 @@ async def test_losing_leadership_fails_acks_all_waiters(tmp_path: Path) -> None:
         await waiting
     with pytest.raises(NotLeaderOrFollowerError):
         leader.append_as_leader(_batch(1), acks=1)
+
+
+async def test_isr_shrinking_below_min_isr_while_acks_all_waits(tmp_path: Path) -> None:
+    """Kafka's DelayedProduce: the high watermark passes the append once the laggards leave the ISR, but
+    an ISR below min.insync.replicas answers NOT_ENOUGH_REPLICAS_AFTER_APPEND (the records stay written)."""
+    clock = Clock()
+    leader = _partition(tmp_path, "a", 1, clock, min_insync_replicas="2")
+    leader.isr_proposer = lambda part, isr: None
+    leader.become_leader(PartitionState(0, 1, 0, (1, 2, 3), (1, 2, 3), 0))
+    result = leader.append_as_leader(_batch(2), acks=-1)
+    waiting = asyncio.create_task(leader.wait_for_acks_all(result.last_offset, 5))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    now = int(clock() * 1000)
+    leader.maybe_shrink_isr(now + 20_000, 10_000)  # neither follower has fetched
+    assert leader.pending_isr == (1,)
+    leader.isr_change_done(PartitionState(0, 1, 0, (1, 2, 3), (1,), 1))
+    with pytest.raises(NotEnoughReplicasAfterAppendError) as caught:
+        await waiting
+    assert caught.value.code == ErrorCode.not_enough_replicas_after_append
+    assert leader.high_watermark == 2 and leader.log_end_offset == 2
+
+
+async def test_isr_shrinking_to_min_isr_while_acks_all_waits_succeeds(tmp_path: Path) -> None:
+    clock = Clock()
+    leader = _partition(tmp_path, "a", 1, clock, min_insync_replicas="2")
+    leader.isr_proposer = lambda part, isr: None
+    leader.become_leader(PartitionState(0, 1, 0, (1, 2, 3), (1, 2, 3), 0))
+    result = leader.append_as_leader(_batch(2), acks=-1)
+    waiting = asyncio.create_task(leader.wait_for_acks_all(result.last_offset, 5))
+    now = int(clock() * 1000)
+    leader.update_follower_fetch(2, 2, now + 9_000)  # 2 caught up, 3 never fetched
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    leader.maybe_shrink_isr(now + 20_000, 15_000)
+    assert leader.pending_isr == (1, 2)
+    leader.isr_change_done(PartitionState(0, 1, 0, (1, 2, 3), (1, 2), 1))
+    assert await waiting is True
