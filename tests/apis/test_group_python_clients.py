@@ -35,12 +35,6 @@ def make_topic(broker: EmbeddedBroker, partitions: int = 4, messages: int = 20) 
     return name
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, under investigation: about one run in six a kafka-python 3.x member whose first "
-    "assignment was computed before its metadata listed the topic waits over 30 s for a real one "
-    "(docs/GAPS.md)",
-)
 def test_kafka_python_group(broker: EmbeddedBroker) -> None:
     from kafka import KafkaConsumer, TopicPartition
     from kafka.structs import OffsetAndMetadata
@@ -65,6 +59,11 @@ def test_kafka_python_group(broker: EmbeddedBroker) -> None:
                 heartbeat_interval_ms=300,
                 session_timeout_ms=6000,
             )
+            # kafka-python 3.0 drops a finished join when the leader rejoined only because its metadata
+            # changed since its last assignment and the JoinGroup outlasted poll()'s timeout: the member
+            # keeps no partitions and stops heartbeating (Apache Kafka shows the same; docs/GAPS.md).
+            # Knowing the topic before the first poll means the first assignment is already right.
+            assert self.consumer.partitions_for_topic(topic) == set(range(4))
 
         def run(self) -> None:
             while not self.stop.is_set():
