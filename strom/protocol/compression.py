@@ -7,11 +7,17 @@
 - 3 lz4: the LZ4 frame format with independent blocks (Kafka's KafkaLZ4BlockOutputStream never links
   blocks, and its reader rejects linked ones).
 - 4 zstd: zstd frames (KIP-110).
+
+Decompression is bounded (`MAX_DECOMPRESSED`): a small batch that claims or inflates to an absurd size (a
+compression bomb) is refused as corrupt without allocating more than the bound. gzip, lz4 and zstd
+decompress into a buffer that grows geometrically up to the bound; snappy's length preamble is checked
+before anything is allocated.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import cramjam
 
@@ -33,6 +39,12 @@ _XERIAL_BLOCK = 32 * 1024  # snappy-java's default block size
 _INT32 = struct.Struct(">i")
 
 Buffer = bytes | bytearray | memoryview
+
+MAX_DECOMPRESSED = 256 * 1024 * 1024
+"""The most bytes one batch's records may inflate to (Kafka's own limit is the heap; a bound keeps a
+compression bomb from taking the broker's memory)."""
+_FIRST_GUESS = 64 * 1024
+_TOO_SMALL = "failed to write whole buffer"  # cramjam's message when the output buffer is full
 
 
 def codec_by_name(name: str) -> int:
@@ -56,9 +68,23 @@ def _snappy_compress(data: Buffer) -> bytes:
     return bytes(out)
 
 
-def _snappy_decompress(data: Buffer) -> bytes:
+def _raw_snappy_length(block: memoryview) -> int:
+    """The uncompressed length a raw snappy block declares (its leading varint)."""
+    value = shift = 0
+    for pos in range(min(5, len(block))):
+        byte = block[pos]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value
+        shift += 7
+    raise CorruptRecordError("bad snappy length preamble")
+
+
+def _snappy_decompress(data: Buffer, limit: int) -> bytes:
     view = memoryview(data)
     if bytes(view[:8]) != _XERIAL_MAGIC:
+        if _raw_snappy_length(view) > limit:
+            raise CorruptRecordError(f"snappy records would inflate past {limit} bytes")
         return bytes(cramjam.snappy.decompress_raw(view))
     pos = len(_XERIAL_HEADER)
     out = bytearray()
@@ -69,9 +95,30 @@ def _snappy_decompress(data: Buffer) -> bytes:
         pos += 4
         if length < 0 or pos + length > len(view):
             raise CorruptRecordError("truncated xerial snappy block")
-        out += cramjam.snappy.decompress_raw(view[pos : pos + length])
+        block = view[pos : pos + length]
+        if len(out) + _raw_snappy_length(block) > limit:
+            raise CorruptRecordError(f"snappy records would inflate past {limit} bytes")
+        out += cramjam.snappy.decompress_raw(block)
         pos += length
     return bytes(out)
+
+
+def _bounded(decompress_into: Callable[[Buffer, bytearray], int], data: Buffer, limit: int) -> bytes:
+    """Decompress into a buffer grown 4x at a time up to `limit`; refuse what does not fit."""
+    size = min(limit, max(_FIRST_GUESS, 4 * len(data)))
+    while True:
+        out = bytearray(size)
+        try:
+            written = decompress_into(data, out)
+        except Exception as exc:
+            if _TOO_SMALL not in str(exc):
+                raise
+            if size >= limit:
+                raise CorruptRecordError(f"records inflate past {limit} bytes") from None
+            size = min(limit, size * 4)
+            continue
+        del out[written:]
+        return bytes(out)
 
 
 def _lz4_compress(data: Buffer) -> bytes:
@@ -95,20 +142,20 @@ def compress(codec: int, data: Buffer) -> bytes:
     raise CorruptRecordError(f"unknown compression codec {codec}")
 
 
-def decompress(codec: int, data: Buffer) -> bytes:
-    """Decompress the records section of a batch; CorruptRecordError if the codec is unknown or the
-    data does not decode."""
+def decompress(codec: int, data: Buffer, limit: int = MAX_DECOMPRESSED) -> bytes:
+    """Decompress the records section of a batch; CorruptRecordError if the codec is unknown, the data
+    does not decode, or it would inflate past `limit` bytes."""
     try:
         if codec == NONE:
             return bytes(data)
         if codec == GZIP:
-            return bytes(cramjam.gzip.decompress(data))
+            return _bounded(cramjam.gzip.decompress_into, data, limit)
         if codec == SNAPPY:
-            return _snappy_decompress(data)
+            return _snappy_decompress(data, limit)
         if codec == LZ4:
-            return bytes(cramjam.lz4.decompress(data))
+            return _bounded(cramjam.lz4.decompress_into, data, limit)
         if codec == ZSTD:
-            return bytes(cramjam.zstd.decompress(data))
+            return _bounded(cramjam.zstd.decompress_into, data, limit)
     except CorruptRecordError:
         raise
     except Exception as exc:  # cramjam raises its own DecompressionError and ValueError

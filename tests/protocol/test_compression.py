@@ -63,3 +63,21 @@ def test_codec_names():
     assert codec_by_name("zstd") == ZSTD
     with pytest.raises(ValueError):
         codec_by_name("brotli")
+
+
+@pytest.mark.parametrize("codec", [GZIP, SNAPPY, LZ4, ZSTD])
+def test_decompression_is_bounded(codec: int) -> None:
+    plain = bytes(3 * 1024 * 1024)  # zeros: a tiny compressed batch that inflates a lot
+    packed = compress(codec, plain)
+    assert len(packed) < len(plain) // 10
+    with pytest.raises(CorruptRecordError):
+        decompress(codec, packed, limit=1024 * 1024)
+    assert decompress(codec, packed, limit=len(plain)) == plain  # an exact fit is allowed
+    assert decompress(codec, packed) == plain  # the default bound grows the buffer as needed
+
+
+def test_snappy_length_preamble_is_checked_before_allocating() -> None:
+    # a raw snappy block claiming 2**32 - 1 bytes: refused from its preamble, nothing allocated
+    forged = b"\xff\xff\xff\xff\x0f" + b"\x00" * 16
+    with pytest.raises(CorruptRecordError):
+        decompress(SNAPPY, forged)
