@@ -31,6 +31,7 @@ from strom.cluster.errors import (
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from strom.cluster.names import is_internal, validate_topic_name
 from strom.cluster.validation import (
+    check_collision,
     check_partition_growth,
     check_topic_deletable,
     existing_topic,
@@ -279,6 +280,7 @@ class LocalBackend:
             validate_topic_name(name)
             if name in self._image.topics:
                 raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
+            check_collision(name, self._image.topics)
             if assignments:
                 layout = manual_topic_layout(
                     assignments, num_partitions, replication_factor, self._check_assignment

@@ -13,12 +13,13 @@ Errors are KafkaErrors carrying the code the admin APIs answer with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from strom.cluster.errors import (
     InvalidPartitionsError,
     InvalidReplicaAssignmentError,
     InvalidReplicationFactorError,
+    InvalidTopicError,
     TopicDeletionDisabledError,
 )
 from strom.cluster.metadata import MetadataImage, TopicInfo
@@ -78,6 +79,15 @@ def partition_count_and_replication(
             "Replication factor must be larger than 0, or -1 to use the default value."
         )
     return num_partitions, replication_factor
+
+
+def check_collision(name: str, existing: Iterable[str]) -> None:
+    """Kafka refuses a topic whose name equals an existing one once '.' and '_' are treated alike, since
+    both map to the same metric names (INVALID_TOPIC_EXCEPTION)."""
+    normalized = name.replace(".", "_")
+    for other in existing:
+        if other != name and other.replace(".", "_") == normalized:
+            raise InvalidTopicError(f"Topic '{name}' collides with existing topic: {other}")
 
 
 def existing_topic(image: MetadataImage, name: str) -> TopicInfo:

@@ -65,7 +65,6 @@ from strom.cluster.election import (
 )
 from strom.cluster.errors import (
     InvalidReplicaAssignmentError,
-    InvalidTopicError,
     TopicAlreadyExistsError,
 )
 from strom.cluster.local import random_kafka_uuid, uuid_to_base64
@@ -74,6 +73,7 @@ from strom.cluster.names import is_internal, validate_topic_name
 from strom.cluster.reassignment import ReplicaSet
 from strom.cluster.validation import (
     AssignmentCheck,
+    check_collision,
     check_partition_growth,
     check_topic_deletable,
     existing_topic,
@@ -602,12 +602,6 @@ class ZooKeeperBackend:
             raise KafkaError(f"ZooKeeper error: {exc!r}", code=ErrorCode.request_timed_out) from exc
 
     # --- topics --------------------------------------------------------------------------------------
-    def _check_collision(self, name: str, existing: Iterable[str]) -> None:
-        normalized = name.replace(".", "_")
-        for other in existing:
-            if other != name and other.replace(".", "_") == normalized:
-                raise InvalidTopicError(f"Topic '{name}' collides with existing topic: {other}")
-
     async def create_topic(
         self,
         name: str,
@@ -632,7 +626,7 @@ class ZooKeeperBackend:
         existing = await self._zk(self.store.topic_names)
         if name in existing:
             raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
-        self._check_collision(name, existing)
+        check_collision(name, existing)
         topic_id = random_kafka_uuid(self._rng)
         info = TopicInfo(
             name=name,

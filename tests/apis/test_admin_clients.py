@@ -306,3 +306,12 @@ def test_metadata_survives_restart(tmp_path: Any) -> None:
         configs = describe(admin, ConfigResource(ConfigResource.Type.TOPIC, t))
         assert configs["retention.ms"].value == "777"
         assert len(admin.list_topics(timeout=TIMEOUT).topics[t].partitions) == 3
+
+
+def test_topic_names_that_collide_on_dot_and_underscore_are_refused(admin: AdminClient) -> None:
+    base = name("collide")
+    dotted, underscored = f"{base}.x", f"{base}_x"
+    assert result(admin.create_topics([NewTopic(dotted, 1, 1)], request_timeout=TIMEOUT), dotted) is None
+    futures = admin.create_topics([NewTopic(underscored, 1, 1)], request_timeout=TIMEOUT)
+    assert error_code(futures, underscored) == KafkaError.TOPIC_EXCEPTION
+    assert underscored not in admin.list_topics(timeout=TIMEOUT).topics
