@@ -47,7 +47,7 @@ from strom.protocol.errors import (
     RecordTooLargeError,
 )
 from strom.protocol.record_batch import BatchHeader, iter_batches, validate_batches
-from strom.storage.producer_state import ProducerStateManager, fsync_snapshot, list_snapshots
+from strom.storage.producer_state import ProducerStateManager, fsync_snapshot
 from strom.storage.txn_index import AbortedTxn
 
 log = logging.getLogger("strom.partition")
@@ -179,8 +179,7 @@ class Partition:
         leo = self.log_end_offset
         if leo <= self.log.log_start_offset and not self.producer_state.producers:
             return
-        snapshots = list_snapshots(self.log.dir)
-        if snapshots and snapshots[-1][0] == leo:
+        if self.producer_state.latest_snapshot_offset() == leo:
             return
         self.producer_state.take_snapshot(leo)
 

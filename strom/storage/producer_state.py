@@ -262,6 +262,11 @@ class ProducerStateManager:
                 old_path.unlink(missing_ok=True)
         return path
 
+    def latest_snapshot_offset(self) -> int | None:
+        """Offset of the newest snapshot file, None if there is none."""
+        snapshots = list_snapshots(self.dir)
+        return snapshots[-1][0] if snapshots else None
+
     def load_snapshot(self, log_end_offset: int) -> int:
         """Load the newest valid snapshot at or below the log end; returns its offset (0 if none).
         Snapshots above the log end (from before a truncation) or unreadable ones are deleted."""

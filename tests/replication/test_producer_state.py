@@ -113,6 +113,19 @@ def test_append_of_several_batches_is_checked_in_order(tmp_path: Path) -> None:
         state.check_append([_header(50, 0, 17), _header(50, 0, 21)])
 
 
+def _record_replays(log: object) -> list[int]:
+    """Wrap `log.iter_batches` so the test sees where each producer-state replay starts."""
+    starts: list[int] = []
+    real_iter = log.iter_batches  # type: ignore[attr-defined]
+
+    def spy(start_offset: int = 0):  # type: ignore[no-untyped-def]
+        starts.append(start_offset)
+        return real_iter(start_offset)
+
+    log.iter_batches = spy  # type: ignore[attr-defined]
+    return starts
+
+
 def _idempotent_batch(pid: int, seq: int, n: int = 3) -> bytes:
     records = [Record(i, 0, b"k", b"v" * 40) for i in range(n)]
     return build_batch(records, producer_id=pid, producer_epoch=0, base_sequence=seq)
@@ -138,14 +151,7 @@ async def test_snapshot_at_every_roll_bounds_crash_replay(tmp_path: Path) -> Non
 
     # a crash: no shutdown snapshot; recovery replays the active segment only
     reopened = Log.open(log_dir, LogConfig(segment_bytes=700), recovery_point=log.log_end_offset)
-    replayed_from: list[int] = []
-    real_iter = reopened.iter_batches
-
-    def spy(start_offset: int = 0):  # type: ignore[no-untyped-def]
-        replayed_from.append(start_offset)
-        return real_iter(start_offset)
-
-    reopened.iter_batches = spy  # type: ignore[method-assign]
+    replayed_from = _record_replays(reopened)
     after = Partition("t", 0, reopened, node_id=1, leader_epoch=0, clock=lambda: 1000.0)
     after.load_producer_state()
     assert replayed_from == [bases[-1]]
@@ -188,16 +194,33 @@ async def test_unclean_open_replays_from_the_first_recovered_segment(tmp_path: P
     log.close()
     reopened = Log.open(log_dir, LogConfig(segment_bytes=700), recovery_point=bases[-2] + 1)
     assert reopened.recovered_from == bases[-2]
-    replayed_from: list[int] = []
-    real_iter = reopened.iter_batches
-
-    def spy(start_offset: int = 0):  # type: ignore[no-untyped-def]
-        replayed_from.append(start_offset)
-        return real_iter(start_offset)
-
-    reopened.iter_batches = spy  # type: ignore[method-assign]
+    replayed_from = _record_replays(reopened)
     after = Partition("t", 0, reopened, node_id=1, leader_epoch=0, clock=lambda: 1000.0)
     after.load_producer_state()
     assert replayed_from == [bases[-2]]
     assert after.append_as_leader(_idempotent_batch(9, 11 * 3), acks=1).duplicate
     reopened.close()
+
+
+def test_shutdown_snapshot_is_skipped_when_it_would_change_nothing(tmp_path: Path) -> None:
+    """A clean restart of idle partitions must not pay for a snapshot each: none for an empty log, and
+    none when the newest snapshot already sits at the log end."""
+    from strom.config import LogConfig
+    from strom.replication.partition import Partition
+    from strom.storage.log import Log
+
+    log = Log.open(tmp_path / "t-0", LogConfig())
+    part = Partition("t", 0, log, node_id=1, leader_epoch=0, clock=lambda: 1000.0)
+    part.take_producer_snapshot()
+    assert list_snapshots(log.dir) == []
+    part.append_as_leader(_idempotent_batch(9, 0), acks=1)
+    part.take_producer_snapshot()
+    first = list_snapshots(log.dir)
+    assert [offset for offset, _ in first] == [log.log_end_offset]
+    stamp = first[0][1].stat().st_mtime_ns
+    part.take_producer_snapshot()
+    assert list_snapshots(log.dir) == first and first[0][1].stat().st_mtime_ns == stamp
+    part.append_as_leader(_idempotent_batch(9, 3), acks=1)
+    part.take_producer_snapshot()
+    assert [offset for offset, _ in list_snapshots(log.dir)][-1] == log.log_end_offset
+    log.close()
