@@ -445,6 +445,7 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
         remaining = deadline - loop.time()
         if total >= params.min_bytes or any_error or remaining <= 0 or not wanted:
             break
+        ctx.effects_applied()  # only waiting now: the connection's next request may run
         await _wait_for_data(ctx, wanted, remaining)
 
     if session is not None:

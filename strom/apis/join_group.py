@@ -50,7 +50,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         supports_skip_assignment=version >= 9,
     )
     result: JoinResult = await coordinator.call(
-        lambda cb: coordinator.core.join(req, coordinator.now_ms(), cb)
+        lambda cb: coordinator.core.join(req, coordinator.now_ms(), cb), ctx.effects_applied
     )
     cls = response_type(API_KEY, version)
     member_cls = entry_type(cls, "members")

@@ -35,7 +35,9 @@ async def handle(ctx: Any, request: Any) -> Any:
     )
     if offsets:
         core, now = coordinator.core, coordinator.now_ms()
-        results: list[ErrorCode] = await coordinator.call(lambda cb: core.commit_offsets(req, now, cb))
+        results: list[ErrorCode] = await coordinator.call(
+            lambda cb: core.commit_offsets(req, now, cb), ctx.effects_applied
+        )
         for o, error in zip(offsets, results, strict=True):
             errors[(o.topic, o.partition)] = error
     return commit_response(response_type(API_KEY, version), order, errors)

@@ -17,6 +17,9 @@ Behaviour:
   verified with the transaction coordinator when this broker coordinates the request's transactional id:
   a partition not added to the ongoing transaction answers INVALID_TXN_STATE, a stale epoch
   INVALID_PRODUCER_EPOCH. (Ids coordinated by another broker are not verified.)
+- All partitions of a request are appended before any acks=-1 wait, and only then may the connection's
+  next request run (`ctx.effects_applied`): pipelined requests reach each partition in request order, and
+  the waits of one request's partitions (and of pipelined requests) overlap.
 - Requests are decoded by `strom.protocol.produce_request` (record sets stay views of the request frame,
   which the log rewrites in place: no copy of the payload in Python); responses are encoded by hand
   (`encode_response`, checked byte for byte against kio in the tests).
@@ -29,6 +32,7 @@ INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_E
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -111,27 +115,37 @@ def _verify_transaction(
     return 0 if error is None else int(error)
 
 
-async def _produce_partition(
+@dataclass(slots=True)
+class _Appended:
+    """An acks=-1 append still waiting for the ISR."""
+
+    result: PartitionResult
+    partition: Any
+    last_offset: int
+
+
+def _append_partition(
     ctx: RequestContext,
     topic: str,
     index: int,
     records: Any,
     acks: int,
-    timeout_s: float,
     transactional_id: str | None = None,
-) -> PartitionResult:
+) -> tuple[PartitionResult, _Appended | None]:
+    """Append one partition's records as leader (synchronously: no other request runs meanwhile), and
+    what is left to wait for under acks=-1."""
     broker = ctx.broker
     result = PartitionResult(index)
     if broker.metadata.image.partition(topic, index) is None:
         result.error_code = ErrorCode.unknown_topic_or_partition
-        return result
+        return result, None
     part = broker.replica_manager.get_partition(topic, index)
     if part is None or not part.is_leader:
         result.error_code = ErrorCode.not_leader_or_follower
-        return result
+        return result, None
     if records is None or len(records) == 0:
         result.error_code = ErrorCode.corrupt_message
-        return result
+        return result, None
     try:
         verify_error = _verify_transaction(ctx, part, topic, index, records, transactional_id)
     except KafkaError:
@@ -139,7 +153,7 @@ async def _produce_partition(
     if verify_error:
         result.error_code = verify_error
         result.log_start_offset = part.log_start_offset
-        return result
+        return result, None
     size = len(records)
     try:
         # the records are a view of this request's own frame, used for nothing after the append
@@ -148,11 +162,11 @@ async def _produce_partition(
         result.error_code = _error_code(exc)
         result.error_message = exc.message
         result.log_start_offset = part.log_start_offset
-        return result
+        return result, None
     except Exception:
         log.exception("append to %s-%d failed", topic, index)
         result.error_code = ErrorCode.unknown_server_error
-        return result
+        return result, None
     traffic = broker.metrics.traffic
     if traffic is not None:
         # validated batches hold one record per offset (records_count == last_offset_delta + 1)
@@ -160,39 +174,48 @@ async def _produce_partition(
     result.base_offset = appended.first_offset
     result.log_append_time = appended.log_append_time
     result.log_start_offset = appended.log_start_offset
-    if acks == -1:
-        try:
-            if not await part.wait_for_acks_all(appended.last_offset, timeout_s):
-                result.error_code = ErrorCode.request_timed_out
-        except KafkaError as exc:
-            # leadership lost, or the ISR shrank below min.insync.replicas while waiting
-            result.error_code = _error_code(exc)
-            result.error_message = exc.message
-    return result
+    if acks != -1:
+        return result, None
+    return result, _Appended(result, part, appended.last_offset)
+
+
+async def _await_isr(pending: _Appended, timeout_s: float) -> None:
+    result = pending.result
+    try:
+        if not await pending.partition.wait_for_acks_all(pending.last_offset, timeout_s):
+            result.error_code = ErrorCode.request_timed_out
+    except KafkaError as exc:
+        # leadership lost, or the ISR shrank below min.insync.replicas while waiting
+        result.error_code = _error_code(exc)
+        result.error_message = exc.message
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = int(request.acks)
     timeout_s = max(request.timeout.total_seconds(), 0.0)
+    transactional_id = getattr(request, "transactional_id", None)
     topics: list[tuple[str, list[PartitionResult]]] = []
+    waiting: list[_Appended] = []
+    # Every partition is appended before anything is awaited, so the next request on this connection
+    # (released by effects_applied below) can never reach a partition before this one did.
     for topic_data in request.topic_data:
         results: list[PartitionResult] = []
         for pdata in topic_data.partition_data:
             if acks not in (0, 1, -1):
                 results.append(PartitionResult(int(pdata.index), ErrorCode.invalid_required_acks))
                 continue
-            results.append(
-                await _produce_partition(
-                    ctx,
-                    topic_data.name,
-                    int(pdata.index),
-                    pdata.records,
-                    acks,
-                    timeout_s,
-                    getattr(request, "transactional_id", None),
-                )
+            result, pending = _append_partition(
+                ctx, topic_data.name, int(pdata.index), pdata.records, acks, transactional_id
             )
+            results.append(result)
+            if pending is not None:
+                waiting.append(pending)
         topics.append((topic_data.name, results))
+    ctx.effects_applied()
+    if len(waiting) == 1:
+        await _await_isr(waiting[0], timeout_s)
+    elif waiting:
+        await asyncio.gather(*(_await_isr(pending, timeout_s) for pending in waiting))
     if acks == 0:
         # the client expects no answer, so Kafka reports a failure by closing the connection
         failed = [(name, p) for name, results in topics for p in results if p.error_code]

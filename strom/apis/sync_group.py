@@ -33,7 +33,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         assignments={a.member_id: a.assignment for a in request.assignments},
     )
     result: SyncResult = await coordinator.call(
-        lambda cb: coordinator.core.sync(req, coordinator.now_ms(), cb)
+        lambda cb: coordinator.core.sync(req, coordinator.now_ms(), cb), ctx.effects_applied
     )
     return build(
         response_type(API_KEY, version),

@@ -38,7 +38,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         core, now = coordinator.core, coordinator.now_ms()
         pid, epoch = int(request.producer_id), int(request.producer_epoch)
         results: list[ErrorCode] = await coordinator.call(
-            lambda cb: core.commit_txn_offsets(req, pid, epoch, now, cb)
+            lambda cb: core.commit_txn_offsets(req, pid, epoch, now, cb), ctx.effects_applied
         )
         for o, error in zip(offsets, results, strict=True):
             errors[(o.topic, o.partition)] = fenced_for_version(error, version, 3)

@@ -3,8 +3,13 @@
 Kafka rules implemented here:
 - A request is a 4-byte size and that many bytes. A size over `socket.request.max.bytes` (or negative)
   closes the connection, and only it (Kafka's InvalidReceiveException).
-- Requests are dispatched concurrently but responses leave strictly in request order (clients match
-  responses by order as well as by correlation id).
+- A connection's requests take effect in request order, as in Kafka (which reads the next request only
+  after answering the last): request n+1's handler starts only when request n's handler has returned or
+  has called `ctx.effects_applied()` (its changes are in place and it is only waiting: replication for
+  acks=all, a fetch's min_bytes, a rebalance). So pipelined produces of an idempotent producer reach
+  every partition in order, while their waits overlap. Decoding runs ahead; other connections are
+  never held up. Responses leave strictly in request order (clients match responses by order as well as
+  by correlation id).
 - Unknown API keys, and versions the registry does not serve: ApiVersions answers UNSUPPORTED_VERSION in a
   v0 body listing our versions (KIP-511 fallback); any other API gets an error response when its response
   schema can carry one, otherwise the connection closes, as Kafka closes on a request it cannot parse.
@@ -76,6 +81,8 @@ class Connection:
         self._closing = False
         self._logged_error = False
         self._in_flight = 0  # requests read and not yet answered
+        # resolved once the newest request's effects are applied: the next request's handler awaits it
+        self._order_tail: asyncio.Future[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -140,12 +147,27 @@ class Connection:
                 return
             await self._slots.acquire()
             self._in_flight += 1
+            after = self._order_tail
+            applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._order_tail = applied
             # the frame is ours: handlers may rewrite it in place (a produce's batch base offsets)
-            self._queue.put_nowait(asyncio.create_task(self._handle(memoryview(frame))))
+            self._queue.put_nowait(asyncio.create_task(self._handle(memoryview(frame), after, applied)))
 
     # --- dispatch ---------------------------------------------------------------------------------
-    async def _handle(self, frame: memoryview) -> Any:
-        """The encoded response (a list of chunks), None for no response, or _CLOSE."""
+    async def _handle(
+        self, frame: memoryview, after: asyncio.Future[None] | None, applied: asyncio.Future[None]
+    ) -> Any:
+        """The encoded response (a list of chunks), None for no response, or _CLOSE. The handler runs
+        once `after` (the previous request's effects) is resolved; `applied` resolves when this
+        request's effects are in place, at the latest when this returns."""
+        try:
+            return await self._dispatch(frame, after, applied)
+        finally:
+            _resolve(applied)
+
+    async def _dispatch(
+        self, frame: memoryview, after: asyncio.Future[None] | None, applied: asyncio.Future[None]
+    ) -> Any:
         try:
             api_key, api_version, correlation_id = peek_api(frame)
         except FrameError as exc:
@@ -178,7 +200,10 @@ class Connection:
             client_host=self.client_host,
             connection_id=self.connection_id,
             header_version=header.header_version,
+            effects_applied=lambda: _resolve(applied),
         )
+        if after is not None and not after.done():
+            await after
         try:
             response = await spec.handler(ctx, request)
         except asyncio.CancelledError:
@@ -280,6 +305,11 @@ class Connection:
                 # the segment shrank under us (truncation): the frame length is already on the wire
                 raise ConnectionError("segment truncated while being sent")
             self.stream.write(data)
+
+
+def _resolve(applied: asyncio.Future[None]) -> None:
+    if not applied.done():
+        applied.set_result(None)
 
 
 def _done(value: Any) -> asyncio.Future[Any]:

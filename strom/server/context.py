@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,11 @@ class RequestContext:
     client_host: str
     connection_id: str
     header_version: int = 1
+    effects_applied: Callable[[], None] = lambda: None
+    """Called by a handler once everything its request changes is in place and what remains is waiting
+    (for replication, a fetch's min_bytes, a rebalance). The connection starts the next request's handler
+    only then (or when this one returns), so a connection's requests take effect in request order, as
+    in Kafka, while waits of pipelined requests overlap. Calling it again does nothing."""
 
     def now_ms(self) -> int:
         return int(self.broker.clock() * 1000)

@@ -97,8 +97,12 @@ class GroupCoordinator:
 
     # --- calling the core ----------------------------------------------------------------------------
 
-    async def call(self, start: Callable[[Callable[[_T], None]], None]) -> _T:
-        """Run a core operation that answers through a callback and wait for the answer."""
+    async def call(
+        self, start: Callable[[Callable[[_T], None]], None], applied: Callable[[], None] | None = None
+    ) -> _T:
+        """Run a core operation that answers through a callback and wait for the answer. The core applies
+        the operation synchronously in `start` (a join registers the member, a commit appends its
+        records); `applied` is called then, before the wait (a rebalance, replication of the commit)."""
         fut: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
 
         def respond(result: _T) -> None:
@@ -107,6 +111,8 @@ class GroupCoordinator:
 
         start(respond)
         self.poke()
+        if applied is not None:
+            applied()
         return await fut
 
     # --- __consumer_offsets --------------------------------------------------------------------------
