@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache" / "tools"
-KAFKA_VERSION = os.environ.get("STROM_KAFKA_VERSION", "4.1.1")
+KAFKA_VERSION = os.environ.get("STROM_KAFKA_VERSION", "4.4.0")
 
 
 class ToolUnavailable(RuntimeError):

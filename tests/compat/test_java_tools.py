@@ -45,13 +45,14 @@ def test_console_producer_consumer_and_offsets(java_tools: JavaTools, broker: st
     topic = make_topic(partitions=1)
     lines = "".join(f"key{i}:value {i}\n" for i in range(7))
     java_tools.run("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", broker, "--topic", topic,
-                   "--property", "parse.key=true", "--property", "key.separator=:", input_text=lines)
+                   "--reader-property", "parse.key=true", "--reader-property", "key.separator=:",
+                   input_text=lines)
 
     out = java_tools.run(
         "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", broker, "--topic", topic,
         "--partition", "0", "--from-beginning", "--max-messages", "7", "--timeout-ms", "20000",
-        "--property", "print.key=true", "--property", "key.separator=|",
-        "--property", "print.offset=true").stdout
+        "--formatter-property", "print.key=true", "--formatter-property", "key.separator=|",
+        "--formatter-property", "print.offset=true").stdout
     rows = [line for line in out.splitlines() if line.strip()]
     assert rows == [f"Offset:{i}|key{i}|value {i}" for i in range(7)]
 
