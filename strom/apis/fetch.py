@@ -6,9 +6,14 @@ Behaviour:
   is returned whole even when larger (KIP-74), so consumers always make progress.
 - `min_bytes`/`max_wait_ms`: when less than `min_bytes` is available the request waits (the fetch
   purgatory: an event registered on each partition, set by every append) until enough arrives or
-  `max_wait_ms` passes; errors answer at once.
-- Incremental fetch sessions (KIP-227, v7+): see `strom.server.fetch_sessions`. Incremental responses list
-  only partitions with records, a changed high watermark or log start offset, or an error.
+  `max_wait_ms` passes; an error reading a partition answers at once.
+- Fetch sessions (KIP-227, v7+, consumers and followers alike): `strom.server.fetch_sessions` decides from
+  the session id and epoch whether a request is sessionless, opens a session, or is incremental, and which
+  partitions an incremental response lists (records, an error, or a high watermark or log start offset
+  other than the one last sent).
+- Partitions the metadata does not know are answered UNKNOWN_TOPIC_OR_PARTITION after all the others and
+  do not end a `min_bytes` wait early (Kafka's "erroneous" partitions); a topic's partitions share one
+  topic entry only when they are neighbours in the response.
 - v9+ `current_leader_epoch` (KIP-320): older than ours FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
 - read_committed (isolation_level 1, KIP-98): consumers read below the last stable offset only, and each
   partition answers the aborted transactions (producer id, first offset) overlapping the range from the
@@ -38,7 +43,7 @@ from strom.protocol.frames import FileSlice, RawResponse
 from strom.protocol.registry import ApiSpec, decode_with_kio, request_type
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, I64, array_len, bytes_len, string
 from strom.server.context import RequestContext
-from strom.server.fetch_sessions import FetchSession, PartitionData, SessionError
+from strom.server.fetch_sessions import FINAL_EPOCH, FetchManager, PartitionKey, UnownedSessionIdError
 
 log = logging.getLogger("strom.apis.fetch")
 
@@ -46,7 +51,6 @@ API_KEY = 1
 MIN_VERSION = 0
 MAX_VERSION = 12
 FLEXIBLE_FROM = 12
-FINAL_EPOCH = -1
 
 
 # --- request ---------------------------------------------------------------------------------------
@@ -167,6 +171,7 @@ class PartitionResponse:
     log_start_offset: int = -1
     records: FileSlice | bytes | None = None
     aborted_transactions: list[tuple[int, int]] | None = None  # (producer id, first offset)
+    preferred_read_replica: int = -1  # KIP-392; never chosen here (no rack-aware replica selector)
 
     @property
     def size(self) -> int:
@@ -212,7 +217,7 @@ def encode_response(
                     if flexible:
                         out += EMPTY_TAGS
             if version >= 11:
-                out += I32.pack(-1)  # preferred read replica
+                out += I32.pack(p.preferred_read_replica)
             size = p.size
             out += bytes_len(size, flexible)
             if size:
@@ -351,118 +356,84 @@ async def _wait_for_data(ctx: RequestContext, wanted: list[_Wanted], timeout_s: 
             part.remove_waiter(event)
 
 
-def _session_partitions(session: FetchSession) -> list[_Wanted]:
-    return [
-        _Wanted(
-            topic, FetchPartitionReq(partition, data.fetch_offset, data.max_bytes, -1, data.log_start_offset)
-        )
-        for (topic, partition), data in session.partitions.items()
-    ]
-
-
-def _update_session(session: FetchSession, params: FetchParams) -> None:
-    for topic, parts in params.topics:
-        for p in parts:
-            key = (topic, p.partition)
-            data = session.partitions.get(key)
-            if data is None:
-                session.partitions[key] = PartitionData(
-                    p.fetch_offset, p.partition_max_bytes, p.log_start_offset
-                )
-            else:
-                data.fetch_offset = p.fetch_offset
-                data.max_bytes = p.partition_max_bytes
-                data.log_start_offset = p.log_start_offset
-    for topic, partitions in params.forgotten:
-        for partition in partitions:
-            session.partitions.pop((topic, partition), None)
-
-
-def _changed(session: FetchSession, wanted: _Wanted, resp: PartitionResponse) -> bool:
-    """Incremental fetches answer a partition only when something about it changed (KIP-227)."""
-    data = session.partitions.get((wanted.topic, wanted.req.partition))
-    if data is None:
-        return True
-    changed = (
-        resp.size > 0
-        or resp.error_code != 0
-        or resp.high_watermark != data.last_high_watermark
-        or resp.log_start_offset != data.last_log_start_offset
-    )
-    data.last_high_watermark = resp.high_watermark
-    data.last_log_start_offset = resp.log_start_offset
-    return changed
-
-
 def _group(
-    wanted: list[_Wanted], responses: list[PartitionResponse]
+    results: list[tuple[PartitionKey, PartitionResponse]],
 ) -> list[tuple[str, list[PartitionResponse]]]:
+    """Partitions under their topics, in order. As in Kafka, only neighbours share a topic entry: a topic
+    whose partitions are apart in a session's order appears more than once."""
     topics: list[tuple[str, list[PartitionResponse]]] = []
-    index: dict[str, list[PartitionResponse]] = {}
-    for item, resp in zip(wanted, responses, strict=True):
-        bucket = index.get(item.topic)
-        if bucket is None:
-            bucket = []
-            index[item.topic] = bucket
-            topics.append((item.topic, bucket))
-        bucket.append(resp)
+    for (topic, _), resp in results:
+        if topics and topics[-1][0] == topic:
+            topics[-1][1].append(resp)
+        else:
+            topics.append((topic, [resp]))
     return topics
+
+
+def _as_request(key: PartitionKey, req: Any) -> FetchPartitionReq:
+    if isinstance(req, FetchPartitionReq):
+        return req
+    # a session's cached partition: the client's last request for it
+    return FetchPartitionReq(
+        key[1], req.fetch_offset, req.partition_max_bytes, req.current_leader_epoch, req.log_start_offset
+    )
 
 
 async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
     version = ctx.api_version
-    sessions = ctx.broker.fetch_sessions
-    session: FetchSession | None = None
-    incremental = False
-    response_session_id = 0
-    if version >= 7 and params.replica_id < 0:
-        try:
-            if params.session_id == 0 and params.session_epoch == 0:
-                session = sessions.create()
-                if session is not None:
-                    _update_session(session, params)
-                    response_session_id = session.session_id
-            elif params.session_id != 0 and params.session_epoch == FINAL_EPOCH:
-                sessions.remove(params.session_id)
-            elif params.session_id != 0:
-                session = sessions.get(params.session_id, params.session_epoch)
-                _update_session(session, params)
-                incremental = True
-                response_session_id = session.session_id
-        except SessionError as exc:
-            return RawResponse(encode_response(version, [], error_code=exc.code, session_id=0))
+    # KIP-227: the session id and epoch pick the context (below v7 they are always 0 / -1: sessionless)
+    fetch_data: dict[PartitionKey, FetchPartitionReq] = {}
+    for topic, parts in params.topics:
+        for p in parts:
+            fetch_data[(topic, p.partition)] = p  # a repeated partition keeps its first place, last values
+    to_forget = [(topic, p) for topic, partitions in params.forgotten for p in partitions]
+    try:
+        context = FetchManager(ctx.broker.fetch_sessions).new_context(
+            params.session_id, params.session_epoch, params.replica_id >= 0, fetch_data, to_forget
+        )
+    except UnownedSessionIdError as exc:
+        # Kafka's answer to a request that failed as a whole: the error at the top and on every partition
+        failed = [
+            (topic, [PartitionResponse(p.partition, exc.code) for p in parts])
+            for topic, parts in params.topics
+        ]
+        return RawResponse(
+            encode_response(version, failed, error_code=exc.code, session_id=params.session_id)
+        )
 
-    if session is not None:
-        wanted = _session_partitions(session)
-    else:
-        wanted = [_Wanted(topic, p) for topic, parts in params.topics for p in parts]
+    # Partitions the metadata does not know are answered without a read, after the others (Kafka's
+    # "erroneous" partitions): they neither end the wait early nor take a place in the read order.
+    image = ctx.broker.metadata.image
+    interesting: list[_Wanted] = []
+    erroneous: list[_Wanted] = []
+    for key, req in context.partitions():
+        item = _Wanted(key[0], _as_request(key, req))
+        (interesting if image.partition(key[0], key[1]) is not None else erroneous).append(item)
+    unknown = [
+        PartitionResponse(item.req.partition, ErrorCode.unknown_topic_or_partition) for item in erroneous
+    ]
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(params.max_wait_ms, 0) / 1000
     while True:
-        responses, any_error = _collect(ctx, params, wanted)
+        responses, any_error = _collect(ctx, params, interesting)
         total = sum(r.size for r in responses)
         remaining = deadline - loop.time()
-        if total >= params.min_bytes or any_error or remaining <= 0 or not wanted:
+        if total >= params.min_bytes or any_error or remaining <= 0 or not interesting:
             break
         ctx.effects_applied()  # only waiting now: the connection's next request may run
-        await _wait_for_data(ctx, wanted, remaining)
+        await _wait_for_data(ctx, interesting, remaining)
 
-    if session is not None:
-        keep = [
-            (w, r)
-            for w, r in zip(wanted, responses, strict=True)
-            if _changed(session, w, r) or not incremental
-        ]
-        wanted = [w for w, _ in keep]
-        responses = [r for _, r in keep]
+    wanted = interesting + erroneous
+    results = [((w.topic, w.req.partition), r) for w, r in zip(wanted, responses + unknown, strict=True)]
+    error_code, session_id, kept = context.respond(results)
     traffic = ctx.broker.metrics.traffic
     if traffic is not None:
         follower = params.replica_id >= 0
-        for item, resp in zip(wanted, responses, strict=True):
+        for (topic, _), resp in kept:
             if resp.size:
-                traffic.record_fetch(item.topic, resp.size, follower)
-    return RawResponse(encode_response(version, _group(wanted, responses), session_id=response_session_id))
+                traffic.record_fetch(topic, resp.size, follower)
+    return RawResponse(encode_response(version, _group(kept), error_code=error_code, session_id=session_id))
 
 
 SPEC = ApiSpec(

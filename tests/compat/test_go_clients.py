@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from compat_support import BrokerUnderTest, ToolFailed
+from compat_support import BrokerUnderTest, ToolFailed, TopicMaker
 
 from benchmarks.peers import tools
 
@@ -134,6 +134,24 @@ def test_franz_kadm_topics_and_configs(gocompat: Path, broker: str, unique: Call
     assert result["in_full_list"] is True
     assert result["configs"]["retention.ms"] == {"value": "7200000", "source": "DYNAMIC_TOPIC_CONFIG"}
     assert result["configs"]["cleanup.policy"] == {"value": "delete", "source": "DEFAULT_CONFIG"}
+
+
+def test_franz_partitions_removed_and_added_back_are_fetched(gocompat: Path, broker: str,
+                                                            make_topic: TopicMaker) -> None:
+    """KIP-227 through kgo: removing every partition and adding them back reopens the fetch session (old id,
+    epoch 0); a paused partition leaves the session and comes back on resume. Each phase gets its records,
+    and kgo never has to reset a session the broker refused."""
+    topic = make_topic(partitions=2)
+    result = _run(gocompat, "franz-session-readd", broker, topic)
+
+    def seen(phase: str) -> list[tuple[int, int, str]]:
+        return sorted((r["partition"], r["offset"], r["value"]) for r in result[phase])
+
+    assert seen("added") == [(0, 0, "v1")]
+    assert seen("readded") == [(0, 0, "v1"), (1, 1, "v3")]
+    assert seen("while_paused") == [(0, 1, "v4")]
+    assert seen("resumed") == [(1, 2, "v5")]
+    assert result["session_messages"] == []
 
 
 # --- sweeps: many calls per run, every step's result or error compared at once ------------------------

@@ -17,7 +17,6 @@ from strom.apis import build_registry
 from strom.apis.fetch import decode_legacy
 from strom.protocol.errors import ErrorCode, InvalidRequestError
 from strom.protocol.records import Record, build_batch
-from strom.server.fetch_sessions import FetchSessionCache, SessionError
 from strom.testing.embedded import EmbeddedBroker
 
 
@@ -45,22 +44,6 @@ def test_legacy_fetch_decode() -> None:
     assert (part.partition, part.fetch_offset, part.partition_max_bytes) == (2, 77, 4096)
     with pytest.raises(InvalidRequestError):
         decode_legacy(3, memoryview(body[:-3]))
-
-
-def test_session_cache_epochs_and_eviction() -> None:
-    cache = FetchSessionCache(2, clock=lambda: 0.0)
-    first = cache.create()
-    assert first is not None
-    assert cache.get(first.session_id, 1) is first
-    with pytest.raises(SessionError) as err:
-        cache.get(first.session_id, 1)
-    assert err.value.code == ErrorCode.invalid_fetch_session_epoch
-    cache.create()
-    cache.create()
-    assert len(cache) == 2
-    with pytest.raises(SessionError) as err:
-        cache.get(first.session_id, 2)
-    assert err.value.code == ErrorCode.fetch_session_id_not_found
 
 
 async def test_api_versions_lists_registry(broker: EmbeddedBroker) -> None:

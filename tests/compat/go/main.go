@@ -40,6 +40,7 @@ var scenarios = map[string]scenario{
 	"franz-group":            franzGroup,
 	"franz-admin":            franzAdmin,
 	"franz-sweep":            franzSweep,
+	"franz-session-readd":    franzSessionReadd,
 }
 
 func main() {
