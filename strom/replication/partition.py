@@ -210,8 +210,12 @@ class Partition:
         """Apply a state naming this broker leader; True if this is a new leadership (new epoch)."""
         new = not self.is_leader or state.leader_epoch != self.leader_epoch
         self.replicas = tuple(state.replicas) or (self.node_id,)
-        self.isr = tuple(state.isr) or (self.node_id,)
-        self.partition_epoch = state.partition_epoch
+        # In one leader epoch only this leader changes the ISR, and it learns each change from the
+        # write's answer, possibly before a metadata image read earlier is published: an older partition
+        # epoch would undo that change (Kafka skips such a state too).
+        if new or state.partition_epoch >= self.partition_epoch:
+            self.isr = tuple(state.isr) or (self.node_id,)
+            self.partition_epoch = state.partition_epoch
         if self.pending_isr is not None and self.pending_isr == self.isr:
             self.pending_isr = None
         if new:

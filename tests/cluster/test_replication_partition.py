@@ -92,6 +92,34 @@ def test_isr_shrinks_after_lag_and_grows_at_high_watermark(tmp_path: Path) -> No
     assert leader.isr == (1, 2)
 
 
+def test_stale_state_does_not_undo_the_leaders_newer_isr(tmp_path: Path) -> None:
+    """A metadata image read before the leader's own ISR change was written can be published after the
+    change's answer. Applying it would shrink the leader's ISR back below what ZooKeeper holds, and
+    acks=all would be answered without a follower the controller may still elect (Kafka skips a state
+    whose partition epoch is older than the leader's)."""
+    clock = Clock()
+    proposals: list[tuple[int, ...]] = []
+    leader = _partition(tmp_path, "a", 1, clock)
+    leader.isr_proposer = lambda part, isr: proposals.append(isr)
+    leader.become_leader(PartitionState(0, 1, 0, (1, 2, 3), (1, 2), 5))
+    leader.append_as_leader(_batch(4), acks=-1)
+    now = int(clock() * 1000)
+    leader.update_follower_fetch(2, 4, now)
+    leader.update_follower_fetch(3, 4, now)
+    assert proposals == [(1, 2, 3)]
+    leader.isr_change_done(PartitionState(0, 1, 0, (1, 2, 3), (1, 2, 3), 6))
+    leader.become_leader(PartitionState(0, 1, 0, (1, 2, 3), (1, 2), 5))  # the stale image
+    assert leader.isr == (1, 2, 3) and leader.partition_epoch == 6
+    leader.append_as_leader(_batch(2), acks=-1)
+    leader.update_follower_fetch(2, 6, now + 100)
+    assert leader.high_watermark == 4, "acknowledged without ISR member 3"
+    leader.update_follower_fetch(3, 6, now + 100)
+    assert leader.high_watermark == 6
+    assert proposals == [(1, 2, 3)]  # and no proposal from the stale partition epoch
+    leader.become_leader(PartitionState(0, 1, 0, (1, 2, 3), (1, 3), 7))  # a newer state applies
+    assert leader.isr == (1, 3) and leader.partition_epoch == 7
+
+
 def test_min_isr_refuses_acks_all_before_append(tmp_path: Path) -> None:
     clock = Clock()
     leader = _partition(tmp_path, "a", 1, clock, min_insync_replicas="2")
