@@ -18,6 +18,9 @@ and Kafka's ZooKeeper tooling read each other's znodes.
     /admin/reassign_partitions                   {"version":1,"partitions":[{"topic":t,"partition":p,
                                                   "replicas":[...]}]} a reassignment request (the pre-KIP-455
                                                   path); the controller starts it and deletes the znode
+    /latest_producer_id_block                    {"version":1,"broker":N,"block_start":"<id>",
+                                                  "block_end":"<id>"} the last block of producer ids
+                                                  a broker claimed (both ends inclusive)
 
 One node is Strom's own, outside Kafka's layout: /strom/controlled_shutdown/<id> (ephemeral, empty), a
 broker's request that the controller move leadership and ISR membership away from it before it exits
@@ -46,6 +49,7 @@ CONFIG_CHANGE_PREFIX = "config_change_"
 DELETE_TOPICS = "/admin/delete_topics"
 REASSIGN_PARTITIONS = "/admin/reassign_partitions"
 CONTROLLED_SHUTDOWN = "/strom/controlled_shutdown"
+LATEST_PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 DEFAULT_BROKER_ENTITY = "<default>"
 
 PERSISTENT_PATHS: tuple[str, ...] = (
@@ -289,3 +293,27 @@ def decode_config(data: bytes | None) -> dict[str, str]:
 def encode_config_change(entity_path: str) -> bytes:
     """A change notification; `entity_path` is e.g. "topics/<t>" or "brokers/<id>"."""
     return _dumps({"version": 2, "entity_path": entity_path})
+
+
+# --- /latest_producer_id_block ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ProducerIdBlock:
+    """Producer ids `start`..`end` (both inclusive) claimed by `broker` (Kafka's ProducerIdBlockZNode)."""
+
+    broker: int
+    start: int
+    end: int
+
+
+def encode_producer_id_block(block: ProducerIdBlock) -> bytes:
+    return _dumps(
+        {"version": 1, "broker": block.broker, "block_start": str(block.start), "block_end": str(block.end)}
+    )
+
+
+def decode_producer_id_block(data: bytes | None) -> ProducerIdBlock | None:
+    """The block in the znode, or None when it is empty (Kafka reads an empty znode as "no block yet")."""
+    doc = _loads(data)
+    if not isinstance(doc, dict):
+        return None
+    return ProducerIdBlock(int(doc["broker"]), int(doc["block_start"]), int(doc["block_end"]))

@@ -59,6 +59,30 @@ class ZkStore:
             data, _ = self.client.get(L.CLUSTER_ID)
             return L.decode_cluster_id(data)
 
+    def claim_producer_id_block(self, broker_id: int, size: int) -> L.ProducerIdBlock:
+        """The next `size` producer ids, never handed to any broker before: a compare-and-set on
+        /latest_producer_id_block (created by the first claim), retried when another broker won the race."""
+        while True:
+            try:
+                data, stat = self.client.get(L.LATEST_PRODUCER_ID_BLOCK)
+            except NoNodeError:
+                block = L.ProducerIdBlock(broker_id, 0, size - 1)
+                try:
+                    self.client.create(L.LATEST_PRODUCER_ID_BLOCK, L.encode_producer_id_block(block))
+                except NodeExistsError:
+                    continue
+                return block
+            last = L.decode_producer_id_block(data)
+            start = 0 if last is None else last.end + 1
+            block = L.ProducerIdBlock(broker_id, start, start + size - 1)
+            try:
+                self.client.set(
+                    L.LATEST_PRODUCER_ID_BLOCK, L.encode_producer_id_block(block), version=stat.version
+                )
+            except BadVersionError:
+                continue
+            return block
+
     def register_broker(self, broker: BrokerInfo, wait_s: float) -> None:
         """Create the ephemeral registration; if an old session of the same id still holds it (a fast
         restart), wait up to `wait_s` for that session to expire, as Kafka does."""

@@ -34,6 +34,8 @@ Interfaces beyond `ClusterBackend`, for replication and the ElectLeaders/Control
   {(topic, partition): (ErrorCode, message)}` and `async list_partition_reassignments(partitions | None)
   -> {(topic, partition): ReplicaSet}`: KIP-455 reassignments (strom.cluster.reassignment); only on the
   controller, otherwise NOT_CONTROLLER. The controller also acts on /admin/reassign_partitions.
+- `async claim_producer_id_block(size) -> (first, last)`: producer ids for InitProducerId that no other
+  broker of the cluster hands out (a CAS on /latest_producer_id_block, as Kafka's ZkProducerIdManager).
 - `is_controller`, `controller_epoch`.
 """
 
@@ -756,6 +758,12 @@ class ZooKeeperBackend:
         await self.wait_for(lambda image: image.broker_configs.get(node_id, {}) == valid, ADMIN_WAIT_S)
 
     # --- replication and controller interfaces -------------------------------------------------------
+    async def claim_producer_id_block(self, size: int) -> tuple[int, int]:
+        """`size` producer ids no broker of the cluster was ever given, as (first, last): Kafka's ZooKeeper
+        mode block claim on /latest_producer_id_block."""
+        block = await self._zk(self.store.claim_producer_id_block, self._broker.node_id, size)
+        return block.start, block.end
+
     async def alter_isr(
         self, topic: str, partition: int, leader_epoch: int, new_isr: Sequence[int], partition_epoch: int
     ) -> PartitionState:

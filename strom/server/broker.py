@@ -154,6 +154,9 @@ class Broker:
             self.metadata = ZooKeeperBackend(str(zk_connect), self.broker_info, self.config, clock=self.clock)
         else:
             self.metadata = LocalBackend(Path(data_dir), self.broker_info, self.config, clock=self.clock)
+        claim_block = getattr(self.metadata, "claim_producer_id_block", None)
+        if claim_block is not None:
+            self.producer_ids.claim_block = claim_block  # cluster-wide ids, not the local file
         self.metadata.add_listener(self.replica_manager.on_metadata_change)
         self.metadata.add_listener(self.group_coordinator.on_metadata_change)
         self.metadata.add_listener(self.txn_coordinator.on_metadata_change)

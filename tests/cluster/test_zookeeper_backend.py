@@ -378,3 +378,15 @@ async def test_session_expiry_moves_controller_and_broker_rejoins(trio, chroot_c
     assert stat is not None and stat.ephemeralOwner == old.store.client.client_id[0] != old_session
     await others[0].create_topic("after-expiry", 3, 3, {})
     await converge(trio, has_leaders("after-expiry", 3))
+
+
+async def test_producer_id_blocks_are_disjoint_across_brokers(trio, zk) -> None:
+    """Concurrent claims by three brokers: consecutive, disjoint blocks; the znode holds the last one in
+    Kafka's JSON (both ends inclusive, as strings)."""
+    claims = [backend.claim_producer_id_block(1000) for backend in trio for _ in range(4)]
+    blocks = sorted(await asyncio.gather(*claims))
+    assert blocks == [(i * 1000, i * 1000 + 999) for i in range(12)]
+    data, _ = zk.get("/latest_producer_id_block")
+    doc = json.loads(data)
+    assert doc["version"] == 1 and doc["broker"] in (1, 2, 3)
+    assert (doc["block_start"], doc["block_end"]) == ("11000", "11999")

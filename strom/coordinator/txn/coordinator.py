@@ -277,6 +277,18 @@ class TransactionCoordinator:
 
         cls = response_type(22, ctx.api_version)
         timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
+        try:
+            # the core allocates synchronously; in a cluster the ids come in blocks claimed from ZooKeeper
+            await self.broker.producer_ids.ensure_available()
+        except KafkaError as exc:
+            log.warning("could not claim a producer id block: %s", exc)
+            return build(
+                cls,
+                throttle_time=no_throttle(),
+                error_code=ErrorCode.coordinator_load_in_progress,
+                producer_id=i64(-1),
+                producer_epoch=i16(-1),
+            )
         outcome = self.core.init_producer_id(
             request.transactional_id,
             timeout_ms,
