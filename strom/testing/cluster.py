@@ -14,7 +14,9 @@ when a test drives partitions directly.
 `ProcessCluster` uses `CLUSTER_PRESET`: short ZooKeeper sessions and replica lag so failures are noticed
 within seconds, three-way replicated internal topics with few partitions, and no initial rebalance delay.
 Temporary directories are removed and every process is killed on exit, also after failures. The functions
-at the end (layout, produce, consume_all, log_bytes, raw_produce, ...) are the checks the cluster tests share.
+at the end (layout, produce, consume_all, log_bytes, raw_produce, ...) are the checks the cluster tests share;
+`IdempotentWriter` with `assert_exactly_once_in_order` and `wait_replicas_identical` is the producer load
+and the end-of-test check of the fault and pipelining tests.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,7 +50,16 @@ from strom.client.connection import BrokerConnection
 from strom.protocol.records import Record, build_batch
 from strom.testing.embedded_cluster import EmbeddedCluster
 
-__all__ = ["CLUSTER_PRESET", "EmbeddedCluster", "ProcessCluster", "free_port", "wait_until"]
+__all__ = [
+    "CLUSTER_PRESET",
+    "EmbeddedCluster",
+    "IdempotentWriter",
+    "ProcessCluster",
+    "assert_exactly_once_in_order",
+    "free_port",
+    "wait_replicas_identical",
+    "wait_until",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -339,7 +353,7 @@ def consume_all(
         consumer.close()
 
 
-def high_watermark(cluster: ProcessCluster, topic: str, partition: int = 0) -> int:
+def high_watermark(cluster: ProcessCluster | EmbeddedCluster, topic: str, partition: int = 0) -> int:
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "hw-probe"})
     try:
         return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1])
@@ -347,7 +361,9 @@ def high_watermark(cluster: ProcessCluster, topic: str, partition: int = 0) -> i
         consumer.close()
 
 
-def log_bytes(cluster: ProcessCluster, node_id: int, topic: str, partition: int = 0) -> bytes:
+def log_bytes(
+    cluster: ProcessCluster | EmbeddedCluster, node_id: int, topic: str, partition: int = 0
+) -> bytes:
     directory = Path(cluster.data_dir(node_id)) / f"{topic}-{partition}"
     return b"".join(p.read_bytes() for p in sorted(directory.glob("*.log")))
 
@@ -379,3 +395,188 @@ def raw_produce(cluster: ProcessCluster, node_id: int, topic: str, partition: in
             await conn.close()
 
     return asyncio.run(run())
+
+
+# --- a producer load that must survive faults, and the check that it did ------------------------------
+
+
+def writer_value(partition: int, n: int) -> bytes:
+    """The n-th value (from 0) an `IdempotentWriter` (or the Go driver's pipeline scenario) sends to a
+    partition: the value alone tells where a record belongs in its partition."""
+    return f"p{partition}-{n}".encode()
+
+
+class IdempotentWriter(threading.Thread):
+    """An idempotent acks=all librdkafka producer in a thread, pipelining up to 5 requests per broker.
+
+    It writes `writer_value(p, n)` to partitions 0..partitions-1 (round robin, or a seeded random choice
+    when `seed` is given, so that batches of different partitions fill unevenly), `pause_s` between rounds
+    of `partitions` records, until `stop()` or until `total` records are sent, then flushes. It records
+    per partition how many were sent and every acknowledged (offset, value) in acknowledgement order,
+    every delivery error, and from librdkafka's statistics (every 100 ms) the most Produce requests in
+    flight to one broker (`waitresp_cnt`) and queued for one (`outbuf_cnt`): more than one in flight means
+    the requests really were pipelined. `config` overrides or adds producer settings."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        partitions: int,
+        *,
+        total: int | None = None,
+        pause_s: float = 0.005,
+        seed: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        flush_timeout: float = 120.0,
+    ) -> None:
+        super().__init__(daemon=True, name=f"writer-{topic}")
+        settings: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5,
+            "linger.ms": 5,
+            "message.timeout.ms": 120000,
+            "retry.backoff.ms": 100,
+            "statistics.interval.ms": 100,
+            "stats_cb": self._stats,
+        }
+        settings.update(config or {})
+        self.producer = Producer(settings)
+        self.topic = topic
+        self.partitions = partitions
+        self.total = total
+        self.pause_s = pause_s
+        self.flush_timeout = flush_timeout
+        self._rng = random.Random(seed) if seed is not None else None
+        self._stop_flag = threading.Event()
+        self.sent: dict[int, int] = dict.fromkeys(range(partitions), 0)
+        self.acked: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}
+        self.failed: list[str] = []
+        self.max_in_flight = 0
+        self.max_queued = 0
+        self.unflushed = 0
+
+    @property
+    def sent_total(self) -> int:
+        return sum(self.sent.values())
+
+    @property
+    def acked_total(self) -> int:
+        return sum(len(v) for v in self.acked.values())
+
+    def stop(self) -> None:
+        """Stop writing and wait until the acknowledgements are in (the flush is bounded by
+        `flush_timeout`); `unflushed` then counts records still without an answer."""
+        self._stop_flag.set()
+        self.join(self.flush_timeout + 30)
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.failed.append(f"partition {msg.partition()}: {err}")
+        else:
+            self.acked[msg.partition()].append((msg.offset(), msg.value()))
+
+    def _stats(self, text: str) -> None:
+        for broker in json.loads(text).get("brokers", {}).values():
+            if broker.get("nodeid", -1) < 0:
+                continue  # the bootstrap connections, which carry no Produce requests
+            self.max_in_flight = max(self.max_in_flight, int(broker.get("waitresp_cnt", 0)))
+            self.max_queued = max(self.max_queued, int(broker.get("outbuf_cnt", 0)))
+
+    def _next_partition(self, i: int) -> int:
+        return self._rng.randrange(self.partitions) if self._rng is not None else i % self.partitions
+
+    def run(self) -> None:
+        i = 0
+        while not self._stop_flag.is_set() and (self.total is None or i < self.total):
+            p = self._next_partition(i)
+            value = writer_value(p, self.sent[p])
+            while True:
+                try:
+                    self.producer.produce(self.topic, value=value, partition=p, on_delivery=self._delivered)
+                    break
+                except BufferError:
+                    # librdkafka's queue is full: wait for acknowledgements rather than drop the record
+                    self.producer.poll(0.05)
+            self.sent[p] += 1
+            i += 1
+            if i % self.partitions == 0:
+                self.producer.poll(0)
+                if self.pause_s > 0:
+                    time.sleep(self.pause_s)
+        self.unflushed = self.producer.flush(self.flush_timeout)
+
+
+def read_records(
+    cluster: ProcessCluster | EmbeddedCluster, topic: str, partition: int, end: int, timeout: float = 60
+) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record of a partition below offset `end`, read from offset 0."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "fetch.message.max.bytes": 1 << 20,
+        }
+    )
+    out: list[tuple[int, bytes]] = []
+    try:
+        consumer.assign([TopicPartition(topic, partition, 0)])
+        deadline = time.monotonic() + timeout
+        while (not out or out[-1][0] < end - 1) and end > 0 and time.monotonic() < deadline:
+            for msg in consumer.consume(10000, 0.5):
+                if not msg.error():
+                    out.append((msg.offset(), msg.value() or b""))
+    finally:
+        consumer.close()
+    return out
+
+
+def assert_exactly_once_in_order(
+    cluster: ProcessCluster | EmbeddedCluster,
+    topic: str,
+    sent: Mapping[int, int],
+    acked: Mapping[int, Sequence[tuple[int, bytes]]],
+) -> None:
+    """Every partition holds exactly the `sent[p]` values `writer_value(p, 0..)`, each once and in send
+    order at consecutive offsets from 0, and every one was acknowledged at the offset where it is."""
+    for p, count in sent.items():
+        expected = [writer_value(p, n) for n in range(count)]
+        acks = list(acked.get(p, ()))
+        assert [v for _o, v in acks] == expected, (
+            f"partition {p}: {len(acks)} of {count} acknowledged, or acknowledged out of send order"
+        )
+        end = high_watermark(cluster, topic, p)
+        records = read_records(cluster, topic, p, end)
+        values = [v for _o, v in records]
+        duplicated = len(values) - len(set(values))
+        assert duplicated == 0, f"partition {p}: {duplicated} records are in the log more than once"
+        if values != expected:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(values, expected, strict=False)) if a != b),
+                min(len(values), len(expected)),
+            )
+            raise AssertionError(
+                f"partition {p}: the log holds {len(values)} records (high watermark {end}), {count} were "
+                f"sent; first difference at index {first}: {values[first : first + 3]}"
+            )
+        offsets = [o for o, _v in records]
+        assert offsets == list(range(count)), f"partition {p}: offsets are not 0..{count - 1}"
+        assert acks == records, f"partition {p}: acknowledged offsets differ from where the records are"
+
+
+def wait_replicas_identical(
+    cluster: ProcessCluster | EmbeddedCluster,
+    topic: str,
+    partition: int,
+    node_ids: Sequence[int],
+    timeout: float = 60,
+) -> None:
+    """Waits until the log files of a partition hold the same bytes on every given broker. Call it once
+    writing has stopped and every replica is in the ISR: the whole log is then below the high watermark."""
+    wait_until(
+        lambda: len({log_bytes(cluster, n, topic, partition) for n in node_ids}) == 1,
+        timeout,
+        f"identical replica logs of {topic}-{partition}",
+    )
