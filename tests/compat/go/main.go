@@ -41,6 +41,7 @@ var scenarios = map[string]scenario{
 	"franz-admin":            franzAdmin,
 	"franz-sweep":            franzSweep,
 	"franz-session-readd":    franzSessionReadd,
+	"franz-pipeline":         franzPipeline,
 }
 
 func main() {
