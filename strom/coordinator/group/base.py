@@ -83,6 +83,10 @@ class CoreBase:
         self.pending_txn_offsets: dict[int, dict[str, dict[TopicPartition, CommittedOffset]]] = {}
         # writes a transactional batch: (partition, records, done, producer id, producer epoch)
         self.append_transactional: TxnAppendSink | None = None
+        # whether the broker's newest metadata makes it the leader of an offsets partition: such a
+        # partition is about to be loaded (its metadata listener has not run yet), so requests for it
+        # are told to retry (COORDINATOR_LOAD_IN_PROGRESS), not to look for another coordinator
+        self.leads: Callable[[int], bool] = lambda _partition: False
 
     def partition_for(self, group_id: str) -> int:
         return schemas.partition_for(group_id, self.config.num_partitions)
@@ -94,6 +98,8 @@ class CoreBase:
         if partition in self.loading:
             return ErrorCode.coordinator_load_in_progress
         if partition not in self.owned:
+            if self.leads(partition):
+                return ErrorCode.coordinator_load_in_progress
             return ErrorCode.not_coordinator
         return ErrorCode.none
 

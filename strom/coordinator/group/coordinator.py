@@ -50,6 +50,7 @@ class GroupCoordinator:
         self.clock = clock or broker.clock
         self.config = GroupConfig.from_broker_config(broker.config)
         self.core = GroupCoordinatorCore(self.config, self._append)
+        self.core.leads = self._leads
         self.core.append_transactional = self._append_transactional
         self._wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
@@ -143,6 +144,11 @@ class GroupCoordinator:
                     raise CoordinatorNotAvailableError(str(exc)) from None
                 info = backend.image.topic(OFFSETS_TOPIC)
             return info
+
+    def _leads(self, partition: int) -> bool:
+        info = self.broker.metadata.image.topic(OFFSETS_TOPIC)
+        state = None if info is None else info.partitions.get(partition)
+        return state is not None and state.leader == self.broker.node_id
 
     async def on_metadata_change(self, old: MetadataImage, new: MetadataImage) -> None:
         """Load the partitions this broker now leads; drop those it no longer leads."""
