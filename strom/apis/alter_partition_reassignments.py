@@ -1,4 +1,4 @@
-"""AlterPartitionReassignments (api key 45), version 0: move partition replicas between brokers (KIP-455).
+"""AlterPartitionReassignments (api key 45), versions 0-1: move partition replicas between brokers (KIP-455).
 
 Each partition names its target replicas, or null to cancel a reassignment in progress. Only the
 controller serves it (Kafka's admin client sends it to the controller); other brokers answer
@@ -10,9 +10,14 @@ ISR (strom.cluster.reassignment). ListPartitionReassignments shows what is still
 With the single-node backend the only valid target is the broker itself, which is already the replica
 set: it is accepted and changes nothing.
 
+v1 (KIP-860) adds `allow_replication_factor_change` (echoed in the response): when false, a valid target
+whose size differs from the partition's replication factor (the replicas before any reassignment in
+progress) answers INVALID_REPLICATION_FACTOR and moves nothing.
+
 Errors: top level NONE, NOT_CONTROLLER (CLUSTER_AUTHORIZATION_FAILED never, no ACLs); per partition NONE,
 UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (empty, duplicate or unknown brokers),
-NO_REASSIGNMENT_IN_PROGRESS (cancelling nothing), REQUEST_TIMED_OUT (the topic kept changing).
+INVALID_REPLICATION_FACTOR (v1, a size change that was not allowed), NO_REASSIGNMENT_IN_PROGRESS
+(cancelling nothing), REQUEST_TIMED_OUT (the topic kept changing).
 """
 
 from __future__ import annotations
@@ -65,22 +70,60 @@ def _single_node(image: MetadataImage, wanted: list[Request]) -> dict[tuple[str,
     return results
 
 
+async def _replication_factor_changes(backend: Any, wanted: list[Request]) -> dict[tuple[str, int], Result]:
+    """KIP-860: the partitions whose valid target would change their replication factor."""
+    image = backend.image
+    listing = getattr(backend, "list_partition_reassignments", None)
+    ongoing = {} if listing is None else await listing([key for key, _ in wanted])
+    refused: dict[tuple[str, int], Result] = {}
+    for key, target in wanted:
+        state = image.partition(*key)
+        if target is None or state is None:
+            continue
+        try:
+            validate_target(target, image.brokers)
+        except KafkaError:
+            continue  # the backend answers the invalid assignment itself
+        in_progress = ongoing.get(key)
+        current = (
+            [r for r in in_progress.replicas if r not in in_progress.adding]
+            if in_progress is not None
+            else list(state.replicas)
+        )
+        if len(target) != len(current):
+            refused[key] = (
+                ErrorCode.invalid_replication_factor,
+                f"The replication factor is changed from {len(current)} to {len(target)} "
+                "but allowReplicationFactorChange is false.",
+            )
+    return refused
+
+
 async def handle(ctx: RequestContext, request: Any) -> Any:
     cls = response_type(API_KEY, ctx.api_version)
     assert cls is not None
     topic_cls = entry_type(cls, "responses")
     part_cls = entry_type(topic_cls, "partitions")
     wanted = _requested(request)
+    allow_change = bool(getattr(request, "allow_replication_factor_change", True))
     backend = ctx.broker.metadata
     alter = getattr(backend, "alter_partition_reassignments", None)
     try:
+        refused = {} if allow_change else await _replication_factor_changes(backend, wanted)
+        allowed = [item for item in wanted if item[0] not in refused]
         if alter is None:
-            results = _single_node(backend.image, wanted)
+            results = _single_node(backend.image, allowed)
         else:
-            results = await alter(wanted)
+            results = await alter(allowed) if allowed else {}
+        results.update(refused)
     except KafkaError as exc:
         return build(
-            cls, throttle_time=no_throttle(), error_code=exc.code, error_message=str(exc), responses=()
+            cls,
+            throttle_time=no_throttle(),
+            allow_replication_factor_change=allow_change,
+            error_code=exc.code,
+            error_message=str(exc),
+            responses=(),
         )
     by_topic: dict[str, list[Any]] = {}
     for (topic, partition), _target in wanted:
@@ -92,6 +135,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     return build(
         cls,
         throttle_time=no_throttle(),
+        allow_replication_factor_change=allow_change,
         error_code=ErrorCode.none,
         error_message=None,
         responses=responses,
@@ -99,5 +143,5 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 SPEC = ApiSpec(
-    api_key=API_KEY, min_version=0, max_version=0, handler=handle, name="AlterPartitionReassignments"
+    api_key=API_KEY, min_version=0, max_version=1, handler=handle, name="AlterPartitionReassignments"
 )

@@ -1,10 +1,11 @@
-"""DescribeGroups (api key 15), versions 0-5: state, protocol and members of classic groups.
+"""DescribeGroups (api key 15), versions 0-6: state, protocol and members of classic groups.
 
 Member metadata and assignments, and the protocol name, are given only for a Stable group (as Kafka
-does). A group that does not exist is described as Dead with no members and NONE. v3 adds authorized
-operations (KIP-430; all operations, as there is no authorizer), v4 group.instance.id.
+does). A group that does not exist is described as Dead with no members: with NONE below v6, with
+GROUP_ID_NOT_FOUND and an error message from v6 (KIP-1043). v3 adds authorized operations (KIP-430; all
+operations, as there is no authorizer), v4 group.instance.id.
 
-Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS.
+Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, GROUP_ID_NOT_FOUND (v6+).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom.apis._build import build, entry_type, no_throttle
+from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
 
 API_KEY = 15
@@ -29,10 +31,17 @@ async def handle(ctx: Any, request: Any) -> Any:
     groups = []
     for group_id in request.groups:
         error, summary = core.describe(group_id)
+        message = None
+        if error == ErrorCode.group_id_not_found:
+            if ctx.api_version < 6:
+                error = ErrorCode.none
+            else:
+                message = f"Group {group_id} not found."
         groups.append(
             build(
                 group_cls,
                 error_code=error,
+                error_message=message,
                 group_id=group_id,
                 group_state=summary.state,
                 protocol_type=summary.protocol_type,
@@ -55,4 +64,4 @@ async def handle(ctx: Any, request: Any) -> Any:
     return build(cls, throttle_time=no_throttle(), groups=tuple(groups))
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=5, handler=handle, name="DescribeGroups")
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=6, handler=handle, name="DescribeGroups")

@@ -1,8 +1,9 @@
-"""DescribeLogDirs (api key 35), versions 1-4.
+"""DescribeLogDirs (api key 35), versions 1-5.
 
 Behaviour: for each of the broker's log directories (`log.dirs`), the partitions it holds (all, or the
 requested topics/partitions) with their size in bytes; offset lag is 0 and is_future_key false (no
-intra-broker moves). v4+ adds the directory's total and usable bytes (KIP-827). Partitions that do not
+intra-broker moves). v4+ adds the directory's total and usable bytes (KIP-827), v5 whether the directory
+is cordoned (KIP-1066): never, as Strom has no `cordoned.log.dirs`. Partitions that do not
 exist are left out, as Kafka does.
 
 Errors: NONE at the top (v3+) and per directory; KAFKA_STORAGE_ERROR for a directory that cannot be
@@ -23,7 +24,7 @@ from strom.protocol.registry import ApiSpec
 
 API_KEY = 35
 MIN_VERSION = 1
-MAX_VERSION = 4
+MAX_VERSION = 5
 
 
 def _usage(dirs: list[Path]) -> dict[Path, tuple[int, int] | None]:
@@ -76,6 +77,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                 topics=topics,
                 total_bytes=space[0] if space else -1,
                 usable_bytes=space[1] if space else -1,
+                is_cordoned=False,
             )
         )
     return build(

@@ -1,12 +1,15 @@
-"""FindCoordinator (api key 10), versions 0-4: which broker coordinates a group or a transactional id.
+"""FindCoordinator (api key 10), versions 0-6: which broker coordinates a group or a transactional id.
 
 A group's coordinator is the leader of partition abs(javaHashCode(group)) % offsets.topic.num.partitions
 of __consumer_offsets; a transactional id's, the leader of its partition of __transaction_state. The
 internal topic is created on first use (COORDINATOR_NOT_AVAILABLE if that fails). v1 adds key_type
-(0 group, 1 transaction) and error_message; v4 batches several keys (KIP-699).
+(0 group, 1 transaction) and error_message; v4 batches several keys (KIP-699); v5 only allows the
+TRANSACTION_ABORTABLE error (KIP-890, never answered here); v6 adds key type 2, share-group state
+partitions (KIP-932), which a broker without share groups refuses with INVALID_REQUEST, as Kafka 4.4 does
+while share groups are not enabled.
 
 Errors: COORDINATOR_NOT_AVAILABLE (no leader yet, or the topic cannot be created), INVALID_REQUEST
-(unknown key type).
+(unknown or share key type).
 """
 
 from __future__ import annotations
@@ -74,4 +77,4 @@ async def handle(ctx: Any, request: Any) -> Any:
     )
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=4, handler=handle, name="FindCoordinator")
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=6, handler=handle, name="FindCoordinator")

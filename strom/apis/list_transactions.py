@@ -1,13 +1,16 @@
-"""ListTransactions (api key 66), versions 0-1: the transactional ids this broker coordinates (KIP-664).
+"""ListTransactions (api key 66), versions 0-2: the transactional ids this broker coordinates (KIP-664).
 
-Filters: state names (unknown names are echoed in unknown_state_filters), producer ids, and from v1 a
-minimum running time in ms (KIP-994; -1 none). Ids whose partitions are still loading are left out.
+Filters: state names (unknown names are echoed in unknown_state_filters), producer ids, from v1 a
+minimum running time in ms (KIP-994; -1 none), and from v2 a regular expression the whole transactional
+id must match (KIP-1152; null or empty: no filter). Ids whose partitions are still loading are left out.
+The expression is compiled with Python's `re`, which agrees with Java's regex on the usual syntax.
 
-Errors: NONE, COORDINATOR_NOT_AVAILABLE.
+Errors: NONE, COORDINATOR_NOT_AVAILABLE, INVALID_REGULAR_EXPRESSION (a pattern that does not compile).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from strom.apis._build import build, entry_type, no_throttle
@@ -27,13 +30,12 @@ async def handle(ctx: Any, request: Any) -> Any:
     wanted = set(request.state_filters)
     unknown = tuple(s for s in request.state_filters if s not in _STATE_NAMES)
     if coordinator is None:
-        return build(
-            cls,
-            throttle_time=no_throttle(),
-            error_code=ErrorCode.coordinator_not_available,
-            unknown_state_filters=unknown,
-            transaction_states=(),
-        )
+        return _error(cls, ErrorCode.coordinator_not_available, unknown)
+    pattern = getattr(request, "transactional_id_pattern", None)
+    try:
+        matcher = re.compile(pattern).fullmatch if pattern else None
+    except re.error:
+        return _error(cls, ErrorCode.invalid_regular_expression, unknown)
     listing = coordinator.core.listing(
         wanted or None,
         {int(p) for p in request.producer_id_filters} or None,
@@ -53,8 +55,19 @@ async def handle(ctx: Any, request: Any) -> Any:
                 transaction_state=m.state.kafka_name,
             )
             for m in sorted(listing, key=lambda m: m.transactional_id)
+            if matcher is None or matcher(m.transactional_id)
         ),
     )
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=1, handler=handle, name="ListTransactions")
+def _error(cls: type, error: ErrorCode, unknown: tuple[str, ...]) -> Any:
+    return build(
+        cls,
+        throttle_time=no_throttle(),
+        error_code=error,
+        unknown_state_filters=unknown,
+        transaction_states=(),
+    )
+
+
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=2, handler=handle, name="ListTransactions")

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -286,23 +286,14 @@ def test_kafka_python_admin_client(cluster: ProcessCluster) -> None:
         client.close()
 
 
-def test_kafka_reassign_partitions_tool(cluster: ProcessCluster, tmp_path: Path) -> None:
-    """Apache Kafka 4.x's own kafka-reassign-partitions (ReassignPartitionsCommand) end to end."""
+def _reassign_tool(cluster: ProcessCluster) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs Apache Kafka's kafka-reassign-partitions (ReassignPartitionsCommand) against the cluster."""
     from benchmarks.peers import tools
 
     try:
         tools.ensure_tools()
     except Exception as exc:  # no network or no Java: the other tests cover the protocol
         missing(f"Kafka's Java tools are not available: {exc}")
-    topic = "java-moved"
-    c, a, b = roles(cluster)
-    create_assigned(cluster, topic, [[c, a]])
-    wait_until(lambda: settled(cluster, topic, [c, a]), what="full ISR")
-    produce(cluster, topic, [b"j%d" % i for i in range(100)])
-    plan = tmp_path / "plan.json"
-    plan.write_text(
-        json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [a, b]}]})
-    )
 
     def tool(*args: str) -> subprocess.CompletedProcess[str]:
         argv = tools.java_command(
@@ -312,6 +303,22 @@ def test_kafka_reassign_partitions_tool(cluster: ProcessCluster, tmp_path: Path)
             *args,
         )
         return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    return tool
+
+
+def test_kafka_reassign_partitions_tool(cluster: ProcessCluster, tmp_path: Path) -> None:
+    """Apache Kafka 4.x's own kafka-reassign-partitions (ReassignPartitionsCommand) end to end."""
+    tool = _reassign_tool(cluster)
+    topic = "java-moved"
+    c, a, b = roles(cluster)
+    create_assigned(cluster, topic, [[c, a]])
+    wait_until(lambda: settled(cluster, topic, [c, a]), what="full ISR")
+    produce(cluster, topic, [b"j%d" % i for i in range(100)])
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [a, b]}]})
+    )
 
     executed = tool("--execute", "--reassignment-json-file", str(plan))
     assert executed.returncode == 0, executed.stdout + executed.stderr
@@ -324,3 +331,34 @@ def test_kafka_reassign_partitions_tool(cluster: ProcessCluster, tmp_path: Path)
     listed = tool("--list")
     assert listed.returncode == 0 and "No partition reassignments found." in listed.stdout
     assert consume_all(cluster, topic, 0, 100) == [b"j%d" % i for i in range(100)]
+
+
+def test_disallowed_replication_factor_change(cluster: ProcessCluster, tmp_path: Path) -> None:
+    """KIP-860 (AlterPartitionReassignments v1): with --disallow-replication-factor-change a plan that
+    changes a partition's replica count is refused with InvalidReplicationFactorException and moves
+    nothing, while a same-size move still runs."""
+    tool = _reassign_tool(cluster)
+    topic = "rf-guarded"
+    c, a, b = roles(cluster)
+    create_assigned(cluster, topic, [[c, a], [c, a]])
+    wait_until(lambda: settled(cluster, topic, [c, a]), what="full ISR")
+    plan = tmp_path / "grow.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "partitions": [
+                    {"topic": topic, "partition": 0, "replicas": [c, a, b]},
+                    {"topic": topic, "partition": 1, "replicas": [a, b]},
+                ],
+            }
+        )
+    )
+    refused = tool("--execute", "--disallow-replication-factor-change", "--reassignment-json-file", str(plan))
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0, said
+    failed = said[said.index("Error reassigning partition(s):") :]
+    assert f"{topic}-0: " in failed and f"{topic}-1" not in failed, said
+    via = controller_id(cluster)
+    wait_until(lambda: layout(cluster, topic, via=via)[1][1] == [a, b], 20, "same-size move done")
+    assert layout(cluster, topic, via=via)[0][1] == [c, a]

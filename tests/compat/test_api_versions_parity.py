@@ -25,7 +25,7 @@ GAPS = Path(__file__).resolve().parents[2] / "docs" / "GAPS.md"
 GAPS_HEADING = "## API versions not served yet"
 TOOL = "org.apache.kafka.tools.BrokerApiVersionsCommand"
 
-# "	Produce(0): 3 to 9 [usable: 9]," / "	WriteTxnMarkers(27): 1 [usable: 1]," / "	SaslHandshake(17): UNSUPPORTED,"
+# "Produce(0): 3 to 9 [usable: 9]," / "WriteTxnMarkers(27): 1 [usable: 1]," / "SaslHandshake(17): UNSUPPORTED"
 _TOOL_LINE = re.compile(r"^\s*(\w+)\((\d+)\): (?:(UNSUPPORTED)|(\d+)(?: to (\d+))?)", re.M)
 # "| Produce (0) | 0-2, 10-13 | #13 |"
 _GAP_ROW = re.compile(r"^\| (\w+) \((\d+)\) \| ([\d, -]+) \| (#\d+)[^|]*\|", re.M)
@@ -100,7 +100,10 @@ def reference_bootstrap(broker_under_test: BrokerUnderTest) -> Iterator[str]:
 
 
 def test_parse_helpers() -> None:
-    text = "\tProduce(0): 3 to 9 [usable: 9],\n\tWriteTxnMarkers(27): 1 [usable: 1],\n\tSaslHandshake(17): UNSUPPORTED,"
+    text = (
+        "\tProduce(0): 3 to 9 [usable: 9],\n\tWriteTxnMarkers(27): 1 [usable: 1],\n"
+        "\tSaslHandshake(17): UNSUPPORTED,"
+    )
     assert parse_tool_output(text) == {
         0: ("Produce", frozenset(range(3, 10))),
         27: ("WriteTxnMarkers", frozenset({1})),
@@ -108,7 +111,7 @@ def test_parse_helpers() -> None:
     }
     assert _parse_ranges("0-2, 10-13") == frozenset({0, 1, 2, 10, 11, 12, 13})
     assert _format(frozenset({0, 1, 2, 10, 11, 12, 13})) == "0-2, 10-13"
-    table = f"{GAPS_HEADING}\n\n| API | versions | issue |\n| --- | --- | --- |\n| Fetch (1) | 13-18 | #13 |\n"
+    table = f"{GAPS_HEADING}\n\n| API | versions | issue |\n| --- | --- | --- |\n| Fetch (1) | 13-18 | #13 |"
     assert listed_gaps(table) == {1: ("Fetch", frozenset(range(13, 19)), "#13")}
 
 
@@ -118,7 +121,8 @@ def test_every_kafka_api_version_is_served_or_listed(
     kafka = _versions_of(java_tools, reference_bootstrap)
     ours = _versions_of(java_tools, broker_under_test.bootstrap)
     missing = {
-        key: (name, versions - ours.get(key, (name, frozenset()))[1]) for key, (name, versions) in kafka.items()
+        key: (name, versions - ours.get(key, (name, frozenset()))[1])
+        for key, (name, versions) in kafka.items()
     }
     missing = {key: gap for key, gap in missing.items() if gap[1]}
     if broker_under_test.kind == "kafka":

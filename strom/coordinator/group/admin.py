@@ -37,8 +37,9 @@ class GroupAdmin(CoreBase):
         if status is not ErrorCode.none:
             return status, dead
         group = self.groups.get(group_id)
-        if group is None:
-            return ErrorCode.none, dead
+        if group is None or group.state is _S.DEAD:
+            # DescribeGroups v6+ answers this (KIP-1043); older versions describe a Dead group, no error
+            return ErrorCode.group_id_not_found, dead
         stable = group.state is _S.STABLE and group.protocol_name is not None
         members = [
             MemberSummary(

@@ -1,0 +1,180 @@
+"""The newest versions of admin and group APIs, as Kafka 4.4 answers them: each request is sent at the
+new version over the wire and, where one of Kafka's own tools sends that version, through the tool.
+The same tests run against Apache Kafka 4.4 (`--kafka-reference`), which is what the expectations are
+taken from.
+
+- DescribeGroups v6 (KIP-1043): an unknown group answers GROUP_ID_NOT_FOUND with a message.
+- FindCoordinator v6 (KIP-932): key type 2 (share) is refused with INVALID_REQUEST by a broker without
+  share groups; groups and transactions are found as before.
+- ListTransactions v2 (KIP-1152): a transactional-id pattern filters the listing; a pattern that does not
+  compile answers INVALID_REGULAR_EXPRESSION.
+- DescribeLogDirs v5 (KIP-1066): directories report is_cordoned.
+- AlterPartitionReassignments v1 (KIP-860): the flag is echoed; a same-size target is accepted when
+  changing the replication factor is not allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from compat_support import JavaTools, ToolFailed, TopicMaker
+from confluent_kafka import Producer
+from kio.schema.alter_partition_reassignments.v1 import request as apr
+from kio.schema.describe_groups.v6.request import DescribeGroupsRequest
+from kio.schema.describe_log_dirs.v5.request import DescribeLogDirsRequest
+from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
+from kio.schema.list_transactions.v2.request import ListTransactionsRequest
+from kio.static.primitive import i8, i32, i32Timedelta, i64
+
+from strom.client.connection import BrokerConnection
+from strom.protocol.errors import ErrorCode
+
+pytestmark = pytest.mark.compat
+
+_RETRIABLE = {
+    ErrorCode.not_coordinator,
+    ErrorCode.coordinator_not_available,
+    ErrorCode.coordinator_load_in_progress,
+}
+
+
+def _call(broker: str, request: Any) -> Any:
+    async def go() -> Any:
+        host, port = broker.rsplit(":", 1)
+        conn = await BrokerConnection.open(host, int(port))
+        try:
+            return await conn.request(request)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _until(call: Callable[[], Any], error_of: Callable[[Any], int], timeout: float = 30.0) -> Any:
+    """Repeat `call` while it answers a coordinator-not-ready error (the internal topic is being made)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call()
+        if error_of(response) not in _RETRIABLE or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def test_describe_groups_v6_unknown_group(broker: str, java_tools: JavaTools) -> None:
+    group = f"no-such-group-{uuid.uuid4().hex[:8]}"
+    # as clients do: find the coordinator first (which creates __consumer_offsets), then ask it
+    found = FindCoordinatorRequest(key_type=i8(0), coordinator_keys=(group,))
+    _until(lambda: _call(broker, found), lambda r: r.coordinators[0].error_code)
+    response = _until(
+        lambda: _call(broker, DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)),
+        lambda r: r.groups[0].error_code,
+    )
+    described = response.groups[0]
+    assert described.error_code == ErrorCode.group_id_not_found
+    assert described.error_message and group in described.error_message
+    assert described.group_state == "Dead" and described.members == ()
+    # Kafka's tool asks with the newest version it can and reports the group missing
+    try:
+        out = java_tools.run(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            "--bootstrap-server", broker, "--describe", "--group", group,
+        )
+        said = out.stdout + out.stderr
+    except ToolFailed as exc:
+        said = str(exc)
+    # the v6 error reaches the tool as GroupIdNotFoundException with the broker's message
+    assert f"GroupIdNotFoundException: Group {group} not found." in said
+
+
+def test_find_coordinator_v6_key_types(broker: str) -> None:
+    def find(key_type: int) -> Any:
+        request = FindCoordinatorRequest(key_type=i8(key_type), coordinator_keys=("compat-g",))
+        return _until(lambda: _call(broker, request), lambda r: r.coordinators[0].error_code)
+
+    for key_type in (0, 1):
+        found = find(key_type).coordinators[0]
+        assert found.error_code == ErrorCode.none and found.node_id >= 0 and found.port > 0
+    share = find(2).coordinators[0]
+    assert share.error_code == ErrorCode.invalid_request and share.node_id == -1
+
+
+def _begin_transaction(broker: str, transactional_id: str, topic: str) -> Producer:
+    producer = Producer({"bootstrap.servers": broker, "transactional.id": transactional_id})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"v")
+    producer.flush(30)
+    return producer
+
+
+def test_list_transactions_v2_pattern(broker: str, topic: str) -> None:
+    stem = f"pat-{uuid.uuid4().hex[:6]}"
+    producers = [_begin_transaction(broker, f"{stem}-{name}", topic) for name in ("a1", "a2", "b1")]
+    try:
+
+        def listed(pattern: str) -> Any:
+            return _call(
+                broker,
+                ListTransactionsRequest(
+                    state_filters=(),
+                    producer_id_filters=(),
+                    duration_filter=i64(-1),
+                    transactional_id_pattern=pattern,
+                ),
+            )
+
+        response = listed(f"{stem}-a.*")
+        assert response.error_code == ErrorCode.none
+        assert sorted(t.transactional_id for t in response.transaction_states) == [f"{stem}-a1", f"{stem}-a2"]
+        # the whole id must match, not a part of it
+        assert listed(f"{stem}-a").transaction_states == ()
+        assert listed("[").error_code == ErrorCode.invalid_regular_expression
+    finally:
+        for producer in producers:
+            producer.abort_transaction(30)
+
+
+def test_describe_log_dirs_v5_cordoned(broker: str, topic: str) -> None:
+    response = _call(broker, DescribeLogDirsRequest(topics=None))
+    assert response.error_code == ErrorCode.none and response.results
+    assert all(result.is_cordoned is False for result in response.results)
+    assert any(t.name == topic for result in response.results for t in result.topics)
+
+
+def test_alter_partition_reassignments_v1_same_size(broker: str, make_topic: TopicMaker) -> None:
+    topic = make_topic(partitions=1)
+    timeout = i32Timedelta.parse(datetime.timedelta(seconds=30))
+    node = _call(broker, FindCoordinatorRequest(key_type=i8(0), coordinator_keys=("x",)))
+    node_id = int(node.coordinators[0].node_id)
+
+    def reassign(allow: bool) -> Any:
+        return _call(
+            broker,
+            apr.AlterPartitionReassignmentsRequest(
+                timeout=timeout,
+                allow_replication_factor_change=allow,
+                topics=(
+                    apr.ReassignableTopic(
+                        name=topic,
+                        partitions=(
+                            apr.ReassignablePartition(partition_index=i32(0), replicas=(i32(node_id),)),
+                        ),
+                    ),
+                ),
+            ),
+        )
+
+    for allow in (False, True):
+        response = reassign(allow)
+        assert response.allow_replication_factor_change is allow
+        assert response.error_code == ErrorCode.none
+        assert [(int(p.partition_index), p.error_code) for t in response.responses for p in t.partitions] == [
+            (0, ErrorCode.none)
+        ]
+
