@@ -2,10 +2,13 @@
 
 A partition without a committed offset answers offset -1, empty metadata, leader epoch -1 and NONE.
 v2+ accepts null topics for "every committed offset of the group" and has a top-level error; v5 adds
-the committed leader epoch (KIP-320); v7 require_stable (KIP-447: nothing is pending here, so it has no
-effect); v8+ asks for several groups at once (KIP-709), each with its own error.
+the committed leader epoch (KIP-320); v7 require_stable (KIP-447): a partition with transactional offsets
+still pending for the group (TxnOffsetCommit written, the transaction's marker not yet applied) answers
+offset -1 and UNSTABLE_OFFSET_COMMIT instead of its older committed offset, and the client retries; v8+
+asks for several groups at once (KIP-709), each with its own error.
 
-Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID (v1 reports them per partition).
+Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID (v1 reports them per partition);
+UNSTABLE_OFFSET_COMMIT per partition (v7+ with require_stable).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from strom.protocol.registry import ApiSpec, response_type
 API_KEY = 9
 
 
-def _fetch(ctx: Any, group_id: str, topics: Any) -> tuple[ErrorCode, list[FetchedOffset]]:
+def _fetch(
+    ctx: Any, group_id: str, topics: Any, require_stable: bool
+) -> tuple[ErrorCode, list[FetchedOffset]]:
     wanted = None
     if topics is not None:
         wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
-    error, fetched = ctx.broker.group_coordinator.core.fetch_offsets(group_id, wanted)
+    error, fetched = ctx.broker.group_coordinator.core.fetch_offsets(group_id, wanted, require_stable)
     if error is not ErrorCode.none and wanted is not None:
         fetched = [FetchedOffset(t, p, -1, -1, "", error) for t, p in wanted]
     return error, fetched
@@ -50,17 +55,18 @@ def _topics(topic_cls: type, fetched: list[FetchedOffset]) -> tuple[Any, ...]:
 async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
     cls = response_type(API_KEY, version)
+    require_stable = version >= 7 and bool(getattr(request, "require_stable", False))
     if version >= 8:
         group_cls = entry_type(cls, "groups")
         topic_cls = entry_type(group_cls, "topics")
         groups = []
         for g in request.groups:
-            error, fetched = _fetch(ctx, g.group_id, g.topics)
+            error, fetched = _fetch(ctx, g.group_id, g.topics, require_stable)
             groups.append(
                 build(group_cls, group_id=g.group_id, topics=_topics(topic_cls, fetched), error_code=error)
             )
         return build(cls, throttle_time=no_throttle(), groups=tuple(groups))
-    error, fetched = _fetch(ctx, request.group_id, request.topics)
+    error, fetched = _fetch(ctx, request.group_id, request.topics, require_stable)
     return build(
         cls,
         throttle_time=no_throttle(),

@@ -81,3 +81,26 @@ def test_without_a_transactional_sink_the_coordinator_is_not_available() -> None
     box = Box()
     h.core.commit_txn_offsets(commit_request("g", 1), PID, EPOCH, h.now, box)
     assert box.value == [ErrorCode.coordinator_not_available]
+
+
+def test_require_stable_answers_unstable_while_transactional_offsets_are_pending() -> None:
+    """KIP-447: OffsetFetch with require_stable must not hand a new owner the older committed offset
+    while a transaction's offsets for the partition wait for their marker."""
+    h = Harness()
+    with_txn_sink(h)
+    h.core.commit_offsets(commit_request("g", 4), h.now, Box())
+    box = Box()
+    h.core.commit_txn_offsets(commit_request("g", 10), PID, EPOCH, h.now, box)
+    assert box.value == [ErrorCode.none]
+    partition = h.core.partition_for("g")
+    for wanted in ([("t", 0), ("t", 1)], None):
+        error, fetched = h.core.fetch_offsets("g", wanted, require_stable=True)
+        assert error is ErrorCode.none
+        assert (fetched[0].offset, fetched[0].error) == (-1, ErrorCode.unstable_offset_commit)
+    error, fetched = h.core.fetch_offsets("g", [("t", 0), ("t", 1)], require_stable=True)
+    assert (fetched[1].offset, fetched[1].error) == (-1, ErrorCode.none)  # nothing pending there
+    assert committed(h, "g") == 4  # without require_stable: the committed offset, as Kafka answers
+    assert h.core.fetch_offsets("other", [("t", 0)], require_stable=True)[1][0].error is ErrorCode.none
+    h.core.complete_txn_offsets(partition, PID, True, h.now)
+    error, fetched = h.core.fetch_offsets("g", [("t", 0)], require_stable=True)
+    assert (fetched[0].offset, fetched[0].error) == (10, ErrorCode.none)

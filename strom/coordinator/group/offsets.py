@@ -79,27 +79,36 @@ class OffsetStore(CoreBase):
         self._append(self.partition_for(req.group_id), records, written)
 
     def fetch_offsets(
-        self, group_id: str, partitions: list[tuple[str, int]] | None
+        self, group_id: str, partitions: list[tuple[str, int]] | None, require_stable: bool = False
     ) -> tuple[ErrorCode, list[FetchedOffset]]:
-        """OffsetFetch for one group; `partitions=None` asks for every committed offset of the group."""
+        """OffsetFetch for one group; `partitions=None` asks for every committed offset of the group.
+
+        With `require_stable` (KIP-447, OffsetFetch v7+) a partition with transactional offsets still
+        pending for the group (written by TxnOffsetCommit, the transaction's marker not yet here) answers
+        offset -1 and UNSTABLE_OFFSET_COMMIT, which the client retries: answering the older committed
+        offset would let a new owner of the partition consume again what the transaction consumed."""
         status = self._status(group_id, allow_empty=True)
         if status is not ErrorCode.none:
             return status, []
         group = self.groups.get(group_id)
         offsets = group.offsets if group is not None else {}
+        unstable = self.pending_txn_partitions(group_id) if require_stable else set()
         if partitions is None:
-            items = sorted(offsets.items())
-            return ErrorCode.none, [
-                FetchedOffset(t, p, c.offset, c.leader_epoch, c.metadata) for (t, p), c in items
-            ]
+            partitions = sorted(offsets)
         out = []
         for topic, partition in partitions:
             c = offsets.get((topic, partition))
-            if c is None:
+            if (topic, partition) in unstable:
+                out.append(FetchedOffset(topic, partition, -1, -1, "", ErrorCode.unstable_offset_commit))
+            elif c is None:
                 out.append(FetchedOffset(topic, partition, -1, -1, ""))
             else:
                 out.append(FetchedOffset(topic, partition, c.offset, c.leader_epoch, c.metadata))
         return ErrorCode.none, out
+
+    def pending_txn_partitions(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions with transactional offsets of any producer still pending for `group_id`."""
+        return {tp for by_group in self.pending_txn_offsets.values() for tp in by_group.get(group_id, ())}
 
     def delete_offsets(
         self,
