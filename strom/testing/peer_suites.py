@@ -1,0 +1,441 @@
+"""Run another project's integration tests (franz-go's kgo package tests) against a cluster, and summarise.
+
+`scripts/peer-suites` builds the Go test binary and calls this module, which
+
+1. starts the cluster under test on free loopback ports: three (`--brokers`) `strom serve` processes in
+   ZooKeeper mode on a private ZooKeeper (`--target strom`), or franz-go's own fake cluster, kfake, from a
+   small server binary (`--target kfake`), for comparison;
+2. runs the compiled test binary through `go tool test2json` with KGO_SEEDS pointing at that cluster and
+   KGO_TEST_RF / KGO_TEST_RECORDS set, under the binary's own `-test.timeout` and a hard deadline a little
+   later (the whole process group is killed then);
+3. prints one line per test and subtest (PASS, FAIL, SKIP, or TIMEOUT for the tests still running when
+   the binary's timeout fired), the failing tests' own messages, the Kafka error names the clients logged,
+   and writes everything (the raw `go test -json` stream as go-test.json.gz, a summary.json and, on
+   failure or with `--keep-logs`, the broker logs) under `--out`.
+
+Exit status: 0 when no test failed or timed out, 1 otherwise, 2 when the cluster or the run could not be
+set up. SIGTERM and SIGINT stop the tests and the cluster before exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from strom.testing.cluster import ProcessCluster
+from strom.testing.zookeeper import ZooKeeperServer
+
+# go test's -timeout is a Go duration; these are the units the script accepts.
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+# Kafka error names as franz-go's kerr spells them (OUT_OF_ORDER_SEQUENCE_NUMBER, NOT_COORDINATOR, ...).
+_ERROR_NAME_RE = re.compile(r"\b(?:[A-Z]+_){1,8}[A-Z]+\b")
+# A test's own failure messages: "    group_test.go:123: message".
+_TEST_MESSAGE_RE = re.compile(r"^\s+\w+_test\.go:\d+: ")
+_RUNNING_TEST_RE = re.compile(r"^\s+(Test\S+) \(")
+# Words in kgo log lines that are not Kafka error names.
+_NOT_ERRORS = {"TLS_", "SASL_"}
+_KAFKA_ERROR_HINTS = (
+    "ERROR", "EXCEPTION", "SEQUENCE", "EPOCH", "COORDINATOR", "LEADER", "UNKNOWN", "INVALID", "FENCED",
+    "TIMEOUT", "REBALANCE", "NOT_", "STALE", "DUPLICATE", "CONCURRENT", "OUT_OF", "UNSTABLE", "TRANSACTION",
+    "PRODUCER",
+)  # fmt: skip
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration such as 10m, 90s, 1h30m."""
+    pos, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise argparse.ArgumentTypeError(f"not a Go duration: {text!r}")
+    return total
+
+
+@dataclass
+class TestResult:
+    """One test or subtest as the go test -json stream reported it."""
+
+    name: str
+    status: str = "RUN"  # PASS, FAIL, SKIP, TIMEOUT, or RUN when it never finished
+    elapsed: float | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def top_level(self) -> bool:
+        return "/" not in self.name
+
+
+@dataclass
+class RunSummary:
+    """Everything a run of the test binary produced, folded from its JSON events."""
+
+    tests: dict[str, TestResult] = field(default_factory=dict)
+    package_output: list[str] = field(default_factory=list)
+    timeout_output: list[str] = field(default_factory=list)
+    package_status: str = "RUN"
+    timed_out: bool = False
+    panic: str | None = None
+    error_names: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def test(self, name: str) -> TestResult:
+        result = self.tests.get(name)
+        if result is None:
+            result = self.tests[name] = TestResult(name)
+        return result
+
+    def feed(self, event: dict[str, Any]) -> None:
+        action = event.get("Action")
+        name = event.get("Test")
+        text = event.get("Output")
+        if text:
+            self._count_errors(text)
+            if text.startswith("panic: test timed out after"):
+                self.timed_out = True  # test2json attributes this to the running test or to the package
+            elif text.startswith("panic: ") and self.panic is None:
+                self.panic = text.strip()  # a test goroutine panicked: the whole binary stops
+            if self.timed_out:
+                self.timeout_output.append(text)
+        if name is None:
+            if action == "output" and text is not None:
+                self.package_output.append(text)
+            elif action in ("pass", "fail", "skip"):
+                self.package_status = action.upper()
+            return
+        result = self.test(name)
+        if action == "output" and text is not None:
+            result.output.append(text)
+        elif action in ("pass", "fail", "skip"):
+            result.status = action.upper()
+            result.elapsed = event.get("Elapsed")
+
+    def _count_errors(self, text: str) -> None:
+        for word in _ERROR_NAME_RE.findall(text):
+            if any(hint in word for hint in _KAFKA_ERROR_HINTS) and not word.startswith(tuple(_NOT_ERRORS)):
+                self.error_names[word] += 1
+
+    def finish(self) -> None:
+        """Mark the tests that were still running when the binary timed out (or died)."""
+        running: set[str] = set()
+        if self.timed_out:
+            in_list = False
+            for line in self.timeout_output[:1000]:
+                if line.strip() == "running tests:":
+                    in_list = True
+                elif in_list:
+                    match = _RUNNING_TEST_RE.match(line)
+                    if match is None:
+                        break
+                    running.add(match.group(1))
+        for result in self.tests.values():
+            # test2json reports the test the panic is attributed to as FAIL: the panic names them all
+            if result.name in running or (self.timed_out and result.status == "RUN"):
+                result.status = "TIMEOUT"
+            elif result.status == "RUN":
+                result.status = "ABORTED"  # the binary exited (a panic) while the test ran"
+
+    def counts(self, top_level: bool) -> dict[str, int]:
+        counter = collections.Counter(r.status for r in self.tests.values() if r.top_level == top_level)
+        statuses = ("PASS", "FAIL", "TIMEOUT", "ABORTED", "SKIP", "RUN")
+        return {status: counter.get(status, 0) for status in statuses}
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.timed_out
+            and self.panic is None
+            and self.package_status in ("PASS", "SKIP")
+            and all(r.status in ("PASS", "SKIP") for r in self.tests.values())
+        )
+
+    def messages(self, result: TestResult, limit: int = 8) -> list[str]:
+        """The test's own t.Error/t.Fatal lines and testConsumer errors, each once, at most `limit`."""
+        picked: dict[str, None] = {}
+        for line in result.output:
+            line = line.strip()
+            if "FAILED TESTING -- NOT DELETING" in line or " completed in " in line:
+                continue
+            if _TEST_MESSAGE_RE.match(" " + line) or line.startswith(("testConsumer sendErr", "panic:")):
+                picked.setdefault(line[:300])
+        if result.status == "TIMEOUT":
+            picked.setdefault("still running when the test binary's -test.timeout fired")
+        elif result.status == "ABORTED":
+            picked.setdefault("still running when the test binary stopped (see the panic above)")
+        # a panic first: it ends the run, and it is what to read
+        return sorted(picked, key=lambda line: not line.startswith("panic:"))[:limit]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "package_status": self.package_status,
+            "timed_out": self.timed_out,
+            "panic": self.panic,
+            "counts": {"tests": self.counts(True), "subtests": self.counts(False)},
+            "tests": [
+                {"name": r.name, "status": r.status, "elapsed": r.elapsed, "messages": self.messages(r)}
+                for r in sorted(self.tests.values(), key=lambda r: r.name)
+            ],
+            "error_names": dict(self.error_names.most_common()),
+        }
+
+
+# --- the cluster under test ------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGINT arrived: unwind so the context managers stop every process."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def strom_cluster(brokers: int, out: Path, *, keep_logs: bool) -> Iterator[tuple[str, ProcessCluster]]:
+    """A ZooKeeper and `brokers` strom serve processes; broker logs are copied to `out` on the way out."""
+    with ZooKeeperServer() as zk:
+        cluster = ProcessCluster(brokers, zk.connect + "/peer-suites")
+        try:
+            cluster.start_all()
+            yield cluster.bootstrap_servers, cluster
+        finally:
+            _stop_brokers(cluster)
+            if keep_logs:
+                for node_id in cluster.node_ids:
+                    if cluster.log_path(node_id).exists():
+                        shutil.copy(cluster.log_path(node_id), out / f"broker-{node_id}.log")
+            cluster.close()
+
+
+def _stop_brokers(cluster: ProcessCluster) -> None:
+    """A clean SIGTERM stop (bounded), so the logs end with the shutdown and nothing is left running."""
+    for node_id in cluster.node_ids:
+        if cluster.running(node_id):
+            cluster.stop(node_id, timeout=20)
+
+
+@contextlib.contextmanager
+def kfake_cluster(server: Path, brokers: int, out: Path, start_timeout: float = 30) -> Iterator[str]:
+    """franz-go's kfake, started from `server` (prints its comma-separated addresses, stops on EOF)."""
+    log = open(out / "kfake.log", "wb")  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen(
+        [str(server), "-brokers", str(brokers)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + start_timeout
+        os.set_blocking(proc.stdout.fileno(), False)
+        buf = b""
+        while b"\n" not in buf:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"kfake did not start; see {out / 'kfake.log'}")
+            buf += proc.stdout.read() or b""
+            time.sleep(0.05)
+        yield buf.split(b"\n", 1)[0].decode().strip()
+    finally:
+        if proc.poll() is None:
+            assert proc.stdin is not None
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.close()
+
+
+# --- running the tests -----------------------------------------------------------------------------------
+
+
+def run_tests(args: argparse.Namespace, seeds: str, out: Path) -> RunSummary:
+    """Run the test binary under test2json; return the folded summary."""
+    go_args = [f"-test.timeout={args.timeout}", "-test.count=1", "-test.v=test2json"]
+    if args.run:
+        go_args.append(f"-test.run={args.run}")
+    if args.skip:
+        go_args.append(f"-test.skip={args.skip}")
+    if args.parallel:
+        go_args.append(f"-test.parallel={args.parallel}")
+    cmd = [args.go, "tool", "test2json", "-t", "-p", args.package, str(args.test_binary), *go_args]
+    env = {
+        **os.environ,
+        "KGO_SEEDS": seeds,
+        "KGO_TEST_RF": str(args.rf or args.brokers),
+        "KGO_TEST_RECORDS": str(args.records),
+        "KGO_LOG_LEVEL": args.log_level,
+    }
+    summary = RunSummary()
+    deadline = time.monotonic() + parse_duration(args.timeout) + args.grace
+    # kgo logs at info level can reach hundreds of MB per run; they compress about 20 to 1
+    stream = gzip.open(out / "go-test.json.gz", "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd, cwd=args.package_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        pending = b""
+        last_progress = time.monotonic()
+        while True:
+            chunk = proc.stdout.read()
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace")
+                    stream.write(line + "\n")
+                    _feed_line(summary, line, args.verbose)
+            elif proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.1)
+            now = time.monotonic()
+            if now > deadline:
+                print(f"peer-suites: the test binary outlived its timeout by {args.grace:.0f} s; killing it",
+                      file=sys.stderr)  # fmt: skip
+                summary.timed_out = True
+                break
+            if args.progress and now - last_progress > args.progress:
+                last_progress = now
+                running = [r.name for r in summary.tests.values() if r.status == "RUN" and r.top_level]
+                print(f"peer-suites: still running: {', '.join(running) or '-'}", file=sys.stderr, flush=True)
+        if pending:
+            line = pending.decode("utf-8", "replace")
+            stream.write(line + "\n")
+            _feed_line(summary, line, args.verbose)
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        stream.close()
+    summary.finish()
+    return summary
+
+
+def _feed_line(summary: RunSummary, line: str, verbose: bool) -> None:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        summary.package_output.append(line + "\n")
+        return
+    summary.feed(event)
+    if verbose and event.get("Action") == "output":
+        sys.stdout.write(event.get("Output", ""))
+
+
+def print_summary(summary: RunSummary, header: str, out: Path) -> None:
+    print(header)
+    width = max((len(name) for name in summary.tests), default=10) + 2
+    for result in sorted(summary.tests.values(), key=lambda r: r.name):
+        indent = "" if result.top_level else "  "
+        elapsed = f"{result.elapsed:8.1f}s" if result.elapsed is not None else ""
+        print(f"{indent}{result.status:<8}{result.name:<{width}}{elapsed}")
+    bad = [r for r in summary.tests.values() if r.status not in ("PASS", "SKIP")]
+    for result in sorted(bad, key=lambda r: r.name):
+        messages = summary.messages(result)
+        if messages:
+            print(f"\n{result.status} {result.name}:")
+            for line in messages:
+                print(f"    {line.strip()[:300]}")
+    if summary.timed_out:
+        print("\nthe test binary timed out; tests still running then are marked TIMEOUT")
+    if summary.panic:
+        print(f"\nthe binary panicked (tests then running: ABORTED): {summary.panic[:300]}")
+    print("(parallel tests share stdout: a line printed by one may be listed under another)")
+    if summary.error_names:
+        names = ", ".join(f"{name} x{count}" for name, count in summary.error_names.most_common(12))
+        print(f"\nKafka error names in the clients' logs: {names}")
+    tests, subtests = summary.counts(True), summary.counts(False)
+    print(f"\ntests: {_counts_text(tests)}; subtests: {_counts_text(subtests)}")
+    print(f"{'OK' if summary.ok else 'FAILED'} (details in {out})")
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) or "none"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="peer-suites", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=("strom", "kfake"), default="strom")
+    parser.add_argument("--brokers", type=int, default=3)
+    parser.add_argument("--rf", type=int, default=0, help="KGO_TEST_RF (default: the broker count)")
+    parser.add_argument("--records", type=int, default=20000, help="KGO_TEST_RECORDS")
+    parser.add_argument("--log-level", default="info", choices=("info", "debug", "none"),
+                        help="KGO_LOG_LEVEL")  # fmt: skip
+    parser.add_argument("--run", default="", help="go test -run regular expression")
+    parser.add_argument("--skip", default="", help="go test -skip regular expression")
+    parser.add_argument("--parallel", type=int, default=0, help="go test -parallel")
+    parser.add_argument("--timeout", default="10m", type=str, help="go test -timeout (a Go duration)")
+    parser.add_argument("--grace", type=float, default=60.0, help="seconds past --timeout before a hard kill")
+    parser.add_argument("--test-binary", type=Path, required=True, help="built with go test -c")
+    parser.add_argument("--package", default="github.com/twmb/franz-go/pkg/kgo")
+    parser.add_argument("--package-dir", type=Path, required=True, help="the package's source directory")
+    parser.add_argument("--kfake-server", type=Path, help="the kfake server binary (--target kfake)")
+    parser.add_argument("--go", default="go")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the run's files")
+    parser.add_argument("--keep-logs", action="store_true", help="copy broker logs to --out even on success")
+    parser.add_argument("--progress", type=float, default=60.0, help="print running tests every N s (0: off)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="echo the tests' output")
+    parser.add_argument("--label", default="", help="extra words for the summary header")
+    args = parser.parse_args(argv)
+    parse_duration(args.timeout)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    header = (
+        f"peer-suites: {args.package} {args.label} against {args.target} ({args.brokers} brokers), "
+        f"KGO_TEST_RECORDS={args.records}, -run {args.run or '(all)'}, timeout {args.timeout}"
+    )
+    started = time.monotonic()
+    try:
+        if args.target == "kfake":
+            if args.kfake_server is None:
+                parser.error("--target kfake needs --kfake-server")
+            with kfake_cluster(args.kfake_server, args.brokers, args.out) as seeds:
+                summary = run_tests(args, seeds, args.out)
+        else:
+            with strom_cluster(args.brokers, args.out, keep_logs=True) as (seeds, _cluster):
+                summary = run_tests(args, seeds, args.out)
+            if summary.ok and not args.keep_logs:
+                _drop_logs(args.out)  # copied on the way out; only kept when something failed
+    except _Stop as stop:
+        print(f"peer-suites: stopped by {stop}", file=sys.stderr)
+        return 2
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"peer-suites: could not run: {exc}", file=sys.stderr)
+        return 2
+    header += f", took {time.monotonic() - started:.0f} s"
+    (args.out / "summary.json").write_text(json.dumps(summary.to_json(), indent=1) + "\n", encoding="utf-8")
+    print_summary(summary, header, args.out)
+    return 0 if summary.ok else 1
+
+
+def _drop_logs(out: Path) -> None:
+    for path in out.glob("broker-*.log"):
+        path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
