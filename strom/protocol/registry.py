@@ -45,10 +45,16 @@ def response_type(api_key: int, version: int) -> type | None:
         return None
 
 
+@lru_cache(maxsize=1024)
 def is_flexible(api_key: int, version: int) -> bool:
-    """Whether (api_key, version) uses flexible encoding (compact types, tagged fields, header v2)."""
-    req = request_type(api_key, version)
-    return bool(req is not None and req.__flexible__)
+    """Whether (api_key, version) uses flexible encoding (compact types, tagged fields, header v2). A
+    version newer than kio's schemas is flexible when kio's newest older version is: no API has ever
+    gone back to the old encoding."""
+    for known in range(version, -1, -1):
+        req = request_type(api_key, known)
+        if req is not None:
+            return bool(req.__flexible__)
+    return False
 
 
 @lru_cache(maxsize=1024)

@@ -74,6 +74,20 @@ def read_uvarint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
             raise WireFormatError("varint too long")
 
 
+def read_compact_string(buf: memoryview | bytes, pos: int) -> tuple[str | None, int]:
+    """A flexible-version (nullable) string at `pos`: uvarint length + 1 (0 is null), then UTF-8."""
+    size, pos = read_uvarint(buf, pos)
+    if size == 0:
+        return None, pos
+    end = pos + size - 1
+    if end > len(buf):
+        raise WireFormatError("string runs past the end of the buffer")
+    try:
+        return bytes(buf[pos:end]).decode(), end
+    except UnicodeDecodeError:
+        raise WireFormatError("string is not UTF-8") from None
+
+
 def skip_tagged_fields(buf: memoryview | bytes, pos: int) -> int:
     """Skip a tagged-field section (count, then tag/size/bytes each); returns the position after it."""
     count, pos = read_uvarint(buf, pos)

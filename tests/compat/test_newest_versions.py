@@ -11,12 +11,18 @@ taken from.
 - DescribeLogDirs v5 (KIP-1066): directories report is_cordoned.
 - AlterPartitionReassignments v1 (KIP-860): the flag is echoed; a same-size target is accepted when
   changing the replication factor is not allowed.
+- ApiVersions v5: the client's cluster id and node id are checked (REBOOTSTRAP_REQUIRED on a mismatch,
+  INVALID_REQUEST for half an identity); kio has no v5 schema, so these go over a raw socket.
+- DeleteGroups v3: Kafka's kafka-consumer-groups --delete sends it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -24,12 +30,13 @@ from typing import Any
 
 import pytest
 from compat_support import JavaTools, ToolFailed, TopicMaker
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from kio.schema.alter_partition_reassignments.v1 import request as apr
 from kio.schema.describe_groups.v6.request import DescribeGroupsRequest
 from kio.schema.describe_log_dirs.v5.request import DescribeLogDirsRequest
 from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
 from kio.schema.list_transactions.v2.request import ListTransactionsRequest
+from kio.schema.metadata.v12.request import MetadataRequest
 from kio.static.primitive import i8, i32, i32Timedelta, i64
 
 from strom.client.connection import BrokerConnection
@@ -178,3 +185,61 @@ def test_alter_partition_reassignments_v1_same_size(broker: str, make_topic: Top
             (0, ErrorCode.none)
         ]
 
+
+
+def _compact(text: str | None) -> bytes:
+    if text is None:
+        return b"\x00"
+    data = text.encode()
+    return bytes([len(data) + 1]) + data
+
+
+def _api_versions_v5(broker: str, cluster_id: str | None, node_id: int) -> tuple[int, int]:
+    """(error code, number of APIs listed) of a raw ApiVersions v5 exchange."""
+    header = struct.pack(">hhih", 18, 5, 11, 6) + b"compat" + b"\x00"
+    body = _compact("compat") + _compact("1.0") + _compact(cluster_id) + struct.pack(">i", node_id) + b"\x00"
+    frame = header + body
+    host, port = broker.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(frame)) + frame)
+        (size,) = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))
+        data = sock.recv(size, socket.MSG_WAITALL)
+    correlation, error = struct.unpack_from(">ih", data)
+    assert correlation == 11
+    return error, data[6] - 1  # compact array length of api_keys
+
+
+def test_api_versions_v5_identity(broker: str) -> None:
+    request = MetadataRequest(
+        topics=(), allow_auto_topic_creation=False, include_topic_authorized_operations=False
+    )
+    metadata = _call(broker, request)
+    cluster_id = metadata.cluster_id
+    node_id = int(metadata.brokers[0].node_id)
+    other_cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    error, listed = _api_versions_v5(broker, None, -1)
+    assert error == ErrorCode.none and listed > 30
+    error, listed = _api_versions_v5(broker, cluster_id, node_id)
+    assert error == ErrorCode.none and listed > 30
+    assert _api_versions_v5(broker, cluster_id, node_id + 7) == (ErrorCode.rebootstrap_required, 0)
+    assert _api_versions_v5(broker, other_cluster, node_id) == (ErrorCode.rebootstrap_required, 0)
+    assert _api_versions_v5(broker, cluster_id, -1) == (ErrorCode.invalid_request, 0)
+    assert _api_versions_v5(broker, None, node_id) == (ErrorCode.invalid_request, 0)
+
+
+def test_delete_groups_v3_through_kafka_tool(broker: str, java_tools: JavaTools, topic: str) -> None:
+    group = f"deletable-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
+    tool = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    out = java_tools.run(tool, "--bootstrap-server", broker, "--delete", "--group", group)
+    assert f"Deletion of requested consumer groups ('{group}') was successful." in out.stdout
+    try:
+        again = java_tools.run(tool, "--bootstrap-server", broker, "--delete", "--group", group)
+        said = again.stdout + again.stderr
+    except ToolFailed as exc:
+        said = str(exc)
+    assert "GroupIdNotFoundException" in said or "does not exist" in said, said

@@ -1,4 +1,5 @@
-"""ApiVersions v4 (KAFKA-17011; same body as v3): served directly, so Kafka 4 clients need no fallback."""
+"""ApiVersions v4 (KAFKA-17011; same body as v3) is served directly and v5 is advertised (its cluster
+and node identity checks are in tests/compat/test_newest_versions.py): Kafka 4 clients need no fallback."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ async def test_api_versions_v4_is_answered_in_kind(broker: EmbeddedBroker) -> No
         )
         assert resp.error_code == ErrorCode.none
         table = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in resp.api_keys}
-        assert table[18] == (0, 4)
+        assert table[18] == (0, 5)
         assert table[0][1] >= 9
         bad = await conn.request(
             ApiVersionsRequestV4(client_software_name="-bad", client_software_version="1")
