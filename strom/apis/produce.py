@@ -20,6 +20,11 @@ Behaviour:
 - All partitions of a request are appended before any acks=-1 wait, and only then may the connection's
   next request run (`ctx.effects_applied`): pipelined requests reach each partition in request order, and
   the waits of one request's partitions (and of pipelined requests) overlap.
+- A batch with records that break a topic rule (no key on a compacted topic, a timestamp outside
+  message.timestamp.before/after.max.ms, a LogAppendTime batch from a client) is refused whole; v8+
+  answers `record_errors` (each bad record's index in its batch and Kafka's message) and Kafka's
+  partition-level `error_message` (KIP-467, `strom.storage.record_validation`), so librdkafka fails the
+  bad records with the error and the rest of the batch with its local _INVALID_DIFFERENT_RECORD.
 - Requests are decoded by `strom.protocol.produce_request` (record sets stay views of the request frame,
   which the log rewrites in place: no copy of the payload in Python); responses are encoded by hand
   (`encode_response`, checked byte for byte against kio in the tests).
@@ -37,7 +42,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.errors import ErrorCode, KafkaError, RecordError
 from strom.protocol.frames import CloseConnection, RawResponse
 from strom.protocol.produce_request import decode_produce_request
 from strom.protocol.record_batch import BATCH_HEADER_SIZE, parse_header
@@ -61,6 +66,7 @@ class PartitionResult:
     log_append_time: int = -1
     log_start_offset: int = -1
     error_message: str | None = None
+    record_errors: tuple[RecordError, ...] = ()
 
 
 def encode_response(
@@ -80,7 +86,12 @@ def encode_response(
             if version >= 5:
                 out += I64.pack(p.log_start_offset)
             if version >= 8:
-                out += array_len(0, flexible)
+                out += array_len(len(p.record_errors), flexible)
+                for record_error in p.record_errors:
+                    out += I32.pack(record_error.batch_index)
+                    out += nullable_string(record_error.message, flexible)
+                    if flexible:
+                        out += EMPTY_TAGS
                 out += nullable_string(p.error_message, flexible)
             if flexible:
                 out += EMPTY_TAGS
@@ -161,6 +172,8 @@ def _append_partition(
     except KafkaError as exc:
         result.error_code = _error_code(exc)
         result.error_message = exc.message
+        # the bad records of a refused batch (KIP-467): clients fail those and not the rest
+        result.record_errors = exc.record_errors
         result.log_start_offset = part.log_start_offset
         return result, None
     except Exception:

@@ -2,9 +2,16 @@
 
 Inside Strom errors are exceptions with names; at the edge (an API handler) they become the Kafka error
 code they carry. `ErrorCode` is kio's enum of Kafka's error codes (see the protocol guide's error table).
+
+Records that break a topic rule (KIP-467) are refused with the whole batch, and the exception names each
+bad record (`RecordError`: its index in the batch and why), which Produce v8+ answers in `record_errors`
+so that a client can fail just those records.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
 
@@ -24,10 +31,25 @@ __all__ = [
     "OffsetOutOfRangeError",
     "OutOfOrderSequenceError",
     "PolicyViolationError",
+    "RecordError",
     "RecordTooLargeError",
     "UnknownProducerIdError",
     "UnknownTopicOrPartitionError",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """One invalid record of a produced batch (Kafka's ProduceResponse.RecordError, KIP-467)."""
+
+    batch_index: int
+    """The record's position in its batch, from 0."""
+    message: str | None = None
+
+    def __str__(self) -> str:
+        # Kafka's RecordError.toString, which its partition-level error message lists
+        message = "null" if self.message is None else f"'{self.message}'"
+        return f"RecordError(batchIndex={self.batch_index}, message={message})"
 
 
 class KafkaError(Exception):
@@ -35,6 +57,8 @@ class KafkaError(Exception):
     for the `error_message` fields of responses that have one."""
 
     code: ErrorCode = ErrorCode.unknown_server_error
+    record_errors: tuple[RecordError, ...] = ()
+    """The records at fault, when a rule refused single records of a batch (KIP-467)."""
 
     def __init__(self, message: str = "", code: ErrorCode | None = None) -> None:
         super().__init__(message or self.__class__.__name__)
@@ -52,7 +76,16 @@ class CorruptRecordError(KafkaError):
     code = ErrorCode.corrupt_message
 
 
-class InvalidRecordError(KafkaError):
+class _RecordRuleError(KafkaError):
+    """A rule refused records of a batch; `record_errors` names them (empty when the batch as a whole is
+    at fault)."""
+
+    def __init__(self, message: str = "", record_errors: Iterable[RecordError] = ()) -> None:
+        super().__init__(message)
+        self.record_errors = tuple(record_errors)
+
+
+class InvalidRecordError(_RecordRuleError):
     """A record breaks a topic rule, e.g. no key on a compacted topic (INVALID_RECORD)."""
 
     code = ErrorCode.invalid_record
@@ -73,7 +106,7 @@ class RecordListTooLargeError(KafkaError):
     code = ErrorCode.record_list_too_large
 
 
-class InvalidTimestampError(KafkaError):
+class InvalidTimestampError(_RecordRuleError):
     """A timestamp outside message.timestamp.before/after.max.ms (INVALID_TIMESTAMP)."""
 
     code = ErrorCode.invalid_timestamp

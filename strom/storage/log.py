@@ -1,8 +1,9 @@
 """The log of one partition: `<log dir>/<topic>-<partition>/`, Kafka's UnifiedLog/LocalLog on disk.
 
 - Append (leader): validate batch headers (magic 2, CRC-32C, lengths, count vs lastOffsetDelta), check
-  max.message.bytes, timestamps (message.timestamp.before/after.max.ms, KIP-937, and the older
-  difference.max.ms), keys on compacted topics, then assign offsets and the leader epoch by rewriting
+  max.message.bytes, then the record rules (`strom.storage.record_validation`: timestamps within
+  message.timestamp.before/after.max.ms, KIP-937, keys on compacted topics; the refusal names the bad
+  records, KIP-467), then assign offsets and the leader epoch by rewriting
   header fields in one private copy (or in the caller's buffer with `in_place`), stamp LogAppendTime
   when the topic asks (new CRC), and write.
   Nothing is written if any batch is refused. Follower appends keep the leader's offsets and epochs.
@@ -42,8 +43,6 @@ from pathlib import Path
 
 from strom.config import LogConfig
 from strom.protocol.errors import (
-    InvalidRecordError,
-    InvalidTimestampError,
     KafkaError,
     KafkaStorageError,
     OffsetOutOfRangeError,
@@ -61,6 +60,7 @@ from strom.protocol.record_batch import (
 from strom.protocol.records import decode_records
 from strom.storage.checkpoint import fsync_dir
 from strom.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT, LeaderEpochFileCache
+from strom.storage.record_validation import check_records, needs_records
 from strom.storage.segment import (
     CLEANED_SUFFIX,
     DELETED_SUFFIX,
@@ -388,29 +388,19 @@ class Log:
     def _check_leader_rules(
         self, records: bytes | bytearray | memoryview, headers: list[BatchHeader], now_ms: int
     ) -> None:
+        """Kafka's checks of a produced record set, batch by batch: max.message.bytes, then the record
+        rules (`strom.storage.record_validation`: keys on compacted topics, timestamps), which read a
+        batch's records only when a rule needs them."""
         config = self.config
-        before = min(config.message_timestamp_before_max_ms, config.message_timestamp_difference_max_ms)
-        after = min(config.message_timestamp_after_max_ms, config.message_timestamp_difference_max_ms)
-        check_times = not config.log_append_time
         pos = 0
         for header in headers:
             if header.size > config.max_message_bytes:
                 raise RecordTooLargeError(
                     f"batch of {header.size} bytes exceeds max.message.bytes {config.max_message_bytes}"
                 )
-            if check_times and not header.is_control:
-                # The header's first and max timestamps bound the check without reading the records.
-                for ts in (header.base_timestamp, header.max_timestamp):
-                    if ts >= 0 and (ts < now_ms - before or ts > now_ms + after):
-                        raise InvalidTimestampError(
-                            f"timestamp {ts} of batch is out of range (now {now_ms}, before {before} ms,"
-                            f" after {after} ms)"
-                        )
-            if config.compact and not header.is_control:
+            if needs_records(header, config, now_ms):
                 view = memoryview(records)[pos : pos + header.size]
-                for record in decode_records(view):
-                    if record.key is None:
-                        raise InvalidRecordError("compacted topic cannot accept a record without a key")
+                check_records(view, header, config, now_ms, f"{self.topic}-{self.partition}")
             pos += header.size
 
     def roll(self, new_base: int | None = None, *, now_ms: int | None = None) -> Segment:

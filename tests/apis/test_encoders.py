@@ -16,7 +16,7 @@ from strom.apis.fetch import PartitionResponse
 from strom.apis.fetch import encode_response as encode_fetch
 from strom.apis.produce import PartitionResult
 from strom.apis.produce import encode_response as encode_produce
-from strom.protocol.errors import ErrorCode
+from strom.protocol.errors import ErrorCode, RecordError
 from strom.protocol.frames import FileSlice
 from strom.protocol.registry import response_type
 
@@ -33,10 +33,23 @@ def _throttle(ms: int) -> i32Timedelta:
 
 @pytest.mark.parametrize("version", range(3, 10))
 def test_produce_response_matches_kio(version: int) -> None:
+    invalid = PartitionResult(
+        2,
+        ErrorCode.invalid_record,
+        -1,
+        -1,
+        0,
+        error_message="One or more records have been rejected due to 2 record errors in total",
+        record_errors=(RecordError(1, "Compacted topic cannot accept message without key"), RecordError(3)),
+    )
     topics = [
         (
             "orders",
-            [PartitionResult(0, 0, 42, -1, 3), PartitionResult(1, ErrorCode.corrupt_message, -1, -1, 0)],
+            [
+                PartitionResult(0, 0, 42, -1, 3),
+                PartitionResult(1, ErrorCode.corrupt_message, -1, -1, 0),
+                invalid,
+            ],
         ),
         ("ünïcode", [PartitionResult(7, 0, 9, 1_700_000_000_000, 5, error_message=None)]),
     ]
@@ -45,6 +58,15 @@ def test_produce_response_matches_kio(version: int) -> None:
     cls = response_type(0, version)
     topic_cls = entry_type(cls, "responses")
     part_cls = entry_type(topic_cls, "partition_responses")
+    record_error_cls = entry_type(part_cls, "record_errors") if version >= 8 else None
+
+    def record_errors(p: PartitionResult) -> tuple[object, ...]:
+        if record_error_cls is None:
+            return ()
+        return tuple(
+            build(record_error_cls, batch_index=e.batch_index, batch_index_error_message=e.message)
+            for e in p.record_errors
+        )
 
     def ts(ms: int) -> object:
         if ms < 0:
@@ -65,7 +87,7 @@ def test_produce_response_matches_kio(version: int) -> None:
                         base_offset=p.base_offset,
                         log_append_time=ts(p.log_append_time),
                         log_start_offset=p.log_start_offset,
-                        record_errors=(),
+                        record_errors=record_errors(p),
                         error_message=p.error_message,
                     )
                     for p in parts

@@ -6,18 +6,90 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
 from kio.schema.fetch.v4.request import FetchRequest
 from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
-from wire_helpers import connect, create_topic, fetch_request, produce_request, records, wait_closed
+from kio.schema.produce.v7.request import PartitionProduceData as PartitionProduceDataV7
+from kio.schema.produce.v7.request import ProduceRequest as ProduceRequestV7
+from kio.schema.produce.v7.request import TopicProduceData as TopicProduceDataV7
+from kio.static.primitive import i16, i32
+from wire_helpers import connect, create_topic, fetch_request, ms, produce_request, records, wait_closed
 
 from strom.client.connection import BrokerConnection, ConnectionClosedError
 from strom.protocol.errors import ErrorCode
-from strom.protocol.records import build_batch
+from strom.protocol.records import Record, build_batch
 from strom.testing.embedded import EmbeddedBroker
 
 
 def _slow_fetch(topic: str, offset: int, wait_ms: int) -> FetchRequest:
     return fetch_request(topic, {0: offset}, max_wait_ms=wait_ms, min_bytes=1 << 20)
+
+
+async def _create_with_configs(conn: BrokerConnection, topic: str, configs: dict[str, str]) -> None:
+    request = CreateTopicsRequest(
+        topics=(
+            CreatableTopic(
+                name=topic,
+                num_partitions=i32(1),
+                replication_factor=i16(1),
+                assignments=(),
+                configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in configs.items()),
+            ),
+        ),
+        timeout=ms(5000),
+        validate_only=False,
+    )
+    answer = (await conn.request(request)).topics[0]
+    assert answer.error_code == ErrorCode.none, answer.error_message
+
+
+KEYLESS = "Compacted topic cannot accept message without key in topic partition keyless-0"
+
+
+async def test_record_errors_name_the_keyless_records_of_a_refused_batch(broker: EmbeddedBroker) -> None:
+    """KIP-467: Produce v8+ names each bad record (index in the batch, Kafka's message) and gives Kafka's
+    partition-level message; v7 has only the error code. Nothing of the batch is appended."""
+    conn = await connect(broker)
+    try:
+        await _create_with_configs(conn, "keyless", {"cleanup.policy": "compact"})
+        keys = [b"a", None, b"b", None]
+        batch = build_batch([Record(i, 0, key, b"v") for i, key in enumerate(keys)])
+        part = (
+            (await conn.request(produce_request("keyless", {0: batch}))).responses[0].partition_responses[0]
+        )
+        assert part.error_code == ErrorCode.invalid_record
+        assert [(e.batch_index, e.batch_index_error_message) for e in part.record_errors] == [
+            (1, KEYLESS),
+            (3, KEYLESS),
+        ]
+        assert part.error_message == (
+            "One or more records have been rejected due to 2 record errors in total, and only showing the "
+            f"first three errors at most: [RecordError(batchIndex=1, message='{KEYLESS}'), "
+            f"RecordError(batchIndex=3, message='{KEYLESS}')]"
+        )
+        assert part.base_offset == -1 and part.log_start_offset == 0
+
+        v9 = produce_request("keyless", {0: batch})
+        v7 = ProduceRequestV7(
+            transactional_id=None,
+            acks=v9.acks,
+            timeout=v9.timeout,
+            topic_data=(
+                TopicProduceDataV7(
+                    name="keyless", partition_data=(PartitionProduceDataV7(index=i32(0), records=batch),)
+                ),
+            ),
+        )
+        old = (await conn.request(v7)).responses[0].partition_responses[0]
+        assert old.error_code == ErrorCode.invalid_record
+
+        keyed = build_batch([Record(0, 0, b"a", b"v")])
+        part = (
+            (await conn.request(produce_request("keyless", {0: keyed}))).responses[0].partition_responses[0]
+        )
+        assert (part.error_code, part.base_offset, part.record_errors) == (ErrorCode.none, 0, ())
+    finally:
+        await conn.close()
 
 
 async def test_failed_acks0_produce_closes_after_earlier_responses(broker: EmbeddedBroker) -> None:
@@ -27,9 +99,7 @@ async def test_failed_acks0_produce_closes_after_earlier_responses(broker: Embed
         # a fetch that waits, then a failing acks=0 produce (unknown partition) on the same connection
         fetch = asyncio.create_task(conn.request(_slow_fetch("a0", 0, 300)))
         await asyncio.sleep(0.05)
-        await conn.request(
-            produce_request("a0", {9: build_batch(records(1))}, acks=0), expect_response=False
-        )
+        await conn.request(produce_request("a0", {9: build_batch(records(1))}, acks=0), expect_response=False)
         fetched = await fetch
         assert fetched.responses[0].partitions[0].error_code == ErrorCode.none
         assert await wait_closed(conn), "a failed acks=0 produce must close the connection"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import struct
 
+import crc32c
 import pytest
 
 from strom.config import LogConfig
@@ -11,10 +13,11 @@ from strom.protocol.errors import (
     InvalidRecordError,
     InvalidTimestampError,
     OffsetOutOfRangeError,
+    RecordError,
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from strom.protocol.record_batch import validate_batches
+from strom.protocol.record_batch import stamp_log_append_time, validate_batches
 from strom.protocol.records import Record, build_batch
 from strom.storage.log import UnexpectedAppendOffsetError
 
@@ -48,9 +51,9 @@ def test_log_append_time_is_stamped(open_log, clock, batch):
         (LogConfig(), HOUR + 1000, False),  # after.max.ms defaults to one hour (Kafka 4)
         (LogConfig(), HOUR - 1000, True),
         (LogConfig(message_timestamp_before_max_ms=1000), -2000, False),
-        (LogConfig(message_timestamp_difference_max_ms=500), -600, False),
-        (LogConfig(message_timestamp_difference_max_ms=500), 600, False),
-        (LogConfig(message_timestamp_difference_max_ms=500), 400, True),
+        (LogConfig(message_timestamp_before_max_ms=500), -500, True),
+        (LogConfig(message_timestamp_after_max_ms=500), 600, False),
+        (LogConfig(message_timestamp_after_max_ms=500), 500, True),
     ],
 )
 def test_timestamp_bounds(open_log, clock, batch, config, offset_ms, ok):
@@ -77,6 +80,124 @@ def test_compacted_topic_needs_keys(open_log, clock, batch):
     with pytest.raises(InvalidRecordError):
         log.append(batch([b"a"], timestamp=clock.ms, key=None, codec=4), leader_epoch=0)
     assert log.log_end_offset == 1
+
+
+# per-record errors (KIP-467): Kafka 4.4's indexes and messages, as a Kafka broker answered them ---------
+KEYLESS = "Compacted topic cannot accept message without key in topic partition topic-0"
+
+
+@pytest.mark.parametrize("codec", [0, 1])
+def test_every_keyless_record_of_a_compacted_batch_is_named(open_log, clock, codec):
+    log = open_log(LogConfig(cleanup_policy=("compact",)))
+    keys = [b"k", None, b"k", None, b"k"]
+    raw = build_batch(
+        [Record(i, 0, key, b"v") for i, key in enumerate(keys)], base_timestamp=clock.ms, codec=codec
+    )
+    with pytest.raises(InvalidRecordError) as refused:
+        log.append(raw, leader_epoch=0)
+    assert refused.value.record_errors == (RecordError(1, KEYLESS), RecordError(3, KEYLESS))
+    assert refused.value.message == (
+        "One or more records have been rejected due to 2 record errors in total, and only showing the first "
+        f"three errors at most: [RecordError(batchIndex=1, message='{KEYLESS}'), "
+        f"RecordError(batchIndex=3, message='{KEYLESS}')]"
+    )
+    assert log.log_end_offset == 0 and log.size_in_bytes == 0
+
+
+def test_only_three_record_errors_are_spelled_out(open_log, clock):
+    log = open_log(LogConfig(cleanup_policy=("compact",)))
+    raw = build_batch([Record(i, 0, None, b"v") for i in range(5)], base_timestamp=clock.ms)
+    with pytest.raises(InvalidRecordError) as refused:
+        log.append(raw, leader_epoch=0)
+    assert [e.batch_index for e in refused.value.record_errors] == [0, 1, 2, 3, 4]
+    assert "due to 5 record errors in total" in refused.value.message
+    assert refused.value.message.count("RecordError(") == 3
+
+
+def test_old_middle_record_is_found_when_before_max_ms_is_set(open_log, clock):
+    """The header bounds the newest record only; a finite before.max.ms reads every record."""
+    log = open_log(LogConfig(message_timestamp_before_max_ms=60_000))
+    now = clock.ms
+    raw = build_batch([Record(0, 0, b"k", b"v"), Record(1, -HOUR, b"k", b"v")], base_timestamp=now)
+    with pytest.raises(InvalidTimestampError) as refused:
+        log.append(raw, leader_epoch=0)
+    assert refused.value.message == "One or more records have been rejected due to invalid timestamp"
+    assert refused.value.record_errors == (
+        RecordError(
+            1,
+            f"Timestamp {now - HOUR} of message with offset 1 is out of range. "
+            f"The timestamp should be within [{now - 60_000}, {now + HOUR}]",
+        ),
+    )
+
+
+def test_timestamp_and_key_errors_together_answer_invalid_timestamp(open_log, clock):
+    """A keyless record is reported for its key (checked first); any timestamp error makes the partition
+    error INVALID_TIMESTAMP, and Kafka's bounds print as Java longs (now + Long.MAX_VALUE wraps)."""
+    log = open_log(
+        LogConfig(
+            cleanup_policy=("compact",),
+            message_timestamp_after_max_ms=2**63 - 1,
+            message_timestamp_before_max_ms=1000,
+        )
+    )
+    now = clock.ms
+    records = [Record(0, 0, b"k", b"v"), Record(1, -5000, b"k", b"v"), Record(2, -5000, None, b"v")]
+    with pytest.raises(InvalidTimestampError) as refused:
+        log.append(build_batch(records, base_timestamp=now), leader_epoch=0)
+    wrapped = now + 2**63 - 1 - 2**64
+    assert refused.value.record_errors == (
+        RecordError(
+            1,
+            f"Timestamp {now - 5000} of message with offset 1 is out of range. "
+            f"The timestamp should be within [{now - 1000}, {wrapped}]",
+        ),
+        RecordError(2, KEYLESS),
+    )
+
+
+def test_future_record_found_through_the_header(open_log, clock):
+    log = open_log()
+    now = clock.ms
+    raw = build_batch(
+        [Record(0, 0, b"k", b"v"), Record(1, 2 * HOUR, b"k", b"v")], base_timestamp=now, codec=4
+    )
+    with pytest.raises(InvalidTimestampError) as refused:
+        log.append(raw, leader_epoch=0)
+    assert [e.batch_index for e in refused.value.record_errors] == [1]
+    assert log.log_end_offset == 0
+
+
+def test_log_append_time_batch_from_a_client_is_refused_per_record(open_log, clock):
+    log = open_log(LogConfig(message_timestamp_type="LogAppendTime"))
+    raw = bytearray(build_batch([Record(0, 0, b"key", b"value"), Record(1, 0, None, b"v")], base_timestamp=5))
+    stamp_log_append_time(raw, 0, 7)
+    with pytest.raises(InvalidTimestampError) as refused:
+        log.append(bytes(raw), leader_epoch=0)
+    assert refused.value.record_errors == (
+        RecordError(
+            0,
+            "Invalid timestamp type in message "
+            "DefaultRecord(offset=0, timestamp=7, key=3 bytes, value=5 bytes). "
+            "Producer should not set timestamp type to LogAppendTime.",
+        ),
+        RecordError(
+            1,
+            "Invalid timestamp type in message "
+            "DefaultRecord(offset=1, timestamp=7, key=0 bytes, value=1 bytes). "
+            "Producer should not set timestamp type to LogAppendTime.",
+        ),
+    )
+
+
+def test_header_claiming_a_future_max_timestamp_no_record_has_is_refused(open_log, clock):
+    log = open_log()
+    raw = bytearray(build_batch([Record(0, 0, b"k", b"v")], base_timestamp=clock.ms))
+    struct.pack_into(">q", raw, 35, clock.ms + 2 * HOUR)  # max timestamp, CRC recomputed below
+    raw[17:21] = struct.pack(">I", crc32c.crc32c(bytes(raw[21:])))
+    with pytest.raises(InvalidTimestampError) as refused:
+        log.append(bytes(raw), leader_epoch=0)
+    assert refused.value.record_errors == ()
 
 
 def test_size_limits(open_log, clock, batch):
