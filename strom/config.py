@@ -162,6 +162,32 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("zookeeper.session.timeout.ms", _T.INT, 18000, read_only=True),
     ConfigDef("zookeeper.connection.timeout.ms", _T.INT, None, read_only=True),
     ConfigDef("metrics.port", _T.INT, None, "Port of the Prometheus /metrics endpoint", read_only=True),
+    # KRaft (KIP-500, KIP-595, KIP-853), Kafka 4.4's defaults. process.roles, controller.quorum.voters and
+    # controller.listener.names are below with the other listener keys. A node with process.roles set must
+    # have its directories formatted by `strom storage format` first.
+    ConfigDef("controller.quorum.bootstrap.servers", _T.LIST, [], read_only=True),
+    ConfigDef("metadata.log.dir", _T.STRING, None, "Directory of __cluster_metadata", read_only=True),
+    ConfigDef("metadata.log.segment.bytes", _T.INT, 1073741824, minimum=8388608, read_only=True),
+    ConfigDef("metadata.log.segment.ms", _T.LONG, 604800000, read_only=True),
+    ConfigDef("metadata.max.retention.bytes", _T.LONG, 104857600, read_only=True),
+    ConfigDef("metadata.max.retention.ms", _T.LONG, 604800000, read_only=True),
+    ConfigDef(
+        "metadata.log.max.record.bytes.between.snapshots", _T.LONG, 20971520, minimum=1, read_only=True
+    ),
+    ConfigDef("metadata.log.max.snapshot.interval.ms", _T.LONG, 3600000, minimum=0, read_only=True),
+    ConfigDef("metadata.max.idle.interval.ms", _T.INT, 500, minimum=0, read_only=True),
+    ConfigDef("controller.quorum.election.timeout.ms", _T.INT, 1000, minimum=0, read_only=True),
+    ConfigDef("controller.quorum.fetch.timeout.ms", _T.INT, 2000, minimum=0, read_only=True),
+    ConfigDef("controller.quorum.election.backoff.max.ms", _T.INT, 1000, minimum=0, read_only=True),
+    ConfigDef("controller.quorum.retry.backoff.ms", _T.INT, 20, minimum=0, read_only=True),
+    ConfigDef("controller.quorum.request.timeout.ms", _T.INT, 2000, minimum=0, read_only=True),
+    ConfigDef("controller.quorum.append.linger.ms", _T.INT, 25, minimum=0, read_only=True),
+    ConfigDef("controller.quorum.auto.join.enable", _T.BOOLEAN, False, read_only=True),
+    ConfigDef("controller.socket.timeout.ms", _T.INT, 30000, read_only=True),
+    ConfigDef("broker.session.timeout.ms", _T.INT, 9000, read_only=True),
+    ConfigDef("broker.heartbeat.interval.ms", _T.INT, 2000, read_only=True),
+    ConfigDef("initial.broker.registration.timeout.ms", _T.INT, 60000, read_only=True),
+    ConfigDef("unstable.feature.versions.enable", _T.BOOLEAN, False, read_only=True),
     # requests
     ConfigDef("socket.request.max.bytes", _T.INT, 104857600, minimum=1, read_only=True),
     ConfigDef("message.max.bytes", _T.INT, 1048588, minimum=0),

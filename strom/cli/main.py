@@ -23,6 +23,7 @@ _COMMANDS = (
     ("strom.cli.dump_log", "dump_log"),
     ("strom.cli.reassign", "reassign"),
     ("strom.cli.elect_leaders", "elect_leaders"),
+    ("strom.cli.storage", "storage"),
 )
 
 

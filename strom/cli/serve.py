@@ -2,7 +2,9 @@
 
 Options mirror a Kafka broker's configuration: `--config` reads a server.properties file, `--set k=v`
 overrides any broker key by Kafka's name, and `--data-dir`, `--host`, `--port`, `--node-id` set log.dirs,
-listeners and node.id. Prints one line with the address when ready. The first SIGTERM/SIGINT shuts down
+listeners and node.id. With process.roles set (KRaft) the directories must have been formatted with
+`strom storage format`; an unformatted one stops the command with one line.
+Prints one line with the address when ready. The first SIGTERM/SIGINT shuts down
 cleanly (stop accepting, finish in-flight requests, flush, checkpoints, clean-shutdown marker; exit 0);
 a second one exits at once.
 """
@@ -110,4 +112,22 @@ def serve(
         config = build_config(data_dir, host, port, node_id, config_file, sets)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if config.get("process.roles"):
+        _refuse_kraft(config)
     sys.exit(asyncio.run(_run(config)))
+
+
+def _refuse_kraft(config: BrokerConfig) -> None:
+    """A KRaft node (process.roles set) needs its directories formatted by `strom storage format`, as
+    Kafka's does; the Raft quorum itself is not served yet, so even a formatted node stops here, with one
+    line, instead of running as a single node under a KRaft configuration."""
+    from strom.metadata.formatter import FormatterError, NodeStorage, check_formatted
+
+    try:
+        check_formatted(NodeStorage.from_config(config))
+    except FormatterError as exc:
+        raise click.ClickException(str(exc)) from None
+    raise click.ClickException(
+        "process.roles is set but KRaft mode (the Raft quorum) is not available yet; remove process.roles "
+        "to run a single node, or set zookeeper.connect for a cluster"
+    )

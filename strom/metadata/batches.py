@@ -30,6 +30,7 @@ from strom.protocol.records import Record, build_batch, decode_records
 __all__ = [
     "MetadataBatch",
     "build_control_batch",
+    "build_encoded_batch",
     "build_metadata_batch",
     "read_metadata_batches",
 ]
@@ -55,10 +56,19 @@ def build_metadata_batch(
     leader_epoch: int,
 ) -> bytes:
     """A data batch of metadata records at consecutive offsets from `base_offset`."""
-    if not records:
+    values = [encode_metadata_record(r.message, r.version) for r in records]
+    return build_encoded_batch(values, base_offset=base_offset, timestamp_ms=timestamp_ms,
+                               leader_epoch=leader_epoch)
+
+
+def build_encoded_batch(
+    values: Sequence[bytes], *, base_offset: int, timestamp_ms: int, leader_epoch: int
+) -> bytes:
+    """A data batch of records already framed by `encode_metadata_record`."""
+    if not values:
         raise ValueError("a metadata batch holds at least one record")
     return build_batch(
-        [Record(i, 0, None, encode_metadata_record(r.message, r.version)) for i, r in enumerate(records)],
+        [Record(i, 0, None, value) for i, value in enumerate(values)],
         base_offset=base_offset,
         base_timestamp=timestamp_ms,
         partition_leader_epoch=leader_epoch,
