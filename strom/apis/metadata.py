@@ -1,4 +1,4 @@
-"""Metadata (api key 3), versions 0-12: brokers, controller, cluster id, topics and partition leaders.
+"""Metadata (api key 3), versions 0-13: brokers, controller, cluster id, topics and partition leaders.
 
 Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
 - `topics` null (v1+) or empty (v0) asks for every topic; internal topics are flagged `is_internal`.
@@ -8,6 +8,8 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
   LEADER_NOT_AVAILABLE, so clients retry.
 - Topic ids (KIP-516) from v10; v10+ requests by topic id alone are answered by id.
 - v8+ `topic_authorized_operations` is -2147483648 (not requested / no authorizer).
+- v13 (KIP-1102) adds a top-level error code, REBOOTSTRAP_REQUIRED when a client should look the cluster
+  up again; a broker answers NONE there, as Kafka 4.4's do.
 - The response is encoded by hand (`encode_response`, every version checked byte for byte against kio's
   writer in the tests): kio's pure-Python writer is several times slower on large clusters. Flexible
   (KIP-482) from v9. A topic without a name (answered by id) is written as null from v12, where the field
@@ -135,10 +137,12 @@ def encode_response(
     topics: Sequence[MetadataTopic],
     throttle_ms: int = 0,
     cluster_authorized_operations: int = NO_AUTHORIZED_OPERATIONS,
+    error_code: int = ErrorCode.none,
 ) -> bytes:
-    """Metadata response body (after the response header) of `version` 0-12, fields as in Kafka's
+    """Metadata response body (after the response header) of `version` 0-13, fields as in Kafka's
     MetadataResponse.json: rack v1+, cluster_id v2+, controller_id v1+, throttle v3+, is_internal v1+,
-    offline_replicas v5+, leader_epoch v7+, authorized operations v8+ (cluster's up to v10), topic_id v10+."""
+    offline_replicas v5+, leader_epoch v7+, authorized operations v8+ (cluster's up to v10), topic_id v10+,
+    top-level error code v13+."""
     flexible = version >= FLEXIBLE_FROM
     out = bytearray()
     if version >= 3:
@@ -174,6 +178,8 @@ def encode_response(
             out += EMPTY_TAGS
     if 8 <= version <= 10:
         out += I32.pack(cluster_authorized_operations)
+    if version >= 13:
+        out += I16.pack(error_code)
     if flexible:
         out += EMPTY_TAGS
     return bytes(out)
@@ -291,4 +297,4 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
     return RawResponse([encode_response(version, brokers, image.cluster_id, image.controller_id, topics)])
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=12, handler=handle, name="Metadata")
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=13, handler=handle, name="Metadata")

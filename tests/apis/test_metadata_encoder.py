@@ -75,6 +75,7 @@ def _kio_bytes(
             for t in topics
         ),
         cluster_authorized_operations=cluster_ops,
+        error_code=ErrorCode.none,
     )
     buf = io.BytesIO()
     entity_writer(cls)(buf, obj)
@@ -95,9 +96,9 @@ def _check(
     return ours
 
 
-def test_serves_versions_0_to_12() -> None:
+def test_serves_versions_0_to_13() -> None:
     # the encoder covers exactly what the handler advertises; widen both together
-    assert (SPEC.min_version, SPEC.max_version) == (0, 12)
+    assert (SPEC.min_version, SPEC.max_version) == (0, 13)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
