@@ -117,7 +117,7 @@ def produce_latency(cleaner_on: bool, rate: int, seconds: float, dirty_mb: int) 
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         configs = {
             "cleanup.policy": "compact",
-            "segment.bytes": str(256 << 10),
+            "internal.segment.bytes": str(256 << 10),  # under segment.bytes' 1 MiB minimum
             "min.cleanable.dirty.ratio": "0.01",
         }
         admin.create_topics([NewTopic(topic, 1, 1, config=configs)])[topic].result(timeout=15)

@@ -7,12 +7,17 @@ topic-level key with the broker key that supplies its default, as Kafka's `LogCo
 `ServerTopicConfigSynonyms` do, so DescribeConfigs can report sources and synonyms (KIP-226) and the storage
 layer can build a `LogConfig` from a topic's overrides.
 
-Defaults follow Apache Kafka 4.x.
+Keys, types, defaults and validation follow Apache Kafka 4.4 (its ConfigDef messages included: "Invalid
+value x for configuration k: ..."): a topic key Kafka 4.4 does not know (e.g. message.format.version or
+message.timestamp.difference.max.ms, removed in Kafka 4.0) is refused, segment.bytes is at least 1 MiB
+(the internal key internal.segment.bytes sets smaller segments), and broker keys Kafka cannot change
+dynamically are marked read-only.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +26,7 @@ from typing import Any
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
+MIN_SEGMENT_BYTES = 1048576  # Kafka 4's lower bound of segment.bytes and log.segment.bytes
 
 
 class ConfigType(enum.IntEnum):
@@ -58,24 +64,28 @@ def _parse_bool(raw: str) -> bool:
     low = raw.strip().lower()
     if low in ("true", "false"):
         return low == "true"
-    raise ConfigError(f"expected true or false, got {raw!r}")
+    raise ValueError("Expected value to be either true or false")
 
 
 def _parse_list(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-_PARSERS: dict[ConfigType, Callable[[str], Any]] = {
-    ConfigType.BOOLEAN: _parse_bool,
-    ConfigType.STRING: lambda raw: raw,
-    ConfigType.PASSWORD: lambda raw: raw,
-    ConfigType.CLASS: lambda raw: raw,
-    ConfigType.INT: lambda raw: int(raw.strip()),
-    ConfigType.SHORT: lambda raw: int(raw.strip()),
-    ConfigType.LONG: lambda raw: int(raw.strip()),
-    ConfigType.DOUBLE: lambda raw: float(raw.strip()),
-    ConfigType.LIST: _parse_list,
-}
+def _parse_number(typ: ConfigType) -> Callable[[str], Any]:
+    """Kafka's number parsing: trimmed, and out of the type's range is "not a number" of that type."""
+    low, high = _RANGES.get(typ, (None, None))
+
+    def parse(raw: str) -> Any:
+        try:
+            value: Any = float(raw.strip()) if typ == ConfigType.DOUBLE else int(raw.strip())
+        except ValueError:
+            raise ValueError(f"Not a number of type {typ.name}") from None
+        if low is not None and not low <= value <= high:
+            raise ValueError(f"Not a number of type {typ.name}")
+        return value
+
+    return parse
+
 
 _RANGES: dict[ConfigType, tuple[int, int]] = {
     ConfigType.INT: (-(2**31), INT_MAX),
@@ -83,10 +93,55 @@ _RANGES: dict[ConfigType, tuple[int, int]] = {
     ConfigType.LONG: (-(2**63), LONG_MAX),
 }
 
+_PARSERS: dict[ConfigType, Callable[[str], Any]] = {
+    ConfigType.BOOLEAN: _parse_bool,
+    ConfigType.STRING: lambda raw: raw,
+    ConfigType.PASSWORD: lambda raw: raw,
+    ConfigType.CLASS: lambda raw: raw,
+    ConfigType.INT: _parse_number(ConfigType.INT),
+    ConfigType.SHORT: _parse_number(ConfigType.SHORT),
+    ConfigType.LONG: _parse_number(ConfigType.LONG),
+    ConfigType.DOUBLE: _parse_number(ConfigType.DOUBLE),
+    ConfigType.LIST: _parse_list,
+}
+
+
+def invalid_value(name: str, shown: Any, reason: str) -> ConfigError:
+    """Kafka's ConfigException text: `Invalid value <value> for configuration <name>: <reason>`."""
+    return ConfigError(f"Invalid value {shown} for configuration {name}: {reason}")
+
+
+def _java_list(items: list[Any]) -> str:
+    return "[" + ", ".join(str(item) for item in items) + "]"
+
+
+def check_gzip_level(name: str, value: Any) -> None:
+    """compression.gzip.level: 1-9, or -1 for the codec's default (Kafka's GZIP level validator)."""
+    if value != -1 and not 1 <= value <= 9:
+        raise invalid_value(name, value, "Value must be between 1 and 9 or equal to -1")
+
+
+def check_throttled_replicas(name: str, value: Any) -> None:
+    """leader/follower.replication.throttled.replicas: `*` or `partition:broker` pairs (Kafka's
+    ThrottledReplicaListValidator)."""
+    items = [str(item).strip() for item in value]
+    if all(_REPLICA_PAIR.fullmatch(item) for item in items) or "".join(items) == "*":
+        return
+    raise invalid_value(
+        name,
+        _java_list(items),
+        f"{name} must be the literal '*' or a list of replicas in the following format: "
+        "[partitionId]:[brokerId],[partitionId]:[brokerId],...",
+    )
+
+
+_REPLICA_PAIR = re.compile(r"([0-9]+:[0-9]+)?")
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigDef:
-    """One config key: its type, default (None = no default / null) and an optional check."""
+    """One config key: its type, default (None = no default / null) and Kafka's validator (a range, a set
+    of choices, or a `check(name, value)` raising ConfigError)."""
 
     name: str
     type: ConfigType
@@ -96,9 +151,14 @@ class ConfigDef:
     choices: tuple[str, ...] | None = None
     sensitive: bool = False
     read_only: bool = False
+    """Not dynamically updatable (Kafka's DynamicBrokerConfig): DescribeConfigs says read-only and
+    AlterConfigs refuses it."""
+    maximum: float | None = None
+    check: Callable[[str, Any], None] | None = None
 
     def parse(self, raw: Any) -> Any:
-        """Parse a raw value (string from properties or the wire) and validate it."""
+        """Parse a raw value (string from properties or the wire) and validate it; ConfigError carries
+        Kafka's message."""
         if raw is None:
             return None
         if not isinstance(raw, str):
@@ -106,27 +166,22 @@ class ConfigDef:
         else:
             try:
                 value = _PARSERS[self.type](raw)
-            except ConfigError as exc:
-                raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: {exc}") from None
-            except ValueError:
-                raise ConfigError(
-                    f"Invalid value {raw!r} for configuration {self.name}: not a {self.type.name.lower()}"
-                ) from None
+            except ValueError as exc:
+                raise invalid_value(self.name, raw, str(exc)) from None
         bounds = _RANGES.get(self.type)
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
-            raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: out of range")
+            raise invalid_value(self.name, raw, f"Not a number of type {self.type.name}")
         if self.minimum is not None and value < self.minimum:
-            raise ConfigError(
-                f"Invalid value {raw!r} for configuration {self.name}: must be at least {self.minimum}"
-            )
+            raise invalid_value(self.name, value, f"Value must be at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise invalid_value(self.name, value, f"Value must be no more than {self.maximum}")
         if self.choices is not None:
             items = value if isinstance(value, list) else [value]
             for item in items:
                 if str(item) not in self.choices:
-                    raise ConfigError(
-                        f"Invalid value {raw!r} for configuration {self.name}: "
-                        f"String must be one of: {', '.join(self.choices)}"
-                    )
+                    raise invalid_value(self.name, item, f"String must be one of: {', '.join(self.choices)}")
+        if self.check is not None:
+            self.check(self.name, value)
         return value
 
     def render(self, value: Any) -> str | None:
@@ -143,25 +198,30 @@ class ConfigDef:
 _T = ConfigType
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TS_TYPES = ("CreateTime", "LogAppendTime")
+_CLEANUP_POLICIES = ("compact", "delete")
 
 
 def _defs(*items: ConfigDef) -> dict[str, ConfigDef]:
     return {item.name: item for item in items}
 
 
+# `read_only` marks the keys Kafka 4.4 cannot update dynamically (AlterConfigs answers INVALID_REQUEST
+# "Cannot update these configs dynamically"); Strom's own keys (zookeeper.*, metrics.port) are static too.
+_RO = True
+
 BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     # identity and listeners
-    ConfigDef("node.id", _T.INT, 1, "The id of this broker", read_only=True),
-    ConfigDef("broker.id", _T.INT, -1, "Alias of node.id", read_only=True),
-    ConfigDef("broker.rack", _T.STRING, None, "Rack of the broker", read_only=True),
-    ConfigDef("listeners", _T.STRING, "PLAINTEXT://127.0.0.1:9092", read_only=True),
-    ConfigDef("advertised.listeners", _T.STRING, None, read_only=True),
-    ConfigDef("log.dirs", _T.STRING, None, "Directories of the partition logs", read_only=True),
-    ConfigDef("log.dir", _T.STRING, "./strom-data", read_only=True),
-    ConfigDef("zookeeper.connect", _T.STRING, None, read_only=True),
-    ConfigDef("zookeeper.session.timeout.ms", _T.INT, 18000, read_only=True),
-    ConfigDef("zookeeper.connection.timeout.ms", _T.INT, None, read_only=True),
-    ConfigDef("metrics.port", _T.INT, None, "Port of the Prometheus /metrics endpoint", read_only=True),
+    ConfigDef("node.id", _T.INT, 1, "The id of this broker", read_only=_RO),
+    ConfigDef("broker.id", _T.INT, -1, "Alias of node.id", read_only=_RO),
+    ConfigDef("broker.rack", _T.STRING, None, "Rack of the broker", read_only=_RO),
+    ConfigDef("listeners", _T.STRING, "PLAINTEXT://127.0.0.1:9092", read_only=_RO),
+    ConfigDef("advertised.listeners", _T.STRING, None, read_only=_RO),
+    ConfigDef("log.dirs", _T.STRING, None, "Directories of the partition logs", read_only=_RO),
+    ConfigDef("log.dir", _T.STRING, "./strom-data", read_only=_RO),
+    ConfigDef("zookeeper.connect", _T.STRING, None, read_only=_RO),
+    ConfigDef("zookeeper.session.timeout.ms", _T.INT, 18000, read_only=_RO),
+    ConfigDef("zookeeper.connection.timeout.ms", _T.INT, None, read_only=_RO),
+    ConfigDef("metrics.port", _T.INT, None, "Port of the Prometheus /metrics endpoint", read_only=_RO),
     # KRaft (KIP-500, KIP-595, KIP-853), Kafka 4.4's defaults. process.roles, controller.quorum.voters and
     # controller.listener.names are below with the other listener keys. A node with process.roles set must
     # have its directories formatted by `strom storage format` first.
@@ -189,50 +249,58 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("initial.broker.registration.timeout.ms", _T.INT, 60000, read_only=True),
     ConfigDef("unstable.feature.versions.enable", _T.BOOLEAN, False, read_only=True),
     # requests
-    ConfigDef("socket.request.max.bytes", _T.INT, 104857600, minimum=1, read_only=True),
+    ConfigDef("socket.request.max.bytes", _T.INT, 104857600, minimum=1, read_only=_RO),
     ConfigDef("message.max.bytes", _T.INT, 1048588, minimum=0),
-    ConfigDef("replica.fetch.max.bytes", _T.INT, 1048576, minimum=0),
-    ConfigDef("fetch.max.bytes", _T.INT, 57671680, minimum=1024),
-    ConfigDef("connections.max.idle.ms", _T.LONG, 600000),
-    ConfigDef("max.incremental.fetch.session.cache.slots", _T.INT, 1000, minimum=0),
+    ConfigDef("max.decompressed.message.bytes", _T.INT, 2147483639, minimum=1, maximum=2147483639),
+    ConfigDef("replica.fetch.max.bytes", _T.INT, 1048576, minimum=0, read_only=_RO),
+    ConfigDef("fetch.max.bytes", _T.INT, 57671680, minimum=1024, read_only=_RO),
+    ConfigDef("connections.max.idle.ms", _T.LONG, 600000, read_only=_RO),
+    ConfigDef("max.incremental.fetch.session.cache.slots", _T.INT, 1000, minimum=0, read_only=_RO),
     # topics
-    ConfigDef("auto.create.topics.enable", _T.BOOLEAN, True),
-    ConfigDef("num.partitions", _T.INT, 1, minimum=1),
-    ConfigDef("default.replication.factor", _T.INT, 1, minimum=1),
-    ConfigDef("delete.topic.enable", _T.BOOLEAN, True),
+    ConfigDef("auto.create.topics.enable", _T.BOOLEAN, True, read_only=_RO),
+    ConfigDef("num.partitions", _T.INT, 1, minimum=1, read_only=_RO),
+    ConfigDef("default.replication.factor", _T.INT, 1, read_only=_RO),
+    ConfigDef("delete.topic.enable", _T.BOOLEAN, True, read_only=_RO),
     ConfigDef("min.insync.replicas", _T.INT, 1, minimum=1),
     ConfigDef("unclean.leader.election.enable", _T.BOOLEAN, False),
     ConfigDef("compression.type", _T.STRING, "producer", choices=_COMPRESSION),
+    ConfigDef("compression.gzip.level", _T.INT, -1, check=check_gzip_level),
+    ConfigDef("compression.lz4.level", _T.INT, 9, minimum=1, maximum=17),
+    ConfigDef("compression.zstd.level", _T.INT, 3, minimum=-131072, maximum=22),
     # log segments
-    ConfigDef("log.segment.bytes", _T.INT, 1073741824, minimum=14),
+    ConfigDef("log.segment.bytes", _T.INT, 1073741824, minimum=MIN_SEGMENT_BYTES),
     ConfigDef("log.roll.ms", _T.LONG, None),
-    ConfigDef("log.roll.hours", _T.INT, 168, minimum=1),
+    ConfigDef("log.roll.hours", _T.INT, 168, minimum=1, read_only=_RO),
     ConfigDef("log.roll.jitter.ms", _T.LONG, None),
-    ConfigDef("log.roll.jitter.hours", _T.INT, 0, minimum=0),
+    ConfigDef("log.roll.jitter.hours", _T.INT, 0, minimum=0, read_only=_RO),
     ConfigDef("log.index.size.max.bytes", _T.INT, 10485760, minimum=4),
     ConfigDef("log.index.interval.bytes", _T.INT, 4096, minimum=0),
     ConfigDef("log.preallocate", _T.BOOLEAN, False),
     ConfigDef("log.segment.delete.delay.ms", _T.LONG, 60000, minimum=0),
     ConfigDef("log.message.timestamp.type", _T.STRING, "CreateTime", choices=_TS_TYPES),
-    ConfigDef("log.message.timestamp.difference.max.ms", _T.LONG, LONG_MAX, minimum=0),
     ConfigDef("log.message.timestamp.before.max.ms", _T.LONG, LONG_MAX, minimum=0),
     ConfigDef("log.message.timestamp.after.max.ms", _T.LONG, 3600000, minimum=0),
     # retention
     ConfigDef("log.retention.ms", _T.LONG, None),
-    ConfigDef("log.retention.minutes", _T.INT, None),
-    ConfigDef("log.retention.hours", _T.INT, 168),
+    ConfigDef("log.retention.minutes", _T.INT, None, read_only=_RO),
+    ConfigDef("log.retention.hours", _T.INT, 168, read_only=_RO),
     ConfigDef("log.retention.bytes", _T.LONG, -1),
-    ConfigDef("log.retention.check.interval.ms", _T.LONG, 300000, minimum=1),
-    ConfigDef("log.cleanup.policy", _T.LIST, ["delete"], choices=("delete", "compact")),
+    ConfigDef("log.retention.check.interval.ms", _T.LONG, 300000, minimum=1, read_only=_RO),
+    ConfigDef("log.cleanup.policy", _T.LIST, ["delete"], choices=_CLEANUP_POLICIES),
+    # tiered storage (KIP-405): accepted, never acted on
+    ConfigDef("log.local.retention.ms", _T.LONG, -2, minimum=-2),
+    ConfigDef("log.local.retention.bytes", _T.LONG, -2, minimum=-2),
+    ConfigDef("log.remote.copy.lag.ms", _T.LONG, 0, minimum=-1),
+    ConfigDef("log.remote.copy.lag.bytes", _T.LONG, -1, minimum=-1),
     # flush
     ConfigDef("log.flush.interval.messages", _T.LONG, LONG_MAX, minimum=1),
     ConfigDef("log.flush.interval.ms", _T.LONG, None),
-    ConfigDef("log.flush.scheduler.interval.ms", _T.LONG, LONG_MAX),
-    ConfigDef("log.flush.offset.checkpoint.interval.ms", _T.INT, 60000, minimum=0),
-    ConfigDef("log.flush.start.offset.checkpoint.interval.ms", _T.INT, 60000, minimum=0),
+    ConfigDef("log.flush.scheduler.interval.ms", _T.LONG, LONG_MAX, read_only=_RO),
+    ConfigDef("log.flush.offset.checkpoint.interval.ms", _T.INT, 60000, minimum=0, read_only=_RO),
+    ConfigDef("log.flush.start.offset.checkpoint.interval.ms", _T.INT, 60000, minimum=0, read_only=_RO),
     ConfigDef("num.recovery.threads.per.data.dir", _T.INT, 2, minimum=1),
     # cleaner
-    ConfigDef("log.cleaner.enable", _T.BOOLEAN, True),
+    ConfigDef("log.cleaner.enable", _T.BOOLEAN, True, read_only=_RO),
     ConfigDef("log.cleaner.threads", _T.INT, 1, minimum=0),
     ConfigDef("log.cleaner.backoff.ms", _T.LONG, 15000, minimum=0),
     ConfigDef("log.cleaner.dedupe.buffer.size", _T.LONG, 134217728),
@@ -240,51 +308,59 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("log.cleaner.delete.retention.ms", _T.LONG, 86400000, minimum=0),
     ConfigDef("log.cleaner.min.compaction.lag.ms", _T.LONG, 0, minimum=0),
     ConfigDef("log.cleaner.max.compaction.lag.ms", _T.LONG, LONG_MAX, minimum=1),
-    ConfigDef("log.cleaner.min.cleanable.ratio", _T.DOUBLE, 0.5, minimum=0),
+    ConfigDef("log.cleaner.min.cleanable.ratio", _T.DOUBLE, 0.5, minimum=0, maximum=1),
     # replication
-    ConfigDef("replica.lag.time.max.ms", _T.LONG, 30000),
-    ConfigDef("replica.fetch.wait.max.ms", _T.INT, 500),
-    ConfigDef("replica.fetch.min.bytes", _T.INT, 1),
-    ConfigDef("replica.socket.timeout.ms", _T.INT, 30000),
+    ConfigDef("replica.lag.time.max.ms", _T.LONG, 30000, read_only=_RO),
+    ConfigDef("replica.fetch.wait.max.ms", _T.INT, 500, read_only=_RO),
+    ConfigDef("replica.fetch.min.bytes", _T.INT, 1, read_only=_RO),
+    ConfigDef("replica.socket.timeout.ms", _T.INT, 30000, read_only=_RO),
     ConfigDef("num.replica.fetchers", _T.INT, 1, minimum=1),
-    ConfigDef("auto.leader.rebalance.enable", _T.BOOLEAN, True),
-    ConfigDef("leader.imbalance.check.interval.seconds", _T.LONG, 300, minimum=1),
+    ConfigDef("auto.leader.rebalance.enable", _T.BOOLEAN, True, read_only=_RO),
+    ConfigDef("leader.imbalance.check.interval.seconds", _T.LONG, 300, minimum=1, read_only=_RO),
     ConfigDef("leader.imbalance.per.broker.percentage", _T.INT, 10),
-    ConfigDef("controlled.shutdown.enable", _T.BOOLEAN, True),
+    ConfigDef("controlled.shutdown.enable", _T.BOOLEAN, True, read_only=_RO),
     # groups
-    ConfigDef("offsets.topic.num.partitions", _T.INT, 50, minimum=1, read_only=True),
-    ConfigDef("offsets.topic.replication.factor", _T.SHORT, 3, minimum=1, read_only=True),
-    ConfigDef("offsets.topic.segment.bytes", _T.INT, 104857600, minimum=1),
-    ConfigDef("offsets.retention.minutes", _T.INT, 10080, minimum=1),
-    ConfigDef("offsets.retention.check.interval.ms", _T.LONG, 600000, minimum=1),
-    ConfigDef("offset.metadata.max.bytes", _T.INT, 4096),
-    ConfigDef("group.initial.rebalance.delay.ms", _T.INT, 3000, minimum=0),
-    ConfigDef("group.min.session.timeout.ms", _T.INT, 6000),
-    ConfigDef("group.max.session.timeout.ms", _T.INT, 1800000),
-    ConfigDef("group.max.size", _T.INT, INT_MAX, minimum=1),
+    ConfigDef("offsets.topic.num.partitions", _T.INT, 50, minimum=1, read_only=_RO),
+    ConfigDef("offsets.topic.replication.factor", _T.SHORT, 3, minimum=1, read_only=_RO),
+    ConfigDef("offsets.topic.segment.bytes", _T.INT, 104857600, minimum=1, read_only=_RO),
+    ConfigDef("offsets.retention.minutes", _T.INT, 10080, minimum=1, read_only=_RO),
+    ConfigDef("offsets.retention.check.interval.ms", _T.LONG, 600000, minimum=1, read_only=_RO),
+    ConfigDef("offset.metadata.max.bytes", _T.INT, 4096, read_only=_RO),
+    ConfigDef("group.initial.rebalance.delay.ms", _T.INT, 3000, minimum=0, read_only=_RO),
+    ConfigDef("group.min.session.timeout.ms", _T.INT, 6000, read_only=_RO),
+    ConfigDef("group.max.session.timeout.ms", _T.INT, 1800000, read_only=_RO),
+    ConfigDef("group.max.size", _T.INT, INT_MAX, minimum=1, read_only=_RO),
     # producers and transactions
     ConfigDef("producer.id.expiration.ms", _T.INT, 86400000, minimum=1),
-    ConfigDef("transactional.id.expiration.ms", _T.INT, 604800000, minimum=1),
-    ConfigDef("transaction.max.timeout.ms", _T.INT, 900000, minimum=1),
-    ConfigDef("transaction.state.log.num.partitions", _T.INT, 50, minimum=1, read_only=True),
-    ConfigDef("transaction.state.log.replication.factor", _T.SHORT, 3, minimum=1, read_only=True),
-    ConfigDef("transaction.state.log.min.isr", _T.INT, 2, minimum=1),
-    ConfigDef("transaction.state.log.segment.bytes", _T.INT, 104857600, minimum=1),
-    ConfigDef("transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, 10000, minimum=1),
-    ConfigDef("transaction.remove.expired.transaction.cleanup.interval.ms", _T.INT, 3600000, minimum=1),
+    ConfigDef("transactional.id.expiration.ms", _T.INT, 604800000, minimum=1, read_only=_RO),
+    ConfigDef("transaction.max.timeout.ms", _T.INT, 900000, minimum=1, read_only=_RO),
+    ConfigDef("transaction.state.log.num.partitions", _T.INT, 50, minimum=1, read_only=_RO),
+    ConfigDef("transaction.state.log.replication.factor", _T.SHORT, 3, minimum=1, read_only=_RO),
+    ConfigDef("transaction.state.log.min.isr", _T.INT, 2, minimum=1, read_only=_RO),
+    ConfigDef("transaction.state.log.segment.bytes", _T.INT, 104857600, minimum=1, read_only=_RO),
+    ConfigDef(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms", _T.INT, 10000, minimum=1, read_only=_RO
+    ),
+    ConfigDef(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        _T.INT,
+        3600000,
+        minimum=1,
+        read_only=_RO,
+    ),
     # accepted for compatibility with server.properties files, not used by Strom
-    ConfigDef("num.network.threads", _T.INT, 3),
-    ConfigDef("num.io.threads", _T.INT, 8),
-    ConfigDef("socket.send.buffer.bytes", _T.INT, 102400),
-    ConfigDef("socket.receive.buffer.bytes", _T.INT, 102400),
-    ConfigDef("process.roles", _T.LIST, []),
-    ConfigDef("controller.quorum.voters", _T.LIST, []),
-    ConfigDef("controller.listener.names", _T.STRING, None),
-    ConfigDef("inter.broker.listener.name", _T.STRING, None),
+    ConfigDef("num.network.threads", _T.INT, 3, minimum=1),
+    ConfigDef("num.io.threads", _T.INT, 8, minimum=1),
+    ConfigDef("socket.send.buffer.bytes", _T.INT, 102400, read_only=_RO),
+    ConfigDef("socket.receive.buffer.bytes", _T.INT, 102400, read_only=_RO),
+    ConfigDef("process.roles", _T.LIST, [], read_only=_RO),
+    ConfigDef("controller.quorum.voters", _T.LIST, [], read_only=_RO),
+    ConfigDef("controller.listener.names", _T.STRING, None, read_only=_RO),
+    ConfigDef("inter.broker.listener.name", _T.STRING, None, read_only=_RO),
     ConfigDef("listener.security.protocol.map", _T.STRING, None),
-    ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic"]),
-    ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3),
-    ConfigDef("share.coordinator.state.topic.min.isr", _T.INT, 2),
+    ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic"], read_only=_RO),
+    ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3, read_only=_RO),
+    ConfigDef("share.coordinator.state.topic.min.isr", _T.INT, 2, read_only=_RO),
 )
 
 
@@ -302,6 +378,8 @@ class TopicConfigDef:
 
     definition: ConfigDef
     synonyms: tuple[Synonym, ...] = ()
+    internal: bool = False
+    """Kafka's internal keys: accepted, but described only when a topic sets them."""
 
     @property
     def name(self) -> str:
@@ -319,9 +397,7 @@ _MIN = 60_000
 TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
     t.name: t
     for t in (
-        _topic(
-            "cleanup.policy", _T.LIST, ["delete"], _S("log.cleanup.policy"), choices=("delete", "compact")
-        ),
+        _topic("cleanup.policy", _T.LIST, ["delete"], _S("log.cleanup.policy"), choices=_CLEANUP_POLICIES),
         _topic("compression.type", _T.STRING, "producer", _S("compression.type"), choices=_COMPRESSION),
         _topic("delete.retention.ms", _T.LONG, 86400000, _S("log.cleaner.delete.retention.ms"), minimum=0),
         _topic("file.delete.delay.ms", _T.LONG, 60000, _S("log.segment.delete.delay.ms"), minimum=0),
@@ -347,13 +423,6 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             choices=_TS_TYPES,
         ),
         _topic(
-            "message.timestamp.difference.max.ms",
-            _T.LONG,
-            LONG_MAX,
-            _S("log.message.timestamp.difference.max.ms"),
-            minimum=0,
-        ),
-        _topic(
             "message.timestamp.before.max.ms",
             _T.LONG,
             LONG_MAX,
@@ -367,7 +436,14 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             _S("log.message.timestamp.after.max.ms"),
             minimum=0,
         ),
-        _topic("min.cleanable.dirty.ratio", _T.DOUBLE, 0.5, _S("log.cleaner.min.cleanable.ratio"), minimum=0),
+        _topic(
+            "min.cleanable.dirty.ratio",
+            _T.DOUBLE,
+            0.5,
+            _S("log.cleaner.min.cleanable.ratio"),
+            minimum=0,
+            maximum=1,
+        ),
         _topic("min.compaction.lag.ms", _T.LONG, 0, _S("log.cleaner.min.compaction.lag.ms"), minimum=0),
         _topic("min.insync.replicas", _T.INT, 1, _S("min.insync.replicas"), minimum=1),
         _topic("preallocate", _T.BOOLEAN, False, _S("log.preallocate")),
@@ -381,7 +457,8 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             _S("log.retention.hours", _HOUR),
             minimum=-1,
         ),
-        _topic("segment.bytes", _T.INT, 1073741824, _S("log.segment.bytes"), minimum=14),
+        # Kafka 4 refuses segments under 1 MiB; internal.segment.bytes (below) is its way to smaller ones
+        _topic("segment.bytes", _T.INT, 1073741824, _S("log.segment.bytes"), minimum=MIN_SEGMENT_BYTES),
         _topic("segment.index.bytes", _T.INT, 10485760, _S("log.index.size.max.bytes"), minimum=4),
         _topic(
             "segment.jitter.ms",
@@ -393,18 +470,36 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
         ),
         _topic("segment.ms", _T.LONG, 168 * _HOUR, _S("log.roll.ms"), _S("log.roll.hours", _HOUR), minimum=1),
         _topic("unclean.leader.election.enable", _T.BOOLEAN, False, _S("unclean.leader.election.enable")),
-        # Accepted and described like Kafka 4.x (DescribeConfigs lists them) though Strom does not act on
-        # them: codec levels (KIP-390), replication throttles, tiered storage (KIP-405).
-        _topic("compression.gzip.level", _T.INT, -1, minimum=-1),
-        _topic("compression.lz4.level", _T.INT, 9, minimum=1),
-        _topic("compression.zstd.level", _T.INT, 3, minimum=-131072),
-        _topic("follower.replication.throttled.replicas", _T.LIST, []),
-        _topic("leader.replication.throttled.replicas", _T.LIST, []),
-        _topic("local.retention.bytes", _T.LONG, -2, minimum=-2),
-        _topic("local.retention.ms", _T.LONG, -2, minimum=-2),
+        # Kafka's internal key for tests: when set it replaces segment.bytes, with no lower bound; described
+        # only when a topic sets it.
+        TopicConfigDef(ConfigDef("internal.segment.bytes", _T.INT, None), internal=True),
+        # Accepted and described like Kafka 4.4 (DescribeConfigs lists them) though Strom does not act on
+        # them: the topic-level decompression bound, codec levels (KIP-390), replication throttles, tiered
+        # storage (KIP-405; remote.storage.enable=true is refused as by a broker without remote storage)
+        # and the Streams dead-letter queue switch.
+        _topic(
+            "max.decompressed.message.bytes",
+            _T.INT,
+            2147483639,
+            _S("max.decompressed.message.bytes"),
+            minimum=1,
+            maximum=2147483639,
+        ),
+        _topic("compression.gzip.level", _T.INT, -1, _S("compression.gzip.level"), check=check_gzip_level),
+        _topic("compression.lz4.level", _T.INT, 9, _S("compression.lz4.level"), minimum=1, maximum=17),
+        _topic(
+            "compression.zstd.level", _T.INT, 3, _S("compression.zstd.level"), minimum=-131072, maximum=22
+        ),
+        _topic("follower.replication.throttled.replicas", _T.LIST, [], check=check_throttled_replicas),
+        _topic("leader.replication.throttled.replicas", _T.LIST, [], check=check_throttled_replicas),
+        _topic("local.retention.bytes", _T.LONG, -2, _S("log.local.retention.bytes"), minimum=-2),
+        _topic("local.retention.ms", _T.LONG, -2, _S("log.local.retention.ms"), minimum=-2),
+        _topic("remote.copy.lag.bytes", _T.LONG, -1, _S("log.remote.copy.lag.bytes"), minimum=-1),
+        _topic("remote.copy.lag.ms", _T.LONG, 0, _S("log.remote.copy.lag.ms"), minimum=-1),
         _topic("remote.log.copy.disable", _T.BOOLEAN, False),
         _topic("remote.log.delete.on.disable", _T.BOOLEAN, False),
         _topic("remote.storage.enable", _T.BOOLEAN, False),
+        _topic("errors.deadletterqueue.group.enable", _T.BOOLEAN, False),
     )
 }
 
@@ -447,15 +542,18 @@ class ResolvedValue:
 
 
 class BrokerConfig:
-    """The broker's static settings (server.properties plus `--set`) and dynamic overrides.
+    """The broker's static settings (server.properties plus `--set`) and dynamic overrides (KIP-226).
 
     Unknown keys are kept (Kafka only warns about them) so a server.properties written for Apache Kafka
-    loads unchanged; only keys we define are type-checked.
+    loads unchanged; only keys we define are type-checked. Dynamic overrides come in two layers, this
+    broker's own and the cluster-wide defaults (resource name ""), the first winning; like Kafka, both
+    take keys Strom does not know, kept as given (`get` answers their raw string).
     """
 
     def __init__(self, props: Mapping[str, str] | None = None) -> None:
         self._static: dict[str, Any] = {}
         self._dynamic: dict[str, Any] = {}
+        self._dynamic_default: dict[str, Any] = {}
         self.unknown: dict[str, str] = {}
         for key, raw in (props or {}).items():
             definition = BROKER_CONFIGS.get(key)
@@ -468,38 +566,49 @@ class BrokerConfig:
     def get(self, name: str) -> Any:
         if name in self._dynamic:
             return self._dynamic[name]
+        if name in self._dynamic_default:
+            return self._dynamic_default[name]
         if name in self._static:
             return self._static[name]
+        if name in self.unknown:
+            return self.unknown[name]
         definition = BROKER_CONFIGS.get(name)
         if definition is None:
             raise KeyError(name)
         return definition.default
 
     def is_set(self, name: str) -> bool:
-        return name in self._dynamic or name in self._static
+        return name in self._dynamic or name in self._dynamic_default or name in self._static
 
     def source(self, name: str) -> ConfigSource:
         if name in self._dynamic:
             return ConfigSource.DYNAMIC_BROKER_CONFIG
-        if name in self._static:
+        if name in self._dynamic_default:
+            return ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
+        if name in self._static or name in self.unknown:
             return ConfigSource.STATIC_BROKER_CONFIG
         return ConfigSource.DEFAULT_CONFIG
 
-    def set_dynamic(self, name: str, raw: str | None) -> None:
-        """Set (or with None, remove) a dynamic broker override; raises ConfigError when invalid."""
+    def set_dynamic(self, name: str, raw: str | None, *, cluster_default: bool = False) -> None:
+        """Set (or with None, remove) a dynamic override of this broker, or with `cluster_default` a
+        cluster-wide default; raises ConfigError when a known key is read-only or its value invalid. An
+        unknown key is kept as its raw string, as Kafka keeps it."""
+        layer = self._dynamic_default if cluster_default else self._dynamic
         definition = BROKER_CONFIGS.get(name)
-        if definition is None:
-            raise ConfigError(f"Unknown broker configuration {name}")
-        if definition.read_only:
-            raise ConfigError(f"Cannot update these configs dynamically: {name}")
+        if definition is not None and definition.read_only and raw is not None:
+            raise ConfigError(f"Cannot update these configs dynamically: [{name}]")
         if raw is None:
-            self._dynamic.pop(name, None)
+            layer.pop(name, None)
         else:
-            self._dynamic[name] = definition.parse(raw)
+            layer[name] = raw if definition is None else definition.parse(raw)
 
     @property
     def dynamic_overrides(self) -> dict[str, Any]:
         return dict(self._dynamic)
+
+    @property
+    def dynamic_default_overrides(self) -> dict[str, Any]:
+        return dict(self._dynamic_default)
 
     def layers(self, name: str) -> list[tuple[Any, ConfigSource]]:
         """Every layer that gives `name` a value, highest precedence first, ending with the default
@@ -507,12 +616,21 @@ class BrokerConfig:
         found: list[tuple[Any, ConfigSource]] = []
         if name in self._dynamic:
             found.append((self._dynamic[name], ConfigSource.DYNAMIC_BROKER_CONFIG))
+        if name in self._dynamic_default:
+            found.append((self._dynamic_default[name], ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG))
         if name in self._static:
             found.append((self._static[name], ConfigSource.STATIC_BROKER_CONFIG))
+        elif name in self.unknown:
+            found.append((self.unknown[name], ConfigSource.STATIC_BROKER_CONFIG))
         definition = BROKER_CONFIGS.get(name)
         if definition is not None and definition.default is not None:
             found.append((definition.default, ConfigSource.DEFAULT_CONFIG))
         return found
+
+    def unknown_keys(self) -> list[str]:
+        """Keys set in some layer that Strom does not define (static, dynamic or cluster default)."""
+        keys = [*self.unknown, *self._dynamic, *self._dynamic_default]
+        return [k for k in dict.fromkeys(keys) if k not in BROKER_CONFIGS]
 
     # derived settings ---------------------------------------------------------------------------
     @property
@@ -574,7 +692,7 @@ class BrokerConfig:
                 resolved[name] = ResolvedValue(
                     name, value, ConfigSource.DYNAMIC_TOPIC_CONFIG, tdef.definition, synonyms
                 )
-            else:
+            elif not tdef.internal:
                 resolved[name] = ResolvedValue(name, default, source, tdef.definition, synonyms)
         return resolved
 
@@ -584,7 +702,9 @@ class BrokerConfig:
 
 
 def parse_topic_overrides(raw: Mapping[str, str | None]) -> dict[str, Any]:
-    """Parse and validate topic-level overrides given as strings (CreateTopics, AlterConfigs)."""
+    """Parse and validate topic-level overrides given as strings (CreateTopics, AlterConfigs), with Kafka
+    4.4's rules and messages (LogConfig.validate): every key known, every value valid, then the rules
+    across keys."""
     parsed: dict[str, Any] = {}
     for key, value in raw.items():
         tdef = TOPIC_CONFIGS.get(key)
@@ -593,7 +713,54 @@ def parse_topic_overrides(raw: Mapping[str, str | None]) -> dict[str, Any]:
         if value is None:
             raise ConfigError(f"Null value not supported for topic configs: {key}")
         parsed[key] = tdef.definition.parse(value)
+    _check_topic_rules(parsed)
     return parsed
+
+
+def _effective(parsed: Mapping[str, Any], key: str) -> Any:
+    return parsed[key] if key in parsed else TOPIC_CONFIGS[key].definition.default
+
+
+def _check_topic_rules(parsed: Mapping[str, Any]) -> None:
+    min_lag = _effective(parsed, "min.compaction.lag.ms")
+    max_lag = _effective(parsed, "max.compaction.lag.ms")
+    if min_lag > max_lag:
+        raise ConfigError(
+            f"conflict topic config setting min.compaction.lag.ms ({min_lag}) > "
+            f"max.compaction.lag.ms ({max_lag})"
+        )
+    if parsed.get("remote.storage.enable"):
+        # Strom has no remote storage: it answers as Kafka does without remote.log.storage.system.enable
+        raise ConfigError(
+            "Tiered Storage functionality is disabled in the broker. "
+            "Topic cannot be configured with remote log storage."
+        )
+
+
+def parse_stored_overrides(raw: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse a topic's stored overrides key by key: (the valid ones, the ones left out as unknown or
+    invalid). For overrides written before a rule existed (a key Kafka 4 removed, a segment.bytes under
+    1 MiB): the topic keeps every other override instead of failing as a whole."""
+    parsed: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for key, value in raw.items():
+        tdef = TOPIC_CONFIGS.get(key)
+        if tdef is None or value is None:
+            skipped[key] = str(value)
+            continue
+        try:
+            parsed[key] = tdef.definition.parse(value)
+        except ConfigError:
+            skipped[key] = value
+    return parsed, skipped
+
+
+def segment_size_override(size: int) -> dict[str, str]:
+    """The topic override that gives an internal topic segments of `size` bytes (offsets.topic.segment.bytes,
+    transaction.state.log.segment.bytes): segment.bytes, or internal.segment.bytes below segment.bytes'
+    1 MiB minimum, which those broker keys (at least 1 byte, as in Kafka) may go."""
+    key = "segment.bytes" if size >= MIN_SEGMENT_BYTES else "internal.segment.bytes"
+    return {key: str(size)}
 
 
 def render_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
@@ -622,7 +789,6 @@ class LogConfig:
     message_timestamp_type: str = "CreateTime"
     message_timestamp_before_max_ms: int = LONG_MAX
     message_timestamp_after_max_ms: int = 3600000
-    message_timestamp_difference_max_ms: int = LONG_MAX
     flush_messages: int = LONG_MAX
     flush_ms: int = LONG_MAX
     file_delete_delay_ms: int = 60000
@@ -644,6 +810,8 @@ class LogConfig:
             attr = key.replace(".", "_")
             if attr in cls.__dataclass_fields__ and value is not None:
                 kwargs[attr] = tuple(value) if attr == "cleanup_policy" else value
+        if values.get("internal.segment.bytes") is not None:
+            kwargs["segment_bytes"] = values["internal.segment.bytes"]
         return cls(**kwargs)
 
     @property

@@ -53,7 +53,7 @@ def broker_id_of(resource_name: str, node_id: int) -> tuple[ErrorCode, str | Non
     try:
         value = int(resource_name)
     except ValueError:
-        return ErrorCode.invalid_request, f"Broker id must be an integer, but it is: {resource_name}"
+        return ErrorCode.invalid_request, f"Node id must be an integer, but it is: {resource_name}"
     if value != node_id:
-        return ErrorCode.invalid_request, f"Unexpected broker id, expected {node_id} but received {value}"
+        return ErrorCode.invalid_request, f"Unexpected broker id, expected {node_id}, but received {value}"
     return ErrorCode.none, None

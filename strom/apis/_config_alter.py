@@ -2,7 +2,8 @@
 duplicate-resource rule, and resolving a resource to the backend call that replaces its override set.
 
 The two APIs differ only in how a resource's new override set is computed (taken as given, or the
-current set with KIP-339 operations applied); everything after that is the same."""
+current set with KIP-339 operations applied); everything after that is the same. A BROKER resource is
+this broker's id or "" for the cluster-wide dynamic defaults (KIP-226)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from strom.protocol.errors import ErrorCode, InvalidRequestError, KafkaError, Un
 
 NewOverrides = Callable[[Any, int, str, Any], Mapping[str, str | None]]
 """new_overrides(ctx, resource_type, resource_name, request resource) -> the resource's whole override set."""
+
+
+def refuse_null(name: str, value: str | None) -> None:
+    """A value set to null: INVALID_REQUEST, with Kafka's message (AlterConfigs and SET operations)."""
+    if value is None:
+        raise InvalidRequestError(f"Null value not supported for : {name}")
 
 
 def duplicate_resources(resources: Any) -> set[tuple[int, str]]:
@@ -72,13 +79,16 @@ def current_overrides(ctx: Any, resource_type: int, resource_name: str) -> dict[
         return dict(info.configs)
     if resource_type == RESOURCE_BROKER:
         node = _broker_node(ctx, resource_name)
+        if node is None:
+            return dict(image.default_broker_configs)
         return dict(image.broker_configs.get(node, {}))
     raise InvalidRequestError(f"Unsupported resource type {resource_type}")
 
 
-def _broker_node(ctx: Any, resource_name: str) -> int:
+def _broker_node(ctx: Any, resource_name: str) -> int | None:
+    """This broker's id, or None for the cluster-wide defaults (the resource named "")."""
     if resource_name == "":
-        raise InvalidRequestError("Cluster-wide default broker configs are not supported")
+        return None
     code, message = broker_id_of(resource_name, ctx.broker.node_id)
     if code != ErrorCode.none:
         raise KafkaError(message or "", code)

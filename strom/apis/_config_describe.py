@@ -1,6 +1,10 @@
 """The config entries DescribeConfigs (and CreateTopics v5+) report: every key's effective value, its
 source, synonyms in precedence order, read-only and sensitive flags, type and documentation (KIP-226,
 KIP-569). Topic keys fall back through their broker synonyms (`log.retention.ms` -> `.minutes` -> `.hours`).
+
+Broker keys Strom does not know (set in server.properties or dynamically) are described as Kafka 4.4
+describes keys outside its ConfigDef: type UNKNOWN, read-only, sensitive, so with a null value. The
+cluster-wide default resource (BROKER "") lists only the dynamic defaults, each with that one layer.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from typing import Any
 
 from strom.config import (
     BROKER_CONFIGS,
-    TOPIC_CONFIGS,
     BrokerConfig,
     ConfigDef,
     ConfigSource,
-    parse_topic_overrides,
+    ConfigType,
+    parse_stored_overrides,
 )
 
 
@@ -43,7 +47,7 @@ def describe_topic(
     config: BrokerConfig, overrides: Mapping[str, str], keys: Iterable[str] | None = None
 ) -> list[ConfigEntry]:
     """Every topic key (or just `keys`) of a topic with these override strings."""
-    parsed = parse_topic_overrides({k: v for k, v in overrides.items() if k in TOPIC_CONFIGS})
+    parsed, _skipped = parse_stored_overrides(overrides)
     wanted = set(keys) if keys is not None else None
     entries: list[ConfigEntry] = []
     for name, rv in config.resolve_topic(parsed).items():
@@ -76,27 +80,43 @@ def describe_topic(
     return entries
 
 
-def describe_broker(config: BrokerConfig, keys: Iterable[str] | None = None) -> list[ConfigEntry]:
-    """Every broker key (or just `keys`) with its effective value and the layers that set it."""
+def _broker_entry(name: str, value: Any, layers: list[tuple[Any, ConfigSource]]) -> ConfigEntry:
+    definition = BROKER_CONFIGS.get(name)
+    source = layers[0][1] if layers else ConfigSource.DEFAULT_CONFIG
+    if definition is None:
+        # a key outside the ConfigDef: Kafka cannot tell whether it is secret, so hides its value
+        synonyms = tuple((name, None, s) for _v, s in layers)
+        return ConfigEntry(name, None, source, True, True, synonyms, int(ConfigType.UNKNOWN), "")
+    hidden = definition.sensitive
+    synonyms = tuple((name, None if hidden else definition.render(v), s) for v, s in layers)
+    return ConfigEntry(
+        name=name,
+        value=None if hidden else definition.render(value),
+        source=source,
+        read_only=definition.read_only,
+        sensitive=hidden,
+        synonyms=synonyms,
+        config_type=int(definition.type),
+        documentation=definition.doc,
+    )
+
+
+def describe_broker(
+    config: BrokerConfig, keys: Iterable[str] | None = None, *, cluster_default: bool = False
+) -> list[ConfigEntry]:
+    """Every broker key (or just `keys`) with its effective value and the layers that set it, unknown
+    keys included; with `cluster_default`, only the cluster-wide dynamic defaults."""
     wanted = set(keys) if keys is not None else None
-    entries: list[ConfigEntry] = []
-    for name, definition in BROKER_CONFIGS.items():
-        if wanted is not None and name not in wanted:
-            continue
-        layers = config.layers(name)
-        source = layers[0][1] if layers else ConfigSource.DEFAULT_CONFIG
-        value = definition.render(config.get(name))
-        synonyms = tuple((name, None if definition.sensitive else definition.render(v), s) for v, s in layers)
-        entries.append(
-            ConfigEntry(
-                name=name,
-                value=None if definition.sensitive else value,
-                source=source,
-                read_only=definition.read_only,
-                sensitive=definition.sensitive,
-                synonyms=synonyms,
-                config_type=int(definition.type),
-                documentation=definition.doc,
-            )
-        )
-    return entries
+    if cluster_default:
+        defaults = config.dynamic_default_overrides
+        return [
+            _broker_entry(name, value, [(value, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)])
+            for name, value in defaults.items()
+            if wanted is None or name in wanted
+        ]
+    names = [*BROKER_CONFIGS, *config.unknown_keys()]
+    return [
+        _broker_entry(name, config.get(name), config.layers(name))
+        for name in names
+        if wanted is None or name in wanted
+    ]

@@ -2,13 +2,14 @@
 
 Behaviour: the legacy, non-incremental form: the configs given become the resource's entire override
 set (keys not listed return to their defaults). TOPIC resources change topic overrides; BROKER resources
-(named by this broker's id) change its dynamic broker configs (KIP-226), stored with the cluster
-metadata and applied at once. `validate_only` checks without changing anything. Changes reach running
-logs through the metadata listener.
+(this broker's id, or "" for the cluster-wide defaults) change dynamic broker configs (KIP-226), stored
+with the cluster metadata and applied at once; like Kafka 4.4, a broker key Strom does not know is kept
+as given. `validate_only` checks without changing anything. Changes reach running logs through the
+metadata listener.
 
-Errors per resource: NONE; INVALID_REQUEST (resource named twice, a broker id that is not ours, the
-cluster-wide default broker resource "", a read-only broker key, or an unsupported resource type);
-UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown key, null or bad value).
+Errors per resource: NONE; INVALID_REQUEST (resource named twice, a null value, a broker id that is not
+ours, a broker key that cannot change dynamically, a bad broker value, or an unsupported resource type);
+UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, kio_module
-from strom.apis._config_alter import alter_resources
+from strom.apis._config_alter import alter_resources, refuse_null
 from strom.protocol.registry import ApiSpec
 
 API_KEY = 33
@@ -28,6 +29,8 @@ def _given_overrides(
     _ctx: Any, _resource_type: int, _resource_name: str, resource: Any
 ) -> dict[str, str | None]:
     """AlterConfigs names the whole new override set."""
+    for c in resource.configs:
+        refuse_null(c.name, c.value)
     return {c.name: c.value for c in resource.configs}
 
 

@@ -3,11 +3,12 @@
 Behaviour: for a TOPIC resource, every topic-level key with its effective value and source
 (DYNAMIC_TOPIC_CONFIG for an override, else the broker key that supplies it: DYNAMIC_BROKER_CONFIG,
 STATIC_BROKER_CONFIG or DEFAULT_CONFIG); for a BROKER resource (named by this broker's id), every
-broker key. `configuration_keys` filters (unknown keys are silently left out); `include_synonyms`
-lists each layer that sets the key, highest precedence first (KIP-226); v3+ adds the config type and,
-with `include_documentation`, its documentation (KIP-569). Sensitive values are answered as null.
-The BROKER resource with the empty name (cluster-wide dynamic defaults) answers an empty list: Strom
-keeps no cluster-wide dynamic defaults.
+broker key, and the keys Strom does not know that server.properties or a dynamic change set (type
+UNKNOWN, read-only, sensitive, as Kafka 4.4 describes them). `configuration_keys` filters (keys nothing
+sets are silently left out); `include_synonyms` lists each layer that sets the key, highest precedence
+first (KIP-226); v3+ adds the config type and, with `include_documentation`, its documentation
+(KIP-569). Sensitive values are answered as null. The BROKER resource with the empty name lists the
+cluster-wide dynamic defaults only (source DYNAMIC_DEFAULT_BROKER_CONFIG).
 
 Errors per resource: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such topic); INVALID_TOPIC_EXCEPTION (illegal
 topic name); INVALID_REQUEST (broker id not ours or not a number, or an unsupported resource type such as
@@ -47,7 +48,7 @@ def _entries(ctx: Any, resource: Any) -> list[ConfigEntry]:
         return describe_topic(ctx.broker.config, info.configs, keys)
     if resource.resource_type == RESOURCE_BROKER:
         if resource.resource_name == "":
-            return []
+            return describe_broker(ctx.broker.config, keys, cluster_default=True)
         code, message = broker_id_of(resource.resource_name, ctx.broker.node_id)
         if code != ErrorCode.none:
             raise _Refused(code, message)

@@ -2,24 +2,25 @@
 
 Behaviour: applies operations to a resource's current override set: SET (0) a value, DELETE (1) an
 override (back to the default), APPEND (2) items to a LIST key (items already present are not added
-twice; the starting list is the key's effective value when it has no override), SUBTRACT (3) items from
-a LIST key. The result replaces the override set atomically; `validate_only` checks without changing
-anything. TOPIC and BROKER (this broker's id; dynamic broker configs, KIP-226) resources.
+twice; the starting list is the key's effective value when it has no override, for a broker key its
+static value or default), SUBTRACT (3) items from a LIST key. The result replaces the override set
+atomically; `validate_only` checks without changing anything. TOPIC and BROKER resources: this broker's
+id, or "" for the cluster-wide defaults (dynamic broker configs, KIP-226); as in Kafka 4.4 a broker key
+Strom does not know is accepted and kept as given.
 
-Errors per resource: NONE; INVALID_REQUEST (resource named twice, a key named twice, an unknown
-operation, a broker id that is not ours, the cluster-wide default broker resource "", a read-only broker
-key, an unsupported resource type); UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG
-(unknown key, bad value, APPEND/SUBTRACT on a non-list key).
+Errors per resource (Kafka 4.4's codes and messages): NONE; INVALID_REQUEST (resource named twice, a key
+named twice, an unknown operation, SET to null, a broker id that is not ours, a broker key that cannot
+change dynamically, a bad broker value, an unsupported resource type); UNKNOWN_TOPIC_OR_PARTITION;
+INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key, APPEND/SUBTRACT on a non-list key).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, RESOURCE_TOPIC, kio_module
-from strom.apis._config_alter import alter_resources, current_overrides
-from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigType, parse_topic_overrides
+from strom.apis._config_alter import alter_resources, current_overrides, refuse_null
+from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource, ConfigType
 from strom.protocol.errors import InvalidConfigError, InvalidRequestError
 from strom.protocol.registry import ApiSpec
 
@@ -46,32 +47,41 @@ def _effective_list(ctx: Any, resource_type: int, name: str, overrides: dict[str
         return _items(overrides[name])
     config = ctx.broker.config
     if resource_type == RESOURCE_TOPIC:
-        default = config.resolve_topic(parse_topic_overrides({}))[name].value
+        default = config.resolve_topic({})[name].value
     else:
-        default = config.get(name)
+        # Kafka starts a broker key's list from its static value (or default), not from other dynamic layers
+        layers = [v for v, source in config.layers(name) if source >= ConfigSource.STATIC_BROKER_CONFIG]
+        default = layers[0] if layers else None
     return [str(v) for v in default or []]
+
+
+def _list_op_refused(resource_type: int, kind: int, name: str) -> InvalidConfigError:
+    """APPEND/SUBTRACT on a key that is not a LIST, in Kafka's words (which differ by resource type)."""
+    if resource_type == RESOURCE_TOPIC:
+        verb = "APPEND" if kind == OP_APPEND else "SUBTRACT"
+        return InvalidConfigError(f"Can't {verb} to key {name} because its type is not LIST.")
+    if name not in BROKER_CONFIGS:
+        return InvalidConfigError(f"Unknown config name: {name}")
+    verb = "append" if kind == OP_APPEND else "subtract"
+    return InvalidConfigError(f"Config value {verb} is not allowed for config key: {name}")
 
 
 def apply_ops(ctx: Any, resource_type: int, resource_name: str, ops: Any) -> dict[str, str | None]:
     """The override set after applying `ops` to the resource's current overrides."""
-    counts = Counter(op.name for op in ops)
-    dup = [name for name, n in counts.items() if n > 1]
-    if dup:
-        raise InvalidRequestError(f"Error due to duplicate config keys: {', '.join(sorted(dup))}")
+    if len({op.name for op in ops}) < len(ops):
+        raise InvalidRequestError("Error due to duplicate config keys")
     overrides = current_overrides(ctx, resource_type, resource_name)
     for op in ops:
         kind = int(op.config_operation)
         if kind == OP_SET:
-            overrides[op.name] = op.value  # type: ignore[assignment]  # null values fail validation
+            refuse_null(op.name, op.value)
+            overrides[op.name] = op.value
         elif kind == OP_DELETE:
             overrides.pop(op.name, None)
         elif kind in (OP_APPEND, OP_SUBTRACT):
             definition = _definition(resource_type, op.name)
-            if definition is None:
-                raise InvalidConfigError(f"Unknown config name: {op.name}")
-            if definition.type != ConfigType.LIST:
-                verb = "append" if kind == OP_APPEND else "subtract"
-                raise InvalidConfigError(f"Config value {verb} is not allowed for config key: {op.name}")
+            if definition is None or definition.type != ConfigType.LIST:
+                raise _list_op_refused(resource_type, kind, op.name)
             current = _effective_list(ctx, resource_type, op.name, overrides)
             given = _items(op.value)
             if kind == OP_APPEND:
@@ -80,7 +90,7 @@ def apply_ops(ctx: Any, resource_type: int, resource_name: str, ops: Any) -> dic
                 result = [item for item in current if item not in given]
             overrides[op.name] = ",".join(result)
         else:
-            raise InvalidRequestError(f"Unknown alter config operation {kind} for {op.name}")
+            raise InvalidRequestError(f"Unknown operations type {kind}")
     return dict(overrides)
 
 

@@ -64,9 +64,10 @@ class ClusterBackend(Protocol):
         ...
 
     async def alter_broker_configs(
-        self, node_id: int, configs: Mapping[str, str | None], validate_only: bool = False
+        self, node_id: int | None, configs: Mapping[str, str | None], validate_only: bool = False
     ) -> None:
-        """Replace the broker's dynamic config overrides (KIP-226). INVALID_CONFIG, INVALID_REQUEST."""
+        """Replace the broker's dynamic config overrides, or with `node_id` None the cluster-wide defaults
+        (KIP-226). INVALID_REQUEST (a static key, a bad value, an unknown broker)."""
         ...
 
     def add_listener(self, callback: MetadataListener) -> None: ...

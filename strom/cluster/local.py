@@ -142,6 +142,7 @@ class LocalBackend:
         else:
             image = loaded
         self._apply_dynamic_broker_configs(image.broker_configs.get(self.node_id, {}))
+        self._apply_dynamic_broker_configs(image.default_broker_configs, cluster_default=True)
         self._started = True
         await self._publish(image)
 
@@ -186,6 +187,7 @@ class LocalBackend:
             brokers={self.node_id: self._broker},
             topics=topics,
             broker_configs=broker_configs,
+            default_broker_configs=dict(doc.get("default_broker_configs", {})),
         )
 
     @staticmethod
@@ -211,6 +213,7 @@ class LocalBackend:
                 for name, t in image.topics.items()
             },
             "broker_configs": {str(k): v for k, v in image.broker_configs.items()},
+            "default_broker_configs": image.default_broker_configs,
         }
 
     def _persist(self, image: MetadataImage) -> None:
@@ -318,6 +321,7 @@ class LocalBackend:
             brokers=changes.get("brokers", image.brokers),
             topics=changes.get("topics", image.topics),
             broker_configs=changes.get("broker_configs", image.broker_configs),
+            default_broker_configs=changes.get("default_broker_configs", image.default_broker_configs),
         )
 
     async def delete_topic(self, name: str) -> TopicInfo:
@@ -389,34 +393,42 @@ class LocalBackend:
             await self._commit(self._replace_topic(altered))
             return altered
 
-    def _apply_dynamic_broker_configs(self, configs: Mapping[str, str]) -> None:
-        for key in list(self._config.dynamic_overrides):
+    def _apply_dynamic_broker_configs(
+        self, configs: Mapping[str, str], *, cluster_default: bool = False
+    ) -> None:
+        config = self._config
+        current = config.dynamic_default_overrides if cluster_default else config.dynamic_overrides
+        for key in current:
             if key not in configs:
-                self._config.set_dynamic(key, None)
+                config.set_dynamic(key, None, cluster_default=cluster_default)
         for key, raw in configs.items():
             try:
-                self._config.set_dynamic(key, raw)
-            except ConfigError as exc:  # a key that became invalid since it was stored
+                config.set_dynamic(key, raw, cluster_default=cluster_default)
+            except ConfigError as exc:  # a key that became invalid or static since it was stored
                 log.warning("ignoring stored dynamic broker config %s=%r: %s", key, raw, exc)
 
     async def alter_broker_configs(
-        self, node_id: int, configs: Mapping[str, str | None], validate_only: bool = False
+        self, node_id: int | None, configs: Mapping[str, str | None], validate_only: bool = False
     ) -> None:
+        """`node_id` None: the cluster-wide defaults (the BROKER resource named "")."""
         async with self._lock:
-            if node_id not in self._image.brokers:
+            if node_id is not None and node_id not in self._image.brokers:
                 raise InvalidRequestError(
                     f"Unexpected broker id, expected {self.node_id} but received {node_id}"
                 )
             valid = validate_broker_configs(configs)
             if validate_only:
                 return
-            broker_configs = dict(self._image.broker_configs)
-            if valid:
-                broker_configs[node_id] = valid
+            if node_id is None:
+                image = self._with(default_broker_configs=valid)
             else:
-                broker_configs.pop(node_id, None)
-            image = self._with(broker_configs=broker_configs)
+                broker_configs = dict(self._image.broker_configs)
+                if valid:
+                    broker_configs[node_id] = valid
+                else:
+                    broker_configs.pop(node_id, None)
+                image = self._with(broker_configs=broker_configs)
             await asyncio.to_thread(self._persist, image)
-            if node_id == self.node_id:
-                self._apply_dynamic_broker_configs(valid)
+            if node_id is None or node_id == self.node_id:
+                self._apply_dynamic_broker_configs(valid, cluster_default=node_id is None)
             await self._publish(image)

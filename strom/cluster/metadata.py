@@ -57,13 +57,15 @@ class TopicInfo:
 class MetadataImage:
     """An immutable snapshot of cluster metadata.
 
-    `broker_configs` holds the dynamic broker config overrides by node id (KIP-226), as Kafka strings."""
+    `broker_configs` holds the dynamic broker config overrides by node id (KIP-226), as Kafka strings, and
+    `default_broker_configs` the cluster-wide dynamic defaults (the BROKER resource named "")."""
 
     cluster_id: str
     controller_id: int
     brokers: dict[int, BrokerInfo]
     topics: dict[str, TopicInfo]
     broker_configs: dict[int, dict[str, str]] = field(default_factory=dict)
+    default_broker_configs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, cluster_id: str = "", controller_id: int = -1) -> MetadataImage:

@@ -5,7 +5,9 @@
 - CreatePartitions: a topic only grows; manual assignments list exactly the added partitions.
 - DeleteTopics: only with delete.topic.enable, never an internal topic.
 - Topic config overrides (CreateTopics, AlterConfigs, IncrementalAlterConfigs) must be known topic keys
-  with valid values; dynamic broker configs (KIP-226) must be known, not read-only, and valid.
+  with valid values (INVALID_CONFIG). Dynamic broker configs (KIP-226), of one broker or the cluster-wide
+  defaults, are checked as Kafka 4.4 checks them: a key Strom does not know is kept as given (Kafka
+  stores unknown keys too), a key that cannot change dynamically or an invalid value is INVALID_REQUEST.
 
 Which brokers a replica list may name is the backend's own rule, passed in as `check(replicas, partition)`.
 Errors are KafkaErrors carrying the code the admin APIs answer with.
@@ -144,18 +146,22 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
 
 def validate_broker_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
     """Dynamic broker overrides as stored (KIP-226); a null value deletes the key so it is left out."""
+    read_only = [
+        key
+        for key, raw in configs.items()
+        if raw is not None and key in BROKER_CONFIGS and BROKER_CONFIGS[key].read_only
+    ]
+    if read_only:
+        raise InvalidRequestError(f"Cannot update these configs dynamically: [{', '.join(read_only)}]")
     result: dict[str, str] = {}
     for key, raw in configs.items():
-        definition = BROKER_CONFIGS.get(key)
-        if definition is None:
-            raise InvalidConfigError(f"Unknown broker configuration {key}")
-        if definition.read_only:
-            raise InvalidRequestError(f"Cannot update these configs dynamically: {key}")
         if raw is None:
             continue
-        try:
-            definition.parse(raw)
-        except ConfigError as exc:
-            raise InvalidConfigError(str(exc)) from None
+        definition = BROKER_CONFIGS.get(key)
+        if definition is not None:
+            try:
+                definition.parse(raw)
+            except ConfigError as exc:
+                raise InvalidRequestError(str(exc)) from None
         result[key] = raw
     return result

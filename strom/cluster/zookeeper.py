@@ -534,16 +534,19 @@ class ZooKeeperBackend:
             self._spawn(controller.stop())
 
     def _apply_dynamic_broker_configs(self) -> None:
-        merged = dict(self._cache.broker_configs.get(L.DEFAULT_BROKER_ENTITY, {}))
-        merged.update(self._cache.broker_configs.get(str(self.node_id), {}))
-        for key in list(self._config.dynamic_overrides):
-            if key not in merged:
-                self._config.set_dynamic(key, None)
-        for key, raw in merged.items():
-            try:
-                self._config.set_dynamic(key, raw)
-            except ConfigError as exc:
-                log.warning("ignoring dynamic broker config %s=%r: %s", key, raw, exc)
+        # this broker's own overrides and the cluster-wide defaults are separate layers (KIP-226)
+        config = self._config
+        for entity, cluster_default in ((str(self.node_id), False), (L.DEFAULT_BROKER_ENTITY, True)):
+            configs = self._cache.broker_configs.get(entity, {})
+            current = config.dynamic_default_overrides if cluster_default else config.dynamic_overrides
+            for key in current:
+                if key not in configs:
+                    config.set_dynamic(key, None, cluster_default=cluster_default)
+            for key, raw in configs.items():
+                try:
+                    config.set_dynamic(key, raw, cluster_default=cluster_default)
+                except ConfigError as exc:
+                    log.warning("ignoring dynamic broker config %s=%r: %s", key, raw, exc)
 
     def _build_image(self) -> MetadataImage:
         cache = self._cache
@@ -572,6 +575,7 @@ class ZooKeeperBackend:
             brokers=dict(sorted(cache.brokers.items())),
             topics=topics,
             broker_configs=broker_configs,
+            default_broker_configs=dict(cache.broker_configs.get(L.DEFAULT_BROKER_ENTITY) or {}),
         )
 
     async def _publish(self, image: MetadataImage) -> None:
@@ -747,12 +751,17 @@ class ZooKeeperBackend:
         return self._image.topics.get(name, altered)
 
     async def alter_broker_configs(
-        self, node_id: int, configs: Mapping[str, str | None], validate_only: bool = False
+        self, node_id: int | None, configs: Mapping[str, str | None], validate_only: bool = False
     ) -> None:
-        if node_id not in self._image.brokers:
+        """`node_id` None: the cluster-wide defaults (the BROKER resource "", /config/brokers/<default>)."""
+        if node_id is not None and node_id not in self._image.brokers:
             raise InvalidRequestError(f"Unexpected broker id {node_id}: no such broker is registered")
         valid = validate_broker_configs(configs)
         if validate_only:
+            return
+        if node_id is None:
+            await self._zk(self.store.write_config, "brokers", L.DEFAULT_BROKER_ENTITY, valid)
+            await self.wait_for(lambda image: image.default_broker_configs == valid, ADMIN_WAIT_S)
             return
         await self._zk(self.store.write_config, "brokers", str(node_id), valid)
         await self.wait_for(lambda image: image.broker_configs.get(node_id, {}) == valid, ADMIN_WAIT_S)

@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from strom.cluster.metadata import MetadataImage, PartitionState, TopicInfo
-from strom.config import ConfigError, parse_topic_overrides
+from strom.config import parse_stored_overrides
 from strom.protocol.errors import KafkaError
 from strom.replication.fetcher import FetcherConfig, ReplicaFetcher
 from strom.replication.partition import Partition
@@ -53,11 +53,9 @@ class ReplicaManager:
         return int(self.broker.config.get("replica.lag.time.max.ms"))
 
     def _log_config(self, info: TopicInfo):  # type: ignore[no-untyped-def]
-        try:
-            overrides = parse_topic_overrides(info.configs)
-        except ConfigError:
-            log.warning("topic %s has invalid config overrides %s; using defaults", info.name, info.configs)
-            overrides = {}
+        overrides, skipped = parse_stored_overrides(info.configs)
+        if skipped:
+            log.warning("topic %s: ignoring unknown or invalid config overrides %s", info.name, skipped)
         return self.broker.config.log_config(overrides)
 
     def _open_partition(self, info: TopicInfo, state: PartitionState) -> Partition:
@@ -108,7 +106,9 @@ class ReplicaManager:
                 old_info = old.topics.get(info.name)
                 # dynamic broker configs (KIP-226) supply the defaults of keys a topic does not override
                 if old_info is not None and (
-                    old_info.configs != info.configs or old.broker_configs != new.broker_configs
+                    old_info.configs != info.configs
+                    or old.broker_configs != new.broker_configs
+                    or old.default_broker_configs != new.default_broker_configs
                 ):
                     part.log.update_config(self._log_config(info))
             for leader_id in [i for i, f in self.fetchers.items() if not f.partitions]:

@@ -405,7 +405,7 @@ async def test_alter_configs_every_version(ctx_factory: Any, version: int) -> No
         alter_request(
             version,
             [
-                (2, "c", {"segment.bytes": "4096"}),
+                (2, "c", {"segment.bytes": "4194304"}),
                 (2, "missing", {}),
                 (4, str(NODE), {"log.retention.ms": "777"}),
                 (4, str(NODE + 1), {}),
@@ -421,7 +421,7 @@ async def test_alter_configs_every_version(ctx_factory: Any, version: int) -> No
         ErrorCode.invalid_request,
         ErrorCode.unknown_topic_or_partition,
     ]
-    assert backend.image.topics["c"].configs == {"segment.bytes": "4096"}  # full replacement
+    assert backend.image.topics["c"].configs == {"segment.bytes": "4194304"}  # full replacement
     assert make(33, version).broker.config.get("log.retention.ms") == 777
     response = await call(
         make, alter_configs, version, alter_request(version, [(2, "c", {"segment.bytes": "x"})])
@@ -434,7 +434,7 @@ async def test_alter_configs_every_version(ctx_factory: Any, version: int) -> No
         alter_request(version, [(2, "c", {"retention.ms": "5"})], validate_only=True),
     )
     assert response.responses[0].error_code == ErrorCode.none
-    assert backend.image.topics["c"].configs == {"segment.bytes": "4096"}
+    assert backend.image.topics["c"].configs == {"segment.bytes": "4194304"}
 
 
 def incremental_request(
@@ -459,7 +459,7 @@ def incremental_request(
 @pytest.mark.parametrize("version", range(2))
 async def test_incremental_alter_configs_every_version(ctx_factory: Any, version: int) -> None:
     make = ctx_factory
-    await create(make, 7, creatable(7, "c", 1, 1, [("retention.ms", "1000"), ("segment.bytes", "2048")]))
+    await create(make, 7, creatable(7, "c", 1, 1, [("retention.ms", "1000"), ("segment.bytes", "2097152")]))
     backend = make(44, version).broker.metadata
 
     async def run(*resources: Any, validate_only: bool = False) -> list[ErrorCode]:

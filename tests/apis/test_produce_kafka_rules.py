@@ -199,10 +199,10 @@ async def test_producer_snapshots_follow_rolls_and_serve_a_crash_restart(tmp_pat
         part = (await conn.request(produce_request("rolls", {0: data}))).responses[0].partition_responses[0]
         return int(part.error_code), int(part.base_offset)
 
-    async with EmbeddedBroker({"log.segment.bytes": "600"}, data_dir=first_dir) as first:
+    async with EmbeddedBroker(data_dir=first_dir) as first:
         conn = await connect(first)
         try:
-            await create_topic(conn, "rolls")
+            await _create_with_configs(conn, "rolls", {"internal.segment.bytes": "600"})
             for i in range(12):
                 assert await send(conn, batch(i * 3)) == (ErrorCode.none, i * 3)
             snapshots = [offset for offset, _ in list_snapshots(first_dir / "rolls-0")]
@@ -211,7 +211,7 @@ async def test_producer_snapshots_follow_rolls_and_serve_a_crash_restart(tmp_pat
         finally:
             await conn.close()
     (crash_dir / ".kafka_cleanshutdown").unlink(missing_ok=True)
-    async with EmbeddedBroker({"log.segment.bytes": "600"}, data_dir=crash_dir) as second:
+    async with EmbeddedBroker(data_dir=crash_dir) as second:
         conn = await connect(second)
         try:
             assert await send(conn, batch(11 * 3)) == (ErrorCode.none, 33)  # the retry: its first offset

@@ -16,6 +16,7 @@ from strom.cluster.election import InvalidUpdateVersionError, NotControllerError
 from strom.cluster.errors import InvalidPartitionsError, TopicAlreadyExistsError
 from strom.cluster.metadata import MetadataImage
 from strom.cluster.zookeeper import ZooKeeperBackend
+from strom.config import ConfigSource
 from strom.protocol.errors import ErrorCode, UnknownTopicOrPartitionError
 
 pytestmark = pytest.mark.cluster
@@ -209,6 +210,19 @@ async def test_config_changes_propagate(trio, zk, converge) -> None:
     await trio[0].alter_broker_configs(3, {})
     await converge(trio, lambda im: 3 not in im.broker_configs)
     assert trio[2].broker_config.get("log.retention.ms") != 60000
+
+    # the cluster-wide defaults (resource ""): /config/brokers/<default>, a layer under each broker's own
+    await trio[1].alter_broker_configs(3, {"log.retention.bytes": "5"})
+    await trio[1].alter_broker_configs(None, {"log.retention.bytes": "7", "plugin.key": "x"})
+    defaults = {"log.retention.bytes": "7", "plugin.key": "x"}
+    await converge(trio, lambda im: im.default_broker_configs == defaults)
+    assert [b.broker_config.get("log.retention.bytes") for b in trio] == [7, 7, 5]
+    assert trio[0].broker_config.source("log.retention.bytes") == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
+    assert trio[0].broker_config.get("plugin.key") == "x"
+    await trio[1].alter_broker_configs(None, {})
+    await trio[1].alter_broker_configs(3, {})
+    await converge(trio, lambda im: not im.default_broker_configs and 3 not in im.broker_configs)
+    assert not any(b.broker_config.is_set("log.retention.bytes") for b in trio)
 
 
 async def test_topic_deletion(trio, zk, converge) -> None:

@@ -133,7 +133,7 @@ async def test_create_partitions(tmp_path: Path) -> None:
 
 async def test_alter_topic_configs_replaces_overrides(tmp_path: Path) -> None:
     backend = await started(tmp_path)
-    await backend.create_topic("c", 1, 1, {"retention.ms": "1000", "segment.bytes": "2048"})
+    await backend.create_topic("c", 1, 1, {"retention.ms": "1000", "segment.bytes": "2097152"})
     altered = await backend.alter_topic_configs("c", {"cleanup.policy": "compact"})
     assert altered.configs == {"cleanup.policy": "compact"}
     assert backend.image.topics["c"].configs == {"cleanup.policy": "compact"}
@@ -151,15 +151,24 @@ async def test_alter_broker_configs_applies_and_persists(tmp_path: Path) -> None
     assert config.source("log.retention.ms") == ConfigSource.DYNAMIC_BROKER_CONFIG
     assert backend.image.broker_configs == {7: {"log.retention.ms": "12345"}}
     await expect(ErrorCode.invalid_request, backend.alter_broker_configs(7, {"log.dirs": "/x"}))
-    await expect(ErrorCode.invalid_config, backend.alter_broker_configs(7, {"num.partitions": "zero"}))
+    # Kafka 4.4 answers INVALID_REQUEST for a bad value of a dynamic key, and keeps unknown keys
+    await expect(ErrorCode.invalid_request, backend.alter_broker_configs(7, {"log.retention.ms": "zero"}))
     await expect(ErrorCode.invalid_request, backend.alter_broker_configs(3, {}))
+    await backend.alter_broker_configs(7, {"log.retention.ms": "12345", "plugin.key": "x"})
+    assert config.get("plugin.key") == "x"
+    await backend.alter_broker_configs(None, {"log.retention.bytes": "999", "plugin.default": "y"})
+    assert backend.image.default_broker_configs == {"log.retention.bytes": "999", "plugin.default": "y"}
+    assert config.source("log.retention.bytes") == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
 
     again, config2 = make(tmp_path)
     await again.start()
     assert config2.get("log.retention.ms") == 12345
+    assert config2.get("plugin.key") == "x"
+    assert config2.get("log.retention.bytes") == 999
     await again.alter_broker_configs(7, {})
-    assert not config2.is_set("log.retention.ms")
-    assert again.image.broker_configs == {}
+    await again.alter_broker_configs(None, {})
+    assert not config2.is_set("log.retention.ms") and not config2.is_set("log.retention.bytes")
+    assert again.image.broker_configs == {} and again.image.default_broker_configs == {}
 
 
 async def test_persistence_across_restart(tmp_path: Path) -> None:

@@ -73,10 +73,13 @@ def test_config_validation() -> None:
     assert validate_broker_configs({"log.retention.ms": "5", "log.retention.bytes": None}) == {
         "log.retention.ms": "5"
     }
-    with pytest.raises(InvalidConfigError):
-        validate_broker_configs({"no.such.key": "1"})
-    with pytest.raises(InvalidRequestError):
+    # as Kafka 4.4: a key the broker does not know is kept as given; a static key or a bad value is
+    # INVALID_REQUEST, with Kafka's messages
+    assert validate_broker_configs({"no.such.key": "1"}) == {"no.such.key": "1"}
+    with pytest.raises(InvalidRequestError, match=r"^Cannot update these configs dynamically: \[node.id\]$"):
         validate_broker_configs({"node.id": "2"})
+    with pytest.raises(InvalidRequestError, match="Not a number of type LONG"):
+        validate_broker_configs({"log.retention.ms": "soon"})
 
 
 def test_topic_lookup_and_deletion_rules() -> None:

@@ -24,7 +24,7 @@ from strom.testing import EmbeddedBroker  # noqa: E402
 
 TOPIC_CONFIG = {
     "cleanup.policy": "compact",
-    "segment.bytes": "8192",
+    "internal.segment.bytes": "8192",  # segments under segment.bytes' 1 MiB minimum
     "min.cleanable.dirty.ratio": "0.01",
 }
 

@@ -1,6 +1,8 @@
 """kafkajs (node, pure JavaScript client) against the broker under test: an idempotent producer with
-keys, headers and gzip, the admin ListOffsets and Metadata calls, and a consumer group reading
-fromBeginning (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetFetch)."""
+keys, headers and gzip, the admin ListOffsets and Metadata calls, a consumer group reading
+fromBeginning (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetFetch), and AlterConfigs /
+DescribeConfigs on a topic and on a broker with keys the broker does not know (as kafkajs's own admin
+test does)."""
 
 from __future__ import annotations
 
@@ -51,3 +53,17 @@ def test_kafkajs_consumer_group_from_beginning(request: pytest.FixtureRequest, n
     assert [s["key"] for s in seen] == [f"k{i}" for i in range(6)]
     assert [s["value"] for s in seen] == [f"v{i}" for i in range(6)]
     assert [s["headers"] for s in seen] == [{"n": str(i)} for i in range(6)]
+
+
+def test_kafkajs_alter_configs_with_unknown_broker_keys(node_modules: Path, broker: str, topic: str) -> None:
+    result = _run_node(node_modules, "alter-configs", broker, topic)
+    assert [a["errorCode"] for a in result["altered"]] == [0, 0]
+    described = {r["type"]: r for r in result["described"]}
+    topic_entries = {e["name"]: e for e in described[2]["entries"]}
+    assert topic_entries["cleanup.policy"]["value"] == "compact"
+    broker_entries = {e["name"]: e for e in described[4]["entries"]}
+    # unknown broker keys: kept as dynamic configs, shown without a value, read-only and sensitive
+    for key in ("cleanup.policy", result["unknownKey"]):
+        entry = broker_entries[key]
+        shown = (entry["value"], entry["readOnly"], entry["sensitive"], entry["source"])
+        assert shown == (None, True, True, 2)

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from strom.config import segment_size_override
 from strom.coordinator.group.core import AppendDone, GroupConfig, GroupCoordinatorCore, Record
 from strom.protocol.control_records import COMMIT, marker_type
 from strom.protocol.errors import ErrorCode, KafkaError
@@ -133,7 +134,7 @@ class GroupCoordinator:
             configs = {
                 "cleanup.policy": "compact",
                 "compression.type": "producer",
-                "segment.bytes": str(self.broker.config.get("offsets.topic.segment.bytes")),
+                **segment_size_override(int(self.broker.config.get("offsets.topic.segment.bytes"))),
             }
             try:
                 info = await backend.create_topic(

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from strom.config import segment_size_override
 from strom.coordinator.txn.core import Outcome, Transition, TxnConfig, TxnCoordinatorCore, TxnMetadata
 from strom.coordinator.txn.markers import MarkerSender
 from strom.coordinator.txn.schemas import TxnState, encode_key, encode_value
@@ -147,7 +148,7 @@ class TransactionCoordinator:
                 "min.insync.replicas": str(
                     min(int(config.get("transaction.state.log.min.isr")), replication)
                 ),
-                "segment.bytes": str(config.get("transaction.state.log.segment.bytes")),
+                **segment_size_override(int(config.get("transaction.state.log.segment.bytes"))),
                 "unclean.leader.election.enable": "false",
             }
             try:

@@ -2,8 +2,10 @@
 // Usage: node kafkajs_client.js <mode> <bootstrap> <topic> [count]
 //   produce-offsets: produce <count> keyed records with headers (gzip), then fetchTopicOffsets
 //   group-consume:   subscribe with a consumer group, fromBeginning, read <count> records
+//   alter-configs:   as kafkajs's own admin test: AlterConfigs on the topic (cleanup.policy=compact) and on
+//                    a BROKER resource with a key the broker does not know, then DescribeConfigs of both
 'use strict';
-const { Kafka, logLevel, CompressionTypes } = require('kafkajs');
+const { Kafka, logLevel, CompressionTypes, ConfigResourceTypes } = require('kafkajs');
 
 async function produceOffsets(kafka, topic, count) {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -50,12 +52,56 @@ async function groupConsume(kafka, topic, count) {
   return { seen };
 }
 
+async function alterConfigs(kafka, topic) {
+  const admin = kafka.admin();
+  await admin.connect();
+  const { brokers } = await admin.describeCluster();
+  const node = String(brokers[0].nodeId);
+  const unknownKey = `kafkajs.compat.${topic}`;
+  const altered = await admin.alterConfigs({
+    resources: [
+      { type: ConfigResourceTypes.TOPIC, name: topic,
+        configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      // kafkajs's test sets a topic key on the broker; this key is unknown to any broker
+      { type: ConfigResourceTypes.BROKER, name: node,
+        configEntries: [{ name: 'cleanup.policy', value: 'delete' }, { name: unknownKey, value: 'x' }] },
+    ],
+  });
+  const describe = () => admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [
+      { type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] },
+      { type: ConfigResourceTypes.BROKER, name: node, configNames: ['cleanup.policy', unknownKey] },
+    ],
+  });
+  // a dynamic broker config reaches Kafka's DescribeConfigs a moment after the alter returns
+  let described = await describe();
+  for (let i = 0; i < 50; i++) {
+    const broker = described.resources.find((r) => r.resourceType === ConfigResourceTypes.BROKER);
+    if (broker.configEntries.length === 2) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    described = await describe();
+  }
+  // AlterConfigs replaces a resource's whole override set: an empty one restores the broker
+  await admin.alterConfigs({ resources: [{ type: ConfigResourceTypes.BROKER, name: node, configEntries: [] }] });
+  await admin.disconnect();
+  return {
+    altered: altered.resources.map((r) => ({ type: r.resourceType, name: r.resourceName, errorCode: r.errorCode })),
+    described: described.resources.map((r) => ({
+      type: r.resourceType, name: r.resourceName, errorCode: r.errorCode,
+      entries: r.configEntries.map((e) => ({ name: e.configName, value: e.configValue, readOnly: e.readOnly,
+                                             sensitive: e.isSensitive, source: e.configSource })),
+    })),
+    unknownKey,
+  };
+}
+
 async function main() {
   const [mode, bootstrap, topic, countArg] = process.argv.slice(2);
   const count = Number(countArg || 10);
   const kafka = new Kafka({ clientId: 'strom-compat', brokers: [bootstrap], logLevel: logLevel.ERROR,
                             retry: { retries: 8 } });
-  const modes = { 'produce-offsets': produceOffsets, 'group-consume': groupConsume };
+  const modes = { 'produce-offsets': produceOffsets, 'group-consume': groupConsume, 'alter-configs': alterConfigs };
   const result = await modes[mode](kafka, topic, count);
   process.stdout.write(JSON.stringify(result) + '\n');
 }
