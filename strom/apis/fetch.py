@@ -1,4 +1,4 @@
-"""Fetch (api key 1), versions 0-12: read record batches from partition leaders.
+"""Fetch (api key 1), versions 0-18: read record batches from partition leaders.
 
 Behaviour:
 - Consumers (replica_id -1) see records below the high watermark only. Each partition answers at most
@@ -26,8 +26,29 @@ Behaviour:
 - kio has no Fetch v0-3 schema; `decode` parses those versions itself. All versions are normalised into
   `FetchParams`.
 
-Errors: top level (v7+) NONE, FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH; per partition NONE,
-OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
+What the newer versions add, as Kafka 4.4 serves them:
+- v13 (KIP-516): topics are named by topic id in the request (fetched and forgotten topics) and in the
+  response. An id the metadata does not know answers UNKNOWN_TOPIC_ID for each of its partitions, after
+  the others (an "erroneous" partition, like an unknown partition of a known topic). Sessions opened by a
+  v13+ request are keyed by topic id (see `strom.server.fetch_sessions`); an incremental request of the
+  other kind answers FETCH_SESSION_TOPIC_ID_ERROR. A partition whose log belongs to another id than the one
+  asked for (the topic was deleted and re-created under the same name while a session still held the
+  old id and name) answers INCONSISTENT_TOPIC_ID; the log's id is the one in its `partition.metadata`.
+- v14 (KIP-405): OFFSET_MOVED_TO_TIERED_STORAGE may be answered; never here (no tiered storage), so the
+  local log start offset is the log start offset (KIP-1005) and out-of-range fetches answer
+  OFFSET_OUT_OF_RANGE as before.
+- v15 (KIP-903): the replica id moves into the tagged `replica_state` (replica id, broker epoch); the
+  broker epoch is not checked (it fences stale brokers in KRaft ISR changes).
+- v16 (KIP-951): a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH carries the current
+  leader's id and epoch (tagged `current_leader`, as this broker knows them: its partition, else the
+  metadata), and the response lists the endpoints of those leaders (tagged `node_endpoints`), so the
+  client can move without a Metadata round trip.
+- v17 (KIP-853): `replica_directory_id`, and v18 (KIP-1166): the follower's `high_watermark`, are read for
+  KRaft's own quorum fetches; a broker's Fetch ignores both, as Kafka's does.
+
+Errors: top level (v7+) NONE, FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH,
+FETCH_SESSION_TOPIC_ID_ERROR (v13+); per partition NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION,
+UNKNOWN_TOPIC_ID (v13+), INCONSISTENT_TOPIC_ID (v13+), NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
 UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR.
 """
 
@@ -35,13 +56,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from strom.protocol.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.frames import FileSlice, RawResponse
 from strom.protocol.registry import ApiSpec, decode_with_kio, request_type
-from strom.protocol.wire import EMPTY_TAGS, I16, I32, I64, array_len, bytes_len, string
+from strom.protocol.wire import (
+    EMPTY_TAGS,
+    I16,
+    I32,
+    I64,
+    array_len,
+    bytes_len,
+    nullable_string,
+    string,
+    uvarint,
+)
 from strom.server.context import RequestContext
 from strom.server.fetch_sessions import FINAL_EPOCH, FetchManager, PartitionKey, UnownedSessionIdError
 
@@ -49,8 +82,12 @@ log = logging.getLogger("strom.apis.fetch")
 
 API_KEY = 1
 MIN_VERSION = 0
-MAX_VERSION = 12
+MAX_VERSION = 18
 FLEXIBLE_FROM = 12
+TOPIC_IDS_FROM = 13  # KIP-516
+LEADER_HINTS_FROM = 16  # KIP-951
+
+TopicKey = str | uuid.UUID  # a topic name below v13, its id from v13
 
 
 # --- request ---------------------------------------------------------------------------------------
@@ -61,6 +98,8 @@ class FetchPartitionReq:
     partition_max_bytes: int
     current_leader_epoch: int = -1
     log_start_offset: int = -1
+    # the topic's name: the request's below v13; from v13 what its id resolves to (None: unknown id)
+    topic: str | None = None
 
 
 @dataclass(slots=True)
@@ -72,8 +111,9 @@ class FetchParams:
     isolation_level: int = 0
     session_id: int = 0
     session_epoch: int = FINAL_EPOCH
-    topics: list[tuple[str, list[FetchPartitionReq]]] = field(default_factory=list)
-    forgotten: list[tuple[str, list[int]]] = field(default_factory=list)
+    # topics by name below v13, by topic id from v13 (KIP-516)
+    topics: list[tuple[TopicKey, list[FetchPartitionReq]]] = field(default_factory=list)
+    forgotten: list[tuple[TopicKey, list[int]]] = field(default_factory=list)
 
 
 class _Reader:
@@ -117,14 +157,16 @@ def decode_legacy(version: int, body: memoryview) -> FetchParams:
         params.max_bytes = r.i32()
     for _ in range(r.count(6)):
         name = r.string()
-        parts = [FetchPartitionReq(r.i32(), r.i64(), r.i32()) for _ in range(r.count(16))]
+        parts = [FetchPartitionReq(r.i32(), r.i64(), r.i32(), topic=name) for _ in range(r.count(16))]
         params.topics.append((name, parts))
     return params
 
 
 def from_kio(request: Any) -> FetchParams:
+    # v15+ (KIP-903): the replica id is in the tagged replica_state
+    state = getattr(request, "replica_state", None)
     params = FetchParams(
-        replica_id=int(request.replica_id),
+        replica_id=int(state.replica_id if state is not None else request.replica_id),
         max_wait_ms=int(request.max_wait.total_seconds() * 1000),
         min_bytes=int(request.min_bytes),
         max_bytes=int(request.max_bytes),
@@ -132,10 +174,12 @@ def from_kio(request: Any) -> FetchParams:
         session_id=int(getattr(request, "session_id", 0)),
         session_epoch=int(getattr(request, "session_epoch", FINAL_EPOCH)),
     )
+    by_id = int(request.__version__) >= TOPIC_IDS_FROM
     for topic in request.topics:
+        name = None if by_id else topic.topic
         params.topics.append(
             (
-                topic.topic,
+                topic.topic_id if by_id else topic.topic,
                 [
                     FetchPartitionReq(
                         int(p.partition),
@@ -143,13 +187,15 @@ def from_kio(request: Any) -> FetchParams:
                         int(p.partition_max_bytes),
                         int(getattr(p, "current_leader_epoch", -1)),
                         int(getattr(p, "log_start_offset", -1)),
+                        name,
                     )
                     for p in topic.partitions
                 ],
             )
         )
     for forgotten in getattr(request, "forgotten_topics_data", ()) or ():
-        params.forgotten.append((forgotten.topic, [int(p) for p in forgotten.partitions]))
+        key = forgotten.topic_id if by_id else forgotten.topic
+        params.forgotten.append((key, [int(p) for p in forgotten.partitions]))
     return params
 
 
@@ -172,6 +218,7 @@ class PartitionResponse:
     records: FileSlice | bytes | None = None
     aborted_transactions: list[tuple[int, int]] | None = None  # (producer id, first offset)
     preferred_read_replica: int = -1  # KIP-392; never chosen here (no rack-aware replica selector)
+    current_leader: tuple[int, int] | None = None  # KIP-951 (v16+): (leader id, leader epoch)
 
     @property
     def size(self) -> int:
@@ -180,16 +227,34 @@ class PartitionResponse:
         return self.records.length if isinstance(self.records, FileSlice) else len(self.records)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeEndpoint:
+    """A leader named in a v16+ response (KIP-951): where the client finds it."""
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+def _tagged(tag: int, value: bytes) -> bytes:
+    return uvarint(tag) + uvarint(len(value)) + value
+
+
 def encode_response(
     version: int,
-    topics: list[tuple[str, list[PartitionResponse]]],
+    topics: list[tuple[TopicKey, list[PartitionResponse]]],
     *,
     error_code: int = 0,
     session_id: int = 0,
     throttle_ms: int = 0,
+    node_endpoints: Iterable[NodeEndpoint] = (),
 ) -> list[bytes | FileSlice]:
-    """Fetch response body as chunks: encoded fields, with record payloads as they are (FileSlices)."""
+    """Fetch response body as chunks: encoded fields, with record payloads as they are (FileSlices).
+    Topics are keyed by name below v13 and by topic id (a UUID) from v13."""
     flexible = version >= FLEXIBLE_FROM
+    by_id = version >= TOPIC_IDS_FROM
+    hints = version >= LEADER_HINTS_FROM
     chunks: list[bytes | FileSlice] = []
     out = bytearray()
     if version >= 1:
@@ -198,8 +263,11 @@ def encode_response(
         out += I16.pack(error_code)
         out += I32.pack(session_id)
     out += array_len(len(topics), flexible)
-    for name, partitions in topics:
-        out += string(name, flexible)
+    for key, partitions in topics:
+        if by_id:
+            out += key.bytes  # type: ignore[union-attr]
+        else:
+            out += string(key, flexible)  # type: ignore[arg-type]
         out += array_len(len(partitions), flexible)
         for p in partitions:
             out += I32.pack(p.partition)
@@ -228,11 +296,27 @@ def encode_response(
                 else:
                     out += p.records  # type: ignore[operator]
             if flexible:
-                out += EMPTY_TAGS
+                leader = p.current_leader
+                # a tagged field is written only when it differs from its default (-1, -1)
+                if hints and leader is not None and leader != (-1, -1):
+                    out += b"\x01" + _tagged(1, I32.pack(leader[0]) + I32.pack(leader[1]) + EMPTY_TAGS)
+                else:
+                    out += EMPTY_TAGS
         if flexible:
             out += EMPTY_TAGS
     if flexible:
-        out += EMPTY_TAGS
+        endpoints = list(node_endpoints) if hints else []
+        if endpoints:
+            body = bytearray(array_len(len(endpoints), True))
+            for node in endpoints:
+                body += I32.pack(node.node_id)
+                body += string(node.host, True)
+                body += I32.pack(node.port)
+                body += nullable_string(node.rack, True)
+                body += EMPTY_TAGS
+            out += b"\x01" + _tagged(0, bytes(body))
+        else:
+            out += EMPTY_TAGS
     chunks.append(bytes(out))
     return chunks
 
@@ -247,6 +331,7 @@ def _read_partition(
     consumer: bool,
     replica_id: int = -1,
     read_committed: bool = False,
+    topic_id: uuid.UUID | None = None,
 ) -> PartitionResponse:
     resp = PartitionResponse(req.partition)
     broker = ctx.broker
@@ -254,7 +339,16 @@ def _read_partition(
         resp.error_code = ErrorCode.unknown_topic_or_partition
         return resp
     part = broker.replica_manager.get_partition(topic, req.partition)
-    if part is None or not part.is_leader:
+    if part is None:
+        resp.error_code = ErrorCode.not_leader_or_follower
+        return resp
+    if topic_id is not None:
+        # Kafka's hasConsistentTopicId: the id asked for must be the log's, when the log records one
+        log_id = broker.log_manager.topic_id(topic, req.partition)
+        if log_id is not None and log_id != topic_id:
+            resp.error_code = ErrorCode.inconsistent_topic_id
+            return resp
+    if not part.is_leader:
         resp.error_code = ErrorCode.not_leader_or_follower
         return resp
     if req.current_leader_epoch >= 0:
@@ -303,7 +397,8 @@ def _read_partition(
 
 @dataclass(slots=True)
 class _Wanted:
-    topic: str
+    key: TopicKey  # as the request named the topic: its name below v13, its id from v13
+    topic: str  # the topic's name
     req: FetchPartitionReq
 
 
@@ -313,6 +408,7 @@ def _collect(
     """Read every wanted partition within the byte limits; returns (responses, any error)."""
     consumer = params.replica_id < 0
     remaining = params.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    by_id = ctx.api_version >= TOPIC_IDS_FROM
     got_any = False
     any_error = False
     out: list[PartitionResponse] = []
@@ -327,6 +423,7 @@ def _collect(
             consumer,
             params.replica_id,
             params.isolation_level == 1,
+            item.key if by_id else None,  # type: ignore[arg-type]
         )
         if resp.error_code:
             any_error = True
@@ -356,12 +453,37 @@ async def _wait_for_data(ctx: RequestContext, wanted: list[_Wanted], timeout_s: 
             part.remove_waiter(event)
 
 
+def _leader_hints(
+    ctx: RequestContext, wanted: list[_Wanted], responses: list[PartitionResponse]
+) -> list[NodeEndpoint]:
+    """KIP-951 (v16+): each partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH gets the
+    current leader's id and epoch, as this broker knows them (its own partition first, else the
+    metadata, as Kafka's getCurrentLeader); returns the endpoints of those leaders, by node id."""
+    broker = ctx.broker
+    image = broker.metadata.image
+    endpoints: dict[int, NodeEndpoint] = {}
+    for item, resp in zip(wanted, responses, strict=True):
+        if resp.error_code not in (ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch):
+            continue
+        part = broker.replica_manager.get_partition(item.topic, item.req.partition)
+        if part is not None:
+            leader = (part.leader_id, part.leader_epoch)
+        else:
+            state = image.partition(item.topic, item.req.partition)
+            leader = (state.leader, state.leader_epoch) if state is not None else (-1, -1)
+        resp.current_leader = leader
+        node = image.brokers.get(leader[0])
+        if node is not None:
+            endpoints[node.node_id] = NodeEndpoint(node.node_id, node.host, node.port, node.rack)
+    return [endpoints[n] for n in sorted(endpoints)]
+
+
 def _group(
     results: list[tuple[PartitionKey, PartitionResponse]],
-) -> list[tuple[str, list[PartitionResponse]]]:
+) -> list[tuple[TopicKey, list[PartitionResponse]]]:
     """Partitions under their topics, in order. As in Kafka, only neighbours share a topic entry: a topic
     whose partitions are apart in a session's order appears more than once."""
-    topics: list[tuple[str, list[PartitionResponse]]] = []
+    topics: list[tuple[TopicKey, list[PartitionResponse]]] = []
     for (topic, _), resp in results:
         if topics and topics[-1][0] == topic:
             topics[-1][1].append(resp)
@@ -375,21 +497,41 @@ def _as_request(key: PartitionKey, req: Any) -> FetchPartitionReq:
         return req
     # a session's cached partition: the client's last request for it
     return FetchPartitionReq(
-        key[1], req.fetch_offset, req.partition_max_bytes, req.current_leader_epoch, req.log_start_offset
+        key[1],
+        req.fetch_offset,
+        req.partition_max_bytes,
+        req.current_leader_epoch,
+        req.log_start_offset,
+        req.topic,
     )
+
+
+def _topic_names(ctx: RequestContext) -> Mapping[uuid.UUID, str]:
+    return ctx.broker.fetch_sessions.topic_names(ctx.broker.metadata.image.topics)
 
 
 async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
     version = ctx.api_version
+    by_id = version >= TOPIC_IDS_FROM
+    # v13+: ids resolve to names in the image this request is served with (unknown ids to None)
+    names = _topic_names(ctx) if by_id else None
     # KIP-227: the session id and epoch pick the context (below v7 they are always 0 / -1: sessionless)
     fetch_data: dict[PartitionKey, FetchPartitionReq] = {}
     for topic, parts in params.topics:
+        name = names.get(topic) if names is not None else topic  # type: ignore[call-overload]
         for p in parts:
+            p.topic = name
             fetch_data[(topic, p.partition)] = p  # a repeated partition keeps its first place, last values
     to_forget = [(topic, p) for topic, partitions in params.forgotten for p in partitions]
     try:
         context = FetchManager(ctx.broker.fetch_sessions).new_context(
-            params.session_id, params.session_epoch, params.replica_id >= 0, fetch_data, to_forget
+            params.session_id,
+            params.session_epoch,
+            params.replica_id >= 0,
+            fetch_data,
+            to_forget,
+            uses_topic_ids=by_id,
+            topic_names=names,
         )
     except UnownedSessionIdError as exc:
         # Kafka's answer to a request that failed as a whole: the error at the top and on every partition
@@ -401,17 +543,20 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
             encode_response(version, failed, error_code=exc.code, session_id=params.session_id)
         )
 
-    # Partitions the metadata does not know are answered without a read, after the others (Kafka's
-    # "erroneous" partitions): they neither end the wait early nor take a place in the read order.
+    # Partitions the metadata does not know (an unknown topic id, or an unknown partition of a known
+    # topic) are answered without a read, after the others (Kafka's "erroneous" partitions): they neither
+    # end the wait early nor take a place in the read order.
     image = ctx.broker.metadata.image
     interesting: list[_Wanted] = []
-    erroneous: list[_Wanted] = []
+    erroneous: list[tuple[PartitionKey, PartitionResponse]] = []
     for key, req in context.partitions():
-        item = _Wanted(key[0], _as_request(key, req))
-        (interesting if image.partition(key[0], key[1]) is not None else erroneous).append(item)
-    unknown = [
-        PartitionResponse(item.req.partition, ErrorCode.unknown_topic_or_partition) for item in erroneous
-    ]
+        name = req.topic
+        if name is None:
+            erroneous.append((key, PartitionResponse(key[1], ErrorCode.unknown_topic_id)))
+        elif image.partition(name, key[1]) is None:
+            erroneous.append((key, PartitionResponse(key[1], ErrorCode.unknown_topic_or_partition)))
+        else:
+            interesting.append(_Wanted(key[0], name, _as_request(key, req)))
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(params.max_wait_ms, 0) / 1000
@@ -424,16 +569,23 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
         ctx.effects_applied()  # only waiting now: the connection's next request may run
         await _wait_for_data(ctx, interesting, remaining)
 
-    wanted = interesting + erroneous
-    results = [((w.topic, w.req.partition), r) for w, r in zip(wanted, responses + unknown, strict=True)]
+    hints = version >= LEADER_HINTS_FROM and any_error
+    endpoints = _leader_hints(ctx, interesting, responses) if hints else []
+    results = [((w.key, w.req.partition), r) for w, r in zip(interesting, responses, strict=True)]
+    results += erroneous
     error_code, session_id, kept = context.respond(results)
     traffic = ctx.broker.metrics.traffic
     if traffic is not None:
         follower = params.replica_id >= 0
+        name_of = {w.key: w.topic for w in interesting}
         for (topic, _), resp in kept:
             if resp.size:
-                traffic.record_fetch(topic, resp.size, follower)
-    return RawResponse(encode_response(version, _group(kept), error_code=error_code, session_id=session_id))
+                traffic.record_fetch(name_of.get(topic, str(topic)), resp.size, follower)
+    return RawResponse(
+        encode_response(
+            version, _group(kept), error_code=error_code, session_id=session_id, node_endpoints=endpoints
+        )
+    )
 
 
 SPEC = ApiSpec(

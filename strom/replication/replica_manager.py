@@ -11,6 +11,12 @@ follower and is handed to the `ReplicaFetcher` of its leader, which truncates it
 fetching (fetcher.py). A partition without a leader (offline) just waits. A periodic task shrinks the ISRs
 of led partitions after replica.lag.time.max.ms; ISR changes are written through the backend's
 `alter_isr` (a compare-and-set; a lost race is retried after the next image).
+
+Topic ids (KIP-516): a partition's log records its topic's id (`partition.metadata`). A topic deleted and
+re-created under the same name is another topic: when one image change does both, the old log is deleted
+and a new one created. A log found on disk with another id than the image's (this broker missed the
+deletion) is Kafka's InconsistentTopicIdException: the partition is not opened, so it is not served, and
+the log stays on disk for an operator to look at.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from strom.config import parse_stored_overrides
 from strom.protocol.errors import KafkaError
 from strom.replication.fetcher import FetcherConfig, ReplicaFetcher
 from strom.replication.partition import Partition
+from strom.storage.log_manager import InconsistentTopicIdError
 
 if TYPE_CHECKING:
     from strom.server.broker import Broker
@@ -58,12 +65,17 @@ class ReplicaManager:
             log.warning("topic %s: ignoring unknown or invalid config overrides %s", info.name, skipped)
         return self.broker.config.log_config(overrides)
 
-    def _open_partition(self, info: TopicInfo, state: PartitionState) -> Partition:
-        """Blocking: open or create the log and load producer state."""
+    def _open_partition(self, info: TopicInfo, state: PartitionState) -> Partition | None:
+        """Blocking: open or create the log and load producer state; None when the log on disk belongs to
+        another topic id."""
         log_manager = self.broker.log_manager
-        plog = log_manager.get_or_create_log(
-            info.name, state.partition, self._log_config(info), info.topic_id
-        )
+        try:
+            plog = log_manager.get_or_create_log(
+                info.name, state.partition, self._log_config(info), info.topic_id
+            )
+        except InconsistentTopicIdError as exc:
+            log.error("partition %s-%d is not served: %s", info.name, state.partition, exc)
+            return None
         part = Partition(
             info.name,
             state.partition,
@@ -88,8 +100,15 @@ class ReplicaManager:
                 for state in info.partitions.values():
                     if node in state.replicas:
                         wanted[(info.name, state.partition)] = (info, state)
-            # gone: deleted topics or partitions moved off this broker
-            for key in [k for k in self.partitions if k not in wanted]:
+            # gone: deleted topics or partitions moved off this broker, and topics re-created under the
+            # same name (a new topic id) since the last image
+            log_manager = self.broker.log_manager
+            recreated = {
+                k
+                for k in self.partitions
+                if k in wanted and log_manager.topic_id(*k) not in (None, wanted[k][0].topic_id)
+            }
+            for key in [k for k in self.partitions if k not in wanted or k in recreated]:
                 part = self.partitions.pop(key)
                 self._unfollow(key)
                 part.become_follower(PartitionState(key[1], -1, part.leader_epoch + 1, (), ()))
@@ -98,10 +117,14 @@ class ReplicaManager:
             if to_open:
                 opened = await asyncio.to_thread(lambda: [self._open_partition(i, s) for i, s in to_open])
                 for part in opened:
+                    if part is None:
+                        continue
                     part.isr_proposer = self._propose_isr
                     self.partitions[(part.topic, part.partition)] = part
             for key, (info, state) in wanted.items():
-                part = self.partitions[key]
+                part = self.partitions.get(key)
+                if part is None:
+                    continue  # not served: its log belongs to another topic id
                 self._apply_state(key, part, state)
                 old_info = old.topics.get(info.name)
                 # dynamic broker configs (KIP-226) supply the defaults of keys a topic does not override

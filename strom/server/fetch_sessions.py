@@ -28,6 +28,15 @@ connection), the response is INVALID_FETCH_SESSION_EPOCH with the session's id a
 session id that no cache shard owns (see below) fails the whole request with UNKNOWN_SERVER_ERROR, as it
 does in Kafka, which looks the shard up by id.
 
+Topic ids (KIP-516, Fetch v13+): a session opened by a v13+ request uses topic ids, and its partitions are
+keyed by (topic id, partition); below v13 by (topic name, partition). An incremental request of the other
+kind fails with FETCH_SESSION_TOPIC_ID_ERROR (no partitions, session id 0, the session left as it was). Each
+partition of an id session remembers the topic name the id had when it was added (None when the broker did
+not know the id), and an unknown name is looked up again on every later request, as Kafka's
+CachedPartition.maybeResolveUnknownName does. A name once known is kept: after the topic is deleted and
+re-created under the same name, the session's partitions still name it, and the read finds a log of
+another topic id (INCONSISTENT_TOPIC_ID), while a full fetch with the old id finds no name (UNKNOWN_TOPIC_ID).
+
 The cache (`max.incremental.fetch.session.cache.slots`) is split into 8 shards as in Kafka (KAFKA-9401):
 shard n holds slots // 8 sessions with ids in [max(1, n * R), (n + 1) * R), R = (2**31 - 1) // 8, and
 new sessions go to the shards in turn. A full shard makes room only by evicting a session unused for
@@ -42,10 +51,11 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from strom.protocol.errors import ErrorCode, KafkaError
 
@@ -78,7 +88,10 @@ EVICTION_MS = 120_000
 NUM_SHARDS = 8
 _INT32_MAX = 2**31 - 1
 
-PartitionKey = tuple[str, int]
+# (topic name, partition) in sessions of requests below v13; (topic id, partition) from v13 (KIP-516)
+PartitionKey = tuple[str | uuid.UUID, int]
+# topic id -> topic name, from the metadata image the request is served with
+TopicNames = Mapping[uuid.UUID, str]
 
 
 class UnownedSessionIdError(KafkaError):
@@ -104,6 +117,9 @@ class PartitionRequest(Protocol):
     partition_max_bytes: int
     current_leader_epoch: int
     log_start_offset: int
+    # the topic's name: the request's own for v0-12, the one its topic id resolved to for v13+ (None:
+    # unknown id)
+    topic: str | None
 
 
 class PartitionResult(Protocol):
@@ -126,6 +142,7 @@ class CachedPartition:
     """One partition of a session: the client's last request for it and what we last told it.
 
     `log_start_offset` is the fetcher's own (a follower's), `local_log_start_offset` ours as last sent.
+    `topic` is the topic's name (in an id session, the name its id resolved to; None while unknown).
     """
 
     fetch_offset: int
@@ -134,11 +151,16 @@ class CachedPartition:
     log_start_offset: int = -1
     high_watermark: int = -1
     local_log_start_offset: int = -1
+    topic: str | None = None
 
     @classmethod
     def from_request(cls, req: PartitionRequest, result: PartitionResult | None = None) -> CachedPartition:
         cached = cls(
-            req.fetch_offset, req.partition_max_bytes, req.current_leader_epoch, req.log_start_offset
+            req.fetch_offset,
+            req.partition_max_bytes,
+            req.current_leader_epoch,
+            req.log_start_offset,
+            topic=req.topic,
         )
         if result is not None:
             cached.high_watermark = result.high_watermark
@@ -146,6 +168,7 @@ class CachedPartition:
         return cached
 
     def update_request(self, req: PartitionRequest) -> None:
+        # the name stays: Kafka's updateRequestParams leaves the cached topic alone
         self.fetch_offset = req.fetch_offset
         self.partition_max_bytes = req.partition_max_bytes
         self.current_leader_epoch = req.current_leader_epoch
@@ -179,6 +202,7 @@ class FetchSession:
     creation_ms: int
     last_used_ms: int
     epoch: int
+    uses_topic_ids: bool = False
     # partitions and evictability as of the last touch: Kafka's evictable sets are ordered by this size
     # and are only re-sorted when a session is used, so a quiet session keeps its old standing
     cached_size: int = -1
@@ -241,6 +265,7 @@ class FetchSessionCacheShard:
         privileged: bool,
         size: int,
         create_partitions: Callable[[], OrderedDict[PartitionKey, CachedPartition]],
+        uses_topic_ids: bool = False,
     ) -> int:
         """The id of a new session, or INVALID_SESSION_ID when there is no room and nothing to evict."""
         if len(self.sessions) >= self.max_entries and not self._try_evict(privileged, size, now_ms):
@@ -252,6 +277,7 @@ class FetchSessionCacheShard:
             creation_ms=now_ms,
             last_used_ms=now_ms,
             epoch=next_epoch(INITIAL_EPOCH),
+            uses_topic_ids=uses_topic_ids,
         )
         self.sessions[session.session_id] = session
         self.touch(session, now_ms)
@@ -312,9 +338,20 @@ class FetchSessionCache:
             for n in range(num_shards)
         ]
         self._turn = itertools.cycle(self.shards)
+        # topic id -> name of the last metadata image a v13+ request was served with (images never change
+        # once published, so the map is rebuilt only when a new one arrives)
+        self._names_of: object = None
+        self._names: dict[uuid.UUID, str] = {}
 
     def __len__(self) -> int:
         return sum(len(shard) for shard in self.shards)
+
+    def topic_names(self, topics: Mapping[str, Any]) -> TopicNames:
+        """Topic id -> name for `topics` (a metadata image's topics by name, each with a `topic_id`)."""
+        if topics is not self._names_of:
+            self._names = {info.topic_id: name for name, info in topics.items()}
+            self._names_of = topics
+        return self._names
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -340,7 +377,8 @@ class FetchSessionCache:
 
 # --- contexts: what one request reads and how its response is shaped -------------------------------
 class SessionErrorContext:
-    """FETCH_SESSION_ID_NOT_FOUND or INVALID_FETCH_SESSION_EPOCH: nothing is read, session id 0."""
+    """FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH or FETCH_SESSION_TOPIC_ID_ERROR: nothing is
+    read, session id 0."""
 
     def __init__(self, error: ErrorCode) -> None:
         self.error = error
@@ -378,10 +416,12 @@ class FullContext:
         cache: FetchSessionCache,
         fetch_data: Mapping[PartitionKey, PartitionRequest],
         privileged: bool,
+        uses_topic_ids: bool = False,
     ) -> None:
         self.cache = cache
         self.fetch_data = fetch_data
         self.privileged = privileged
+        self.uses_topic_ids = uses_topic_ids
 
     def partitions(self) -> list[tuple[PartitionKey, PartitionRequest]]:
         return list(self.fetch_data.items())
@@ -395,7 +435,7 @@ class FullContext:
             )
 
         session_id = self.cache.next_shard().maybe_create_session(
-            self.cache.now_ms(), self.privileged, len(results), cached
+            self.cache.now_ms(), self.privileged, len(results), cached, self.uses_topic_ids
         )
         return ErrorCode.none, session_id, results
 
@@ -403,11 +443,20 @@ class FullContext:
 class IncrementalContext:
     """An incremental fetch of an existing session (already updated, epoch already advanced)."""
 
-    def __init__(self, session: FetchSession, request_epoch: int) -> None:
+    def __init__(
+        self, session: FetchSession, request_epoch: int, topic_names: TopicNames | None = None
+    ) -> None:
         self.session = session
         self.request_epoch = request_epoch
+        self.topic_names = topic_names
 
     def partitions(self) -> list[tuple[PartitionKey, PartitionRequest]]:
+        names = self.topic_names
+        if self.session.uses_topic_ids and names is not None:
+            # a partition added while its id was unknown may be known now (Kafka's maybeResolveUnknownName)
+            for (topic_id, _), cached in self.session.partitions.items():
+                if cached.topic is None and isinstance(topic_id, uuid.UUID):
+                    cached.topic = names.get(topic_id)
         return list(self.session.partitions.items())
 
     def respond(
@@ -444,8 +493,14 @@ class FetchManager:
         privileged: bool,
         fetch_data: Mapping[PartitionKey, PartitionRequest],
         to_forget: Iterable[PartitionKey],
+        *,
+        uses_topic_ids: bool = False,
+        topic_names: TopicNames | None = None,
     ) -> FetchContext:
-        """The context of one request; raises UnownedSessionIdError where Kafka fails the request."""
+        """The context of one request; raises UnownedSessionIdError where Kafka fails the request.
+
+        `uses_topic_ids` is true for Fetch v13+, whose keys are topic ids; `topic_names` resolves the ids
+        of an id session's partitions whose name was not known when they were added."""
         cache = self.cache
         shard = cache.shard_for(session_id)
         if shard is None:
@@ -456,12 +511,15 @@ class FetchManager:
                 shard.remove(session_id)
             if epoch == FINAL_EPOCH:
                 return SessionlessContext(fetch_data)
-            return FullContext(cache, fetch_data, privileged)
+            return FullContext(cache, fetch_data, privileged, uses_topic_ids)
         session = shard.get(session_id)
         if session is None:
             return SessionErrorContext(ErrorCode.fetch_session_id_not_found)
         if session.epoch != epoch:
             return SessionErrorContext(ErrorCode.invalid_fetch_session_epoch)
+        if session.uses_topic_ids != uses_topic_ids:
+            # a session keyed by topic ids cannot serve a v0-12 request, nor one keyed by names a v13+ one
+            return SessionErrorContext(ErrorCode.fetch_session_topic_id_error)
         session.update(fetch_data, to_forget)
         if not session.partitions:
             # nothing left to fetch: the session ends and this request runs sessionless
@@ -469,4 +527,4 @@ class FetchManager:
             return SessionlessContext(fetch_data)
         shard.touch(session, cache.now_ms())
         session.epoch = next_epoch(session.epoch)
-        return IncrementalContext(session, epoch)
+        return IncrementalContext(session, epoch, topic_names)

@@ -10,6 +10,12 @@ per dir) and removes directories of deleted partitions (`<topic>-<p>.<uuid>-dele
 in a worker thread and starts the periodic tasks: retention every log.retention.check.interval.ms,
 flushes (segments rolled, flush.ms), and checkpoints every log.flush.offset.checkpoint.interval.ms;
 then the log cleaner (strom.storage.cleaner_manager) for compacted topics.
+Each partition directory holds `partition.metadata` (KIP-516, Kafka's PartitionMetadataFile:
+"version: 0" and "topic_id: <base64url id>"), written when the log is created for a topic id, or when an
+existing log without one is first assigned one. `get_or_create_log` with another id than the recorded one
+raises InconsistentTopicIdError (Kafka's InconsistentTopicIdException): the directory holds another topic's
+log (the topic was deleted and re-created under the same name while this broker missed it), and the log is
+not served. `topic_id(topic, partition)` is the id recorded for a log, which Fetch v13+ checks.
 Log mutations (retention deciding what to delete) run on the event loop; fsync and file removal run
 through asyncio.to_thread. A log that reaches flush.messages asks for a flush at once (`Log.schedule_flush`):
 a task flushes it in a worker thread, and flushes of one log never overlap (one lock per log).
@@ -31,10 +37,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from strom.config import BrokerConfig, LogConfig
-from strom.protocol.errors import KafkaStorageError
+from strom.protocol.errors import ErrorCode, KafkaError, KafkaStorageError
 from strom.storage.checkpoint import (
     read_meta_properties,
     read_offset_checkpoint,
+    read_partition_metadata,
     uuid_to_kafka,
     write_meta_properties,
     write_offset_checkpoint,
@@ -49,8 +56,18 @@ CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 META_PROPERTIES = "meta.properties"
 PARTITION_METADATA = "partition.metadata"
 DELETE_DIR_SUFFIX = "-delete"
+# stands for a partition.metadata that cannot be read: no topic has this id (Kafka's Uuid.ZERO_UUID is
+# reserved), so opening the log for any topic is refused as inconsistent
+_UNREADABLE_TOPIC_ID = uuid.UUID(int=0)
 
 _log = logging.getLogger(__name__)
+
+
+class InconsistentTopicIdError(KafkaError):
+    """A log's `partition.metadata` names another topic id than the one it is opened for (Kafka's
+    InconsistentTopicIdException, INCONSISTENT_TOPIC_ID)."""
+
+    code = ErrorCode.inconsistent_topic_id
 
 
 class LogManager:
@@ -75,6 +92,8 @@ class LogManager:
         self._flush_check_interval_ms = flush_check_interval_ms
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], Path] = {}
+        # the topic id in each log's partition.metadata (KIP-516); absent for a log without one
+        self._topic_ids: dict[tuple[str, int], uuid.UUID] = {}
         self._pending_dir_deletes: list[tuple[int, Path]] = []
         self._pending_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -123,10 +142,12 @@ class LogManager:
         with ThreadPoolExecutor(max_workers=max(1, threads * len(self.log_dirs))) as pool:
             futures = [pool.submit(self._open_one, *job) for job in jobs]
             for future in futures:
-                log_dir, log = future.result()
+                log_dir, log, topic_id = future.result()
                 key = (log.topic, log.partition)
                 self._logs[key] = log
                 self._log_dir_of[key] = log_dir
+                if topic_id is not None:
+                    self._topic_ids[key] = topic_id
                 log.schedule_flush = functools.partial(self._request_flush, log)
         # remove the markers only once every log is open: a crash while loading recovers again
         for log_dir in self.log_dirs:
@@ -136,7 +157,7 @@ class LogManager:
 
     def _open_one(
         self, log_dir: Path, path: Path, recovery_point: int, log_start: int, clean: bool
-    ) -> tuple[Path, Log]:
+    ) -> tuple[Path, Log, uuid.UUID | None]:
         topic, _ = parse_log_dir_name(path.name)
         log = Log.open(
             path,
@@ -146,7 +167,13 @@ class LogManager:
             clean_shutdown=clean,
             clock=self._clock,
         )
-        return log_dir, log
+        try:
+            topic_id = read_partition_metadata(path / PARTITION_METADATA)
+        except (KafkaStorageError, ValueError, OSError) as exc:
+            # an unreadable id can match no topic: the log stays on disk and is not served
+            _log.error("%s: cannot read %s (%s); the log will not be served", path, PARTITION_METADATA, exc)
+            topic_id = _UNREADABLE_TOPIC_ID
+        return log_dir, log, topic_id
 
     def _write_meta_properties(self, log_dir: Path) -> None:
         path = log_dir / META_PROPERTIES
@@ -178,14 +205,29 @@ class LogManager:
     def all_logs(self) -> list[Log]:
         return list(self._logs.values())
 
+    def topic_id(self, topic: str, partition: int) -> uuid.UUID | None:
+        """The topic id recorded in the log's partition.metadata, or None (no log, or no id yet)."""
+        return self._topic_ids.get((topic, partition))
+
     def get_or_create_log(
         self, topic: str, partition: int, config: LogConfig, topic_id: uuid.UUID | None = None
     ) -> Log:
         """The partition's log, created in the least loaded log dir if absent; an existing log takes
-        `config`."""
+        `config`. With a `topic_id`, the log's partition.metadata must name it (it is written if the log
+        has none yet), else InconsistentTopicIdError and the log is left as it is."""
         key = (topic, partition)
         log = self._logs.get(key)
         if log is not None:
+            if topic_id is not None:
+                recorded = self._topic_ids.get(key)
+                if recorded is None:
+                    write_partition_metadata(log.dir / PARTITION_METADATA, topic_id)
+                    self._topic_ids[key] = topic_id
+                elif recorded != topic_id:
+                    raise InconsistentTopicIdError(
+                        f"log {log.dir} holds topic id {uuid_to_kafka(recorded)},"
+                        f" not {uuid_to_kafka(topic_id)}"
+                    )
             if log.config != config:
                 log.update_config(config)
             return log
@@ -193,6 +235,7 @@ class LogManager:
         log = Log.open(log_dir / f"{topic}-{partition}", config, clean_shutdown=True, clock=self._clock)
         if topic_id is not None:
             write_partition_metadata(log.dir / PARTITION_METADATA, topic_id)
+            self._topic_ids[key] = topic_id
         self._logs[key] = log
         self._log_dir_of[key] = log_dir
         log.schedule_flush = functools.partial(self._request_flush, log)
@@ -204,6 +247,7 @@ class LogManager:
         key = (topic, partition)
         log = self._logs.pop(key, None)
         self._log_dir_of.pop(key, None)
+        self._topic_ids.pop(key, None)
         if log is None:
             return
         log.schedule_flush = None

@@ -6,13 +6,15 @@ import datetime
 import io
 import os
 import tempfile
+import typing
+import uuid
 
 import pytest
 from kio.serial import entity_writer
 from kio.static.primitive import i32Timedelta
 
 from strom.apis._build import build, entry_type
-from strom.apis.fetch import PartitionResponse
+from strom.apis.fetch import NodeEndpoint, PartitionResponse
 from strom.apis.fetch import encode_response as encode_fetch
 from strom.apis.produce import PartitionResult
 from strom.apis.produce import encode_response as encode_produce
@@ -110,7 +112,19 @@ def _flatten(chunks: list[bytes | FileSlice]) -> bytes:
     return bytes(out)
 
 
-@pytest.mark.parametrize("version", range(4, 13))
+TOPIC_IDS = {"t": uuid.UUID("6b2e4c1f-9a0d-4e7b-8c3a-1f2e3d4c5b6a"), "u": uuid.uuid4()}
+
+
+def _topic_fields(version: int, name: str) -> dict[str, object]:
+    """A response topic's key: its name below v13, its id from v13 (KIP-516)."""
+    return {"topic_id": TOPIC_IDS[name]} if version >= 13 else {"topic": name}
+
+
+def _key(version: int, name: str) -> str | uuid.UUID:
+    return TOPIC_IDS[name] if version >= 13 else name
+
+
+@pytest.mark.parametrize("version", range(4, 19))
 def test_fetch_response_matches_kio(version: int) -> None:
     payload = b"0123456789" * 7
     with tempfile.TemporaryFile() as fh:
@@ -118,14 +132,14 @@ def test_fetch_response_matches_kio(version: int) -> None:
         fh.flush()
         topics = [
             (
-                "t",
+                _key(version, "t"),
                 [
                     PartitionResponse(0, 0, 100, 100, 3, FileSlice(fh, 2, len(payload))),
                     PartitionResponse(1, ErrorCode.offset_out_of_range, -1, -1, -1, None),
                     PartitionResponse(2, 0, 5, 5, 0, b""),
                 ],
             ),
-            ("u", [PartitionResponse(9, 0, 1, 1, 0, b"abc")]),
+            (_key(version, "u"), [PartitionResponse(9, 0, 1, 1, 0, b"abc")]),
         ]
         chunks = encode_fetch(version, topics, error_code=0, session_id=123, throttle_ms=4)
         ours = _flatten(chunks)
@@ -143,7 +157,7 @@ def test_fetch_response_matches_kio(version: int) -> None:
         responses=tuple(
             build(
                 topic_cls,
-                topic=name,
+                **_topic_fields(version, name),
                 partitions=tuple(
                     build(
                         part_cls,
@@ -159,8 +173,78 @@ def test_fetch_response_matches_kio(version: int) -> None:
                     for p in parts
                 ),
             )
-            for name, parts in topics
+            for name, parts in zip(("t", "u"), (topics[0][1], topics[1][1]), strict=True)
         ),
+    )
+    assert ours == _kio_bytes(expected)
+
+
+@pytest.mark.parametrize("version", range(12, 19))
+def test_fetch_response_leader_hints_match_kio(version: int) -> None:
+    """KIP-951 (v16+): current_leader on NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH partitions and the
+    leaders' endpoints, both tagged fields; below v16 neither is written."""
+    leader = (3, 7)
+    topics = [
+        (
+            _key(version, "t"),
+            [
+                PartitionResponse(0, ErrorCode.not_leader_or_follower, current_leader=leader),
+                PartitionResponse(1, ErrorCode.fenced_leader_epoch, current_leader=(-1, -1)),
+                PartitionResponse(2, 0, 5, 5, 0, b"abc"),
+            ],
+        )
+    ]
+    endpoints = [NodeEndpoint(3, "broker-3.example", 9093, None), NodeEndpoint(4, "b4", 19092, "rack-b")]
+    ours = _flatten(encode_fetch(version, topics, session_id=9, node_endpoints=endpoints))
+
+    cls = response_type(1, version)
+    topic_cls = entry_type(cls, "responses")
+    part_cls = entry_type(topic_cls, "partitions")
+    hints = version >= 16
+
+    def part(
+        index: int, error: ErrorCode, hw: int, records: bytes, current: tuple[int, int] | None
+    ) -> object:
+        fields: dict[str, object] = {}
+        if hints and current is not None:
+            leader_cls = typing.get_type_hints(part_cls)["current_leader"]
+            fields["current_leader"] = build(leader_cls, leader_id=current[0], leader_epoch=current[1])
+        return build(
+            part_cls,
+            partition_index=index,
+            error_code=error,
+            high_watermark=hw,
+            last_stable_offset=hw,
+            log_start_offset=0 if hw >= 0 else -1,
+            aborted_transactions=None,
+            preferred_read_replica=-1,
+            records=records,
+            **fields,
+        )
+
+    fields: dict[str, object] = {}
+    if hints:
+        node_cls = entry_type(cls, "node_endpoints")
+        fields["node_endpoints"] = tuple(
+            build(node_cls, node_id=n.node_id, host=n.host, port=n.port, rack=n.rack) for n in endpoints
+        )
+    expected = build(
+        cls,
+        throttle_time=_throttle(0),
+        error_code=ErrorCode.none,
+        session_id=9,
+        responses=(
+            build(
+                topic_cls,
+                **_topic_fields(version, "t"),
+                partitions=(
+                    part(0, ErrorCode.not_leader_or_follower, -1, b"", leader),
+                    part(1, ErrorCode.fenced_leader_epoch, -1, b"", (-1, -1)),
+                    part(2, ErrorCode.none, 5, b"abc", None),
+                ),
+            ),
+        ),
+        **fields,
     )
     assert ours == _kio_bytes(expected)
 
@@ -171,12 +255,12 @@ def test_empty_records_are_zero_length_not_null() -> None:
     assert not body.endswith(b"\xff\xff\xff\xff")
 
 
-@pytest.mark.parametrize("version", range(4, 13))
+@pytest.mark.parametrize("version", range(4, 19))
 def test_fetch_response_with_aborted_transactions_matches_kio(version: int) -> None:
     aborted = {0: [(7, 10), (9, 12)], 1: []}
     topics = [
         (
-            "t",
+            _key(version, "t"),
             [
                 PartitionResponse(0, 0, 20, 15, 0, b"abcd", aborted_transactions=aborted[0]),
                 PartitionResponse(1, 0, 5, 5, 0, b"", aborted_transactions=aborted[1]),
@@ -196,7 +280,7 @@ def test_fetch_response_with_aborted_transactions_matches_kio(version: int) -> N
         responses=(
             build(
                 topic_cls,
-                topic="t",
+                **_topic_fields(version, "t"),
                 partitions=tuple(
                     build(
                         part_cls,
