@@ -1,18 +1,26 @@
-"""ListOffsets (api key 2), versions 1-7: offsets by timestamp.
+"""ListOffsets (api key 2), versions 1-11: offsets by timestamp.
 
-Behaviour per partition (Kafka's `fetchOffsetForTimestamp`):
+Behaviour per partition (Kafka 4.4's `fetchOffsetForTimestamp`, for a broker without tiered storage):
 - -1 LATEST: the high watermark (what a read_uncommitted consumer can read up to), or under
   read_committed (isolation_level 1, v2+) the last stable offset (KIP-98), timestamp -1.
 - -2 EARLIEST: the log start offset, timestamp -1.
 - -3 MAX_TIMESTAMP (KIP-734, v7+): the offset and timestamp of the record with the largest timestamp.
+- -4 EARLIEST_LOCAL (KIP-1005, v8+): the log start offset of the local log, which without tiered storage is
+  the log start offset: answered as -2.
+- -5 LATEST_TIERED (KIP-1005, v9+) and -6 EARLIEST_PENDING_UPLOAD (KIP-1023, v11+): the highest offset in
+  remote storage, and the first offset not uploaded yet; with no tiered storage Kafka answers offset -1,
+  timestamp -1, leader epoch -1 (after the leader and epoch checks), and so does Strom.
 - a timestamp >= 0: the first offset whose timestamp is at or after it, with that timestamp (from the time
   index); none: offset -1, timestamp -1. Only offsets below the high watermark (the LSO under
   read_committed) answer.
+- A special timestamp below the version that brings it, and any other negative timestamp, answers
+  UNSUPPORTED_VERSION before the partition is looked up (Kafka's timestampMinSupportedVersion).
 - v4+ carry the leader epoch of the answered offset; `current_leader_epoch` is checked (KIP-320).
+- v10 adds `timeout_ms`, the bound on a remote-storage lookup; nothing here waits, so it is not used.
 - A partition asked twice in one request answers INVALID_REQUEST for both, as Kafka does.
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
-UNKNOWN_LEADER_EPOCH, INVALID_REQUEST, UNSUPPORTED_VERSION (-3 below v7).
+UNKNOWN_LEADER_EPOCH, INVALID_REQUEST, UNSUPPORTED_VERSION.
 """
 
 from __future__ import annotations
@@ -30,6 +38,18 @@ API_KEY = 2
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+EARLIEST_PENDING_UPLOAD = -6
+# the first version that may ask each special timestamp (Kafka's ReplicaManager.timestampMinSupportedVersion)
+MIN_VERSION_OF = {
+    EARLIEST: 1,
+    LATEST: 1,
+    MAX_TIMESTAMP: 7,
+    EARLIEST_LOCAL: 8,
+    LATEST_TIERED: 9,
+    EARLIEST_PENDING_UPLOAD: 11,
+}
 
 
 def lookup(
@@ -41,6 +61,8 @@ def lookup(
     read_committed: bool = False,
 ) -> tuple[ErrorCode, int, int, int]:
     """(error_code, timestamp, offset, leader_epoch) for one partition."""
+    if timestamp < 0 and ctx.api_version < MIN_VERSION_OF.get(timestamp, 2**15):
+        return ErrorCode.unsupported_version, -1, -1, -1
     broker = ctx.broker
     if broker.metadata.image.partition(topic, partition) is None:
         return ErrorCode.unknown_topic_or_partition, -1, -1, -1
@@ -54,13 +76,13 @@ def lookup(
             else ErrorCode.unknown_leader_epoch
         )
         return code, -1, -1, -1
-    if timestamp == MAX_TIMESTAMP and ctx.api_version < 7:
-        return ErrorCode.unsupported_version, -1, -1, -1
     epoch = part.leader_epoch
     visible = part.last_stable_offset if read_committed else part.high_watermark
     if timestamp == LATEST:
         return ErrorCode.none, -1, visible, epoch
-    if timestamp == EARLIEST:
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        return ErrorCode.none, -1, -1, -1  # nothing is in remote storage
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
         found = None
         try:
             found = part.log.fetch_offset_by_timestamp(EARLIEST)
@@ -68,8 +90,6 @@ def lookup(
             found = None
         found_epoch = found[2] if found is not None and found[2] is not None else epoch
         return ErrorCode.none, -1, part.log_start_offset, found_epoch
-    if timestamp < MAX_TIMESTAMP:
-        return ErrorCode.invalid_request, -1, -1, -1
     try:
         found = part.log.fetch_offset_by_timestamp(timestamp)
     except KafkaError as exc:
@@ -123,4 +143,4 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     return build(cls, throttle_time=no_throttle(), topics=tuple(topics))
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=1, max_version=7, handler=handle, name="ListOffsets")
+SPEC = ApiSpec(api_key=API_KEY, min_version=1, max_version=11, handler=handle, name="ListOffsets")
