@@ -1,0 +1,73 @@
+"""franz-go's own ETL integration tests (TestGroupETL, TestTxnEtl from github.com/twmb/franz-go/pkg/kgo)
+against a three-broker Strom cluster in ZooKeeper mode, through scripts/peer-suites, with 20,000 records.
+
+TestGroupETL chains three consumer groups (range, cooperative-sticky, static members) through idempotent
+producers with members joining and leaving; TestTxnEtl does the same with transactional
+consume-transform-produce sessions (read_committed, TxnOffsetCommit, KIP-447 fencing). Both check that
+every record arrives exactly once, in order per partition. The KIP-848 subtests skip (Strom has no
+ConsumerGroupHeartbeat). The run is bounded: go test's own -timeout, a hard kill a minute later, and this
+test's timeout around both. docs/peer-suites.md has the results and how to run the whole kgo package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from strom.testing.prerequisites import missing
+from strom.testing.zookeeper import DEFAULT_CLASSPATH
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "peer-suites"
+GO_TIMEOUT_S = 300  # go test -timeout; on an idle 2-core machine both tests take about 40 s together
+GRACE_S = 60  # scripts/peer-suites kills the test binary this long after its timeout
+BUILD_S = 240  # a cold Go build cache (the test binary is cached under .cache/peer-suites afterwards)
+
+pytestmark = [pytest.mark.slow, pytest.mark.peer, pytest.mark.compat, pytest.mark.cluster]
+
+
+def _run(out: Path) -> tuple[int, str]:
+    cmd = [
+        str(SCRIPT), "--suite", "etl", "--records", "20000",
+        "--timeout", f"{GO_TIMEOUT_S}s", "--out", str(out), "--progress", "0",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, text=True,
+    )  # fmt: skip
+    try:
+        output, _ = proc.communicate(timeout=GO_TIMEOUT_S + GRACE_S + BUILD_S)
+    except subprocess.TimeoutExpired:
+        # SIGTERM lets the script stop the tests, the brokers and ZooKeeper; then the whole group goes
+        proc.send_signal(signal.SIGTERM)
+        try:
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate(timeout=10)
+        pytest.fail(f"scripts/peer-suites did not finish in time:\n{output[-6000:]}")
+    return proc.returncode, output
+
+
+@pytest.mark.timeout(GO_TIMEOUT_S + GRACE_S + BUILD_S + 120)
+def test_franz_go_etl_suites_pass_against_a_three_broker_cluster(tmp_path: Path) -> None:
+    if shutil.which("go") is None:
+        missing("go is needed to build franz-go's tests")
+    if shutil.which("java") is None or not Path(DEFAULT_CLASSPATH).exists():
+        missing("java and Debian's zookeeper package are needed")
+    out = tmp_path / "run"
+    code, output = _run(out)
+    summary_path = out / "summary.json"
+    assert summary_path.exists(), f"exit {code}, no summary:\n{output[-6000:]}"
+    summary = json.loads(summary_path.read_text())
+    statuses = {t["name"]: t["status"] for t in summary["tests"]}
+    assert code == 0, f"exit {code}:\n{output[-8000:]}\nbroker logs and the go test stream in {out}"
+    assert statuses.get("TestGroupETL") == "PASS" and statuses.get("TestTxnEtl") == "PASS", statuses
+    ran = [name for name, status in statuses.items() if "/" in name and status == "PASS"]
+    assert len(ran) >= 6, statuses  # range, cooperative-sticky and static members, in both tests
