@@ -8,7 +8,8 @@ TRANSACTION_ABORTABLE error (KIP-890, never answered here); v6 adds key type 2, 
 partitions (KIP-932), which a broker without share groups refuses with INVALID_REQUEST, as Kafka 4.4 does
 while share groups are not enabled.
 
-Errors: COORDINATOR_NOT_AVAILABLE (no leader yet, or the topic cannot be created), INVALID_REQUEST
+Errors: COORDINATOR_NOT_AVAILABLE (no leader yet, the topic cannot be created, or this broker leads
+the group's offsets partition but has not loaded it yet), INVALID_REQUEST
 (unknown or share key type).
 """
 
@@ -37,10 +38,17 @@ async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | N
     if info is None:
         return ErrorCode.coordinator_not_available, None, -1, "", -1
     image = ctx.broker.metadata.image
-    state = info.partitions.get(partition_for(key, len(info.partitions)))
+    partition = partition_for(key, len(info.partitions))
+    state = info.partitions.get(partition)
     broker = image.brokers.get(state.leader) if state is not None else None
     if broker is None:
         return ErrorCode.coordinator_not_available, None, -1, "", -1
+    if key_type == 0 and broker.node_id == ctx.broker.node_id:
+        core = ctx.broker.group_coordinator.core
+        if partition not in core.owned:
+            # this broker coordinates the group but has not loaded its offsets partition yet: clients
+            # retry FindCoordinator until it has, rather than failing a commit on a loading coordinator
+            return ErrorCode.coordinator_not_available, "the group's coordinator is loading", -1, "", -1
     return ErrorCode.none, None, broker.node_id, broker.host, broker.port
 
 

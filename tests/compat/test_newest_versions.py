@@ -14,6 +14,10 @@ taken from.
 - ApiVersions v5: the client's cluster id and node id are checked (REBOOTSTRAP_REQUIRED on a mismatch,
   INVALID_REQUEST for half an identity); kio has no v5 schema, so these go over a raw socket.
 - DeleteGroups v3: Kafka's kafka-consumer-groups --delete sends it.
+- DescribeTopicPartitions v0 (KIP-966): sorted topics, partitions paged by a cursor; Kafka's
+  kafka-topics --describe uses it (--partition-size-limit-per-response pages it).
+- ListConfigResources v0-1 (KIP-714, KIP-1142): topics and brokers by type; an unknown type answers
+  UNSUPPORTED_VERSION.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from kio.schema.alter_partition_reassignments.v1 import request as apr
 from kio.schema.describe_groups.v6.request import DescribeGroupsRequest
 from kio.schema.describe_log_dirs.v5.request import DescribeLogDirsRequest
+from kio.schema.describe_topic_partitions.v0 import request as dtp
 from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
+from kio.schema.list_config_resources.v1.request import ListConfigResourcesRequest
 from kio.schema.list_transactions.v2.request import ListTransactionsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 from kio.static.primitive import i8, i32, i32Timedelta, i64
@@ -243,3 +249,69 @@ def test_delete_groups_v3_through_kafka_tool(broker: str, java_tools: JavaTools,
     except ToolFailed as exc:
         said = str(exc)
     assert "GroupIdNotFoundException" in said or "does not exist" in said, said
+
+
+def _describe_partitions(broker: str, names: list[str], limit: int, cursor: tuple[str, int] | None) -> Any:
+    return _call(
+        broker,
+        dtp.DescribeTopicPartitionsRequest(
+            topics=tuple(dtp.TopicRequest(name=n) for n in names),
+            response_partition_limit=i32(limit),
+            cursor=(
+                None if cursor is None else dtp.Cursor(topic_name=cursor[0], partition_index=i32(cursor[1]))
+            ),
+        ),
+    )
+
+
+def _pages(response: Any) -> list[tuple[str, int, list[int]]]:
+    return [
+        (t.name, int(t.error_code), [int(p.partition_index) for p in t.partitions]) for t in response.topics
+    ]
+
+
+def test_describe_topic_partitions_pages(broker: str, make_topic: TopicMaker, java_tools: JavaTools) -> None:
+    stem = f"dtp-{uuid.uuid4().hex[:6]}"
+    first, second, missing = f"{stem}-a", f"{stem}-b", f"{stem}-c"
+    make_topic(name=first, partitions=3)
+    make_topic(name=second, partitions=2)
+    whole = _describe_partitions(broker, [missing, second, first], 2000, None)
+    assert _pages(whole) == [
+        (first, 0, [0, 1, 2]),
+        (second, 0, [0, 1]),
+        (missing, ErrorCode.unknown_topic_or_partition, []),
+    ]
+    assert whole.next_cursor is None
+    assert whole.topics[0].topic_authorized_operations == 3576  # every topic operation, no authorizer
+    assert whole.topics[2].topic_id in (None, uuid.UUID(int=0))  # the zero id, which kio reads as None
+    page = _describe_partitions(broker, [first, second], 2, None)
+    assert _pages(page) == [(first, 0, [0, 1])]
+    assert (page.next_cursor.topic_name, int(page.next_cursor.partition_index)) == (first, 2)
+    page = _describe_partitions(broker, [first, second], 2, (first, 2))
+    assert _pages(page) == [(first, 0, [2]), (second, 0, [0])]
+    assert (page.next_cursor.topic_name, int(page.next_cursor.partition_index)) == (second, 1)
+    assert _pages(_describe_partitions(broker, [first, second], 0, None)) == [(first, 0, [0])]
+    stray = _describe_partitions(broker, [first, second], 2000, (missing, 0))
+    assert _pages(stray) == [(first, ErrorCode.invalid_request, []), (second, ErrorCode.invalid_request, [])]
+    # Kafka's tool pages through it one partition at a time and still lists every partition
+    out = java_tools.topics("--describe", "--topic", first, "--partition-size-limit-per-response", "1").stdout
+    assert [line.split("Partition:")[1].split()[0] for line in out.splitlines() if "Partition:" in line] == [
+        "0", "1", "2"
+    ]
+
+
+def test_list_config_resources(broker: str, topic: str) -> None:
+    def listed(*types: int) -> Any:
+        return _call(broker, ListConfigResourcesRequest(resource_types=tuple(i8(t) for t in types)))
+
+    topics = listed(2)
+    assert topics.error_code == ErrorCode.none
+    assert (topic, 2) in {(r.resource_name, int(r.resource_type)) for r in topics.config_resources}
+    assert {int(r.resource_type) for r in topics.config_resources} == {2}
+    brokers = listed(4)
+    assert brokers.config_resources and all(r.resource_name.isdigit() for r in brokers.config_resources)
+    assert listed(16).config_resources == ()
+    everything = {(r.resource_name, int(r.resource_type)) for r in listed().config_resources}
+    assert (topic, 2) in everything and any(kind == 4 for _, kind in everything)
+    unknown = listed(99)
+    assert unknown.error_code == ErrorCode.unsupported_version and unknown.config_resources == ()
