@@ -1,4 +1,4 @@
-"""Produce (api key 0), versions 3-9: append record batches (magic 2) to partition leaders.
+"""Produce (api key 0), versions 3-13: append record batches (magic 2) to partition leaders.
 
 Behaviour:
 - acks 0: append, answer nothing; if any partition fails, close the connection instead (as Kafka does: the
@@ -25,6 +25,11 @@ Behaviour:
   answers `record_errors` (each bad record's index in its batch and Kafka's message) and Kafka's
   partition-level `error_message` (KIP-467, `strom.storage.record_validation`), so librdkafka fails the
   bad records with the error and the rest of the batch with its local _INVALID_DIFFERENT_RECORD.
+- v10+ (KIP-951): a partition answered NOT_LEADER_OR_FOLLOWER carries the current leader's id and epoch
+  (tagged `current_leader`) and the response lists those leaders' endpoints (tagged `node_endpoints`).
+  v11 and v12 change nothing a broker without transaction version 2 (KIP-890 part 2) serves: clients only
+  send transactional batches at v12+ once the `transaction.version` feature is 2, which is not finalized
+  here. v13 names topics by id (KIP-516); an id this broker does not know answers UNKNOWN_TOPIC_ID.
 - Requests are decoded by `strom.protocol.produce_request` (record sets stay views of the request frame,
   which the log rewrites in place: no copy of the payload in Python); responses are encoded by hand
   (`encode_response`, checked byte for byte against kio in the tests).
@@ -32,16 +37,26 @@ Behaviour:
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE,
 MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
 NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT, OUT_OF_ORDER_SEQUENCE_NUMBER,
-INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR.
+INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_ID
+(v13).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from strom.apis._leader_hints import (
+    HINTED_ERRORS,
+    NodeEndpoint,
+    current_leader,
+    encode_node_endpoints,
+    leader_endpoints,
+    tagged,
+)
 from strom.protocol.errors import ErrorCode, KafkaError, RecordError
 from strom.protocol.frames import CloseConnection, RawResponse
 from strom.protocol.produce_request import decode_produce_request
@@ -54,8 +69,10 @@ log = logging.getLogger("strom.apis.produce")
 
 API_KEY = 0
 MIN_VERSION = 3
-MAX_VERSION = 9
+MAX_VERSION = 13
 FLEXIBLE_FROM = 9
+LEADER_HINTS_FROM = 10
+TOPIC_IDS_FROM = 13
 
 
 @dataclass(slots=True)
@@ -67,16 +84,28 @@ class PartitionResult:
     log_start_offset: int = -1
     error_message: str | None = None
     record_errors: tuple[RecordError, ...] = ()
+    current_leader: tuple[int, int] | None = None  # KIP-951 (v10+): (leader id, leader epoch)
+
+
+TopicKey = str | uuid.UUID
 
 
 def encode_response(
-    version: int, topics: list[tuple[str, list[PartitionResult]]], throttle_ms: int = 0
+    version: int,
+    topics: list[tuple[TopicKey, list[PartitionResult]]],
+    throttle_ms: int = 0,
+    node_endpoints: list[NodeEndpoint] | None = None,
 ) -> bytes:
-    """Produce response body (after the response header) of `version` 3-9."""
+    """Produce response body (after the response header) of `version` 3-13. Topics are keyed by name
+    below v13 and by topic id from v13."""
     flexible = version >= FLEXIBLE_FROM
+    hints = version >= LEADER_HINTS_FROM
     out = bytearray(array_len(len(topics), flexible))
-    for name, partitions in topics:
-        out += string(name, flexible)
+    for key, partitions in topics:
+        if version >= TOPIC_IDS_FROM:
+            out += key.bytes  # type: ignore[union-attr]
+        else:
+            out += string(key, flexible)  # type: ignore[arg-type]
         out += array_len(len(partitions), flexible)
         for p in partitions:
             out += I32.pack(p.index)
@@ -94,12 +123,20 @@ def encode_response(
                         out += EMPTY_TAGS
                 out += nullable_string(p.error_message, flexible)
             if flexible:
-                out += EMPTY_TAGS
+                leader = p.current_leader
+                # a tagged field is written only when it differs from its default (-1, -1)
+                if hints and leader is not None and leader != (-1, -1):
+                    out += b"\x01" + tagged(0, I32.pack(leader[0]) + I32.pack(leader[1]) + EMPTY_TAGS)
+                else:
+                    out += EMPTY_TAGS
         if flexible:
             out += EMPTY_TAGS
     out += I32.pack(throttle_ms)
     if flexible:
-        out += EMPTY_TAGS
+        if hints and node_endpoints:
+            out += b"\x01" + tagged(0, encode_node_endpoints(node_endpoints))
+        else:
+            out += EMPTY_TAGS
     return bytes(out)
 
 
@@ -207,23 +244,35 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = int(request.acks)
     timeout_s = max(request.timeout.total_seconds(), 0.0)
     transactional_id = getattr(request, "transactional_id", None)
-    topics: list[tuple[str, list[PartitionResult]]] = []
+    version = ctx.api_version
+    topics: list[tuple[TopicKey, list[PartitionResult]]] = []
+    names: list[str | None] = []
     waiting: list[_Appended] = []
+    image = ctx.broker.metadata.image
     # Every partition is appended before anything is awaited, so the next request on this connection
     # (released by effects_applied below) can never reach a partition before this one did.
     for topic_data in request.topic_data:
         results: list[PartitionResult] = []
+        name: str | None = topic_data.name
+        if version >= TOPIC_IDS_FROM:
+            info = image.topic_by_id(topic_data.topic_id)
+            name = None if info is None else info.name
         for pdata in topic_data.partition_data:
             if acks not in (0, 1, -1):
                 results.append(PartitionResult(int(pdata.index), ErrorCode.invalid_required_acks))
                 continue
+            if name is None:
+                results.append(PartitionResult(int(pdata.index), ErrorCode.unknown_topic_id))
+                continue
             result, pending = _append_partition(
-                ctx, topic_data.name, int(pdata.index), pdata.records, acks, transactional_id
+                ctx, name, int(pdata.index), pdata.records, acks, transactional_id
             )
             results.append(result)
             if pending is not None:
                 waiting.append(pending)
-        topics.append((topic_data.name, results))
+        key = topic_data.topic_id if version >= TOPIC_IDS_FROM else topic_data.name
+        topics.append((key, results))  # type: ignore[arg-type]
+        names.append(name)
     ctx.effects_applied()
     if len(waiting) == 1:
         await _await_isr(waiting[0], timeout_s)
@@ -239,7 +288,21 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 f"{ErrorCode(first.error_code).name}"
             )
         return None
-    return RawResponse([encode_response(ctx.api_version, topics)])
+    endpoints = _leader_hints(ctx, topics, names) if version >= LEADER_HINTS_FROM else None
+    return RawResponse([encode_response(version, topics, node_endpoints=endpoints)])
+
+
+def _leader_hints(
+    ctx: RequestContext, topics: list[tuple[TopicKey, list[PartitionResult]]], names: list[str | None]
+) -> list[NodeEndpoint]:
+    """KIP-951: the current leader of each partition refused as not led here, and their endpoints."""
+    leaders = []
+    for (_key, results), name in zip(topics, names, strict=True):
+        for result in results:
+            if name is not None and result.error_code in HINTED_ERRORS:
+                result.current_leader = current_leader(ctx, name, result.index)
+                leaders.append(result.current_leader[0])
+    return leader_endpoints(ctx, leaders) if leaders else []
 
 
 SPEC = ApiSpec(

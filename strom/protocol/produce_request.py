@@ -1,4 +1,4 @@
-"""Produce request (api key 0) v3-9 decoder that leaves the record sets where they are in the frame.
+"""Produce request (api key 0) v3-13 decoder that leaves the record sets where they are in the frame.
 
 kio's reader copies every partition's records into a new `bytes`; on the produce path those bytes are
 most of the request, so this decoder returns each record set as a `memoryview` slice of the request
@@ -8,12 +8,14 @@ the slices are writable too and the log can assign offsets by rewriting them in 
 Layout (Kafka's ProduceRequest.json): transactional_id (nullable string), acks int16, timeout_ms int32,
 topic_data [name string, partition_data [index int32, records nullable bytes]]. v9 is flexible
 (KIP-482): compact strings, arrays and bytes, and a tagged-field section after each struct, skipped.
+v10-12 have v9's layout; v13 names each topic by its 16-byte topic id instead of its name (KIP-516).
 The field names match kio's ProduceRequest so code reading either works.
 """
 
 from __future__ import annotations
 
 import struct
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +25,7 @@ from strom.protocol.wire import read_uvarint, skip_tagged_fields
 __all__ = ["PartitionProduceData", "ProduceRequest", "TopicProduceData", "decode_produce_request"]
 
 FLEXIBLE_FROM = 9
+TOPIC_IDS_FROM = 13
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _ACKS_TIMEOUT = struct.Struct(">hi")
@@ -36,8 +39,9 @@ class PartitionProduceData:
 
 @dataclass(slots=True)
 class TopicProduceData:
-    name: str
+    name: str  # empty from v13, where topics are named by id
     partition_data: list[PartitionProduceData]
+    topic_id: uuid.UUID | None = None  # v13+ (KIP-516)
 
 
 @dataclass(slots=True)
@@ -101,14 +105,21 @@ class _Cursor:
 
 
 def decode_produce_request(version: int, body: memoryview) -> ProduceRequest:
-    """Decode a Produce v3-9 body; the records are views of `body`, not copies."""
+    """Decode a Produce v3-13 body; the records are views of `body`, not copies."""
     c = _Cursor(body, version >= FLEXIBLE_FROM)
     try:
         transactional_id = c.nullable_string()
         acks, timeout_ms = _ACKS_TIMEOUT.unpack_from(body, c._need(6))
         topics = []
-        for _ in range(c.count(2)):
-            name = c.nullable_string()
+        by_id = version >= TOPIC_IDS_FROM
+        for _ in range(c.count(16 if by_id else 2)):
+            topic_id = None
+            if by_id:
+                start = c._need(16)
+                topic_id = uuid.UUID(bytes=bytes(body[start : start + 16]))
+                name: str | None = ""
+            else:
+                name = c.nullable_string()
             if name is None:
                 raise InvalidRequestError("null topic name in produce request")
             partitions = []
@@ -122,7 +133,7 @@ def decode_produce_request(version: int, body: memoryview) -> ProduceRequest:
                 c.tags()
                 partitions.append(PartitionProduceData(index, records))
             c.tags()
-            topics.append(TopicProduceData(name, partitions))
+            topics.append(TopicProduceData(name, partitions, topic_id))
         c.tags()
     except (struct.error, IndexError) as exc:  # defensive: the cursor checks bounds first
         raise InvalidRequestError(f"cannot parse produce request: {exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 import io
 import os
 import tempfile
@@ -14,6 +15,7 @@ from kio.serial import entity_writer
 from kio.static.primitive import i32Timedelta
 
 from strom.apis._build import build, entry_type
+from strom.apis._leader_hints import NodeEndpoint as LeaderEndpoint
 from strom.apis.fetch import NodeEndpoint, PartitionResponse
 from strom.apis.fetch import encode_response as encode_fetch
 from strom.apis.produce import PartitionResult
@@ -33,7 +35,10 @@ def _throttle(ms: int) -> i32Timedelta:
     return i32Timedelta.parse(datetime.timedelta(milliseconds=ms))
 
 
-@pytest.mark.parametrize("version", range(3, 10))
+PRODUCE_TOPIC_IDS = {"orders": uuid.UUID("0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"), "ünïcode": uuid.uuid4()}
+
+
+@pytest.mark.parametrize("version", range(3, 14))
 def test_produce_response_matches_kio(version: int) -> None:
     invalid = PartitionResult(
         2,
@@ -44,6 +49,7 @@ def test_produce_response_matches_kio(version: int) -> None:
         error_message="One or more records have been rejected due to 2 record errors in total",
         record_errors=(RecordError(1, "Compacted topic cannot accept message without key"), RecordError(3)),
     )
+    moved = PartitionResult(3, ErrorCode.not_leader_or_follower, current_leader=(2, 7))
     topics = [
         (
             "orders",
@@ -51,16 +57,24 @@ def test_produce_response_matches_kio(version: int) -> None:
                 PartitionResult(0, 0, 42, -1, 3),
                 PartitionResult(1, ErrorCode.corrupt_message, -1, -1, 0),
                 invalid,
+                moved,
             ],
         ),
         ("ünïcode", [PartitionResult(7, 0, 9, 1_700_000_000_000, 5, error_message=None)]),
     ]
-    ours = encode_produce(version, topics, throttle_ms=17)
+    endpoints = [
+        LeaderEndpoint(2, "broker-2.example", 19092, "rack-b"),
+        LeaderEndpoint(3, "127.0.0.1", 9, None),
+    ]
+    keyed = [(PRODUCE_TOPIC_IDS[name] if version >= 13 else name, parts) for name, parts in topics]
+    ours = encode_produce(version, keyed, throttle_ms=17, node_endpoints=endpoints)
 
     cls = response_type(0, version)
     topic_cls = entry_type(cls, "responses")
     part_cls = entry_type(topic_cls, "partition_responses")
     record_error_cls = entry_type(part_cls, "record_errors") if version >= 8 else None
+    hints = version >= 10
+    endpoint_cls = entry_type(cls, "node_endpoints") if hints else None
 
     def record_errors(p: PartitionResult) -> tuple[object, ...]:
         if record_error_cls is None:
@@ -75,12 +89,22 @@ def test_produce_response_matches_kio(version: int) -> None:
             return None
         return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
 
+    def leader(p: PartitionResult) -> dict[str, object]:
+        if not hints or p.current_leader is None:
+            return {}
+        leader_id, leader_epoch = p.current_leader
+        schema = importlib.import_module(cls.__module__)
+        return {"current_leader": schema.LeaderIdAndEpoch(leader_id=leader_id, leader_epoch=leader_epoch)}
+
+    def topic_key(name: str) -> dict[str, object]:
+        return {"topic_id": PRODUCE_TOPIC_IDS[name]} if version >= 13 else {"name": name}
+
     expected = build(
         cls,
         responses=tuple(
             build(
                 topic_cls,
-                name=name,
+                **topic_key(name),
                 partition_responses=tuple(
                     build(
                         part_cls,
@@ -91,6 +115,7 @@ def test_produce_response_matches_kio(version: int) -> None:
                         log_start_offset=p.log_start_offset,
                         record_errors=record_errors(p),
                         error_message=p.error_message,
+                        **leader(p),
                     )
                     for p in parts
                 ),
@@ -98,6 +123,11 @@ def test_produce_response_matches_kio(version: int) -> None:
             for name, parts in topics
         ),
         throttle_time=_throttle(17),
+        node_endpoints=tuple(
+            build(endpoint_cls, node_id=e.node_id, host=e.host, port=e.port, rack=e.rack) for e in endpoints
+        )
+        if endpoint_cls is not None
+        else (),
     )
     assert ours == _kio_bytes(expected)
 
