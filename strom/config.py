@@ -330,6 +330,18 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("group.min.session.timeout.ms", _T.INT, 6000, read_only=_RO),
     ConfigDef("group.max.session.timeout.ms", _T.INT, 1800000, read_only=_RO),
     ConfigDef("group.max.size", _T.INT, INT_MAX, minimum=1, read_only=_RO),
+    # consumer groups (KIP-848)
+    ConfigDef("group.consumer.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.consumer.min.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.consumer.max.session.timeout.ms", _T.INT, 60000, minimum=1, read_only=_RO),
+    ConfigDef("group.consumer.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
+    ConfigDef("group.consumer.min.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
+    ConfigDef("group.consumer.max.heartbeat.interval.ms", _T.INT, 15000, minimum=1, read_only=_RO),
+    ConfigDef("group.consumer.max.size", _T.INT, INT_MAX, minimum=1, read_only=_RO),
+    ConfigDef(
+        "group.consumer.assignors", _T.LIST, ["uniform", "range"], choices=("uniform", "range"), read_only=_RO
+    ),
+    ConfigDef("group.consumer.regex.refresh.interval.ms", _T.INT, 600000, minimum=10000, read_only=_RO),
     # producers and transactions
     ConfigDef("producer.id.expiration.ms", _T.INT, 86400000, minimum=1),
     ConfigDef("transactional.id.expiration.ms", _T.INT, 604800000, minimum=1, read_only=_RO),
@@ -358,7 +370,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("controller.listener.names", _T.STRING, None, read_only=_RO),
     ConfigDef("inter.broker.listener.name", _T.STRING, None, read_only=_RO),
     ConfigDef("listener.security.protocol.map", _T.STRING, None),
-    ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic"], read_only=_RO),
+    ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic", "consumer"], read_only=_RO),
     ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3, read_only=_RO),
     ConfigDef("share.coordinator.state.topic.min.isr", _T.INT, 2, read_only=_RO),
 )

@@ -42,6 +42,7 @@ var scenarios = map[string]scenario{
 	"franz-sweep":            franzSweep,
 	"franz-session-readd":    franzSessionReadd,
 	"franz-pipeline":         franzPipeline,
+	"franz-topic-recreated":  franzTopicRecreated,
 }
 
 func main() {
