@@ -5,7 +5,7 @@ above 4 never reaches this handler: the connection answers it with a v0 body car
 and the table, and the client retries with a version it finds there. v3+ clients send their software
 name and version; Kafka checks them against `[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?` and answers
 INVALID_REQUEST when they do not match. v4 (KAFKA-17011; Kafka 4 serves 0-4) has v3's layout; it only lets a
-supported feature's min version be 0, and this broker lists no features.
+supported feature's min version be 0.
 
 v5 adds the cluster id and node id the client believes it is talking to (KIP-1102's rebootstrap). As
 Kafka 4.4 answers: both absent (null, -1) is fine; only one of them given is INVALID_REQUEST; both given
@@ -13,6 +13,10 @@ and either differing from this broker's is REBOOTSTRAP_REQUIRED (the client has 
 must look the cluster up again). An error answer lists no APIs. kio has no v5 schema: `decode` reads v5
 (v4's fields, then the two new ones) and hands every version to the handler as `ApiVersionsParams`; v5's
 response has v4's layout.
+
+v3+ also lists features (KIP-584) in tagged fields: `group.version` is supported at 0-1 and finalized at 1
+(Kafka 4.4's level: the consumer rebalance protocol of KIP-848 is on), with finalized-features epoch 0.
+As Kafka, v3 leaves out supported features whose minimum version is 0; v4+ lists them.
 
 Errors: NONE, UNSUPPORTED_VERSION (from the connection), INVALID_REQUEST (v3+ bad client software name,
 v5 half an identity), REBOOTSTRAP_REQUIRED (v5, another cluster or node).
@@ -26,7 +30,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from kio.static.primitive import i16, i32Timedelta
+from kio.static.primitive import i16, i32Timedelta, i64
 
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, decode_with_kio, request_type, response_type
@@ -74,6 +78,9 @@ def _identity_error(ctx: RequestContext, request: ApiVersionsParams) -> ErrorCod
         return ErrorCode.rebootstrap_required
     return ErrorCode.none
 
+# (feature, min supported, max supported, finalized level)
+_FEATURES = (("group.version", 0, 1, 1),)
+
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
 
@@ -98,7 +105,27 @@ async def handle(ctx: RequestContext, request: ApiVersionsParams) -> Any:
         )
     if version == 0:
         return cls(error_code=error, api_keys=api_keys)
-    return cls(error_code=error, api_keys=api_keys, throttle_time=i32Timedelta.parse(datetime.timedelta(0)))
+    throttle = i32Timedelta.parse(datetime.timedelta(0))
+    if version < 3 or error is not ErrorCode.none:
+        return cls(error_code=error, api_keys=api_keys, throttle_time=throttle)
+    supported_cls = cls.__dataclass_fields__["supported_features"].type.__args__[0]
+    finalized_cls = cls.__dataclass_fields__["finalized_features"].type.__args__[0]
+    return cls(
+        error_code=error,
+        api_keys=api_keys,
+        throttle_time=throttle,
+        supported_features=tuple(
+            supported_cls(name=name, min_version=i16(low), max_version=i16(high))
+            for name, low, high, _level in _FEATURES
+            if low > 0 or version >= 4
+        ),
+        finalized_features_epoch=i64(0),
+        finalized_features=tuple(
+            finalized_cls(name=name, max_version_level=i16(level), min_version_level=i16(level))
+            for name, _low, _high, level in _FEATURES
+            if level > 0
+        ),
+    )
 
 
 SPEC = ApiSpec(

@@ -5,6 +5,9 @@ does). A group that does not exist is described as Dead with no members: with NO
 GROUP_ID_NOT_FOUND and an error message from v6 (KIP-1043). v3 adds authorized operations (KIP-430; all
 operations, as there is no authorizer), v4 group.instance.id.
 
+A consumer group (KIP-848) is not described here: GROUP_ID_NOT_FOUND "Group X is not a classic group." (a
+Dead group below v6), as Kafka 4.4 answers; ConsumerGroupDescribe describes it.
+
 Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, GROUP_ID_NOT_FOUND (v6+).
 """
 
@@ -36,7 +39,7 @@ async def handle(ctx: Any, request: Any) -> Any:
             if ctx.api_version < 6:
                 error = ErrorCode.none
             else:
-                message = f"Group {group_id} not found."
+                message = core.describe_message(group_id)
         groups.append(
             build(
                 group_cls,

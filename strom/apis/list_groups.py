@@ -1,7 +1,8 @@
 """ListGroups (api key 16), versions 0-5: the groups this broker coordinates.
 
 v4 filters by state (KIP-518, case-insensitive) and answers each group's state; v5 filters by type
-(KIP-848: every group here is "classic") and answers the type.
+(KIP-848: "classic" or "consumer", case-insensitive) and answers the type. Consumer groups have protocol
+type "consumer" and their own states (Empty, Assigning, Reconciling, Stable).
 
 Errors: COORDINATOR_LOAD_IN_PROGRESS while a __consumer_offsets partition is still loading (with the
 groups already known).
@@ -33,7 +34,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                 group_id=g.group_id,
                 protocol_type=g.protocol_type,
                 group_state=g.state,
-                group_type="classic",
+                group_type=g.group_type,
             )
             for g in listed
         ),

@@ -3,11 +3,14 @@
 A commit from a member of the current generation (or with generation -1 for a group that only stores
 offsets) is written as OffsetCommitKey v1 / OffsetCommitValue v3 records and answered once the write is
 acknowledged. v6 adds the committed leader epoch (KIP-320), v7 group.instance.id (KIP-345). The
-retention_time of v2-4 is ignored: offsets.retention.minutes applies (KIP-211).
+retention_time of v2-4 is ignored: offsets.retention.minutes applies (KIP-211). For a consumer group
+(KIP-848) the generation field carries the member epoch: STALE_MEMBER_EPOCH unless it is the member's
+current one (or an older one under which the committed partitions were already assigned, KIP-1251).
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE
 (offset.metadata.max.bytes), NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
-INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID.
+INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID,
+STALE_MEMBER_EPOCH.
 """
 
 from __future__ import annotations

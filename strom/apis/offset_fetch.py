@@ -5,10 +5,12 @@ v2+ accepts null topics for "every committed offset of the group" and has a top-
 the committed leader epoch (KIP-320); v7 require_stable (KIP-447): a partition with transactional offsets
 still pending for the group (TxnOffsetCommit written, the transaction's marker not yet applied) answers
 offset -1 and UNSTABLE_OFFSET_COMMIT instead of its older committed offset, and the client retries; v8+
-asks for several groups at once (KIP-709), each with its own error.
+asks for several groups at once (KIP-709), each with its own error; v9 names the fetching member and its
+epoch (KIP-848): for a consumer group the member must be known (UNKNOWN_MEMBER_ID) and at its current
+epoch (STALE_MEMBER_EPOCH), while a fetch without a member (admin tools) is always answered.
 
 Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID (v1 reports them per partition);
-UNSTABLE_OFFSET_COMMIT per partition (v7+ with require_stable).
+UNSTABLE_OFFSET_COMMIT per partition (v7+ with require_stable); UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH (v9+).
 """
 
 from __future__ import annotations
@@ -60,8 +62,14 @@ async def handle(ctx: Any, request: Any) -> Any:
         group_cls = entry_type(cls, "groups")
         topic_cls = entry_type(group_cls, "topics")
         groups = []
+        core = ctx.broker.group_coordinator.core
         for g in request.groups:
-            error, fetched = _fetch(ctx, g.group_id, g.topics, require_stable)
+            member_id = getattr(g, "member_id", None)
+            error = core.validate_offset_fetch(g.group_id, member_id, int(getattr(g, "member_epoch", -1)))
+            if error is ErrorCode.none:
+                error, fetched = _fetch(ctx, g.group_id, g.topics, require_stable)
+            else:
+                fetched = []
             groups.append(
                 build(group_cls, group_id=g.group_id, topics=_topics(topic_cls, fetched), error_code=error)
             )

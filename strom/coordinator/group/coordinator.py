@@ -9,6 +9,8 @@ partitions of __consumer_offsets.
 - Records the core emits are written through the partition's `append_as_leader` (acks=all); the core's
   continuation runs only when the write is acknowledged.
 - One timer task sleeps until the core's next deadline (heartbeats, delayed joins, offset expiry).
+- Consumer groups (KIP-848) see the cluster's topics through a view of the newest metadata image, rebuilt
+  (with a new version, so broker-side regexes are resolved again) whenever the image changes.
 - Transactional offset commits (TxnOffsetCommit) are written as transactional batches of the producer;
   the replay keeps a transaction's offset records aside until its marker: COMMIT applies them, ABORT
   drops them, and those of a transaction still open stay pending in the core.
@@ -25,6 +27,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from strom.config import segment_size_override
+from strom.coordinator.consumer.config import ConsumerGroupConfig
+from strom.coordinator.consumer.group import TopicMeta, TopicsView
 from strom.coordinator.group.core import AppendDone, GroupConfig, GroupCoordinatorCore, Record
 from strom.protocol.control_records import COMMIT, marker_type
 from strom.protocol.errors import ErrorCode, KafkaError
@@ -53,6 +57,9 @@ class GroupCoordinator:
         self.core = GroupCoordinatorCore(self.config, self._append)
         self.core.leads = self._leads
         self.core.append_transactional = self._append_transactional
+        self.core.consumer_config = ConsumerGroupConfig.from_broker_config(broker.config)
+        self.core.topics_view = self._topics_view
+        self._view: tuple[Any, TopicsView] | None = None
         self._wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -145,6 +152,17 @@ class GroupCoordinator:
                     raise CoordinatorNotAvailableError(str(exc)) from None
                 info = backend.image.topic(OFFSETS_TOPIC)
             return info
+
+    def _topics_view(self) -> TopicsView:
+        image = self.broker.metadata.image
+        if self._view is None or self._view[0] is not image:
+            version = 0 if self._view is None else self._view[1].version + 1
+            topics = [
+                TopicMeta(info.topic_id, name, len(info.partitions), info.internal)
+                for name, info in image.topics.items()
+            ]
+            self._view = (image, TopicsView(topics, version))
+        return self._view[1]
 
     def _leads(self, partition: int) -> bool:
         info = self.broker.metadata.image.topic(OFFSETS_TOPIC)

@@ -11,11 +11,14 @@ the owner calls `tick(now_ms)` at `next_deadline()` to fire heartbeat expiry, de
 `loading` (partition ownership and replay), `rebalance` (the state machine and its deadlines),
 `membership` (JoinGroup/SyncGroup/Heartbeat/LeaveGroup; KIP-394, KIP-345, KIP-814), `offsets`
 (OffsetCommit/OffsetFetch/OffsetDelete, KIP-496; expiry, KIP-211), `txn_offsets` (TxnOffsetCommit,
-KIP-98/KIP-447) and `admin` (ListGroups/DescribeGroups/DeleteGroups).
+KIP-98/KIP-447) and `admin` (ListGroups/DescribeGroups/DeleteGroups). Consumer groups (KIP-848) come from
+`strom.coordinator.consumer.core.ConsumerGroups`, first in the bases: it serves their group ids and hands
+every other on to the classic modules.
 """
 
 from __future__ import annotations
 
+from strom.coordinator.consumer.core import ConsumerGroups
 from strom.coordinator.group.admin import GroupAdmin
 from strom.coordinator.group.base import AppendDone, AppendSink, Record, append_error_code
 from strom.coordinator.group.config import GroupConfig
@@ -37,7 +40,9 @@ __all__ = [
 _S = GroupState
 
 
-class GroupCoordinatorCore(GroupLoader, MembershipHandlers, OffsetStore, TxnOffsets, GroupAdmin):
+class GroupCoordinatorCore(
+    ConsumerGroups, GroupLoader, MembershipHandlers, OffsetStore, TxnOffsets, GroupAdmin
+):
     """Every group of the __consumer_offsets partitions this broker leads. One instance per broker; all
     calls come from one thread (the event loop), so no locking."""
 
@@ -48,6 +53,8 @@ class GroupCoordinatorCore(GroupLoader, MembershipHandlers, OffsetStore, TxnOffs
         """Fire every deadline at or before `now_ms`."""
         for key in self.timers.pop_expired(now_ms):
             kind = key[0]
+            if self.consumer_tick(key, now_ms):
+                continue
             if kind == "expire":
                 self.expire_offsets(now_ms)
                 self._schedule_expiry(now_ms)

@@ -1,0 +1,84 @@
+"""ConsumerGroupDescribe (api key 69), versions 0-1: consumer groups (KIP-848) as their coordinator sees
+them: state (Empty, Assigning, Reconciling, Stable), group epoch, target assignment epoch, the assignor,
+and per member its epoch, subscription, current assignment and target assignment. v1 adds each member's
+type (1: a member of the consumer protocol; Strom has no classic members in consumer groups). Authorized
+operations (KIP-430) are all a group has (READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS, as
+Kafka 4.4 reports them) when asked for, as there is no authorizer.
+
+Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND
+("Group X not found.", or "Group X is not a consumer group." for a classic group, after which the admin
+client asks DescribeGroups).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.static.primitive import i8, i32
+
+from strom.apis._build import build, entry_type, no_throttle
+from strom.coordinator.consumer.results import DescribedGroup
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec, response_type
+
+API_KEY = 69
+# READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (bits of AclOperation codes), Kafka 4.4's answer
+_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+_NOT_REQUESTED = -(2**31)
+
+
+def _assignment(cls: type, parts: list[tuple[Any, str, list[int]]]) -> Any:
+    tp_cls = entry_type(cls, "topic_partitions")
+    return cls(
+        topic_partitions=tuple(
+            tp_cls(topic_id=topic_id, topic_name=name, partitions=tuple(i32(p) for p in ps))
+            for topic_id, name, ps in parts
+        )
+    )
+
+
+async def handle(ctx: Any, request: Any) -> Any:
+    core = ctx.broker.group_coordinator.core
+    cls = response_type(API_KEY, ctx.api_version)
+    group_cls = entry_type(cls, "groups")
+    member_cls = entry_type(group_cls, "members")
+    assignment_cls = entry_type(member_cls, "assignment")
+    ops = _GROUP_OPERATIONS if request.include_authorized_operations else _NOT_REQUESTED
+    groups = []
+    for group_id in request.group_ids:
+        described: DescribedGroup = core.consumer_describe(group_id)
+        ok = described.error is ErrorCode.none
+        groups.append(
+            build(
+                group_cls,
+                error_code=described.error,
+                error_message=described.message,
+                group_id=group_id,
+                group_state=described.state,
+                group_epoch=i32(described.group_epoch),
+                assignment_epoch=i32(described.assignment_epoch),
+                assignor_name=described.assignor,
+                members=tuple(
+                    build(
+                        member_cls,
+                        member_id=m.member_id,
+                        instance_id=m.instance_id,
+                        rack_id=m.rack_id,
+                        member_epoch=i32(m.member_epoch),
+                        client_id=m.client_id,
+                        client_host=m.client_host,
+                        subscribed_topic_names=m.subscribed_topic_names,
+                        subscribed_topic_regex=m.subscribed_topic_regex,
+                        assignment=_assignment(assignment_cls, m.assignment),
+                        target_assignment=_assignment(assignment_cls, m.target_assignment),
+                        member_type=i8(1),
+                    )
+                    for m in described.members
+                ),
+                authorized_operations=i32(ops if ok else _NOT_REQUESTED),
+            )
+        )
+    return build(cls, throttle_time=no_throttle(), groups=tuple(groups))
+
+
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=1, handler=handle, name="ConsumerGroupDescribe")

@@ -1,0 +1,33 @@
+"""Consumer group settings (KIP-848), read from the broker's Kafka config keys with Kafka 4.4's defaults:
+group.consumer.session.timeout.ms (45 s), group.consumer.heartbeat.interval.ms (5 s),
+group.consumer.max.size, group.consumer.assignors (uniform, range; the first is the default) and
+group.consumer.regex.refresh.interval.ms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strom.config import INT_MAX, BrokerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupConfig:
+    session_timeout_ms: int = 45000
+    heartbeat_interval_ms: int = 5000
+    max_size: int = INT_MAX
+    assignors: tuple[str, ...] = ("uniform", "range")
+    regex_refresh_interval_ms: int = 600000
+
+    @property
+    def default_assignor(self) -> str:
+        return self.assignors[0]
+
+    @classmethod
+    def from_broker_config(cls, config: BrokerConfig) -> ConsumerGroupConfig:
+        return cls(
+            session_timeout_ms=config.get("group.consumer.session.timeout.ms"),
+            heartbeat_interval_ms=config.get("group.consumer.heartbeat.interval.ms"),
+            max_size=config.get("group.consumer.max.size"),
+            assignors=tuple(config.get("group.consumer.assignors")),
+            regex_refresh_interval_ms=config.get("group.consumer.regex.refresh.interval.ms"),
+        )
