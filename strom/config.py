@@ -199,6 +199,7 @@ _T = ConfigType
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 _TS_TYPES = ("CreateTime", "LogAppendTime")
 _CLEANUP_POLICIES = ("compact", "delete")
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def _defs(*items: ConfigDef) -> dict[str, ConfigDef]:
@@ -369,7 +370,39 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("controller.quorum.voters", _T.LIST, [], read_only=_RO),
     ConfigDef("controller.listener.names", _T.STRING, None, read_only=_RO),
     ConfigDef("inter.broker.listener.name", _T.STRING, None, read_only=_RO),
-    ConfigDef("listener.security.protocol.map", _T.STRING, None),
+    # listeners and TLS (strom.server.listeners, strom.security.tls); each key below may be set for one
+    # listener as listener.name.<lower-cased name>.<key>. Kafka can update the ssl keys dynamically;
+    # Strom builds a listener's TLS context once, at start-up, so they are read-only here.
+    ConfigDef(
+        "listener.security.protocol.map",
+        _T.STRING,
+        "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        read_only=_RO,
+    ),
+    ConfigDef("security.inter.broker.protocol", _T.STRING, "PLAINTEXT", choices=_PROTOCOLS, read_only=_RO),
+    ConfigDef("ssl.protocol", _T.STRING, "TLSv1.3", read_only=_RO),
+    ConfigDef("ssl.provider", _T.STRING, None, read_only=_RO),
+    ConfigDef("ssl.enabled.protocols", _T.LIST, ["TLSv1.2", "TLSv1.3"], read_only=_RO),
+    ConfigDef("ssl.cipher.suites", _T.LIST, [], read_only=_RO),
+    ConfigDef("ssl.client.auth", _T.STRING, "none", choices=("required", "requested", "none"), read_only=_RO),
+    ConfigDef("ssl.keystore.type", _T.STRING, "JKS", read_only=_RO),
+    ConfigDef("ssl.keystore.location", _T.STRING, None, read_only=_RO),
+    ConfigDef("ssl.keystore.password", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("ssl.key.password", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("ssl.keystore.key", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("ssl.keystore.certificate.chain", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("ssl.truststore.type", _T.STRING, "JKS", read_only=_RO),
+    ConfigDef("ssl.truststore.location", _T.STRING, None, read_only=_RO),
+    ConfigDef("ssl.truststore.password", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("ssl.truststore.certificates", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("ssl.endpoint.identification.algorithm", _T.STRING, "https", read_only=_RO),
+    ConfigDef("ssl.principal.mapping.rules", _T.STRING, "DEFAULT", read_only=_RO),
+    ConfigDef("ssl.keymanager.algorithm", _T.STRING, "SunX509", read_only=_RO),
+    ConfigDef("ssl.trustmanager.algorithm", _T.STRING, "PKIX", read_only=_RO),
+    ConfigDef("ssl.secure.random.implementation", _T.STRING, None, read_only=_RO),
+    ConfigDef("ssl.engine.factory.class", _T.CLASS, None, read_only=_RO),
+    ConfigDef("ssl.allow.dn.changes", _T.BOOLEAN, False, read_only=_RO),
+    ConfigDef("ssl.allow.san.changes", _T.BOOLEAN, False, read_only=_RO),
     ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic", "consumer"], read_only=_RO),
     ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3, read_only=_RO),
     ConfigDef("share.coordinator.state.topic.min.isr", _T.INT, 2, read_only=_RO),

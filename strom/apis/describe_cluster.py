@@ -1,7 +1,8 @@
 """DescribeCluster (api key 60), versions 0-2 (KIP-700; endpoint type KIP-919; fenced brokers KIP-1073).
 
 Behaviour: the cluster id, the controller id (this broker on a single node, the elected controller in a
-cluster) and every live broker with its advertised host, port and rack. v1+ `endpoint_type` must be 1
+cluster) and every live broker with its advertised host and port on the listener the client connected
+through (brokers without that listener are left out), and its rack. v1+ `endpoint_type` must be 1
 (brokers); a broker does not describe controller endpoints. v2 reports `is_fenced` false for every listed
 broker. With `include_cluster_authorized_operations`, the CLUSTER operations a client may perform; Strom
 has no authorizer, so that is every operation the CLUSTER resource supports (as Kafka answers without one).
@@ -47,16 +48,18 @@ async def handle(ctx: Any, request: Any) -> Any:
             brokers=(),
             cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
         )
+    # the endpoints of the client's listener; brokers without it are left out, as in Kafka
     brokers = tuple(
         build(
             mod.DescribeClusterBroker,
             broker_id=b.node_id,
-            host=b.host,
-            port=b.port,
+            host=ep.host,
+            port=ep.port,
             rack=b.rack,
             is_fenced=False,
         )
         for b in sorted(image.brokers.values(), key=lambda b: b.node_id)
+        if (ep := b.endpoint(ctx.listener_name)) is not None
     )
     return build(
         mod.DescribeClusterResponse,

@@ -473,8 +473,10 @@ def _leader_hints(
             leader = (state.leader, state.leader_epoch) if state is not None else (-1, -1)
         resp.current_leader = leader
         node = image.brokers.get(leader[0])
-        if node is not None:
-            endpoints[node.node_id] = NodeEndpoint(node.node_id, node.host, node.port, node.rack)
+        # the leader's address on the client's own listener
+        ep = node.endpoint(ctx.listener_name) if node is not None else None
+        if node is not None and ep is not None:
+            endpoints[node.node_id] = NodeEndpoint(node.node_id, ep.host, ep.port, node.rack)
     return [endpoints[n] for n in sorted(endpoints)]
 
 

@@ -2,7 +2,8 @@
 
 A group's coordinator is the leader of partition abs(javaHashCode(group)) % offsets.topic.num.partitions
 of __consumer_offsets; a transactional id's, the leader of its partition of __transaction_state. The
-internal topic is created on first use (COORDINATOR_NOT_AVAILABLE if that fails). v1 adds key_type
+internal topic is created on first use (COORDINATOR_NOT_AVAILABLE if that fails). The coordinator's
+address is its endpoint on the listener the client connected through. v1 adds key_type
 (0 group, 1 transaction) and error_message; v4 batches several keys (KIP-699); v5 only allows the
 TRANSACTION_ABORTABLE error (KIP-890, never answered here); v6 adds key type 2, share-group state
 partitions (KIP-932), which a broker without share groups refuses with INVALID_REQUEST, as Kafka 4.4 does
@@ -41,7 +42,9 @@ async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | N
     partition = partition_for(key, len(info.partitions))
     state = info.partitions.get(partition)
     broker = image.brokers.get(state.leader) if state is not None else None
-    if broker is None:
+    # the coordinator's address on the client's listener; a coordinator without it is not available
+    endpoint = broker.endpoint(ctx.listener_name) if broker is not None else None
+    if broker is None or endpoint is None:
         return ErrorCode.coordinator_not_available, None, -1, "", -1
     if key_type == 0 and broker.node_id == ctx.broker.node_id:
         core = ctx.broker.group_coordinator.core
@@ -49,7 +52,7 @@ async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | N
             # this broker coordinates the group but has not loaded its offsets partition yet: clients
             # retry FindCoordinator until it has, rather than failing a commit on a loading coordinator
             return ErrorCode.coordinator_not_available, "the group's coordinator is loading", -1, "", -1
-    return ErrorCode.none, None, broker.node_id, broker.host, broker.port
+    return ErrorCode.none, None, broker.node_id, endpoint.host, endpoint.port
 
 
 async def handle(ctx: Any, request: Any) -> Any:

@@ -6,6 +6,8 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
   allows it (`allow_auto_topic_creation`, v4+; always allowed below), with `num.partitions` and
   `default.replication.factor`. Until the new topic's partitions are open on this broker it answers
   LEADER_NOT_AVAILABLE, so clients retry.
+- Brokers are listed with their endpoints on the listener the client connected through; a broker without
+  that listener is left out (Kafka's metadata cache by listener name).
 - Topic ids (KIP-516) from v10; v10+ requests by topic id alone are answered by id.
 - v8+ `topic_authorized_operations` is -2147483648 (not requested / no authorizer).
 - v13 (KIP-1102) adds a top-level error code, REBOOTSTRAP_REQUIRED when a client should look the cluster
@@ -290,9 +292,12 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
                 topic = _error_topic(name, ErrorCode.leader_not_available, info.topic_id)
             topics.append(topic)
 
+    # the endpoints of the listener this client connected through; brokers without it are left out
+    listener = ctx.listener_name
     brokers = [
-        MetadataBroker(b.node_id, b.host, b.port, b.rack)
+        MetadataBroker(b.node_id, ep.host, ep.port, b.rack)
         for b in sorted(image.brokers.values(), key=lambda b: b.node_id)
+        if (ep := b.endpoint(listener)) is not None
     ]
     return RawResponse([encode_response(version, brokers, image.cluster_id, image.controller_id, topics)])
 

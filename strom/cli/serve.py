@@ -114,7 +114,11 @@ def serve(
         raise click.ClickException(str(exc)) from None
     if config.get("process.roles"):
         _refuse_kraft(config)
-    sys.exit(asyncio.run(_run(config)))
+    try:
+        code = asyncio.run(_run(config))
+    except ConfigError as exc:  # listeners and TLS settings are checked as the broker is built
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 def _refuse_kraft(config: BrokerConfig) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import itertools
+import ssl as ssl_module
 import struct
 from typing import Any, TypeVar
 
@@ -60,9 +61,17 @@ class BrokerConnection:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, client_id: str = "strom", timeout: float = 10.0, negotiate: bool = True
+        cls,
+        host: str,
+        port: int,
+        *,
+        client_id: str = "strom",
+        timeout: float = 10.0,
+        negotiate: bool = True,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> BrokerConnection:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        """Connect (through TLS when `ssl` is given, checking the broker's name if the context asks)."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ssl), timeout)
         conn = cls(reader, writer, client_id)
         if negotiate:
             try:

@@ -14,13 +14,37 @@ INTERNAL_TOPICS: frozenset[str] = frozenset({"__consumer_offsets", "__transactio
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One advertised listener of a broker: its name, address and security protocol."""
+
+    listener: str
+    host: str
+    port: int
+    security_protocol: str = "PLAINTEXT"
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerInfo:
-    """One broker as clients see it in Metadata and DescribeCluster."""
+    """One broker as clients see it in Metadata and DescribeCluster.
+
+    `endpoints` are its advertised listeners; clients are answered with the endpoint of the listener they
+    connected through, and brokers without that listener are left out (as Kafka does). `host`/`port` are
+    the first endpoint's (Kafka's legacy registration fields). A BrokerInfo without endpoints (tests, an
+    old registration) answers its host/port for every listener."""
 
     node_id: int
     host: str
     port: int
     rack: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+
+    def endpoint(self, listener: str) -> Endpoint | None:
+        if not self.endpoints:
+            return Endpoint(listener, self.host, self.port)
+        for endpoint in self.endpoints:
+            if endpoint.listener == listener:
+                return endpoint
+        return None
 
 
 @dataclass(frozen=True, slots=True)

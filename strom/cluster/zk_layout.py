@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strom.cluster.local import base64_to_uuid, uuid_to_base64
-from strom.cluster.metadata import BrokerInfo
+from strom.cluster.metadata import BrokerInfo, Endpoint
 
 CLUSTER_ID = "/cluster/id"
 CONTROLLER = "/controller"
@@ -144,15 +144,20 @@ def decode_controller_epoch(data: bytes) -> int:
 
 
 # --- /brokers/ids/<id> -----------------------------------------------------------------------------------
-def encode_broker(broker: BrokerInfo, timestamp_ms: int, listener: str = "PLAINTEXT") -> bytes:
+def encode_broker(broker: BrokerInfo, timestamp_ms: int) -> bytes:
+    """Kafka's registration v5: every advertised listener in `endpoints` (`NAME://host:port`) with its
+    protocol in `listener_security_protocol_map`; `host`/`port` are those of the first PLAINTEXT-protocol
+    endpoint, null and -1 when there is none (Kafka's BrokerInfo.toJsonBytes)."""
+    endpoints = broker.endpoints or (Endpoint("PLAINTEXT", broker.host, broker.port),)
+    plain = next((e for e in endpoints if e.security_protocol == "PLAINTEXT"), None)
     doc: dict[str, Any] = {
-        "listener_security_protocol_map": {listener: "PLAINTEXT"},
-        "endpoints": [f"{listener}://{broker.host}:{broker.port}"],
+        "listener_security_protocol_map": {e.listener: e.security_protocol for e in endpoints},
+        "endpoints": [f"{e.listener}://{_bracket(e.host)}:{e.port}" for e in endpoints],
         "jmx_port": -1,
         "features": {},
-        "host": broker.host,
+        "host": plain.host if plain is not None else None,
         "timestamp": str(timestamp_ms),
-        "port": broker.port,
+        "port": plain.port if plain is not None else -1,
         "version": 5,
     }
     if broker.rack is not None:  # Kafka leaves the key out when no rack is configured
@@ -160,16 +165,25 @@ def encode_broker(broker: BrokerInfo, timestamp_ms: int, listener: str = "PLAINT
     return _dumps(doc)
 
 
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def decode_broker(node_id: int, data: bytes) -> BrokerInfo:
-    """The first endpoint (Kafka's inter-broker listener is the first PLAINTEXT one by default)."""
+    """Every endpoint, with its protocol from the map (registrations older than v2 have none: the
+    listener's name is its protocol); host/port are the first endpoint's."""
     doc = _loads(data)
-    host, port = doc.get("host"), doc.get("port", -1)
-    endpoints = doc.get("endpoints") or []
-    if endpoints:
-        _, _, address = str(endpoints[0]).partition("://")
+    protocols = doc.get("listener_security_protocol_map") or {}
+    endpoints = []
+    for raw in doc.get("endpoints") or []:
+        name, _, address = str(raw).partition("://")
         ep_host, _, ep_port = address.rpartition(":")
-        host, port = ep_host.strip("[]"), int(ep_port)
-    return BrokerInfo(node_id=node_id, host=str(host), port=int(port), rack=doc.get("rack"))
+        endpoints.append(Endpoint(name, ep_host.strip("[]"), int(ep_port), protocols.get(name, name)))
+    if endpoints:
+        host, port = endpoints[0].host, endpoints[0].port
+    else:
+        host, port = str(doc.get("host") or ""), int(doc.get("port", -1))
+    return BrokerInfo(node_id, host, port, doc.get("rack"), tuple(endpoints))
 
 
 # --- /brokers/topics/<t> -----------------------------------------------------------------------------------

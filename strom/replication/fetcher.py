@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -57,8 +58,10 @@ class FetcherConfig:
         partition_max_bytes: int = 1024 * 1024,
         backoff_s: float = 0.2,
         timeout_s: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.node_id = node_id
+        self.ssl_context = ssl_context  # the inter-broker listener's TLS client context, if it uses TLS
         self.max_wait_ms = max_wait_ms
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
@@ -156,6 +159,7 @@ class ReplicaFetcher:
             client_id=f"replica-{self._config.node_id}",
             negotiate=False,
             timeout=self._config.timeout_s,
+            ssl=self._config.ssl_context,
         )
         return self._conn
 

@@ -166,8 +166,10 @@ class ReplicaManager:
                 fetcher.remove(key)
 
     def _broker_address(self, node_id: int) -> tuple[str, int] | None:
+        """The leader's endpoint on the inter-broker listener (None: unknown broker or no such listener)."""
         info = self._image.brokers.get(node_id)
-        return None if info is None else (info.host, info.port)
+        endpoint = info.endpoint(self.broker.inter_broker_listener) if info is not None else None
+        return None if endpoint is None else (endpoint.host, endpoint.port)
 
     def _fetcher_config(self) -> FetcherConfig:
         cfg = self.broker.config
@@ -178,6 +180,7 @@ class ReplicaManager:
             partition_max_bytes=int(cfg.get("replica.fetch.max.bytes")),
             backoff_s=0.1,
             timeout_s=int(cfg.get("replica.socket.timeout.ms")) / 1000,
+            ssl_context=self.broker.inter_broker_ssl,
         )
 
     # --- ISR ---------------------------------------------------------------------------------------

@@ -1,7 +1,14 @@
 """The broker process: owns the log manager, the cluster metadata backend, the replica manager, the
-purgatories, the API registry and the listener, and runs them in order.
+purgatories, the API registry and the listeners, and runs them in order.
 
-Start-up: bind the listener (so the advertised port is known even for port 0), load the logs, start the
+Listeners are Kafka's named listeners (strom.server.listeners): one server per entry of `listeners`, each
+with its security (strom.security.channel: a TLS context for SSL listeners, the principal of each
+connection), every connection knowing the listener it came through. The broker registers the advertised
+endpoint of every listener; Metadata answers each client with the endpoints of its own listener, and
+followers and the transaction markers use `inter.broker.listener.name`'s. Listener settings are checked
+when the Broker is built, so a bad configuration fails before anything is bound.
+
+Start-up: bind the listeners (so the advertised ports are known even for port 0), load the logs, start the
 cluster backend (which publishes the metadata image; the replica manager follows it and opens the
 partitions), then accept connections. The backend is ZooKeeper (strom.cluster.zookeeper) when
 zookeeper.connect is set, else the single-node local backend. Shutdown: in a cluster, first Kafka's
@@ -22,13 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from strom.cluster.metadata import BrokerInfo
+from strom.cluster.metadata import BrokerInfo, Endpoint
 from strom.config import BrokerConfig
 from strom.protocol.registry import ApiRegistry
+from strom.security.authorizer import AllowAll, Authorizer
+from strom.security.channel import ListenerSecurity, inter_broker_ssl_context
 from strom.server.connection import Connection
 from strom.server.fetch_sessions import FetchSessionCache
 from strom.server.frame_protocol import FrameProtocol
 from strom.server.idle_connections import IdleConnectionSweeper
+from strom.server.listeners import parse_listeners
 from strom.server.producer_ids import ProducerIdManager
 
 log = logging.getLogger("strom.broker")
@@ -64,6 +74,17 @@ class Broker:
         self.config = config
         self.clock = clock
         self.node_id = config.node_id
+        # ConfigError here, before anything is bound or loaded, for bad listeners or TLS settings
+        self.listeners = parse_listeners(config)
+        self.listener_security = {
+            listener.name: ListenerSecurity.build(config, listener) for listener in self.listeners.listeners
+        }
+        self.inter_broker_listener = self.listeners.inter_broker
+        inter = self.listeners.get(self.inter_broker_listener) or self.listeners.advertised_for(
+            self.inter_broker_listener
+        )
+        self.inter_broker_ssl = inter_broker_ssl_context(config, inter) if inter is not None else None
+        self.authorizer: Authorizer = AllowAll()
         self.registry = registry if registry is not None else build_registry()
         self.log_manager = LogManager(config.log_dirs, config, clock=clock)
         self.replica_manager = ReplicaManager(self)
@@ -87,61 +108,72 @@ class Broker:
 
         self.metrics = BrokerMetrics(self)
         self.shutdown_timeout = shutdown_timeout
-        self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.base_events.Server] = []
         self._connections: set[Connection] = set()
         self._next_connection = 0
         self._idle_sweeper: IdleConnectionSweeper | None = None
-        self._bound: tuple[str, int] | None = None
-        self._advertised: tuple[str, int] | None = None
+        self.bound_addresses: dict[str, tuple[str, int]] = {}
+        self.endpoints: tuple[Endpoint, ...] = ()
         self._stopped = asyncio.Event()
         self._started = False
 
     # --- addresses --------------------------------------------------------------------------------
     @property
     def bound_address(self) -> tuple[str, int]:
-        if self._bound is None:
+        """Where the first listener is bound."""
+        if not self.bound_addresses:
             raise RuntimeError("broker not started")
-        return self._bound
+        return next(iter(self.bound_addresses.values()))
 
     @property
     def advertised_address(self) -> tuple[str, int]:
-        if self._advertised is None:
+        """The first advertised endpoint (the one `strom serve` prints)."""
+        if not self.endpoints:
             raise RuntimeError("broker not started")
-        return self._advertised
+        return self.endpoints[0].host, self.endpoints[0].port
 
     @property
     def broker_info(self) -> BrokerInfo:
         host, port = self.advertised_address
-        return BrokerInfo(self.node_id, host, port, self.config.get("broker.rack"))
+        return BrokerInfo(self.node_id, host, port, self.config.get("broker.rack"), self.endpoints)
 
-    def _advertise(self, bound_host: str, bound_port: int) -> tuple[str, int]:
-        raw = self.config.get("advertised.listeners")
-        if raw:
-            _name, host, port = parse_listener(str(raw))
-            if host and port:
-                return host, port
-        _name, host, port = parse_listener(str(self.config.get("listeners")))
-        if host in ("", "0.0.0.0", "::"):
-            host = socket.getfqdn()
-        return host, bound_port
+    def _advertise(self) -> tuple[Endpoint, ...]:
+        """Each advertised listener's endpoint: its port 0 is the port bound for that name, an empty or
+        wildcard host the bound host or else this machine's name."""
+        endpoints = []
+        for listener in self.listeners.advertised:
+            bound_host, bound_port = self.bound_addresses.get(listener.name, ("", 0))
+            host, port = listener.host, listener.port or bound_port
+            if host in ("", "0.0.0.0", "::"):
+                host = bound_host if bound_host not in ("", "0.0.0.0", "::") else socket.getfqdn()
+            endpoints.append(Endpoint(listener.name, host, port, listener.security_protocol))
+        return tuple(endpoints)
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         from strom.cluster.local import LocalBackend
 
-        _name, host, port = parse_listener(str(self.config.get("listeners")))
         max_request = int(self.config.get("socket.request.max.bytes"))
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: FrameProtocol(max_request, self._on_connection),
-            host=host or None,
-            port=port,
-            reuse_address=True,
-            start_serving=False,
-        )
-        sock = self._server.sockets[0]
-        bound = sock.getsockname()
-        self._bound = (bound[0], bound[1])
-        self._advertised = self._advertise(bound[0], bound[1])
+        loop = asyncio.get_running_loop()
+        try:
+            for listener in self.listeners.listeners:
+                security = self.listener_security[listener.name]
+                server = await loop.create_server(
+                    self._protocol_factory(max_request, security),
+                    host=listener.host or None,
+                    port=listener.port,
+                    reuse_address=True,
+                    start_serving=False,
+                    ssl=security.ssl_context,
+                )
+                self._servers.append(server)
+                bound = server.sockets[0].getsockname()
+                self.bound_addresses[listener.name] = (bound[0], bound[1])
+        except BaseException:
+            for server in self._servers:
+                server.close()
+            raise
+        self.endpoints = self._advertise()
         await self.metrics.start()
 
         data_dir = self.config.log_dirs[0]
@@ -163,7 +195,8 @@ class Broker:
         await self.metadata.start()
         await self.group_coordinator.start()
         await self.txn_coordinator.start()
-        await self._server.start_serving()
+        for server in self._servers:
+            await server.start_serving()
         self._idle_sweeper = IdleConnectionSweeper(
             lambda: self._connections,
             int(self.config.get("connections.max.idle.ms")),
@@ -171,7 +204,11 @@ class Broker:
         )
         self._idle_sweeper.start()
         self._started = True
-        log.info("broker %d listening on %s:%d", self.node_id, *self._bound)
+        log.info(
+            "broker %d listening on %s",
+            self.node_id,
+            ", ".join(f"{name}://{host}:{port}" for name, (host, port) in self.bound_addresses.items()),
+        )
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests, then flush and checkpoint everything."""
@@ -179,8 +216,8 @@ class Broker:
             return
         self._stopped.set()
         await self._controlled_shutdown()
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         if self._idle_sweeper is not None:
             await self._idle_sweeper.stop()
         conns = list(self._connections)
@@ -190,9 +227,9 @@ class Broker:
             )
         for conn in list(self._connections):
             conn.abort()
-        if self._server is not None:
+        for server in self._servers:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
         await self.replica_manager.stop_replication()
         await self.txn_coordinator.stop()
         await self.group_coordinator.stop()
@@ -221,12 +258,21 @@ class Broker:
         await self._stopped.wait()
 
     # --- connections ------------------------------------------------------------------------------
-    async def _on_connection(self, stream: FrameProtocol) -> None:
+    def _protocol_factory(self, max_request: int, security: ListenerSecurity) -> Callable[[], FrameProtocol]:
+        return lambda: FrameProtocol(max_request, lambda stream: self._on_connection(stream, security))
+
+    async def _on_connection(self, stream: FrameProtocol, security: ListenerSecurity) -> None:
+        # an SSL listener's connections arrive here after their TLS handshake succeeded
         if self._stopped.is_set():
             stream.close()
             return
         self._next_connection += 1
-        conn = Connection(self, stream, f"conn-{self._next_connection}")
+        try:
+            conn = Connection(self, stream, f"conn-{self._next_connection}", security)
+        except ValueError as exc:  # no ssl.principal.mapping.rules rule names the client certificate
+            log.warning("%s connection refused: %s", security.listener.name, exc)
+            stream.close()
+            return
         self._connections.add(conn)
         try:
             await conn.run()

@@ -21,7 +21,11 @@ Kafka rules implemented here:
 - `connections.max.idle.ms`: `idle_since()` tells the broker's sweep (strom.server.idle_connections) when
   bytes last moved; a connection with a request in flight is never idle.
 - Record payloads of Fetch responses (`FileSlice`) go out with `loop.sendfile` (zero copy), or `os.pread`
-  where sendfile is unavailable.
+  where sendfile is unavailable. Through TLS the bytes must be encrypted in user space, so a TLS
+  connection does not try sendfile at all: one pread (in a worker thread) per slice, handed whole to the
+  transport, which encrypts it; nothing is done per record.
+- Each connection knows its listener (name, security protocol) and its principal, found once when it
+  opens (after the TLS handshake, strom.security.channel); every request's context carries them.
 """
 
 from __future__ import annotations
@@ -47,11 +51,13 @@ from strom.protocol.frames import (
     peek_api,
 )
 from strom.protocol.registry import is_flexible
+from strom.security.principal import ANONYMOUS
 from strom.server.context import RequestContext
 from strom.server.error_response import unsupported_response
 from strom.server.frame_protocol import FrameProtocol
 
 if TYPE_CHECKING:
+    from strom.security.channel import ListenerSecurity
     from strom.server.broker import Broker
 
 log = logging.getLogger("strom.connection")
@@ -67,12 +73,28 @@ Chunks = list[Any]
 class Connection:
     """Serves one socket until the peer closes, a protocol error, or broker shutdown."""
 
-    def __init__(self, broker: Broker, stream: FrameProtocol, connection_id: str) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        stream: FrameProtocol,
+        connection_id: str,
+        security: ListenerSecurity | None = None,
+    ) -> None:
+        """`security` is the listener's (None: a plaintext connection as `User:ANONYMOUS`); raises
+        ValueError when no ssl.principal.mapping.rules rule names the client's certificate."""
         self.broker = broker
         self.stream = stream
         self.connection_id = connection_id
         peer = stream.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else ""
+        if security is None:
+            self.listener_name, self.security_protocol, self.principal = "PLAINTEXT", "PLAINTEXT", ANONYMOUS
+        else:
+            self.listener_name = security.listener.name
+            self.security_protocol = security.listener.security_protocol
+            self.principal = security.principal(stream.get_extra_info)
+        # sendfile bypasses the transport, so only a plaintext socket can take it
+        self._zero_copy = stream.get_extra_info("sslcontext") is None
         self._max_request = stream.max_request
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._queue: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
@@ -199,6 +221,9 @@ class Connection:
             client_id=header.client_id,
             client_host=self.client_host,
             connection_id=self.connection_id,
+            listener_name=self.listener_name,
+            security_protocol=self.security_protocol,
+            principal=self.principal,
             header_version=header.header_version,
             effects_applied=lambda: _resolve(applied),
         )
@@ -290,12 +315,16 @@ class Connection:
             writer.write(b"".join(pending))
 
     async def _sendfile(self, piece: FileSlice) -> None:
-        loop = asyncio.get_running_loop()
-        transport = self.stream.transport
-        try:
-            sent = await loop.sendfile(transport, piece.file, piece.position, piece.length, fallback=False)
-        except (NotImplementedError, asyncio.SendfileNotAvailableError, AttributeError):
-            sent = 0
+        sent = 0
+        if self._zero_copy:
+            loop = asyncio.get_running_loop()
+            transport = self.stream.transport
+            try:
+                sent = await loop.sendfile(
+                    transport, piece.file, piece.position, piece.length, fallback=False
+                )
+            except (NotImplementedError, asyncio.SendfileNotAvailableError, AttributeError):
+                self._zero_copy = False  # this loop or transport has none: do not ask again
         if sent < piece.length:
             # pread never moves a shared file position
             data = await asyncio.to_thread(

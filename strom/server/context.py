@@ -1,10 +1,19 @@
-"""The context every API handler receives: who asked, with which API and version, on which broker."""
+"""The context every API handler receives: who asked (principal, host), through which listener, with
+which API and version, on which broker.
+
+Handlers ask the authorizer through `ctx.authorize(...)` (strom.security.authorizer); they never see
+credentials. `listener_name` picks the endpoints Metadata, FindCoordinator and DescribeCluster answer with
+(a client is told the addresses of the listener it connected through, as in Kafka).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from strom.security.authorizer import AclOperation, PatternType, ResourceType
+from strom.security.principal import ANONYMOUS, KafkaPrincipal
 
 if TYPE_CHECKING:
     from strom.server.broker import Broker
@@ -22,6 +31,9 @@ class RequestContext:
     client_id: str | None
     client_host: str
     connection_id: str
+    listener_name: str = "PLAINTEXT"
+    security_protocol: str = "PLAINTEXT"
+    principal: KafkaPrincipal = ANONYMOUS
     header_version: int = 1
     effects_applied: Callable[[], None] = lambda: None
     """Called by a handler once everything its request changes is in place and what remains is waiting
@@ -31,3 +43,15 @@ class RequestContext:
 
     def now_ms(self) -> int:
         return int(self.broker.clock() * 1000)
+
+    def authorize(
+        self,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        resource_name: str,
+        pattern: PatternType = PatternType.LITERAL,
+    ) -> bool:
+        """May this request's principal, from its host, do `operation` on the resource?"""
+        return self.broker.authorizer.authorize(
+            self.principal, self.client_host, operation, resource_type, resource_name, pattern
+        )

@@ -86,7 +86,9 @@ class FrameProtocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake_reader()
-        return True  # keep the transport open: pending responses are still written
+        # keep the transport open: pending responses are still written. TLS has no half-close (the
+        # transport closes whatever we answer, and warns if we ask otherwise).
+        return self.transport is None or self.transport.get_extra_info("sslcontext") is None
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._frame_view is not None:

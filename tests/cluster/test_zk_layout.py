@@ -6,7 +6,7 @@ import json
 import uuid
 
 from strom.cluster import zk_layout as L
-from strom.cluster.metadata import BrokerInfo
+from strom.cluster.metadata import BrokerInfo, Endpoint
 from strom.cluster.zookeeper import key_for_path, split_connect
 
 
@@ -15,13 +15,34 @@ def test_broker_registration_round_trip_and_kafka_fields() -> None:
     doc = json.loads(L.encode_broker(broker, 1700000000123))
     assert doc["version"] == 5 and doc["timestamp"] == "1700000000123" and doc["rack"] == "r2"
     assert doc["endpoints"] == ["PLAINTEXT://node-4.example:9093"]
-    assert L.decode_broker(4, L.encode_broker(broker, 1)) == broker
+    plain = Endpoint("PLAINTEXT", "node-4.example", 9093, "PLAINTEXT")
+    assert L.decode_broker(4, L.encode_broker(broker, 1)) == BrokerInfo(
+        4, "node-4.example", 9093, "r2", (plain,)
+    )
     kafka_written = (
         b'{"features":{},"listener_security_protocol_map":{"CLIENT":"PLAINTEXT"},'
         b'"endpoints":["CLIENT://10.0.0.5:19092"],"jmx_port":-1,"port":-1,"host":null,'
         b'"version":5,"timestamp":"1"}'
     )
-    assert L.decode_broker(9, kafka_written) == BrokerInfo(9, "10.0.0.5", 19092, None)
+    client = Endpoint("CLIENT", "10.0.0.5", 19092, "PLAINTEXT")
+    assert L.decode_broker(9, kafka_written) == BrokerInfo(9, "10.0.0.5", 19092, None, (client,))
+
+
+def test_broker_registration_with_several_listeners_as_kafka_writes_it() -> None:
+    endpoints = (
+        Endpoint("INTERNAL", "10.0.0.5", 9091, "PLAINTEXT"),
+        Endpoint("SSL", "broker-5.example", 9093, "SSL"),
+        Endpoint("V6", "::1", 9094, "SSL"),
+    )
+    broker = BrokerInfo(5, "10.0.0.5", 9091, None, endpoints)
+    doc = json.loads(L.encode_broker(broker, 1))
+    assert doc["endpoints"] == ["INTERNAL://10.0.0.5:9091", "SSL://broker-5.example:9093", "V6://[::1]:9094"]
+    assert doc["listener_security_protocol_map"] == {"INTERNAL": "PLAINTEXT", "SSL": "SSL", "V6": "SSL"}
+    assert (doc["host"], doc["port"]) == ("10.0.0.5", 9091)  # the PLAINTEXT-protocol endpoint
+    decoded = L.decode_broker(5, L.encode_broker(broker, 1))
+    assert decoded == broker and decoded.endpoint("SSL") == endpoints[1] and decoded.endpoint("X") is None
+    only_tls = json.loads(L.encode_broker(BrokerInfo(6, "h", 1, None, endpoints[1:]), 1))
+    assert (only_tls["host"], only_tls["port"]) == (None, -1)
 
 
 def test_topic_state_config_round_trips() -> None:

@@ -142,7 +142,10 @@ class MarkerSender:
         from strom.client.connection import BrokerConnection
 
         broker_info = self.broker.metadata.image.brokers.get(node_id)
-        if broker_info is None:
+        # markers go to the partition leader's inter-broker listener
+        listener = self.broker.inter_broker_listener
+        endpoint = broker_info.endpoint(listener) if broker_info is not None else None
+        if endpoint is None:
             return set()
         by_topic: dict[str, list[int]] = {}
         for topic, partition in tps:
@@ -165,7 +168,10 @@ class MarkerSender:
             conn = self._connections.get(node_id)
             if conn is None or conn.closed:
                 conn = await BrokerConnection.open(
-                    broker_info.host, broker_info.port, client_id=f"txn-coordinator-{self.broker.node_id}"
+                    endpoint.host,
+                    endpoint.port,
+                    client_id=f"txn-coordinator-{self.broker.node_id}",
+                    ssl=self.broker.inter_broker_ssl,
                 )
                 self._connections[node_id] = conn
             response = await conn.request(request, timeout=30)
