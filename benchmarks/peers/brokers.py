@@ -30,17 +30,35 @@ SINGLE_NODE_SETTINGS: dict[str, str] = {
 }
 
 
+Listeners = Mapping[str, tuple[str, int]]
+"""Extra named listeners beside PLAINTEXT on `port`: {name: (security protocol, port)}."""
+
+
+def listener_settings(port: int, listeners: Listeners | None = None) -> dict[str, str]:
+    """listeners, advertised.listeners and listener.security.protocol.map for PLAINTEXT on `port` plus
+    `listeners`, all on 127.0.0.1: the same keys configure Strom and Kafka alike."""
+    named = {"PLAINTEXT": ("PLAINTEXT", port), **(listeners or {})}
+    endpoints = ",".join(f"{name}://127.0.0.1:{p}" for name, (_proto, p) in named.items())
+    return {
+        "listeners": endpoints,
+        "advertised.listeners": endpoints,
+        "listener.security.protocol.map": ",".join(f"{name}:{proto}" for name, (proto, _p) in named.items()),
+    }
+
+
 def kafka_server_properties(port: int, controller_port: int, log_dir: Path,
-                            extra: Mapping[str, str] | None = None) -> str:
+                            extra: Mapping[str, str] | None = None,
+                            listeners: Listeners | None = None) -> str:
+    named = listener_settings(port, listeners)
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{named['listeners']},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": named["advertised.listeners"],
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": f"{named['listener.security.protocol.map']},CONTROLLER:PLAINTEXT",
         "log.dirs": str(log_dir),
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
@@ -51,13 +69,14 @@ def kafka_server_properties(port: int, controller_port: int, log_dir: Path,
 
 
 def start_kafka(*, port: int | None = None, heap: str = "1g", settings: Mapping[str, str] | None = None,
-                timeout: float = 90.0) -> BrokerProcess:
-    """Format a fresh KRaft log dir and start Apache Kafka on it; returns the ready process."""
+                timeout: float = 90.0, listeners: Listeners | None = None) -> BrokerProcess:
+    """Format a fresh KRaft log dir and start Apache Kafka on it; returns the ready process. `settings`
+    are broker keys (e.g. ssl.*), `listeners` extra named listeners beside PLAINTEXT on `port`."""
     port = port or free_port()
     workdir = make_workdir("strom-kafka-ref-")
     try:
         config = workdir / "server.properties"
-        config.write_text(kafka_server_properties(port, free_port(), workdir / "data", settings))
+        config.write_text(kafka_server_properties(port, free_port(), workdir / "data", settings, listeners))
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt = subprocess.run(
             java_command("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
@@ -93,11 +112,12 @@ def _strom_env() -> dict[str, str]:
 
 
 def start_strom(*, port: int | None = None, settings: Mapping[str, str] | None = None,
-                timeout: float = 30.0) -> BrokerProcess:
-    """Start `strom serve` on a fresh data directory."""
+                timeout: float = 30.0, listeners: Listeners | None = None) -> BrokerProcess:
+    """Start `strom serve` on a fresh data directory (PLAINTEXT on `port`, plus `listeners`)."""
     port = port or free_port()
     workdir = make_workdir("strom-serve-")
     argv = [*strom_command(), "serve", "--data-dir", str(workdir / "data"), "--port", str(port)]
-    for key, value in {**SINGLE_NODE_SETTINGS, **(settings or {})}.items():
+    named = listener_settings(port, listeners) if listeners else {}
+    for key, value in {**SINGLE_NODE_SETTINGS, **named, **(settings or {})}.items():
         argv += ["--set", f"{key}={value}"]
     return BrokerProcess("strom", argv, port, workdir, env=_strom_env()).start(timeout)
