@@ -42,7 +42,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     cls = response_type(API_KEY, ctx.api_version)
     group_cls = entry_type(cls, "groups")
     member_cls = entry_type(group_cls, "members")
-    assignment_cls = entry_type(member_cls, "assignment")
+    assignment_cls = member_cls.__dataclass_fields__["assignment"].type
     ops = _GROUP_OPERATIONS if request.include_authorized_operations else _NOT_REQUESTED
     groups = []
     for group_id in request.group_ids:
