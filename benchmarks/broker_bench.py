@@ -6,7 +6,11 @@ assign(), and prints JSON: MB/s and records/s for produce and consume, and the r
 strom/kafka. Brokers run one after the other on loopback (never concurrently: the machine is small), each
 with a short warm-up. Every loop is bounded in bytes and in time. Prints numbers only; never pass/fail.
 
-    python benchmarks/broker_bench.py [--brokers strom,kafka,tansu] [--mib 32] [--sizes 1024,16384]
+`--tls` also runs Strom and Kafka with an SSL listener (client certificates required, certificates made
+with openssl for the run) and drives them through it: results `strom-tls` and `kafka-tls`, with the ratios
+strom-tls/kafka-tls and strom-tls/strom (what TLS costs; Strom's fetches cannot use sendfile through TLS).
+
+    python benchmarks/broker_bench.py [--brokers strom,kafka,tansu] [--mib 32] [--sizes 1024,16384] [--tls]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.peers import brokers, tools
 from benchmarks.peers.process import BrokerProcess
+from strom.testing.certs import Pki, make_pki
 
 MB = 1_000_000
 STARTERS: dict[str, Callable[[], BrokerProcess]] = {
@@ -38,9 +44,13 @@ STARTERS: dict[str, Callable[[], BrokerProcess]] = {
 }
 
 
-def create_topic(bootstrap: str, partitions: int) -> str:
+Client = dict[str, Any]
+"""librdkafka settings that reach the broker: bootstrap.servers, and the ssl.* keys on a TLS run."""
+
+
+def create_topic(client: Client, partitions: int) -> str:
     name = f"bench-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client)
     admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -52,8 +62,8 @@ def create_topic(bootstrap: str, partitions: int) -> str:
     raise RuntimeError(f"topic {name} not ready")
 
 
-def new_producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+def new_producer(client: Client) -> Producer:
+    return Producer({**client, "acks": "all", "linger.ms": 5,
                      "batch.size": 1_000_000, "queue.buffering.max.kbytes": 262_144,
                      "compression.codec": "none", "enable.idempotence": False})
 
@@ -90,10 +100,10 @@ def produce(producer: Producer, topic: str, size: int, total_bytes: int, time_li
     return _rates(sent, sent * size, elapsed)
 
 
-def consume(bootstrap: str, topic: str, partitions: int, expected: int, time_limit: float,
+def consume(client: Client, topic: str, partitions: int, expected: int, time_limit: float,
             clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Read `expected` records from offset 0 of every partition with assign()."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-unused",
+    consumer = Consumer({**client, "group.id": "bench-unused",
                          "enable.auto.commit": False, "fetch.max.bytes": 52_428_800,
                          "max.partition.fetch.bytes": 10_485_760, "queued.max.messages.kbytes": 262_144})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -119,19 +129,37 @@ def _rates(records: int, nbytes: int, seconds: float) -> dict[str, float]:
             "mb_per_s": round(nbytes / MB / seconds, 2), "records_per_s": round(records / seconds, 1)}
 
 
+def start_tls(name: str, pki: Pki) -> tuple[BrokerProcess, Client]:
+    """Strom or Kafka with an SSL listener beside PLAINTEXT, from the same properties; the client settings
+    of the SSL listener."""
+    ssl_port = tools.free_port()
+    settings = {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(pki.broker.keystore),
+                "ssl.truststore.type": "PEM", "ssl.truststore.location": str(pki.ca),
+                "ssl.client.auth": "required"}
+    start = brokers.start_strom if name == "strom" else brokers.start_kafka
+    proc = start(settings=settings, listeners={"SSL": ("SSL", ssl_port)})
+    return proc, {"bootstrap.servers": f"127.0.0.1:{ssl_port}", "security.protocol": "SSL",
+                  "ssl.ca.location": str(pki.ca), "ssl.certificate.location": str(pki.client.cert),
+                  "ssl.key.location": str(pki.client.key)}
+
+
 def bench_broker(name: str, sizes: list[int], total_bytes: int, partitions: int,
-                 time_limit: float) -> dict[str, Any]:
-    proc = STARTERS[name]()
+                 time_limit: float, pki: Pki | None = None) -> dict[str, Any]:
+    if pki is not None:
+        proc, client = start_tls(name, pki)
+    else:
+        proc = STARTERS[name]()
+        client = {"bootstrap.servers": proc.bootstrap}
     try:
         out: dict[str, Any] = {}
         for size in sizes:
-            topic = create_topic(proc.bootstrap, partitions)
-            producer = new_producer(proc.bootstrap)
+            topic = create_topic(client, partitions)
+            producer = new_producer(client)
             # Warm-up on the same topic and producer (connections, metadata, the JVM's JIT), not counted.
             warm = produce(producer, topic, size, min(total_bytes // 4, 8 * MB), time_limit)
             p = produce(producer, topic, size, total_bytes, time_limit)
             expected = int(warm["records"] + p["records"])
-            c = consume(proc.bootstrap, topic, partitions, expected, time_limit)
+            c = consume(client, topic, partitions, expected, time_limit)
             if c["records"] != expected:
                 c["incomplete"] = True
             out[str(size)] = {"produce": p, "consume": c}
@@ -159,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mib", type=float, default=128, help="MiB produced per broker and size")
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--time-limit", type=float, default=60, help="seconds per produce or consume phase")
+    parser.add_argument("--tls", action="store_true", help="also run strom and kafka through an SSL listener")
     args = parser.parse_args(argv)
 
     names = [b for b in args.brokers.split(",") if b]
@@ -171,11 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     total = int(args.mib * 1024 * 1024)
 
     results: dict[str, Any] = {}
-    for name in names:
-        try:
-            results[name] = bench_broker(name, sizes, total, args.partitions, args.time_limit)
-        except Exception as exc:  # one broker failing must not hide the others' numbers
-            results[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    with tempfile.TemporaryDirectory(prefix="strom-bench-pki-") as pki_dir:
+        pki = make_pki(Path(pki_dir)) if args.tls else None
+        runs = [(name, None) for name in names]
+        runs += [(name, pki) for name in names if pki is not None and name in ("strom", "kafka")]
+        for name, run_pki in runs:
+            key = f"{name}-tls" if run_pki is not None else name
+            try:
+                results[key] = bench_broker(name, sizes, total, args.partitions, args.time_limit, run_pki)
+            except Exception as exc:  # one broker failing must not hide the others' numbers
+                results[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
     report = {
         "config": {"sizes": sizes, "mib_per_case": args.mib, "partitions": args.partitions, "acks": "all",
                    "compression": "none", "client": "confluent-kafka",
@@ -184,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                    "python": platform.python_version(), "cpus": os.cpu_count()},
         "results": results,
         "ratios": {"strom/tansu": ratios(results, "strom", "tansu"),
-                   "strom/kafka": ratios(results, "strom", "kafka")},
+                   "strom/kafka": ratios(results, "strom", "kafka"),
+                   "strom-tls/kafka-tls": ratios(results, "strom-tls", "kafka-tls"),
+                   "strom-tls/strom": ratios(results, "strom-tls", "strom")},
     }
     print(json.dumps(report, indent=2))
     return 0
