@@ -47,13 +47,15 @@ def current_leader(ctx: RequestContext, topic: str, partition: int) -> tuple[int
 
 
 def leader_endpoints(ctx: RequestContext, leader_ids: Iterable[int]) -> list[NodeEndpoint]:
-    """The registered endpoints of these brokers, by node id (unknown ids are left out)."""
+    """The endpoints of these brokers on the client's listener, by node id (unknown ids, and brokers
+    without that listener, are left out)."""
     brokers = ctx.broker.metadata.image.brokers
     out = []
     for node_id in sorted(set(leader_ids)):
         node = brokers.get(node_id)
-        if node is not None:
-            out.append(NodeEndpoint(node.node_id, node.host, node.port, node.rack))
+        ep = node.endpoint(ctx.listener_name) if node is not None else None
+        if node is not None and ep is not None:
+            out.append(NodeEndpoint(node.node_id, ep.host, ep.port, node.rack))
     return out
 
 
