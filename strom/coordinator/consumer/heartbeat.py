@@ -348,8 +348,9 @@ class ConsumerHeartbeats(ConsumerBase):
         now_ms: int,
         records: list[Record],
     ) -> bool:
-        """Resolve the group's regexes against the topics (Python `re`, whole-name matches, internal
-        topics left out); returns whether a resolution changed. Unused regexes are dropped."""
+        """Resolve the group's regexes against the topics (Python `re`, whole-name matches); returns
+        whether a resolution changed. Unused regexes are dropped. As in Kafka, internal topics match like
+        any other (a client that does not want them excludes them in its regex)."""
         wanted = {m.subscribed_topic_regex for m in members.values() if m.subscribed_topic_regex}
         changed = False
         for regex in [r for r in group.regexes if r not in wanted]:
@@ -367,8 +368,8 @@ class ConsumerHeartbeats(ConsumerBase):
             else:
                 matched = frozenset(
                     name
-                    for name, meta in topics.by_name.items()
-                    if not meta.internal and pattern.fullmatch(name)
+                    for name in topics.by_name
+                    if pattern.fullmatch(name)
                 )
             resolved = ResolvedRegex(matched, topics.version, now_ms)
             group.regexes[regex] = resolved
