@@ -61,6 +61,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from strom.apis._leader_hints import (
+    HINTED_ERRORS,
+    NodeEndpoint,
+    current_leader,
+    encode_node_endpoints,
+    leader_endpoints,
+    tagged,
+)
 from strom.protocol.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.frames import FileSlice, RawResponse
 from strom.protocol.registry import ApiSpec, decode_with_kio, request_type
@@ -71,9 +79,7 @@ from strom.protocol.wire import (
     I64,
     array_len,
     bytes_len,
-    nullable_string,
     string,
-    uvarint,
 )
 from strom.server.context import RequestContext
 from strom.server.fetch_sessions import FINAL_EPOCH, FetchManager, PartitionKey, UnownedSessionIdError
@@ -227,20 +233,6 @@ class PartitionResponse:
         return self.records.length if isinstance(self.records, FileSlice) else len(self.records)
 
 
-@dataclass(frozen=True, slots=True)
-class NodeEndpoint:
-    """A leader named in a v16+ response (KIP-951): where the client finds it."""
-
-    node_id: int
-    host: str
-    port: int
-    rack: str | None = None
-
-
-def _tagged(tag: int, value: bytes) -> bytes:
-    return uvarint(tag) + uvarint(len(value)) + value
-
-
 def encode_response(
     version: int,
     topics: list[tuple[TopicKey, list[PartitionResponse]]],
@@ -299,7 +291,7 @@ def encode_response(
                 leader = p.current_leader
                 # a tagged field is written only when it differs from its default (-1, -1)
                 if hints and leader is not None and leader != (-1, -1):
-                    out += b"\x01" + _tagged(1, I32.pack(leader[0]) + I32.pack(leader[1]) + EMPTY_TAGS)
+                    out += b"\x01" + tagged(1, I32.pack(leader[0]) + I32.pack(leader[1]) + EMPTY_TAGS)
                 else:
                     out += EMPTY_TAGS
         if flexible:
@@ -307,14 +299,7 @@ def encode_response(
     if flexible:
         endpoints = list(node_endpoints) if hints else []
         if endpoints:
-            body = bytearray(array_len(len(endpoints), True))
-            for node in endpoints:
-                body += I32.pack(node.node_id)
-                body += string(node.host, True)
-                body += I32.pack(node.port)
-                body += nullable_string(node.rack, True)
-                body += EMPTY_TAGS
-            out += b"\x01" + _tagged(0, bytes(body))
+            out += b"\x01" + tagged(0, encode_node_endpoints(endpoints))
         else:
             out += EMPTY_TAGS
     chunks.append(bytes(out))
@@ -457,27 +442,13 @@ def _leader_hints(
     ctx: RequestContext, wanted: list[_Wanted], responses: list[PartitionResponse]
 ) -> list[NodeEndpoint]:
     """KIP-951 (v16+): each partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH gets the
-    current leader's id and epoch, as this broker knows them (its own partition first, else the
-    metadata, as Kafka's getCurrentLeader); returns the endpoints of those leaders, by node id."""
-    broker = ctx.broker
-    image = broker.metadata.image
-    endpoints: dict[int, NodeEndpoint] = {}
+    current leader's id and epoch; returns the endpoints of those leaders on the client's listener."""
+    leaders = []
     for item, resp in zip(wanted, responses, strict=True):
-        if resp.error_code not in (ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch):
-            continue
-        part = broker.replica_manager.get_partition(item.topic, item.req.partition)
-        if part is not None:
-            leader = (part.leader_id, part.leader_epoch)
-        else:
-            state = image.partition(item.topic, item.req.partition)
-            leader = (state.leader, state.leader_epoch) if state is not None else (-1, -1)
-        resp.current_leader = leader
-        node = image.brokers.get(leader[0])
-        # the leader's address on the client's own listener
-        ep = node.endpoint(ctx.listener_name) if node is not None else None
-        if node is not None and ep is not None:
-            endpoints[node.node_id] = NodeEndpoint(node.node_id, ep.host, ep.port, node.rack)
-    return [endpoints[n] for n in sorted(endpoints)]
+        if resp.error_code in HINTED_ERRORS:
+            resp.current_leader = current_leader(ctx, item.topic, item.req.partition)
+            leaders.append(resp.current_leader[0])
+    return leader_endpoints(ctx, leaders) if leaders else []
 
 
 def _group(
