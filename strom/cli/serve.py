@@ -3,7 +3,9 @@
 Options mirror a Kafka broker's configuration: `--config` reads a server.properties file, `--set k=v`
 overrides any broker key by Kafka's name, and `--data-dir`, `--host`, `--port`, `--node-id` set log.dirs,
 listeners and node.id. With process.roles set (KRaft) the directories must have been formatted with
-`strom storage format`; an unformatted one stops the command with one line.
+`strom storage format`; an unformatted one stops the command with one line. A controller
+(`process.roles=controller`, or `broker,controller`) runs its CONTROLLER listener and the Raft quorum; a
+broker-only KRaft node stops with one line (KRaft brokers are not served yet).
 Prints one line with the address when ready. The first SIGTERM/SIGINT shuts down
 cleanly (stop accepting, finish in-flight requests, flush, checkpoints, clean-shutdown marker; exit 0);
 a second one exits at once.
@@ -16,10 +18,14 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from strom.config import BrokerConfig, ConfigError, load_properties_file
+
+if TYPE_CHECKING:
+    from strom.raft.controller_server import ControllerServer
 
 
 def build_config(
@@ -113,6 +119,8 @@ def serve(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if config.get("process.roles"):
+        if "controller" in config.get("process.roles"):
+            sys.exit(_serve_controller(config))
         _refuse_kraft(config)
     try:
         code = asyncio.run(_run(config))
@@ -121,10 +129,48 @@ def serve(
     sys.exit(code)
 
 
+def _serve_controller(config: BrokerConfig) -> int:
+    """A controller (or combined) node runs its CONTROLLER listener and the Raft quorum
+    (strom.raft.controller_server); the broker half of a combined node is not served yet."""
+    from strom.metadata.formatter import FormatterError
+    from strom.raft.controller_server import ControllerServer
+
+    try:
+        server = ControllerServer(config)
+    except (FormatterError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return asyncio.run(_run_controller(server))
+
+
+async def _run_controller(server: ControllerServer) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            os._exit(1)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await server.start()
+    host, port = server.bound_address
+    click.echo(f"Strom controller {server.node_id} listening on {host}:{port} ({server.listener_name})")
+    if "broker" in server.config.get("process.roles"):
+        click.echo("the broker role of this node is not served yet: only its controller listener runs")
+    sys.stdout.flush()
+    await stop.wait()
+    await server.stop()
+    return 0
+
+
 def _refuse_kraft(config: BrokerConfig) -> None:
-    """A KRaft node (process.roles set) needs its directories formatted by `strom storage format`, as
-    Kafka's does; the Raft quorum itself is not served yet, so even a formatted node stops here, with one
-    line, instead of running as a single node under a KRaft configuration."""
+    """A broker-only KRaft node needs its directories formatted by `strom storage format`, as Kafka's
+    does; KRaft brokers (registration with the controllers, the metadata image) are not served yet, so
+    even a formatted broker stops here, with one line, instead of running as a single node."""
     from strom.metadata.formatter import FormatterError, NodeStorage, check_formatted
 
     try:
@@ -132,6 +178,6 @@ def _refuse_kraft(config: BrokerConfig) -> None:
     except FormatterError as exc:
         raise click.ClickException(str(exc)) from None
     raise click.ClickException(
-        "process.roles is set but KRaft mode (the Raft quorum) is not available yet; remove process.roles "
-        "to run a single node, or set zookeeper.connect for a cluster"
+        "process.roles=broker is set but KRaft brokers are not available yet (controllers are); remove "
+        "process.roles to run a single node, or set zookeeper.connect for a cluster"
     )

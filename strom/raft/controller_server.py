@@ -1,0 +1,286 @@
+"""A KRaft controller node (`process.roles=controller`, or the controller half of `broker,controller`): its
+CONTROLLER listener and the Raft quorum over `__cluster_metadata-0`.
+
+What Kafka 4.4 configures, read the same way:
+- the listener is the first of `controller.listener.names`, bound at its address in `listeners` (plaintext;
+  the other listeners of a combined node belong to the broker half);
+- the voters are the static `controller.quorum.voters` (`id@host:port`, kraft.version 0), else the
+  VotersRecord of the bootstrap snapshot `strom storage format` wrote (KIP-853, kraft.version 1); a node
+  that is not among them is an observer and finds the leader through `controller.quorum.bootstrap.servers`;
+- the cluster id and this node's directory id come from the metadata log dir's `meta.properties`;
+- `controller.quorum.*` timeouts, `metadata.log.segment.bytes` / `metadata.log.segment.ms`.
+
+APIs served on the listener (ApiVersions lists exactly these): ApiVersions, Fetch (the metadata partition
+only), Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum (answered by the leader; Kafka's
+`kafka-metadata-quorum --bootstrap-controller` asks it), FetchSnapshot and DescribeCluster with endpoint
+type 2 (controllers: the voters, and the leader as controller id, as a Kafka controller answers KIP-919
+clients). Until the quorum controller exists, the leader appends a NoOpRecord every
+`metadata.max.idle.interval.ms`, as Kafka's QuorumController does when the log is idle (KIP-835), so the
+high watermark keeps moving and followers see a live log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from strom.config import BrokerConfig, ConfigError
+from strom.metadata.formatter import META_PROPERTIES, NodeStorage, check_formatted
+from strom.metadata.records import NoOpRecord
+from strom.metadata.serde import ApiMessageAndVersion
+from strom.metadata.snapshot import BOOTSTRAP_SNAPSHOT, CLUSTER_METADATA_DIR, read_snapshot
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiRegistry, ApiSpec
+from strom.raft.core import NotLeaderError, RaftConfig, RaftCore
+from strom.raft.messages import build, item, response_class, zero_throttle
+from strom.raft.metadata_log import MetadataLog, metadata_log_config
+from strom.raft.node import RaftNode
+from strom.raft.quorum_state import QUORUM_STATE_FILE, QuorumStateStore
+from strom.raft.voters import VotersError, VoterSet, parse_static_voters
+from strom.storage.checkpoint import read_meta_properties, uuid_from_kafka
+
+__all__ = ["ControllerServer", "controller_listener"]
+
+log = logging.getLogger("strom.raft")
+
+_URI = re.compile(r"^(.*)://\[?([0-9a-zA-Z\-%._:]*)\]?:(-?[0-9]+)$")
+ENDPOINT_CONTROLLERS = 2
+CLUSTER_OPERATIONS_OMITTED = -(2**31)
+
+
+def controller_listener(config: BrokerConfig) -> tuple[str, str, int]:
+    """(name, host, port) of the first controller listener in `listeners`; ConfigError if absent."""
+    names = [
+        n.strip().upper() for n in str(config.get("controller.listener.names") or "").split(",") if n.strip()
+    ]
+    if not names:
+        raise ConfigError(
+            "controller.listener.names must contain at least one value when running KRaft "
+            "with just the controller role"
+        )
+    for entry in str(config.get("listeners") or "").split(","):
+        m = _URI.match(entry.strip())
+        if m and m.group(1).strip().upper() == names[0]:
+            return names[0], m.group(2), int(m.group(3))
+    raise ConfigError(
+        f"The listeners config must only contain KRaft controller listeners from "
+        f"controller.listener.names when process.roles=controller; {names[0]} is not in listeners"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    cluster_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Metadata:
+    """What ApiVersions v5 reads of a node's metadata: its cluster id."""
+
+    image: _Image
+
+
+class ControllerServer:
+    """The controller listener and the quorum. `start()`, `bound_address`, `raft`, `stop()`."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.node_id = config.node_id
+        storage = NodeStorage.from_config(config)
+        self.cluster_id = check_formatted(storage)
+        self.metadata = _Metadata(_Image(self.cluster_id))
+        self.listener_name, self._host, self._port = controller_listener(config)
+        metadata_dir = Path(storage.metadata_log_dir)
+        props = read_meta_properties(metadata_dir / META_PROPERTIES)
+        directory_id = uuid_from_kafka(props["directory.id"]) if props.get("directory.id") else None
+        voters, kraft_version = self._voters(config, metadata_dir)
+        bootstrap = []
+        for entry in config.get("controller.quorum.bootstrap.servers") or ():
+            host, _, port = str(entry).strip().rpartition(":")
+            if host and port.isdigit():
+                bootstrap.append((host.strip("[]"), int(port)))
+        log_config = metadata_log_config(
+            int(config.get("metadata.log.segment.bytes")), int(config.get("metadata.log.segment.ms"))
+        )
+        metadata_log = MetadataLog.open(metadata_dir, log_config, clock=clock)
+        core = RaftCore(
+            node_id=self.node_id,
+            directory_id=directory_id,
+            cluster_id=self.cluster_id,
+            log=metadata_log,
+            store=QuorumStateStore(metadata_dir / CLUSTER_METADATA_DIR / QUORUM_STATE_FILE),
+            bootstrap_voters=voters,
+            kraft_version=kraft_version,
+            listener_name=self.listener_name,
+            config=RaftConfig.from_broker_config(config),
+            rng=rng or random.Random(),
+            bootstrap_servers=bootstrap,
+        )
+        self.raft = RaftNode(core, clock=clock, client_id=f"raft-client-{self.node_id}")
+        self.registry = ApiRegistry(self._specs())
+        self.bound_address: tuple[str, int] = (self._host, self._port)
+        self._server: asyncio.Server | None = None
+        self._connections: set[Any] = set()
+        self._next_connection = 0
+        self._idle_task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    @staticmethod
+    def _voters(config: BrokerConfig, metadata_dir: Path) -> tuple[VoterSet, int]:
+        snapshot = (
+            read_snapshot(metadata_dir / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT)
+            if (metadata_dir / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT).exists()
+            else None
+        )
+        kraft_version = snapshot.kraft_version.kraft_version if snapshot and snapshot.kraft_version else 0
+        static = list(config.get("controller.quorum.voters") or ())
+        if static:
+            try:
+                names = str(config.get("controller.listener.names") or "CONTROLLER").split(",")
+                return parse_static_voters(static, names[0].strip().upper()), 0
+            except VotersError as exc:
+                raise ConfigError(str(exc)) from None
+        if snapshot is not None and snapshot.voters is not None:
+            return VoterSet.from_record(snapshot.voters), kraft_version
+        return VoterSet({}), kraft_version
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from strom.server.frame_protocol import FrameProtocol
+
+        max_request = int(self.config.get("socket.request.max.bytes"))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: FrameProtocol(max_request, self._on_connection),
+            host=self._host or None,
+            port=self._port,
+            reuse_address=True,
+        )
+        bound = self._server.sockets[0].getsockname()
+        self.bound_address = (bound[0], bound[1])
+        await self.raft.start()
+        interval = int(self.config.get("metadata.max.idle.interval.ms"))
+        if interval > 0:
+            self._idle_task = asyncio.create_task(self._write_noops(interval / 1000))
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_task
+        # resign while the listener still answers, so the voters hear EndQuorumEpoch and Fetch errors
+        await self.raft.stop()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            with contextlib.suppress(Exception):
+                await conn.shutdown()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def _on_connection(self, stream: Any) -> None:
+        from strom.server.connection import Connection
+
+        if self._stopped:
+            stream.close()
+            return
+        self._next_connection += 1
+        conn = Connection(self, stream, f"controller-conn-{self._next_connection}")  # type: ignore[arg-type]
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._connections.discard(conn)
+
+    async def _write_noops(self, interval: float) -> None:
+        noop = ApiMessageAndVersion(NoOpRecord(), 0)
+        while True:
+            await asyncio.sleep(interval)
+            if self.raft.is_leader:
+                with contextlib.suppress(NotLeaderError):
+                    await self.raft.append([noop])
+
+    # -- APIs --------------------------------------------------------------------------------------------
+    def _specs(self) -> list[ApiSpec]:
+        from strom.apis.api_versions import SPEC as API_VERSIONS
+
+        def raft(api_key: int) -> Callable[[Any, Any], Any]:
+            async def handle(ctx: Any, request: Any) -> Any:
+                return await self.raft.handle(api_key, request)
+
+            return handle
+
+        return [
+            ApiSpec(1, 4, 18, raft(1), name="Fetch"),
+            API_VERSIONS,
+            ApiSpec(52, 0, 2, raft(52), name="Vote"),
+            ApiSpec(53, 0, 1, raft(53), name="BeginQuorumEpoch"),
+            ApiSpec(54, 0, 1, raft(54), name="EndQuorumEpoch"),
+            ApiSpec(55, 0, 2, raft(55), name="DescribeQuorum"),
+            ApiSpec(59, 0, 1, raft(59), name="FetchSnapshot"),
+            ApiSpec(60, 0, 2, self._describe_cluster, name="DescribeCluster"),
+        ]
+
+    async def _describe_cluster(self, ctx: Any, request: Any) -> Any:
+        """KIP-919: a controller describes the controllers (the voters) and names the active one."""
+        version = ctx.api_version
+        cls = response_class(60, version)
+        endpoint_type = int(getattr(request, "endpoint_type", 1))
+        if version < 1 or endpoint_type != ENDPOINT_CONTROLLERS:
+            return build(
+                cls,
+                throttle_time=zero_throttle(),
+                error_code=ErrorCode.unsupported_endpoint_type,
+                error_message="The controller only supports endpoint type controller",
+                endpoint_type=endpoint_type,
+                cluster_id=self.cluster_id,
+                controller_id=-1,
+                brokers=(),
+                cluster_authorized_operations=CLUSTER_OPERATIONS_OMITTED,
+            )
+        broker_cls = item(cls, "brokers")
+        core = self.raft.core
+        brokers = []
+        for node_id in core.voters.ids:
+            endpoint = core.voters.voters[node_id].endpoint(self.listener_name)
+            if endpoint is not None:
+                brokers.append(
+                    build(
+                        broker_cls,
+                        broker_id=node_id,
+                        host=endpoint[0],
+                        port=endpoint[1],
+                        rack=None,
+                        is_fenced=False,
+                    )
+                )
+        return build(
+            cls,
+            throttle_time=zero_throttle(),
+            error_code=ErrorCode.none,
+            error_message=None,
+            endpoint_type=ENDPOINT_CONTROLLERS,
+            cluster_id=self.cluster_id,
+            controller_id=core.leader_id,
+            brokers=tuple(brokers),
+            cluster_authorized_operations=CLUSTER_OPERATIONS_OMITTED,
+        )
