@@ -188,3 +188,59 @@ def test_kafka_dump_log_decodes_the_segments(quorum: ControllerQuorum) -> None:
     assert dumped[0][1]["leaderId"] == leader
     assert sorted(dumped) == [offset for offset, _, _ in ours][: len(dumped)]
     assert {kind for kind, _ in dumped.values()} == {"LeaderChange", "NO_OP_RECORD"}
+
+
+def test_standalone_dynamic_quorum_writes_kafkas_first_batch(tmp_path: Path) -> None:
+    """`storage format --standalone` (KIP-853): voters come from the bootstrap snapshot's VotersRecord, the
+    first leader writes LeaderChange, KRaftVersion and KRaftVoters in one control batch (174 bytes, as a
+    Kafka 4.4 controller writes it), and quorum-state is written in its version 1 layout."""
+    import json
+
+    from strom.config import BrokerConfig, load_properties_file
+    from strom.metadata.formatter import FormatOptions, NodeStorage, format_storage
+    from strom.storage.checkpoint import uuid_to_kafka
+    from strom.testing.raft_quorum import _free_port
+
+    port = _free_port()
+    quorum = ControllerQuorum(1, root=tmp_path / "static")  # for its process handling only
+    config_path = quorum.config_path(1)
+    config_path.write_text(
+        "process.roles=controller\nnode.id=1\n"
+        f"controller.quorum.bootstrap.servers=127.0.0.1:{port}\nlisteners=CONTROLLER://127.0.0.1:{port}\n"
+        f"controller.listener.names=CONTROLLER\nlog.dirs={tmp_path / 'dynamic'}\n"
+    )
+    config = BrokerConfig(load_properties_file(str(config_path)))
+    format_storage(
+        NodeStorage.from_config(config),
+        FormatOptions(cluster_id=quorum.cluster_id, standalone=True),
+        out=lambda _: None,
+    )
+    quorum.ports[1] = port
+    try:
+        quorum.start(1)
+        wait_for(lambda: quorum.leader() == (1, 1), 10, "the single voter to lead")
+        directory = tmp_path / "dynamic" / CLUSTER_METADATA_DIR
+        state = json.loads((directory / "quorum-state").read_text())
+        assert state == {
+            "leaderId": 1,
+            "leaderEpoch": 1,
+            "votedId": -1,
+            "votedDirectoryId": "AAAAAAAAAAAAAAAAAAAAAA",
+            "data_version": 1,
+        }
+        first = next(read_metadata_batches((directory / "00000000000000000000.log").read_bytes()))
+        assert first.header.is_control and first.header.size == 174
+        assert [type(r.message).__name__ for _, r in first.records] == [
+            "LeaderChangeMessage",
+            "KRaftVersionRecord",
+            "VotersRecord",
+        ]
+        props = dict(
+            line.split("=", 1)
+            for line in (tmp_path / "dynamic" / "meta.properties").read_text().splitlines()
+            if "=" in line and not line.startswith("#")
+        )
+        part = quorum.describe(1)
+        assert uuid_to_kafka(part.current_voters[0].replica_directory_id) == props["directory.id"]
+    finally:
+        quorum.close()
