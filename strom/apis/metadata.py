@@ -17,8 +17,13 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
   (KIP-482) from v9. A topic without a name (answered by id) is written as null from v12, where the field
   became nullable, and as an empty string below.
 
-Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, INVALID_TOPIC_EXCEPTION,
-UNKNOWN_TOPIC_ID. Per partition: NONE, LEADER_NOT_AVAILABLE (not open yet).
+- A partition without a live leader (none elected yet: a topic just created in a cluster, whose partition
+  states the controller has not written; or its leader's broker is gone) answers LEADER_NOT_AVAILABLE and
+  leader -1, as Kafka's metadata cache does, so clients wait instead of taking the topic as ready.
+
+Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (a requested topic with a
+partition led here but not open yet), INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_ID. Per partition: NONE,
+LEADER_NOT_AVAILABLE (no live leader, or led here but not open yet).
 """
 
 from __future__ import annotations
@@ -187,12 +192,25 @@ def encode_response(
     return bytes(out)
 
 
+def _opening_here(ctx: RequestContext, info: TopicInfo) -> bool:
+    """Whether a partition of the topic is led by this broker but not open yet (just created or moved)."""
+    rm, node = ctx.broker.replica_manager, ctx.broker.node_id
+    return any(
+        state.leader == node and rm.get_partition(info.name, index) is None
+        for index, state in info.partitions.items()
+    )
+
+
 def _partitions(ctx: RequestContext, info: TopicInfo) -> tuple[MetadataPartition, ...]:
-    rm = ctx.broker.replica_manager
+    rm, node = ctx.broker.replica_manager, ctx.broker.node_id
+    live = ctx.broker.metadata.image.brokers
     out = []
     for index in sorted(info.partitions):
         state = info.partitions[index]
-        ready = rm.get_partition(info.name, index) is not None or state.leader != ctx.broker.node_id
+        # no live leader (none elected yet, or its broker is gone), or led here but not open yet
+        ready = state.leader in live and (
+            state.leader != node or rm.get_partition(info.name, index) is not None
+        )
         out.append(
             MetadataPartition(
                 error_code=ErrorCode.none if ready else ErrorCode.leader_not_available,
@@ -287,10 +305,10 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
             if info is None:
                 topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition))
                 continue
-            topic = _topic(ctx, info)
-            if any(p.error_code != ErrorCode.none for p in topic.partitions):
-                topic = _error_topic(name, ErrorCode.leader_not_available, info.topic_id)
-            topics.append(topic)
+            if _opening_here(ctx, info):
+                topics.append(_error_topic(name, ErrorCode.leader_not_available, info.topic_id))
+            else:
+                topics.append(_topic(ctx, info))
 
     # the endpoints of the listener this client connected through; brokers without it are left out
     listener = ctx.listener_name
