@@ -5,7 +5,8 @@
 - `metadata_log`: the replicated log over `strom.storage` segments, and its snapshots (KIP-630).
 - `states`: the epoch states (unattached, prospective, candidate, leader, follower, resigned).
 - `core`: the sans-io protocol engine (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch, FetchSnapshot,
-  DescribeQuorum), driven by requests, responses and an injected clock.
+  DescribeQuorum), driven by requests, responses and an injected clock; `requests` builds what it sends,
+  `describe_quorum` answers DescribeQuorum, `messages` builds kio messages of any version.
 - `node`: the asyncio shell (timers, outbound connections, long-polling fetches).
 - `controller_server`: a controller node's CONTROLLER listener serving the quorum's APIs.
 

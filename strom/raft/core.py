@@ -47,7 +47,9 @@ from strom.metadata.records import KRaftVersionRecord, LeaderChangeMessage, Vote
 from strom.metadata.serde import ApiMessageAndVersion
 from strom.metadata.snapshot import read_snapshot
 from strom.protocol.errors import ErrorCode, KafkaError
-from strom.raft.messages import build, error_of, item, request_class, response_class, zero_throttle
+from strom.raft import requests
+from strom.raft.describe_quorum import describe_quorum
+from strom.raft.messages import build, error_of, item, response_class, zero_throttle
 from strom.raft.metadata_log import (
     METADATA_TOPIC,
     METADATA_TOPIC_ID,
@@ -75,16 +77,7 @@ __all__ = ["NotLeaderError", "Outbound", "RaftConfig", "RaftCore"]
 log = logging.getLogger("strom.raft")
 
 VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, DESCRIBE_QUORUM, FETCH_SNAPSHOT, FETCH = 52, 53, 54, 55, 59, 1
-# versions this replica sends (Kafka 4.4 serves all of them)
-VOTE_VERSION, BEGIN_VERSION, END_VERSION, FETCH_VERSION, FETCH_SNAPSHOT_VERSION = 2, 1, 1, 18, 1
-FETCH_MAX_BYTES = 8 * 1024 * 1024
-SNAPSHOT_CHUNK_BYTES = 1024 * 1024
-OBSERVER_EXPIRY_MS = 5 * 60 * 1000  # Kafka forgets observers that stopped fetching after 5 minutes
-_NOT_LEADER_MESSAGE = (
-    "For requests intended only for the leader, this error indicates that the broker is not the current "
-    "leader. For requests intended for any replica, this error indicates that the broker is not a replica "
-    "of the topic partition."
-)
+SNAPSHOT_CHUNK_BYTES = requests.SNAPSHOT_CHUNK_BYTES
 
 
 class NotLeaderError(Exception):
@@ -443,7 +436,7 @@ class RaftCore:
                 self._lost_prevote(now_ms)
                 return self.poll(now_ms)
             return self._send_to_voters(
-                now_ms, VOTE, s.granted | s.rejected, lambda v: self._vote_request(v, True)
+                now_ms, VOTE, s.granted | s.rejected, lambda v: requests.vote_request(self, v, True)
             )
         if isinstance(s, Candidate):
             if s.backoff_until_ms is not None:
@@ -455,7 +448,7 @@ class RaftCore:
                 s.backoff_until_ms = now_ms + self._election_backoff_ms()
                 return []
             return self._send_to_voters(
-                now_ms, VOTE, s.granted | s.rejected, lambda v: self._vote_request(v, False)
+                now_ms, VOTE, s.granted | s.rejected, lambda v: requests.vote_request(self, v, False)
             )
         if isinstance(s, Leader):
             return self._poll_leader(s, now_ms)
@@ -469,8 +462,10 @@ class RaftCore:
             if not self._ready(s.leader_id, now_ms):
                 return []
             if s.snapshot_fetch is not None:
-                return [self._sent(Outbound(s.leader_id, self._fetch_snapshot_request(s.snapshot_fetch)))]
-            return [self._sent(Outbound(s.leader_id, self._fetch_request()))]
+                return [
+                    self._sent(Outbound(s.leader_id, requests.fetch_snapshot_request(self, s.snapshot_fetch)))
+                ]
+            return [self._sent(Outbound(s.leader_id, requests.fetch_request(self)))]
         if isinstance(s, Resigned):
             if now_ms >= s.election_deadline_ms:
                 self._to_unattached(s.epoch, now_ms)
@@ -479,7 +474,7 @@ class RaftCore:
                 now_ms,
                 END_QUORUM_EPOCH,
                 set(self.voters.ids) - s.unacked,
-                lambda v: self._end_epoch_request(s),
+                lambda v: requests.end_epoch_request(self, s),
             )
         return []
 
@@ -523,7 +518,7 @@ class RaftCore:
         ready = [t for t in targets if self._ready(t, now_ms)]
         if not ready or any(t in self._inflight for t in targets):
             return []
-        return [self._sent(Outbound(self.rng.choice(ready), self._fetch_request()))]
+        return [self._sent(Outbound(self.rng.choice(ready), requests.fetch_request(self)))]
 
     def _poll_leader(self, s: Leader, now_ms: int) -> list[Outbound]:
         if now_ms >= s.check_quorum_deadline_ms:
@@ -543,159 +538,10 @@ class RaftCore:
             half = self.config.fetch_timeout_ms // 2
             stale = {v for v, p in s.voters.items() if p.acknowledged and now_ms - p.last_fetch_ms < half}
             out = self._send_to_voters(
-                now_ms, BEGIN_QUORUM_EPOCH, stale, lambda v: self._begin_epoch_request(v)
+                now_ms, BEGIN_QUORUM_EPOCH, stale, lambda v: requests.begin_epoch_request(self, v)
             )
             s.begin_epoch_due_ms = now_ms + max(half, 1)
         return out
-
-    # -- request builders --------------------------------------------------------------------------------
-    def _vote_request(self, voter: int, pre_vote: bool) -> Any:
-        cls = request_class(VOTE, VOTE_VERSION)
-        topic_cls = item(cls, "topics")
-        part_cls = item(topic_cls, "partitions")
-        end = self.log.end
-        target = self.voters.voters.get(voter)
-        return cls(
-            cluster_id=self.cluster_id,
-            voter_id=voter,
-            topics=(
-                topic_cls(
-                    topic_name=METADATA_TOPIC,
-                    partitions=(
-                        part_cls(
-                            partition_index=0,
-                            replica_epoch=self.epoch,
-                            replica_id=self.node_id,
-                            replica_directory_id=self.directory_id,
-                            voter_directory_id=target.directory_id if target else None,
-                            last_offset_epoch=end.epoch,
-                            last_offset=end.offset,
-                            pre_vote=pre_vote,
-                        ),
-                    ),
-                ),
-            ),
-        )
-
-    def _leader_endpoints(self, cls: type) -> tuple[Any, ...]:
-        me = self.voters.voters.get(self.node_id)
-        if me is None:
-            return ()
-        ep_cls = item(cls, "leader_endpoints")
-        return tuple(ep_cls(name=name, host=host, port=port) for name, (host, port) in me.endpoints.items())
-
-    def _begin_epoch_request(self, voter: int) -> Any:
-        cls = request_class(BEGIN_QUORUM_EPOCH, BEGIN_VERSION)
-        topic_cls = item(cls, "topics")
-        part_cls = item(topic_cls, "partitions")
-        target = self.voters.voters.get(voter)
-        return cls(
-            cluster_id=self.cluster_id,
-            topics=(
-                topic_cls(
-                    topic_name=METADATA_TOPIC,
-                    partitions=(
-                        part_cls(
-                            partition_index=0,
-                            voter_directory_id=target.directory_id if target else None,
-                            leader_id=self.node_id,
-                            leader_epoch=self.epoch,
-                        ),
-                    ),
-                ),
-            ),
-            leader_endpoints=self._leader_endpoints(cls),
-        )
-
-    def _end_epoch_request(self, s: Resigned) -> Any:
-        cls = request_class(END_QUORUM_EPOCH, END_VERSION)
-        topic_cls = item(cls, "topics")
-        part_cls = item(topic_cls, "partitions")
-        info_cls = item(part_cls, "preferred_candidates")
-        candidates = tuple(
-            info_cls(
-                candidate_id=v,
-                candidate_directory_id=self.voters.voters[v].directory_id
-                if v in self.voters.voters
-                else None,
-            )
-            for v in s.successors
-        )
-        return cls(
-            cluster_id=self.cluster_id,
-            topics=(
-                topic_cls(
-                    topic_name=METADATA_TOPIC,
-                    partitions=(
-                        part_cls(
-                            partition_index=0,
-                            leader_id=self.node_id,
-                            leader_epoch=s.epoch,
-                            preferred_candidates=candidates,
-                        ),
-                    ),
-                ),
-            ),
-            leader_endpoints=self._leader_endpoints(cls),
-        )
-
-    def _fetch_request(self) -> Any:
-        cls = request_class(FETCH, FETCH_VERSION)
-        topic_cls = item(cls, "topics")
-        part_cls = item(topic_cls, "partitions")
-        replica_cls = item(cls, "replica_state")
-        end = self.log.end
-        return cls(
-            cluster_id=self.cluster_id,
-            replica_state=replica_cls(replica_id=self.node_id, replica_epoch=-1),
-            max_wait=_timedelta(self.config.fetch_max_wait_ms),
-            min_bytes=0,
-            max_bytes=FETCH_MAX_BYTES,
-            topics=(
-                topic_cls(
-                    topic_id=METADATA_TOPIC_ID,
-                    partitions=(
-                        part_cls(
-                            partition=0,
-                            current_leader_epoch=self.epoch,
-                            fetch_offset=end.offset,
-                            last_fetched_epoch=end.epoch,
-                            log_start_offset=-1,
-                            partition_max_bytes=FETCH_MAX_BYTES,
-                            replica_directory_id=self.directory_id,
-                            high_watermark=self.high_watermark,
-                        ),
-                    ),
-                ),
-            ),
-            forgotten_topics_data=(),
-            rack_id="",
-        )
-
-    def _fetch_snapshot_request(self, fetch: SnapshotFetch) -> Any:
-        cls = request_class(FETCH_SNAPSHOT, FETCH_SNAPSHOT_VERSION)
-        topic_cls = item(cls, "topics")
-        part_cls = item(topic_cls, "partitions")
-        id_cls = item(part_cls, "snapshot_id")
-        return cls(
-            cluster_id=self.cluster_id,
-            replica_id=self.node_id,
-            max_bytes=SNAPSHOT_CHUNK_BYTES,
-            topics=(
-                topic_cls(
-                    name=METADATA_TOPIC,
-                    partitions=(
-                        part_cls(
-                            partition=0,
-                            current_leader_epoch=self.epoch,
-                            snapshot_id=id_cls(end_offset=fetch.snapshot.offset, epoch=fetch.snapshot.epoch),
-                            position=fetch.position,
-                            replica_directory_id=self.directory_id,
-                        ),
-                    ),
-                ),
-            ),
-        )
 
     # -- requests -------------------------------------------------------------------------------------
     def handle_request(self, api_key: int, request: Any, now_ms: int, *, can_wait: bool = False) -> Any:
@@ -712,7 +558,7 @@ class RaftCore:
         if api_key == FETCH_SNAPSHOT:
             return self._handle_fetch_snapshot(request, now_ms)
         if api_key == DESCRIBE_QUORUM:
-            return self.describe_quorum(request, now_ms)
+            return describe_quorum(self, request, now_ms)
         raise ValueError(f"api key {api_key} is not a Raft API")
 
     def _cluster_ok(self, request: Any) -> bool:
@@ -1074,103 +920,6 @@ class RaftCore:
             node_endpoints=self._node_endpoints(cls),
         )
 
-    # -- DescribeQuorum -----------------------------------------------------------------------------------
-    def describe_quorum(self, req: Any, now_ms: int) -> Any:
-        """KIP-595/KIP-836/KIP-853: the leader's view of voters and observers; others answer
-        NOT_LEADER_OR_FOLLOWER for the partition."""
-        cls = response_class(DESCRIBE_QUORUM, req.__version__)
-        topic_cls = item(cls, "topics")
-        part_cls = item(topic_cls, "partitions")
-        state_cls = item(part_cls, "current_voters")
-        part = self._single_partition(req)
-        s = self.state
-        if part is None:
-            error, message = (
-                ErrorCode.unknown_topic_or_partition,
-                "This server does not host this topic-partition.",
-            )
-        elif not isinstance(s, Leader):
-            error, message = ErrorCode.not_leader_or_follower, _NOT_LEADER_MESSAGE
-        else:
-            error, message = ErrorCode.none, None
-        if error is not ErrorCode.none:
-            p = build(
-                part_cls,
-                partition_index=0,
-                error_code=error,
-                error_message=message,
-                leader_id=-1,
-                leader_epoch=-1,
-                high_watermark=-1,
-                current_voters=(),
-                observers=(),
-            )
-            return build(
-                cls,
-                error_code=ErrorCode.none,
-                error_message=None,
-                topics=(topic_cls(topic_name=METADATA_TOPIC, partitions=(p,)),),
-                nodes=(),
-            )
-        assert isinstance(s, Leader)
-
-        def replica(p: ReplicaProgress) -> Any:
-            if p.node_id == self.node_id:
-                return build(
-                    state_cls,
-                    replica_id=p.node_id,
-                    replica_directory_id=p.directory_id or uuid.UUID(int=0),
-                    log_end_offset=self.log.end_offset,
-                    last_fetch_timestamp=now_ms,
-                    last_caught_up_timestamp=now_ms,
-                )
-            return build(
-                state_cls,
-                replica_id=p.node_id,
-                replica_directory_id=p.directory_id or uuid.UUID(int=0),
-                log_end_offset=p.end_offset,
-                last_fetch_timestamp=p.last_fetch_ms,
-                last_caught_up_timestamp=p.last_caught_up_ms,
-            )
-
-        for node_id, progress in list(s.observers.items()):
-            if now_ms - progress.last_fetch_ms > OBSERVER_EXPIRY_MS:
-                del s.observers[node_id]
-        voters = [replica(s.voters[v]) for v in self.voters.ids if v in s.voters]
-        observers = [replica(p) for _, p in sorted(s.observers.items())]
-        p = build(
-            part_cls,
-            partition_index=0,
-            error_code=ErrorCode.none,
-            error_message=None,
-            leader_id=self.node_id,
-            leader_epoch=s.epoch,
-            high_watermark=s.high_watermark,
-            current_voters=tuple(voters),
-            observers=tuple(observers),
-        )
-        nodes: tuple[Any, ...] = ()
-        if "nodes" in cls.__dataclass_fields__:
-            node_cls = item(cls, "nodes")
-            listener_cls = item(node_cls, "listeners")
-            nodes = tuple(
-                node_cls(
-                    node_id=v.node_id,
-                    listeners=tuple(
-                        listener_cls(name=name, host=host, port=port)
-                        for name, (host, port) in v.endpoints.items()
-                    ),
-                )
-                for v in (self.voters.voters[i] for i in self.voters.ids)
-            )
-        return build(
-            cls,
-            error_code=ErrorCode.none,
-            error_message=None,
-            topics=(topic_cls(topic_name=METADATA_TOPIC, partitions=(p,)),),
-            nodes=nodes,
-        )
-
     # -- responses ------------------------------------------------------------------------------------------
     def handle_failure(self, destination: int, now_ms: int) -> None:
         """A request to `destination` failed (connection refused, timeout): retry after a backoff."""
@@ -1377,11 +1126,3 @@ class RaftCore:
                 "raft node %d: installed snapshot %s from leader %d", self.node_id, snapshot, destination
             )
             self._changed()
-
-
-def _timedelta(ms: int) -> Any:
-    import datetime
-
-    from kio.static.primitive import i32Timedelta
-
-    return i32Timedelta.parse(datetime.timedelta(milliseconds=ms))

@@ -14,6 +14,7 @@ from strom.metadata.batches import read_metadata_batches
 from strom.metadata.records import LeaderChangeMessage, NoOpRecord
 from strom.metadata.snapshot import CLUSTER_METADATA_DIR, snapshot_file_name, write_snapshot
 from strom.protocol.errors import ErrorCode
+from strom.raft import requests
 from strom.raft.core import BEGIN_QUORUM_EPOCH, FETCH, VOTE, NotLeaderError
 from strom.raft.messages import item
 from strom.raft.metadata_log import OffsetAndEpoch
@@ -118,7 +119,7 @@ def test_prevote_is_refused_while_the_leader_is_alive(net: Network) -> None:
     follower = next(n for n in (1, 2, 3) if n != leader)
     other = next(n for n in (1, 2, 3) if n not in (leader, follower))
     core = net.nodes[follower]
-    request = core._vote_request(other, True)
+    request = requests.vote_request(core, other, True)
     response = net.deliver(other, request)
     part = response.topics[0].partitions[0]
     assert part.error_code == ErrorCode.none and not part.vote_granted
@@ -213,13 +214,13 @@ def test_vote_of_another_cluster_is_inconsistent_cluster_id(net: Network) -> Non
     net.run_until(net.stable_leader)
     leader = net.leader()
     follower = next(n for n in (1, 2, 3) if n != leader)
-    request = net.nodes[follower]._vote_request(leader, False)
+    request = requests.vote_request(net.nodes[follower], leader, False)
     forged = type(request)(
         cluster_id="AAAAAAAAAAAAAAAAAAAAAA", voter_id=request.voter_id, topics=request.topics
     )
     response = net.deliver(leader, forged)
     assert response.error_code == ErrorCode.inconsistent_cluster_id
-    fetch = net.nodes[follower]._fetch_request()
+    fetch = requests.fetch_request(net.nodes[follower])
     forged_fetch = dataclasses.replace(fetch, cluster_id="AAAAAAAAAAAAAAAAAAAAAA")
     assert net.deliver(leader, forged_fetch).error_code == ErrorCode.inconsistent_cluster_id
 
@@ -229,7 +230,7 @@ def test_fenced_and_unknown_epochs(net: Network) -> None:
     leader = net.leader()
     follower = next(n for n in (1, 2, 3) if n != leader)
     core = net.nodes[follower]
-    fetch = core._fetch_request()
+    fetch = requests.fetch_request(core)
     topic = fetch.topics[0]
     for epoch, error in ((0, ErrorCode.fenced_leader_epoch), (5, ErrorCode.unknown_leader_epoch)):
         part = dataclasses.replace(topic.partitions[0], current_leader_epoch=epoch)
@@ -239,11 +240,11 @@ def test_fenced_and_unknown_epochs(net: Network) -> None:
         assert p.error_code == error
         assert (p.current_leader.leader_id, p.current_leader.leader_epoch) == (leader, 1)
     # a follower answers a fetch with NOT_LEADER_OR_FOLLOWER and names the leader
-    response = net.deliver(follower, core._fetch_request())
+    response = net.deliver(follower, requests.fetch_request(core))
     p = response.responses[0].partitions[0]
     assert p.error_code == ErrorCode.not_leader_or_follower and p.current_leader.leader_id == leader
     # BeginQuorumEpoch of an older epoch is fenced
-    begin = net.nodes[leader]._begin_epoch_request(follower)
+    begin = requests.begin_epoch_request(net.nodes[leader], follower)
     old = type(begin)(
         cluster_id=begin.cluster_id,
         leader_endpoints=begin.leader_endpoints,
