@@ -8,6 +8,7 @@ metadata once, no batching across calls).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import uuid
@@ -458,10 +459,22 @@ class ClusterClient:
 
     # groups -----------------------------------------------------------------------------------------
     async def find_coordinator(self, group: str) -> int:
-        """FindCoordinator v3 (key type 0, group): the coordinator's node id."""
+        """FindCoordinator v3 (key type 0, group): the coordinator's node id. A coordinator that is not
+        available yet (its offsets partition still being created or loaded) is asked again, as Kafka's
+        clients do, until the client's timeout."""
         from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest
 
-        response = await self.request_any(FindCoordinatorRequest(key=group, key_type=0))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            response = await self.request_any(FindCoordinatorRequest(key=group, key_type=0))
+            retriable = response.error_code in (
+                ErrorCode.coordinator_not_available,
+                ErrorCode.coordinator_load_in_progress,
+            )
+            if not retriable or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.1)
         raise_for_error(response.error_code, response.error_message, f"find coordinator of group {group}")
         return int(response.node_id)
 
