@@ -370,6 +370,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("controller.quorum.voters", _T.LIST, [], read_only=_RO),
     ConfigDef("controller.listener.names", _T.STRING, None, read_only=_RO),
     ConfigDef("inter.broker.listener.name", _T.STRING, None, read_only=_RO),
+    ConfigDef("authorizer.class.name", _T.STRING, "", read_only=_RO),
     # listeners and TLS (strom.server.listeners, strom.security.tls); each key below may be set for one
     # listener as listener.name.<lower-cased name>.<key>. Kafka can update the ssl keys dynamically;
     # Strom builds a listener's TLS context once, at start-up, so they are read-only here.

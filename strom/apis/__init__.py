@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from strom.apis._authz import guard
 from strom.protocol.registry import ApiRegistry, ApiSpec
 
 __all__ = ["build_registry"]
@@ -35,5 +36,6 @@ def build_registry() -> ApiRegistry:
         module = importlib.import_module(f"{__name__}.{info.name}")
         spec = getattr(module, "SPEC", None)
         if isinstance(spec, ApiSpec):
-            registry.register(spec)
+            # the whole-request authorization checks wrap the handler (strom.apis._authz)
+            registry.register(guard(spec))
     return registry

@@ -30,8 +30,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from strom.cluster.metadata import BrokerInfo, Endpoint
-from strom.config import BrokerConfig
+from strom.config import BrokerConfig, ConfigError
 from strom.protocol.registry import ApiRegistry
+from strom.security.acl_authorizer import AclAuthorizer, authorizer_enabled
+from strom.security.acl_store import AclStore, LocalAclStore
 from strom.security.authorizer import AllowAll, Authorizer
 from strom.security.channel import ListenerSecurity, inter_broker_ssl_context
 from strom.server.connection import Connection
@@ -85,6 +87,15 @@ class Broker:
         )
         self.inter_broker_ssl = inter_broker_ssl_context(config, inter) if inter is not None else None
         self.authorizer: Authorizer = AllowAll()
+        self.acl_authorizer: AclAuthorizer | None = None
+        self.acl_store: AclStore | None = None
+        try:
+            acls_on = authorizer_enabled(config)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if acls_on:
+            self.acl_authorizer = AclAuthorizer.from_config(config)
+            self.authorizer = self.acl_authorizer
         self.registry = registry if registry is not None else build_registry()
         self.log_manager = LogManager(config.log_dirs, config, clock=clock)
         self.replica_manager = ReplicaManager(self)
@@ -193,6 +204,7 @@ class Broker:
         self.metadata.add_listener(self.group_coordinator.on_metadata_change)
         self.metadata.add_listener(self.txn_coordinator.on_metadata_change)
         await self.metadata.start()
+        await self._start_acls(Path(data_dir))
         await self.group_coordinator.start()
         await self.txn_coordinator.start()
         for server in self._servers:
@@ -234,11 +246,28 @@ class Broker:
         await self.txn_coordinator.stop()
         await self.group_coordinator.stop()
         await self.replica_manager.stop()
+        if self.acl_store is not None:
+            await self.acl_store.stop()
         if self.metadata is not None:
             await self.metadata.stop()
         await self.log_manager.stop()
         await self.metrics.stop()
         log.info("broker %d stopped", self.node_id)
+
+    async def _start_acls(self, data_dir: Path) -> None:
+        """With an ACL authorizer, load the ACLs of this mode's store before any request is served
+        (ZooKeeper's /kafka-acl tree, or the single node's acls.json)."""
+        if self.acl_authorizer is None:
+            return
+        from strom.cluster.zookeeper import ZooKeeperBackend
+
+        if isinstance(self.metadata, ZooKeeperBackend):
+            from strom.security.zk_acl_store import ZkAclStore
+
+            self.acl_store = ZkAclStore(self.metadata.store.client, clock=self.clock)
+        else:
+            self.acl_store = LocalAclStore(data_dir)
+        await self.acl_store.start(self.acl_authorizer.load)
 
     async def _controlled_shutdown(self) -> None:
         """Kafka's controlled shutdown: while still serving, ask the controller to move leadership away

@@ -23,7 +23,7 @@ from kio.static.primitive import i16
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiRegistry, response_type
 
-__all__ = ["api_versions_v0_fallback", "unsupported_response"]
+__all__ = ["api_versions_v0_fallback", "empty_response", "unsupported_response"]
 
 
 def api_versions_v0_fallback(registry: ApiRegistry) -> bytes:
@@ -74,6 +74,15 @@ def _empty_entity(cls: type) -> Any:
     return cls(**kwargs)
 
 
+def empty_response(cls: type, code: ErrorCode) -> Any:
+    """A response of `cls` with empty values and every top-level error code `code` (a request refused
+    as a whole, such as by the authorizer)."""
+    value = _empty_entity(cls)
+    if "error_code" in {f.name for f in dataclasses.fields(cls)}:
+        value = dataclasses.replace(value, error_code=code)
+    return value
+
+
 def unsupported_response(registry: ApiRegistry, api_key: int, version: int) -> bytes | None:
     """The response body for an (api_key, version) we do not serve, or None to close the connection."""
     if api_key == 18:
@@ -88,3 +97,4 @@ def unsupported_response(registry: ApiRegistry, api_key: int, version: int) -> b
     except Exception:
         return None
     return buf.getvalue()
+

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PASSWORD", "Party", "Pki", "make_pki"]
+__all__ = ["PASSWORD", "Party", "Pki", "add_client", "make_pki"]
 
 PASSWORD = "strom-test-pass"  # only for the test key stores made here
 
@@ -103,3 +103,11 @@ def make_pki(directory: Path) -> Pki:
     client = _party(directory, "client", "/C=DE/O=Strom Test/OU=Clients/CN=alice", ca, None)
     foreign_client = _party(directory, "foreign-client", "/O=Elsewhere/CN=mallory", foreign, None)
     return Pki(ca[1], broker, client, foreign[1], foreign_client)
+
+
+def add_client(pki: Pki, name: str, common_name: str) -> Party:
+    """Another client certificate signed by `pki`'s CA (subject `/O=Strom Test/OU=Clients/CN=<common_name>`),
+    for tests that need several principals."""
+    directory = pki.ca.parent
+    ca = (directory / "ca.key", pki.ca)
+    return _party(directory, name, f"/C=DE/O=Strom Test/OU=Clients/CN={common_name}", ca, None)

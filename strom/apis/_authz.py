@@ -1,0 +1,239 @@
+"""What each API checks with the authorizer, in one place: the checks of Kafka 4.4's request handlers
+(KafkaApis, AclApis, ControllerApis for the APIs a KRaft broker forwards) and the code a denial answers.
+
+Two kinds of rules:
+- `REQUEST_RULES`: APIs whose whole request stands on one resource: the classic group APIs (READ on the
+  group), EndTxn and AddOffsetsToTxn (WRITE on the transactional id, then READ on the group), and the admin
+  APIs that act on the cluster (ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS). `guard(spec)` wraps
+  such an API's handler: a denied request is answered as Kafka's `getErrorResponse` answers it (every
+  error code of the response set; the APIs whose response lists the request's items list them, each
+  with the error) and the handler never runs.
+- Per-item rules (each topic of a Produce or Fetch, each group of DescribeGroups, each resource of
+  DescribeConfigs, ...) are applied by the handlers with the helpers below, because a denied item answers
+  beside served ones: TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED,
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED for that item only.
+
+The per-API rules of Kafka 4.4, as served here (resource: operation):
+  Produce: TransactionalId WRITE (transactional records), Topic WRITE.  Fetch: Topic READ (consumers),
+  Cluster CLUSTER_ACTION (followers).  ListOffsets, OffsetForLeaderEpoch (consumers): Topic DESCRIBE.
+  Metadata: Topic DESCRIBE (unlisted when all topics are asked for), Cluster or Topic CREATE to
+  auto-create.  OffsetCommit: Group READ, Topic READ.  OffsetFetch: Group DESCRIBE, Topic DESCRIBE.
+  FindCoordinator: Group DESCRIBE / TransactionalId DESCRIBE.  Join/Sync/Heartbeat/LeaveGroup,
+  ConsumerGroupHeartbeat: Group READ.  DescribeGroups, ConsumerGroupDescribe: Group DESCRIBE.  ListGroups:
+  Cluster DESCRIBE, else the groups with DESCRIBE.  DeleteGroups: Group DELETE.  OffsetDelete: Group
+  DELETE, Topic READ.  CreateTopics: Cluster CREATE or Topic CREATE (and Topic DESCRIBE_CONFIGS for the
+  returned configs).  DeleteTopics: Topic DELETE.  DeleteRecords: Topic DELETE.  CreatePartitions: Topic
+  ALTER.  InitProducerId: TransactionalId WRITE, or without one Cluster IDEMPOTENT_WRITE or WRITE on some
+  topic (KIP-679).  AddPartitionsToTxn: TransactionalId WRITE, Topic WRITE.  AddOffsetsToTxn: TransactionalId
+  WRITE, Group READ.  EndTxn: TransactionalId WRITE.  TxnOffsetCommit: TransactionalId WRITE, Group READ,
+  Topic READ.  WriteTxnMarkers: Cluster CLUSTER_ACTION.  DescribeAcls: Cluster DESCRIBE.  Create/DeleteAcls:
+  Cluster ALTER.  DescribeConfigs: DESCRIBE_CONFIGS, Alter/IncrementalAlterConfigs: ALTER_CONFIGS on the
+  Topic, Group or (broker resources) Cluster.  DescribeLogDirs, ListPartitionReassignments: Cluster
+  DESCRIBE.  ElectLeaders, AlterPartitionReassignments: Cluster ALTER.  DescribeProducers: Topic READ.
+  DescribeTransactions: TransactionalId DESCRIBE.  ListTransactions: the ids with DESCRIBE.
+  DescribeTopicPartitions: Topic DESCRIBE.  ListConfigResources: Cluster DESCRIBE_CONFIGS.
+  DescribeCluster: none (its authorized operations need Cluster DESCRIBE).  ApiVersions: none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from strom.apis._build import build, entry_type, no_throttle
+from strom.protocol.errors import ErrorCode
+from strom.protocol.registry import ApiSpec, response_type
+from strom.security.acl import CLUSTER_NAME, SUPPORTED_OPERATIONS
+from strom.security.authorizer import AclOperation, AllowAll, ResourceType
+from strom.server.error_response import empty_response
+
+__all__ = [
+    "CLUSTER_NAME",
+    "EVERY_NAME",
+    "REQUEST_RULES",
+    "Check",
+    "allowed",
+    "authorized_operations",
+    "denied_topics",
+    "enforcing",
+    "guard",
+    "may",
+]
+
+T = TypeVar("T")
+
+Op = AclOperation
+Rt = ResourceType
+GROUP_DENIED = ErrorCode.group_authorization_failed
+TXN_DENIED = ErrorCode.transactional_id_authorization_failed
+CLUSTER_DENIED = ErrorCode.cluster_authorization_failed
+TOPIC_DENIED = ErrorCode.topic_authorization_failed
+
+
+# --- helpers for per-item checks ------------------------------------------------------------------
+class _EveryName:
+    """Contains every name: what `allowed` stands for while every request is allowed."""
+
+    def __contains__(self, _name: object) -> bool:
+        return True
+
+
+EVERY_NAME = _EveryName()
+
+
+def enforcing(ctx: Any) -> bool:
+    """Whether an authorizer that can refuse is configured; hot paths (Produce, Fetch) skip asking
+    otherwise."""
+    return not isinstance(ctx.broker.authorizer, AllowAll)
+
+
+def may(ctx: Any, operation: AclOperation, resource_type: ResourceType, name: str = CLUSTER_NAME) -> bool:
+    """May the request's principal do `operation` on the resource? (The cluster when no name is given.)"""
+    return bool(ctx.authorize(operation, resource_type, name))
+
+
+def allowed(ctx: Any, operation: AclOperation, resource_type: ResourceType, names: Iterable[str]) -> set[str]:
+    """The names among `names` the principal may do `operation` on (each asked once)."""
+    return {name for name in set(names) if ctx.authorize(operation, resource_type, name)}
+
+
+def denied_topics(ctx: Any, operation: AclOperation, names: Iterable[str]) -> set[str]:
+    """The topic names among `names` the principal may not do `operation` on."""
+    names = set(names)
+    return names - allowed(ctx, operation, ResourceType.TOPIC, names)
+
+
+def authorized_operations(
+    ctx: Any, resource_type: ResourceType, name: str, operations: Iterable[AclOperation] | None = None
+) -> int:
+    """The authorized-operations bit field (1 << operation code) of one resource: of `operations` (by
+    default every operation the resource type supports), those the principal may do."""
+    ops = SUPPORTED_OPERATIONS.get(resource_type, ()) if operations is None else operations
+    bits = 0
+    for op in ops:
+        if ctx.authorize(op, resource_type, name):
+            bits |= 1 << int(op)
+    return bits
+
+
+# --- whole-request rules --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One check of a whole request: `operation` on the resource `name(request)` names, or `error`."""
+
+    operation: AclOperation
+    resource_type: ResourceType
+    error: ErrorCode
+    name: Callable[[Any], str] = lambda _request: CLUSTER_NAME
+
+
+def _group(request: Any) -> str:
+    return str(request.group_id)
+
+
+def _txn(request: Any) -> str:
+    return str(request.transactional_id)
+
+
+def _read_group() -> tuple[Check, ...]:
+    return (Check(Op.READ, Rt.GROUP, GROUP_DENIED, _group),)
+
+
+REQUEST_RULES: dict[int, tuple[Check, ...]] = {
+    11: _read_group(),  # JoinGroup
+    12: _read_group(),  # Heartbeat
+    13: _read_group(),  # LeaveGroup
+    14: _read_group(),  # SyncGroup
+    25: (Check(Op.WRITE, Rt.TRANSACTIONAL_ID, TXN_DENIED, _txn), *_read_group()),  # AddOffsetsToTxn
+    26: (Check(Op.WRITE, Rt.TRANSACTIONAL_ID, TXN_DENIED, _txn),),  # EndTxn
+    27: (Check(Op.CLUSTER_ACTION, Rt.CLUSTER, CLUSTER_DENIED),),  # WriteTxnMarkers
+    29: (Check(Op.DESCRIBE, Rt.CLUSTER, CLUSTER_DENIED),),  # DescribeAcls
+    30: (Check(Op.ALTER, Rt.CLUSTER, CLUSTER_DENIED),),  # CreateAcls
+    31: (Check(Op.ALTER, Rt.CLUSTER, CLUSTER_DENIED),),  # DeleteAcls
+    35: (Check(Op.DESCRIBE, Rt.CLUSTER, CLUSTER_DENIED),),  # DescribeLogDirs
+    43: (Check(Op.ALTER, Rt.CLUSTER, CLUSTER_DENIED),),  # ElectLeaders
+    45: (Check(Op.ALTER, Rt.CLUSTER, CLUSTER_DENIED),),  # AlterPartitionReassignments
+    46: (Check(Op.DESCRIBE, Rt.CLUSTER, CLUSTER_DENIED),),  # ListPartitionReassignments
+    47: (Check(Op.DELETE, Rt.GROUP, GROUP_DENIED, _group),),  # OffsetDelete (its topics: the handler)
+    68: _read_group(),  # ConsumerGroupHeartbeat
+    74: (Check(Op.DESCRIBE_CONFIGS, Rt.CLUSTER, CLUSTER_DENIED),),  # ListConfigResources
+}
+
+
+def _items(cls: type, field: str, items: Iterable[T], fill: Callable[[type, T], Any]) -> tuple[Any, ...]:
+    item_cls = entry_type(cls, field)
+    return tuple(fill(item_cls, item) for item in items)
+
+
+def _topic_partitions(cls: type, topics_field: str, parts_field: str, topics: Iterable[Any],
+                      name_field: str, request_parts: Callable[[Any], Iterable[int]], index_field: str,
+                      code: ErrorCode) -> tuple[Any, ...]:  # fmt: skip
+    """Response topics -> partitions, every partition answered `code` (Kafka's getErrorResponse)."""
+    topic_cls = entry_type(cls, topics_field)
+    part_cls = entry_type(topic_cls, parts_field)
+    return tuple(
+        build(
+            topic_cls,
+            **{
+                name_field: getattr(t, name_field),
+                parts_field: tuple(
+                    build(part_cls, **{index_field: p}, error_code=code, error_message=None)
+                    for p in request_parts(t)
+                ),
+            },
+        )
+        for t in topics
+    )
+
+
+def _denied(api_key: int, version: int, request: Any, code: ErrorCode) -> Any:
+    """The response to a request refused by a whole-request check."""
+    cls = response_type(api_key, version)
+    if cls is None:
+        raise RuntimeError(f"no response schema for api {api_key} v{version}")
+    if api_key == 30:  # CreateAcls: a result per creation
+        results = _items(cls, "results", request.creations,
+                         lambda c, _i: build(c, error_code=code, error_message=None))  # fmt: skip
+        return build(cls, throttle_time=no_throttle(), results=results)
+    if api_key == 31:  # DeleteAcls: a result per filter
+        return build(cls, throttle_time=no_throttle(), filter_results=_items(
+            cls, "filter_results", request.filters,
+            lambda c, _i: build(c, error_code=code, error_message=None, matching_acls=())))  # fmt: skip
+    if api_key == 27:  # WriteTxnMarkers: every partition of every marker
+        def marker(c: type, m: Any) -> Any:
+            topics = _topic_partitions(c, "topics", "partitions", m.topics, "name",
+                                       lambda t: t.partition_indexes, "partition_index", code)  # fmt: skip
+            return build(c, producer_id=m.producer_id, topics=topics)
+
+        return build(cls, markers=_items(cls, "markers", request.markers, marker))
+    if api_key == 43:  # ElectLeaders: the top-level error and every requested partition
+        results = _topic_partitions(cls, "replica_election_results", "partition_result",
+                                    request.topic_partitions or (), "topic", lambda t: t.partitions,
+                                    "partition_id", code)  # fmt: skip
+        return build(cls, throttle_time=no_throttle(), error_code=code, replica_election_results=results)
+    if api_key == 45:  # AlterPartitionReassignments: the top-level error and every partition
+        responses = _topic_partitions(cls, "responses", "partitions", request.topics, "name",
+                                      lambda t: [p.partition_index for p in t.partitions],
+                                      "partition_index", code)  # fmt: skip
+        allow_change = getattr(request, "allow_replication_factor_change", True)
+        return build(cls, throttle_time=no_throttle(), error_code=code, error_message=None,
+                     allow_replication_factor_change=allow_change, responses=responses)  # fmt: skip
+    return empty_response(cls, code)
+
+
+def guard(spec: ApiSpec) -> ApiSpec:
+    """`spec` with its handler behind the API's whole-request checks (unchanged when it has none)."""
+    checks = REQUEST_RULES.get(spec.api_key)
+    if not checks:
+        return spec
+    inner = spec.handler
+
+    async def guarded(ctx: Any, request: Any) -> Any:
+        for check in checks:
+            if not ctx.authorize(check.operation, check.resource_type, check.name(request)):
+                return _denied(spec.api_key, ctx.api_version, request, check.error)
+        return await inner(ctx, request)
+
+    return dataclasses.replace(spec, handler=guarded)
