@@ -404,6 +404,13 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("ssl.engine.factory.class", _T.CLASS, None, read_only=_RO),
     ConfigDef("ssl.allow.dn.changes", _T.BOOLEAN, False, read_only=_RO),
     ConfigDef("ssl.allow.san.changes", _T.BOOLEAN, False, read_only=_RO),
+    # SASL (strom.security.sasl), also per listener as listener.name.<name>.<key>; the JAAS lines are
+    # listener.name.<name>.<mechanism>.sasl.jaas.config, kept as given (Kafka's server JAAS contexts)
+    ConfigDef("sasl.enabled.mechanisms", _T.LIST, ["GSSAPI"], read_only=_RO),
+    ConfigDef("sasl.mechanism.inter.broker.protocol", _T.STRING, "GSSAPI", read_only=_RO),
+    ConfigDef("sasl.jaas.config", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("sasl.server.max.receive.size", _T.INT, 524288, read_only=_RO),
+    ConfigDef("connections.max.reauth.ms", _T.LONG, 0, read_only=_RO),
     ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic", "consumer"], read_only=_RO),
     ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3, read_only=_RO),
     ConfigDef("share.coordinator.state.topic.min.isr", _T.INT, 2, read_only=_RO),

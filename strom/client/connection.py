@@ -17,7 +17,7 @@ import io
 import itertools
 import ssl as ssl_module
 import struct
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kio.index import load_response_schema
 from kio.serial import entity_reader, entity_writer
@@ -25,6 +25,9 @@ from kio.static.protocol import RequestPayload, ResponsePayload
 
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.wire import EMPTY_TAGS, I32, nullable_string, skip_tagged_fields
+
+if TYPE_CHECKING:
+    from strom.security.sasl.client import SaslClientSettings
 
 __all__ = ["BrokerConnection", "ConnectionClosedError"]
 
@@ -69,16 +72,22 @@ class BrokerConnection:
         timeout: float = 10.0,
         negotiate: bool = True,
         ssl: ssl_module.SSLContext | None = None,
+        sasl: SaslClientSettings | None = None,
     ) -> BrokerConnection:
-        """Connect (through TLS when `ssl` is given, checking the broker's name if the context asks)."""
+        """Connect (through TLS when `ssl` is given, checking the broker's name if the context asks), and
+        authenticate when `sasl` is given (strom.security.sasl.client)."""
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ssl), timeout)
         conn = cls(reader, writer, client_id)
-        if negotiate:
-            try:
+        try:
+            if negotiate:
                 await conn.negotiate_versions(timeout=timeout)
-            except BaseException:
-                await conn.close()
-                raise
+            if sasl is not None:
+                from strom.security.sasl.client import authenticate
+
+                await authenticate(conn, sasl, timeout=timeout)
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def negotiate_versions(self, timeout: float = 10.0) -> dict[int, tuple[int, int]]:

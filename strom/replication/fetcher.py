@@ -36,6 +36,7 @@ from strom.protocol.errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
     from strom.replication.partition import Partition
+    from strom.security.sasl.client import SaslClientSettings
 
 log = logging.getLogger("strom.fetcher")
 
@@ -59,9 +60,11 @@ class FetcherConfig:
         backoff_s: float = 0.2,
         timeout_s: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        sasl: SaslClientSettings | None = None,
     ) -> None:
         self.node_id = node_id
         self.ssl_context = ssl_context  # the inter-broker listener's TLS client context, if it uses TLS
+        self.sasl = sasl  # how to authenticate to the leader, if the inter-broker listener uses SASL
         self.max_wait_ms = max_wait_ms
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
@@ -160,6 +163,7 @@ class ReplicaFetcher:
             negotiate=False,
             timeout=self._config.timeout_s,
             ssl=self._config.ssl_context,
+            sasl=self._config.sasl,
         )
         return self._conn
 

@@ -181,6 +181,7 @@ class ReplicaManager:
             backoff_s=0.1,
             timeout_s=int(cfg.get("replica.socket.timeout.ms")) / 1000,
             ssl_context=self.broker.inter_broker_ssl,
+            sasl=self.broker.inter_broker_sasl,
         )
 
     # --- ISR ---------------------------------------------------------------------------------------

@@ -6,7 +6,11 @@ first) once at start-up; `principal(get_extra_info)` is asked once per connectio
 - PLAINTEXT: `User:ANONYMOUS`.
 - SSL: the client certificate's subject DN shaped by `ssl.principal.mapping.rules`; `User:ANONYMOUS` when
   the client sent no certificate (ssl.client.auth none or requested), as Kafka does.
-- SASL_PLAINTEXT and SASL_SSL are refused at start-up until the SASL mechanisms are here.
+- SASL_PLAINTEXT and SASL_SSL (SASL_SSL with the TLS context of an SSL listener underneath): `User:<name>`
+  of the SASL exchange, which the connection runs before anything else (`sasl`, a
+  strom.security.sasl.listener.SaslListenerSettings, makes each connection's authenticator); until it
+  completes the connection is `User:ANONYMOUS` and serves nothing but the exchange. The SSL principal
+  mapping does not apply to SASL_SSL, as in Kafka.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from strom.config import BrokerConfig, ConfigError
 from strom.security.principal import ANONYMOUS, USER_TYPE, KafkaPrincipal
+from strom.security.sasl.listener import SaslListenerSettings
 from strom.security.ssl_principal import SslPrincipalMapper, subject_dn
 from strom.security.tls import client_context, server_context
 from strom.server.listeners import Listener, listener_value
@@ -32,19 +37,22 @@ class ListenerSecurity:
     listener: Listener
     ssl_context: ssl.SSLContext | None = None
     mapper: SslPrincipalMapper | None = None
+    sasl: SaslListenerSettings | None = None
 
     @classmethod
     def build(cls, config: BrokerConfig, listener: Listener) -> ListenerSecurity:
         protocol = listener.security_protocol
-        if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-            raise ConfigError(
-                f"Listener {listener.name} uses {protocol}: SASL is not supported yet (use PLAINTEXT or SSL)"
-            )
         if protocol == "PLAINTEXT":
             return cls(listener)
+        sasl = SaslListenerSettings.build(config, listener) if protocol.startswith("SASL_") else None
 
         def settings(key: str) -> Any:
             return listener_value(config, listener.name, key)
+
+        if protocol == "SASL_PLAINTEXT":
+            return cls(listener, sasl=sasl)
+        if sasl is not None:
+            return cls(listener, server_context(settings, listener.name), sasl=sasl)
 
         try:
             mapper = SslPrincipalMapper(settings("ssl.principal.mapping.rules"))
@@ -55,9 +63,14 @@ class ListenerSecurity:
             ) from None
         return cls(listener, server_context(settings, listener.name), mapper)
 
+    def frame_limit(self, max_request: int) -> int:
+        """The largest frame a new connection may send: `sasl.server.max.receive.size` until a SASL
+        connection has authenticated (CVE-2022-34917: nothing bigger is allocated for a stranger)."""
+        return max_request if self.sasl is None else min(max_request, self.sasl.max_receive_size)
+
     def principal(self, extra_info: Callable[[str], Any]) -> KafkaPrincipal:
         """The principal of a connection (its transport's get_extra_info); ValueError (NoMatchingRule)
-        when no mapping rule applies, which closes the connection."""
+        when no mapping rule applies, which closes the connection. SASL connections start anonymous."""
         if self.mapper is None:
             return ANONYMOUS
         ssl_object = extra_info("ssl_object")

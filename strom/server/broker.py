@@ -36,6 +36,8 @@ from strom.security.acl_authorizer import AclAuthorizer, authorizer_enabled
 from strom.security.acl_store import AclStore, LocalAclStore
 from strom.security.authorizer import AllowAll, Authorizer
 from strom.security.channel import ListenerSecurity, inter_broker_ssl_context
+from strom.security.sasl.client import SaslClientSettings
+from strom.security.scram_store import ScramStore, scram_store_for
 from strom.server.connection import Connection
 from strom.server.fetch_sessions import FetchSessionCache
 from strom.server.frame_protocol import FrameProtocol
@@ -86,6 +88,9 @@ class Broker:
             self.inter_broker_listener
         )
         self.inter_broker_ssl = inter_broker_ssl_context(config, inter) if inter is not None else None
+        # followers and markers authenticate with sasl.mechanism.inter.broker.protocol on a SASL listener
+        self.inter_broker_sasl = SaslClientSettings.inter_broker(config, inter) if inter is not None else None
+        self.scram_store: ScramStore | None = None  # SCRAM credentials, in this mode's place (start())
         self.authorizer: Authorizer = AllowAll()
         self.acl_authorizer: AclAuthorizer | None = None
         self.acl_store: AclStore | None = None
@@ -204,6 +209,7 @@ class Broker:
         self.metadata.add_listener(self.group_coordinator.on_metadata_change)
         self.metadata.add_listener(self.txn_coordinator.on_metadata_change)
         await self.metadata.start()
+        self.scram_store = scram_store_for(self.metadata, Path(data_dir))
         await self._start_acls(Path(data_dir))
         await self.group_coordinator.start()
         await self.txn_coordinator.start()
@@ -288,7 +294,9 @@ class Broker:
 
     # --- connections ------------------------------------------------------------------------------
     def _protocol_factory(self, max_request: int, security: ListenerSecurity) -> Callable[[], FrameProtocol]:
-        return lambda: FrameProtocol(max_request, lambda stream: self._on_connection(stream, security))
+        # a SASL listener's connections start capped at sasl.server.max.receive.size
+        limit = security.frame_limit(max_request)
+        return lambda: FrameProtocol(limit, lambda stream: self._on_connection(stream, security))
 
     async def _on_connection(self, stream: FrameProtocol, security: ListenerSecurity) -> None:
         # an SSL listener's connections arrive here after their TLS handshake succeeded

@@ -26,6 +26,11 @@ Kafka rules implemented here:
   transport, which encrypts it; nothing is done per record.
 - Each connection knows its listener (name, security protocol) and its principal, found once when it
   opens (after the TLS handshake, strom.security.channel); every request's context carries them.
+- SASL listeners: frames go to the connection's authenticator (strom.security.sasl.authenticator) until it
+  completes, one at a time, each frame capped at `sasl.server.max.receive.size`; its answers are written in
+  order like any response. Then the principal is the authenticated user. A SaslHandshake on an
+  authenticated connection may start re-authentication (KIP-368); any other request arriving after the
+  session's lifetime closes the connection, as Kafka does.
 """
 
 from __future__ import annotations
@@ -58,12 +63,14 @@ from strom.server.frame_protocol import FrameProtocol
 
 if TYPE_CHECKING:
     from strom.security.channel import ListenerSecurity
+    from strom.security.sasl.authenticator import SaslServerAuthenticator, Step
     from strom.server.broker import Broker
 
 log = logging.getLogger("strom.connection")
 
 MAX_IN_FLIGHT = 64
 API_VERSIONS = 18
+SASL_HANDSHAKE = 17
 _SIZE = struct.Struct(">i")
 _CLOSE = object()
 
@@ -87,15 +94,27 @@ class Connection:
         self.connection_id = connection_id
         peer = stream.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else ""
+        self._sasl: SaslServerAuthenticator | None = None
+        self._max_request = stream.max_request
         if security is None:
             self.listener_name, self.security_protocol, self.principal = "PLAINTEXT", "PLAINTEXT", ANONYMOUS
         else:
             self.listener_name = security.listener.name
             self.security_protocol = security.listener.security_protocol
             self.principal = security.principal(stream.get_extra_info)
+            if security.sasl is not None:
+                versions = broker.registry.get(API_VERSIONS)
+                store = getattr(broker, "scram_store", None)
+                self._sasl = security.sasl.authenticator(
+                    lambda version: versions is not None and versions.supports(version),
+                    lambda: int(broker.clock() * 1000),
+                    store.get if store is not None else None,
+                )
+                # the stream starts capped at sasl.server.max.receive.size; this is the cap once authenticated
+                self._max_request = int(broker.config.get("socket.request.max.bytes"))
+                stream.max_request = security.frame_limit(self._max_request)
         # sendfile bypasses the transport, so only a plaintext socket can take it
         self._zero_copy = stream.get_extra_info("sslcontext") is None
-        self._max_request = stream.max_request
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._queue: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
         self._read_task: asyncio.Task[None] | None = None
@@ -163,10 +182,14 @@ class Connection:
             if frame is None:
                 return
             if isinstance(frame, int):
-                self._log_error("request size %d over socket.request.max.bytes %d", frame, self._max_request)
+                pre_auth = self._sasl is not None and not self._sasl.complete
+                setting = "sasl.server.max.receive.size" if pre_auth else "socket.request.max.bytes"
+                self._log_error("request size %d over %s %d", frame, setting, stream.max_request)
                 self._in_flight += 1
                 self._queue.put_nowait(_done(_CLOSE))
                 return
+            if self._sasl is not None and not await self._sasl_frame(frame):
+                continue
             await self._slots.acquire()
             self._in_flight += 1
             after = self._order_tail
@@ -174,6 +197,53 @@ class Connection:
             self._order_tail = applied
             # the frame is ours: handlers may rewrite it in place (a produce's batch base offsets)
             self._queue.put_nowait(asyncio.create_task(self._handle(memoryview(frame), after, applied)))
+
+    # --- SASL -------------------------------------------------------------------------------------
+    async def _sasl_frame(self, frame: bytearray) -> bool:
+        """Route one frame of a SASL connection: True to serve it as an ordinary request; False when the
+        authenticator took it (its answer queued, or the connection closing)."""
+        sasl = self._sasl
+        assert sasl is not None
+        now_ms = int(self.broker.clock() * 1000)
+        if sasl.complete:
+            if len(frame) >= 2 and frame[0] == 0 and frame[1] == SASL_HANDSHAKE:
+                step = await sasl.begin_reauthentication(bytes(frame), now_ms)
+                if step is not None:
+                    await self._sasl_answer(step)
+                    return False
+            if sasl.session_expired(now_ms):
+                log.info("%s from %s: closing: SASL session of %s expired", self.connection_id,
+                         self.client_host, self.principal)
+                await self._enqueue(_CLOSE)
+                self._closing = True
+                return False
+            return True
+        step = await sasl.receive(bytes(frame))
+        if step.serve:
+            return True
+        await self._sasl_answer(step)
+        return False
+
+    async def _sasl_answer(self, step: Step) -> None:
+        sasl = self._sasl
+        assert sasl is not None
+        if step.response is not None:
+            await self._enqueue([step.response])
+        if step.close:
+            # Kafka logs failed authentications at INFO; the reason never holds a secret
+            log.info("%s from %s: failed authentication (%s)", self.connection_id, self.client_host,
+                     step.reason)
+            await self._enqueue(_CLOSE)
+            self._closing = True
+        elif sasl.complete:
+            self.principal = sasl.principal or self.principal
+            self.stream.max_request = self._max_request
+
+    async def _enqueue(self, result: Any) -> None:
+        """Queue an answer decided here (not by a handler), in order with the responses before it."""
+        await self._slots.acquire()
+        self._in_flight += 1
+        self._queue.put_nowait(_done(result))
 
     # --- dispatch ---------------------------------------------------------------------------------
     async def _handle(

@@ -172,6 +172,7 @@ class MarkerSender:
                     endpoint.port,
                     client_id=f"txn-coordinator-{self.broker.node_id}",
                     ssl=self.broker.inter_broker_ssl,
+                    sasl=self.broker.inter_broker_sasl,
                 )
                 self._connections[node_id] = conn
             response = await conn.request(request, timeout=30)

@@ -1,0 +1,136 @@
+"""A SASL listener's settings, read as Kafka's SaslChannelBuilder reads them, and the authenticator each of
+its connections gets.
+
+- `sasl.enabled.mechanisms` (Kafka's default GSSAPI; `listener.name.<listener>.sasl.enabled.mechanisms`
+  first): any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER. GSSAPI (Kerberos) is refused at start-up.
+- Each enabled mechanism needs the listener's JAAS line
+  `listener.name.<listener>.<mechanism lower-cased>.sasl.jaas.config`, as a Kafka broker does (a plain
+  `sasl.jaas.config` is a client setting there, ignored with a warning); without it start-up fails with
+  Kafka's message. PLAIN's users are its `user_<name>` options; OAUTHBEARER reads the unsecured
+  validator's options; SCRAM looks credentials up in the broker's credential store.
+- `connections.max.reauth.ms` (KIP-368), per mechanism as
+  `listener.name.<l>.<mechanism>.connections.max.reauth.ms`.
+- `sasl.server.max.receive.size` (default 524288): the largest frame read before authentication completes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strom.config import BrokerConfig, ConfigError
+from strom.security.sasl import MECHANISMS, SaslServer
+from strom.security.sasl import oauthbearer as oauth_mod
+from strom.security.sasl import plain as plain_mod
+from strom.security.sasl.authenticator import SaslServerAuthenticator
+from strom.security.sasl.jaas import JaasEntry, parse_jaas_config
+from strom.security.sasl.scram import CredentialLookup, ScramServer
+from strom.server.listeners import Listener, listener_value
+
+__all__ = ["SaslListenerSettings", "config_value", "jaas_entries"]
+
+log = logging.getLogger("strom.security.sasl")
+
+
+async def _no_credentials(user: str, mechanism: str) -> None:
+    return None
+
+
+def config_value(config: BrokerConfig, listener: str, key: str) -> Any:
+    """`key` for one listener (`listener.name.<lower>.<key>` first), or None when neither is set and Strom
+    does not define the key."""
+    try:
+        return listener_value(config, listener, key)
+    except KeyError:
+        return None
+
+
+def jaas_entries(config: BrokerConfig, listener: str, mechanism: str) -> list[JaasEntry] | None:
+    """The JAAS entries of `listener.name.<listener>.<mechanism>.sasl.jaas.config`, or None if unset."""
+    text = config_value(config, listener, f"{mechanism.lower()}.sasl.jaas.config")
+    if text is None:
+        return None
+    try:
+        return parse_jaas_config(str(text))
+    except ValueError as exc:
+        raise ConfigError(
+            f"Invalid value [hidden] for configuration listener.name.{listener.lower()}."
+            f"{mechanism.lower()}.sasl.jaas.config: {exc}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SaslListenerSettings:
+    """What a SASL listener needs to authenticate its connections."""
+
+    listener: str
+    mechanisms: tuple[str, ...]
+    jaas: dict[str, list[JaasEntry]]
+    reauth_ms: dict[str, int]
+    max_receive_size: int
+
+    @classmethod
+    def build(cls, config: BrokerConfig, listener: Listener) -> SaslListenerSettings:
+        name = listener.name
+        mechanisms = tuple(config_value(config, name, "sasl.enabled.mechanisms") or ())
+        if not mechanisms:
+            raise ConfigError(f"No SASL mechanisms are enabled for listener {name}")
+        jaas: dict[str, list[JaasEntry]] = {}
+        for mechanism in mechanisms:
+            if mechanism not in MECHANISMS:
+                raise ConfigError(
+                    f"SASL mechanism {mechanism} of listener {name} is not supported by Strom "
+                    f"(supported: {', '.join(MECHANISMS)}; docs/GAPS.md)"
+                )
+            entries = jaas_entries(config, name, mechanism)
+            if entries is None:
+                raise ConfigError(
+                    f"Could not find a 'KafkaServer' or '{name.lower()}.KafkaServer' entry in the JAAS "
+                    "configuration. System property 'java.security.auth.login.config' is not set"
+                )
+            jaas[mechanism] = entries
+        default_reauth = int(config_value(config, name, "connections.max.reauth.ms") or 0)
+        reauth = {
+            m: int(config_value(config, name, f"{m.lower()}.connections.max.reauth.ms") or default_reauth)
+            for m in mechanisms
+        }
+        max_receive = int(config_value(config, name, "sasl.server.max.receive.size"))
+        return cls(name, mechanisms, jaas, reauth, max_receive)
+
+    def _options(self, mechanism: str, login_module: str) -> dict[str, str]:
+        # Kafka's JaasContext.configEntryOption: the options of the entry naming the mechanism's module
+        for entry in self.jaas.get(mechanism, ()):
+            if entry.login_module == login_module:
+                return entry.options
+        return {}
+
+    def new_server(
+        self, mechanism: str, clock_ms: Callable[[], int], scram_lookup: CredentialLookup | None = None
+    ) -> SaslServer:
+        if mechanism == "PLAIN":
+            options = self._options(mechanism, plain_mod.LOGIN_MODULE)
+            users = {k.removeprefix("user_"): v for k, v in options.items() if k.startswith("user_")}
+            return plain_mod.PlainServer(users)
+        if mechanism == "OAUTHBEARER":
+            entries = self.jaas.get(mechanism) or []
+            return oauth_mod.OAuthBearerServer(entries[0].options if entries else {}, clock_ms)
+        return ScramServer(mechanism, scram_lookup or _no_credentials)
+
+    def authenticator(
+        self,
+        serves_api_versions: Callable[[int], bool],
+        clock_ms: Callable[[], int] | None = None,
+        scram_lookup: CredentialLookup | None = None,
+    ) -> SaslServerAuthenticator:
+        """A new connection's authenticator; `scram_lookup` reads the broker's SCRAM credentials."""
+        clock = clock_ms or (lambda: int(time.time() * 1000))
+        return SaslServerAuthenticator(
+            self.mechanisms,
+            lambda mechanism: self.new_server(mechanism, clock, scram_lookup),
+            lambda mechanism: self.reauth_ms.get(mechanism, 0),
+            clock,
+            serves_api_versions,
+        )
