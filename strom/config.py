@@ -343,6 +343,22 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
         "group.consumer.assignors", _T.LIST, ["uniform", "range"], choices=("uniform", "range"), read_only=_RO
     ),
     ConfigDef("group.consumer.regex.refresh.interval.ms", _T.INT, 600000, minimum=10000, read_only=_RO),
+    # share groups (KIP-932) and the share coordinator
+    ConfigDef("group.share.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.share.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
+    ConfigDef("group.share.max.size", _T.INT, 200, minimum=1, read_only=_RO),
+    ConfigDef("group.share.record.lock.duration.ms", _T.INT, 30000, minimum=1000, read_only=_RO),
+    ConfigDef("group.share.delivery.count.limit", _T.INT, 5, minimum=2, read_only=_RO),
+    ConfigDef("group.share.partition.max.record.locks", _T.INT, 2000, minimum=100, read_only=_RO),
+    ConfigDef("group.share.max.share.sessions", _T.INT, 2000, minimum=1, read_only=_RO),
+    ConfigDef("share.coordinator.state.topic.num.partitions", _T.INT, 50, minimum=1, read_only=_RO),
+    ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3, minimum=1, read_only=_RO),
+    ConfigDef("share.coordinator.state.topic.min.isr", _T.SHORT, 2, minimum=1, read_only=_RO),
+    ConfigDef("share.coordinator.state.topic.segment.bytes", _T.INT, 104857600, minimum=1, read_only=_RO),
+    ConfigDef(
+        "share.coordinator.snapshot.update.records.per.snapshot", _T.INT, 500, minimum=0, read_only=_RO
+    ),
+    ConfigDef("share.coordinator.write.timeout.ms", _T.INT, 5000, minimum=1, read_only=_RO),
     # producers and transactions
     ConfigDef("producer.id.expiration.ms", _T.INT, 86400000, minimum=1),
     ConfigDef("transactional.id.expiration.ms", _T.INT, 604800000, minimum=1, read_only=_RO),

@@ -5,13 +5,14 @@ of __consumer_offsets; a transactional id's, the leader of its partition of __tr
 internal topic is created on first use (COORDINATOR_NOT_AVAILABLE if that fails). The coordinator's
 address is its endpoint on the listener the client connected through. v1 adds key_type
 (0 group, 1 transaction) and error_message; v4 batches several keys (KIP-699); v5 only allows the
-TRANSACTION_ABORTABLE error (KIP-890, never answered here); v6 adds key type 2, share-group state
-partitions (KIP-932), which a broker without share groups refuses with INVALID_REQUEST, as Kafka 4.4 does
-while share groups are not enabled.
+TRANSACTION_ABORTABLE error (KIP-890, never answered here); v6 adds key type 2 (KIP-932): the share
+coordinator of a share-partition, whose key is "group:topicId:partition", is the leader of partition
+abs(javaHashCode(key)) % share.coordinator.state.topic.num.partitions of __share_group_state (created on
+first use). Key type 2 below v6 is INVALID_REQUEST, as in Kafka.
 
 Errors: COORDINATOR_NOT_AVAILABLE (no leader yet, the topic cannot be created, or this broker leads
 the group's offsets partition but has not loaded it yet), INVALID_REQUEST
-(unknown or share key type).
+(unknown key type, or share key type below v6).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | N
             info = await ctx.broker.group_coordinator.ensure_offsets_topic()
         elif key_type == 1:
             info = await ctx.broker.txn_coordinator.ensure_txn_topic()
+        elif key_type == 2 and ctx.api_version >= 6:
+            info = await ctx.broker.share_coordinator.ensure_state_topic()
         else:
             return ErrorCode.invalid_request, f"Unsupported key type {key_type}", -1, "", -1
     except KafkaError as exc:

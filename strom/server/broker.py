@@ -119,6 +119,13 @@ class Broker:
         from strom.coordinator.txn.coordinator import TransactionCoordinator
 
         self.txn_coordinator = TransactionCoordinator(self)
+        from strom.coordinator.share.manager import SharePartitionManager
+        from strom.coordinator.share.state_coordinator import ShareCoordinator
+
+        # share groups (KIP-932): the share coordinator (__share_group_state) and the share-partitions
+        # of the partitions led here
+        self.share_coordinator = ShareCoordinator(self)
+        self.share_partitions = SharePartitionManager(self)
         self.metadata = None  # type: ignore[assignment]  # the ClusterBackend, created in start()
         from strom.metrics import BrokerMetrics
 
@@ -208,11 +215,14 @@ class Broker:
         self.metadata.add_listener(self.replica_manager.on_metadata_change)
         self.metadata.add_listener(self.group_coordinator.on_metadata_change)
         self.metadata.add_listener(self.txn_coordinator.on_metadata_change)
+        self.metadata.add_listener(self.share_coordinator.on_metadata_change)
         await self.metadata.start()
         self.scram_store = scram_store_for(self.metadata, Path(data_dir))
         await self._start_acls(Path(data_dir))
         await self.group_coordinator.start()
         await self.txn_coordinator.start()
+        await self.share_coordinator.start()
+        await self.share_partitions.start()
         for server in self._servers:
             await server.start_serving()
         self._idle_sweeper = IdleConnectionSweeper(
@@ -249,6 +259,8 @@ class Broker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
         await self.replica_manager.stop_replication()
+        await self.share_partitions.stop()
+        await self.share_coordinator.stop()
         await self.txn_coordinator.stop()
         await self.group_coordinator.stop()
         await self.replica_manager.stop()
@@ -315,3 +327,5 @@ class Broker:
             await conn.run()
         finally:
             self._connections.discard(conn)
+            # a share-group consumer's records go back to the others when its connection goes away
+            self.share_partitions.connection_closed(conn.connection_id)

@@ -30,6 +30,7 @@ from strom.config import segment_size_override
 from strom.coordinator.consumer.config import ConsumerGroupConfig
 from strom.coordinator.consumer.group import TopicMeta, TopicsView
 from strom.coordinator.group.core import AppendDone, GroupConfig, GroupCoordinatorCore, Record
+from strom.coordinator.share.config import ShareGroupConfig
 from strom.protocol.control_records import COMMIT, marker_type
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.records import Record as BatchRecord
@@ -59,6 +60,8 @@ class GroupCoordinator:
         self.core.append_transactional = self._append_transactional
         self.core.consumer_config = ConsumerGroupConfig.from_broker_config(broker.config)
         self.core.topics_view = self._topics_view
+        self.core.share_config = ShareGroupConfig.from_broker_config(broker.config)
+        self.core.on_share_state_deleted = self._delete_share_state
         self._view: tuple[Any, TopicsView] | None = None
         self._wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
@@ -163,6 +166,20 @@ class GroupCoordinator:
             ]
             self._view = (image, TopicsView(topics, version))
         return self._view[1]
+
+    def _delete_share_state(self, group_id: str, partitions: list[tuple[Any, int]]) -> None:
+        """A share group was deleted: delete its share-partitions' state at the share coordinator."""
+        from strom.coordinator.share.state_records import StateKey
+
+        persister = self.broker.share_partitions.persister
+
+        async def delete() -> None:
+            for topic_id, partition in partitions:
+                await persister.delete(StateKey(group_id, topic_id, partition))
+
+        task = asyncio.get_running_loop().create_task(delete())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _leads(self, partition: int) -> bool:
         info = self.broker.metadata.image.topic(OFFSETS_TOPIC)

@@ -13,7 +13,8 @@ the owner calls `tick(now_ms)` at `next_deadline()` to fire heartbeat expiry, de
 (OffsetCommit/OffsetFetch/OffsetDelete, KIP-496; expiry, KIP-211), `txn_offsets` (TxnOffsetCommit,
 KIP-98/KIP-447) and `admin` (ListGroups/DescribeGroups/DeleteGroups). Consumer groups (KIP-848) come from
 `strom.coordinator.consumer.core.ConsumerGroups`, first in the bases: it serves their group ids and hands
-every other on to the classic modules.
+every other on to the classic modules. Share groups (KIP-932) come from
+`strom.coordinator.share.core.ShareGroups`, before the consumer groups, the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from strom.coordinator.group.loading import GroupLoader
 from strom.coordinator.group.membership import MembershipHandlers
 from strom.coordinator.group.offsets import OffsetStore
 from strom.coordinator.group.txn_offsets import TxnOffsets
+from strom.coordinator.share.core import ShareGroups
 
 __all__ = [
     "AppendDone",
@@ -41,7 +43,7 @@ _S = GroupState
 
 
 class GroupCoordinatorCore(
-    ConsumerGroups, GroupLoader, MembershipHandlers, OffsetStore, TxnOffsets, GroupAdmin
+    ShareGroups, ConsumerGroups, GroupLoader, MembershipHandlers, OffsetStore, TxnOffsets, GroupAdmin
 ):
     """Every group of the __consumer_offsets partitions this broker leads. One instance per broker; all
     calls come from one thread (the event loop), so no locking."""
@@ -53,7 +55,7 @@ class GroupCoordinatorCore(
         """Fire every deadline at or before `now_ms`."""
         for key in self.timers.pop_expired(now_ms):
             kind = key[0]
-            if self.consumer_tick(key, now_ms):
+            if self.consumer_tick(key, now_ms) or self.share_tick(key, now_ms):
                 continue
             if kind == "expire":
                 self.expire_offsets(now_ms)
