@@ -56,6 +56,7 @@ __all__ = [
     "Check",
     "allowed",
     "authorized_operations",
+    "config_refusal",
     "denied_topics",
     "enforcing",
     "guard",
@@ -116,6 +117,19 @@ def authorized_operations(
         if ctx.authorize(op, resource_type, name):
             bits |= 1 << int(op)
     return bits
+
+
+# ConfigResource.Type codes -> the ACL resource a config request acts on (broker, broker-logger and
+# client-metrics configs are the cluster's)
+_CONFIG_RESOURCES = {2: (Rt.TOPIC, TOPIC_DENIED), 32: (Rt.GROUP, GROUP_DENIED)}
+
+
+def config_refusal(ctx: Any, operation: AclOperation, config_type: int, name: str) -> ErrorCode | None:
+    """DescribeConfigs (DESCRIBE_CONFIGS) and (Incremental)AlterConfigs (ALTER_CONFIGS): the error a
+    resource answers when the principal may not, else None."""
+    resource_type, error = _CONFIG_RESOURCES.get(int(config_type), (Rt.CLUSTER, CLUSTER_DENIED))
+    target = name if resource_type != Rt.CLUSTER else CLUSTER_NAME
+    return None if may(ctx, operation, resource_type, target) else error
 
 
 # --- whole-request rules --------------------------------------------------------------------------
@@ -223,10 +237,70 @@ def _denied(api_key: int, version: int, request: Any, code: ErrorCode) -> Any:
     return empty_response(cls, code)
 
 
+def _add_partitions_to_txn(ctx: Any, request: Any) -> Any:
+    """AddPartitionsToTxn: v4+ (brokers verifying, KIP-890) needs CLUSTER_ACTION on the cluster; v0-3 WRITE
+    on the transactional id (every partition refused) and on each topic (the refused ones answer
+    TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED). None: go on to the handler."""
+    cls = response_type(24, ctx.api_version)
+    if ctx.api_version >= 4:
+        if may(ctx, Op.CLUSTER_ACTION, Rt.CLUSTER):
+            return None
+        return build(cls, throttle_time=no_throttle(), error_code=CLUSTER_DENIED, results_by_transaction=())
+    topics = request.v3_and_below_topics
+    if not may(ctx, Op.WRITE, Rt.TRANSACTIONAL_ID, request.v3_and_below_transactional_id):
+        refused = {t.name: TXN_DENIED for t in topics}
+    else:
+        writable = allowed(ctx, Op.WRITE, Rt.TOPIC, (t.name for t in topics))
+        if all(t.name in writable for t in topics):
+            return None
+        refused = {t.name: None if t.name in writable else TOPIC_DENIED for t in topics}
+    topic_cls = entry_type(cls, "results_by_topic_v3_and_below")
+    part_cls = entry_type(topic_cls, "results_by_partition")
+    results = tuple(
+        build(topic_cls, name=t.name, results_by_partition=tuple(
+            build(part_cls, partition_index=p,
+                  partition_error_code=refused[t.name] or ErrorCode.operation_not_attempted)
+            for p in t.partitions))
+        for t in topics
+    )  # fmt: skip
+    return build(cls, throttle_time=no_throttle(), results_by_topic_v3_and_below=results)
+
+
+def _init_producer_id(ctx: Any, request: Any) -> Any:
+    """InitProducerId: WRITE on the transactional id; without one, IDEMPOTENT_WRITE on the cluster or WRITE
+    on at least one topic (KIP-679)."""
+    if request.transactional_id:
+        if may(ctx, Op.WRITE, Rt.TRANSACTIONAL_ID, request.transactional_id):
+            return None
+        code = TXN_DENIED
+    elif may(ctx, Op.IDEMPOTENT_WRITE, Rt.CLUSTER) or _may_write_some_topic(ctx):
+        return None
+    else:
+        code = CLUSTER_DENIED
+    cls = response_type(22, ctx.api_version)
+    return build(cls, throttle_time=no_throttle(), error_code=code, producer_id=-1, producer_epoch=-1)
+
+
+def _may_write_some_topic(ctx: Any) -> bool:
+    acls = getattr(ctx.broker, "acl_authorizer", None)
+    if acls is None:
+        return True
+    return bool(acls.authorize_by_resource_type(ctx.principal, ctx.client_host, Op.WRITE, Rt.TOPIC))
+
+
+# APIs whose whole-request check needs more than one resource per rule: (ctx, request) -> the refusing
+# response, or None to serve the request
+REQUEST_GUARDS: dict[int, Callable[[Any, Any], Any]] = {
+    22: _init_producer_id,
+    24: _add_partitions_to_txn,
+}
+
+
 def guard(spec: ApiSpec) -> ApiSpec:
     """`spec` with its handler behind the API's whole-request checks (unchanged when it has none)."""
-    checks = REQUEST_RULES.get(spec.api_key)
-    if not checks:
+    checks = REQUEST_RULES.get(spec.api_key, ())
+    special = REQUEST_GUARDS.get(spec.api_key)
+    if not checks and special is None:
         return spec
     inner = spec.handler
 
@@ -234,6 +308,10 @@ def guard(spec: ApiSpec) -> ApiSpec:
         for check in checks:
             if not ctx.authorize(check.operation, check.resource_type, check.name(request)):
                 return _denied(spec.api_key, ctx.api_version, request, check.error)
+        if special is not None:
+            refusal = special(ctx, request)
+            if refusal is not None:
+                return refusal
         return await inner(ctx, request)
 
     return dataclasses.replace(spec, handler=guarded)

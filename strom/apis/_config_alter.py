@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from strom.apis._admin_util import RESOURCE_BROKER, RESOURCE_TOPIC, broker_id_of, build, error_of
+from strom.apis._authz import config_refusal
 from strom.cluster.names import validate_topic_name
 from strom.protocol.errors import ErrorCode, InvalidRequestError, KafkaError, UnknownTopicOrPartitionError
+from strom.security.authorizer import AclOperation
 
 NewOverrides = Callable[[Any, int, str, Any], Mapping[str, str | None]]
 """new_overrides(ctx, resource_type, resource_name, request resource) -> the resource's whole override set."""
@@ -48,6 +50,8 @@ async def alter_resources(
                 continue
             answered.add(key)
             code, message = ErrorCode.invalid_request, "Duplicate resource in request."
+        elif (refused := config_refusal(ctx, AclOperation.ALTER_CONFIGS, key[0], key[1])) is not None:
+            code, message = refused, None
         else:
             try:
                 configs = new_overrides(ctx, key[0], key[1], resource)

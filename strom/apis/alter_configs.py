@@ -7,9 +7,11 @@ with the cluster metadata and applied at once; like Kafka 4.4, a broker key Stro
 as given. `validate_only` checks without changing anything. Changes reach running logs through the
 metadata listener.
 
-Errors per resource: NONE; INVALID_REQUEST (resource named twice, a null value, a broker id that is not
-ours, a broker key that cannot change dynamically, a bad broker value, or an unsupported resource type);
-UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key).
+Errors per resource: NONE; INVALID_REQUEST (resource named twice, a null value, a broker id that is not ours,
+a broker key that cannot change dynamically, a bad broker value, or an unsupported resource type);
+UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key),
+TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED (no ALTER_CONFIGS on
+the topic, group or, for broker resources, the cluster).
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 them: state (Empty, Assigning, Reconciling, Stable), group epoch, target assignment epoch, the assignor,
 and per member its epoch, subscription, current assignment and target assignment. v1 adds each member's
 type (1: a member of the consumer protocol; Strom has no classic members in consumer groups). Authorized
-operations (KIP-430) are all a group has (READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS, as
-Kafka 4.4 reports them) when asked for, as there is no authorizer.
+operations (KIP-430), when asked for, are those of READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+(what Kafka 4.4 reports) the principal may do on the group.
 
-Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND
-("Group X not found.", or "Group X is not a consumer group." for a classic group, after which the admin
-client asks DescribeGroups).
+Errors per group: GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group), NOT_COORDINATOR,
+COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND ("Group X not found.", or "Group X is not a
+consumer group." for a classic group, after which the admin client asks DescribeGroups).
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from typing import Any
 
 from kio.static.primitive import i8, i32
 
+from strom.apis._authz import authorized_operations, may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.consumer.results import DescribedGroup
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 69
 # READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (bits of AclOperation codes), Kafka 4.4's answer
-_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+_GROUP_OPERATIONS = tuple(AclOperation(op) for op in (3, 6, 8, 10, 11))
 _NOT_REQUESTED = -(2**31)
 
 
@@ -43,9 +45,18 @@ async def handle(ctx: Any, request: Any) -> Any:
     group_cls = entry_type(cls, "groups")
     member_cls = entry_type(group_cls, "members")
     assignment_cls = member_cls.__dataclass_fields__["assignment"].type
-    ops = _GROUP_OPERATIONS if request.include_authorized_operations else _NOT_REQUESTED
     groups = []
     for group_id in request.group_ids:
+        if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
+            denied = build(group_cls, error_code=ErrorCode.group_authorization_failed, error_message=None,
+                           group_id=group_id, group_state="", group_epoch=i32(-1), assignment_epoch=i32(-1),
+                           assignor_name="", members=(),
+                           authorized_operations=i32(_NOT_REQUESTED))  # fmt: skip
+            groups.append(denied)
+            continue
+        ops = _NOT_REQUESTED
+        if request.include_authorized_operations:
+            ops = authorized_operations(ctx, ResourceType.GROUP, group_id, _GROUP_OPERATIONS)
         described: DescribedGroup = core.consumer_describe(group_id)
         ok = described.error is ErrorCode.none
         groups.append(

@@ -4,9 +4,9 @@ Behaviour: grows each topic to `count` partitions; partitions are never removed.
 placed with Kafka's replica assignment continuing from partition 0's layout, or as given in
 `assignments` (replicas of the new partitions only). `validate_only` checks without changing anything.
 
-Errors per topic: NONE; INVALID_REQUEST (topic named twice); UNKNOWN_TOPIC_OR_PARTITION;
-INVALID_PARTITIONS (count equal to or lower than the current count); INVALID_REPLICA_ASSIGNMENT (wrong
-number of assignments, duplicate or unknown brokers).
+Errors per topic: NONE; INVALID_REQUEST (topic named twice); UNKNOWN_TOPIC_OR_PARTITION; INVALID_PARTITIONS
+(count equal to or lower than the current count); INVALID_REPLICA_ASSIGNMENT (wrong number of assignments,
+duplicate or unknown brokers), TOPIC_AUTHORIZATION_FAILED (no ALTER on the topic).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from collections import Counter
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
+from strom.apis._authz import may
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 37
 MIN_VERSION = 0
@@ -36,6 +38,8 @@ async def handle(ctx: Any, request: Any) -> Any:
                 continue
             answered.add(topic.name)
             code, message = ErrorCode.invalid_request, "Duplicate topic in request."
+        elif not may(ctx, AclOperation.ALTER, ResourceType.TOPIC, topic.name):
+            code, message = ErrorCode.topic_authorization_failed, None
         else:
             assignments = (
                 [list(a.broker_ids) for a in topic.assignments] if topic.assignments is not None else None

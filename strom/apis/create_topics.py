@@ -8,10 +8,12 @@ so `timeout` is not waited on. v5+ answers the topic's partition count, replicat
 config list (the same entries DescribeConfigs gives, KIP-525); v7 adds the topic id (KIP-516).
 
 Errors per topic: NONE; INVALID_REQUEST (topic named twice in the request, or both counts and a manual
-assignment given); TOPIC_ALREADY_EXISTS; INVALID_TOPIC_EXCEPTION (name not 1..249 chars of
-[a-zA-Z0-9._-], or "."/".."); INVALID_PARTITIONS (0 or below -1); INVALID_REPLICATION_FACTOR (0, below -1,
-or above the live broker count); INVALID_REPLICA_ASSIGNMENT (gaps in partition ids, duplicate or unknown
-brokers); INVALID_CONFIG (unknown key, null or unparsable value).
+assignment given); TOPIC_ALREADY_EXISTS; INVALID_TOPIC_EXCEPTION (name not 1..249 chars of [a-zA-Z0-9._-], or
+"."/".."); INVALID_PARTITIONS (0 or below -1); INVALID_REPLICATION_FACTOR (0, below -1, or above the live
+broker count); INVALID_REPLICA_ASSIGNMENT (gaps in partition ids, duplicate or unknown brokers);
+INVALID_CONFIG (unknown key, null or unparsable value), TOPIC_AUTHORIZATION_FAILED (no CREATE on the cluster
+or the topic; v5+ `topic_config_error_code` too without DESCRIBE_CONFIGS on the topic, whose configs are then
+left out).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from collections import Counter
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
+from strom.apis._authz import allowed, may
 from strom.apis._config_describe import describe_topic
 from strom.cluster.metadata import TopicInfo
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 19
 MIN_VERSION = 2
@@ -39,7 +43,17 @@ def _result(mod: Any, name: str, **values: Any) -> Any:
     return build(mod.CreatableTopicResult, name=name, **values)
 
 
-def _success(ctx: Any, mod: Any, info: TopicInfo) -> Any:
+def _success(ctx: Any, mod: Any, info: TopicInfo, *, with_configs: bool = True) -> Any:
+    if not with_configs:
+        return _result(
+            mod,
+            info.name,
+            error_code=ErrorCode.none,
+            topic_id=info.topic_id,
+            num_partitions=len(info.partitions),
+            replication_factor=info.replication_factor,
+            topic_config_error_code=ErrorCode.topic_authorization_failed,
+        )
     configs = (
         tuple(
             build(
@@ -72,6 +86,13 @@ async def handle(ctx: Any, request: Any) -> Any:
     counts = Counter(t.name for t in request.topics)
     results: list[Any] = []
     answered: set[str] = set()
+    # CREATE on the cluster covers every topic, else CREATE on each; the configs answered (v5+) need
+    # DESCRIBE_CONFIGS on the topic, or the topic's config error is TOPIC_AUTHORIZATION_FAILED
+    names = [t.name for t in request.topics]
+    creatable = set(names) if may(ctx, AclOperation.CREATE, ResourceType.CLUSTER) else allowed(
+        ctx, AclOperation.CREATE, ResourceType.TOPIC, names
+    )
+    describable = allowed(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, names)
     for topic in request.topics:
         if counts[topic.name] > 1:
             # Kafka answers a duplicated name once, with INVALID_REQUEST
@@ -85,6 +106,16 @@ async def handle(ctx: Any, request: Any) -> Any:
                         error_message="Duplicate topic name.",
                     )
                 )
+            continue
+        if topic.name not in creatable:
+            results.append(
+                _result(
+                    mod,
+                    topic.name,
+                    error_code=ErrorCode.topic_authorization_failed,
+                    error_message="Authorization failed.",
+                )
+            )
             continue
         assignments = {a.partition_index: list(a.broker_ids) for a in topic.assignments} or None
         if assignments is not None and len(assignments) != len(topic.assignments):
@@ -111,7 +142,7 @@ async def handle(ctx: Any, request: Any) -> Any:
             code, message = error_of(exc)
             results.append(_result(mod, topic.name, error_code=code, error_message=message))
             continue
-        results.append(_success(ctx, mod, info))
+        results.append(_success(ctx, mod, info, with_configs=topic.name in describable))
     return mod.CreateTopicsResponse(throttle_time=NO_THROTTLE, topics=tuple(results))
 
 

@@ -5,18 +5,20 @@ v3 adds an error message to each result, which Kafka 4.4 leaves null for these e
 no v3 schema, so v3 requests are read with v2's (the same layout) and v3 responses are encoded here.
 
 Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND,
-NON_EMPTY_GROUP.
+NON_EMPTY_GROUP, GROUP_AUTHORIZATION_FAILED (no DELETE on the group).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from strom.apis._authz import may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.protocol.errors import ErrorCode
 from strom.protocol.frames import RawResponse
 from strom.protocol.registry import ApiSpec, decode_with_kio, request_type, response_type
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, array_len, nullable_string, string
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 42
 MAX_VERSION = 3
@@ -39,8 +41,11 @@ def encode_v3(names: list[str], results: dict[str, ErrorCode]) -> bytes:
 async def handle(ctx: Any, request: Any) -> Any:
     coordinator = ctx.broker.group_coordinator
     names = list(dict.fromkeys(request.groups_names))
+    deletable = [g for g in names if may(ctx, AclOperation.DELETE, ResourceType.GROUP, g)]
     core, now = coordinator.core, coordinator.now_ms()
-    results = await coordinator.call(lambda cb: core.delete_groups(names, now, cb))
+    results = dict.fromkeys(names, ErrorCode.group_authorization_failed)
+    if deletable:
+        results.update(await coordinator.call(lambda cb: core.delete_groups(deletable, now, cb)))
     if ctx.api_version >= 3:
         return RawResponse([encode_v3(names, results)])
     cls = response_type(API_KEY, ctx.api_version)

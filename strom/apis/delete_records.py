@@ -7,9 +7,10 @@ Answers the partition's low watermark (its log start offset) afterwards. Single 
 start is the low watermark, so `timeout` is not waited on.
 
 Errors per partition: NONE; UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION (internal topics such as
-`__consumer_offsets`, whose records only their coordinator may remove); NOT_LEADER_OR_FOLLOWER
-(partition not hosted here); OFFSET_OUT_OF_RANGE (above the high watermark, or negative other than
--1); POLICY_VIOLATION (cleanup.policy without `delete`, i.e. compact-only topics).
+`__consumer_offsets`, whose records only their coordinator may remove); NOT_LEADER_OR_FOLLOWER (partition not
+hosted here); OFFSET_OUT_OF_RANGE (above the high watermark, or negative other than -1); POLICY_VIOLATION
+(cleanup.policy without `delete`, i.e. compact-only topics), TOPIC_AUTHORIZATION_FAILED (no DELETE on the
+topic).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, error_of, kio_module
+from strom.apis._authz import allowed
 from strom.cluster.errors import InvalidTopicError
 from strom.protocol.errors import (
     ErrorCode,
@@ -26,6 +28,7 @@ from strom.protocol.errors import (
     UnknownTopicOrPartitionError,
 )
 from strom.protocol.registry import ApiSpec
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 21
 MIN_VERSION = 0
@@ -64,14 +67,18 @@ def delete_before(ctx: Any, topic: str, partition: int, offset: int) -> int:
 async def handle(ctx: Any, request: Any) -> Any:
     mod = kio_module("delete_records", ctx.api_version, "response")
     topics: list[Any] = []
+    deletable = allowed(ctx, AclOperation.DELETE, ResourceType.TOPIC, (t.name for t in request.topics))
     for topic in request.topics:
         partitions: list[Any] = []
         for p in topic.partitions:
             code, low = ErrorCode.none, -1
-            try:
-                low = delete_before(ctx, topic.name, int(p.partition_index), int(p.offset))
-            except Exception as exc:
-                code, _message = error_of(exc)
+            if topic.name not in deletable:
+                code = ErrorCode.topic_authorization_failed
+            else:
+                try:
+                    low = delete_before(ctx, topic.name, int(p.partition_index), int(p.offset))
+                except Exception as exc:
+                    code, _message = error_of(exc)
             partitions.append(
                 mod.DeleteRecordsPartitionResult(
                     partition_index=p.partition_index, low_watermark=low, error_code=code

@@ -5,7 +5,8 @@ replica manager, which removes the partitions' logs. Deletion is synchronous, so
 
 Errors per topic: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such name); UNKNOWN_TOPIC_ID (v6, no such id);
 INVALID_REQUEST (both a name and an id, or neither; or an internal topic such as `__consumer_offsets`);
-TOPIC_DELETION_DISABLED (`delete.topic.enable=false`).
+TOPIC_DELETION_DISABLED (`delete.topic.enable=false`), TOPIC_AUTHORIZATION_FAILED (no DELETE on the topic; by
+id, no DESCRIBE either).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import uuid
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
+from strom.apis._authz import may
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 20
 MIN_VERSION = 1
@@ -46,8 +49,13 @@ async def handle(ctx: Any, request: Any) -> Any:
                 found = backend.image.topic_by_id(topic_id)
                 if found is None:
                     code, message = ErrorCode.unknown_topic_id, "This server does not host this topic ID."
+                elif not may(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, found.name):
+                    # a topic the principal may not describe keeps its name hidden (Kafka)
+                    code, message = ErrorCode.topic_authorization_failed, None
                 else:
                     name = found.name
+            if code == ErrorCode.none and not may(ctx, AclOperation.DELETE, ResourceType.TOPIC, str(name)):
+                code, message = ErrorCode.topic_authorization_failed, None
             if code == ErrorCode.none:
                 try:
                     info = await backend.delete_topic(name)

@@ -4,8 +4,8 @@ Behaviour: the cluster id, the controller id (this broker on a single node, the 
 cluster) and every live broker with its advertised host and port on the listener the client connected
 through (brokers without that listener are left out), and its rack. v1+ `endpoint_type` must be 1
 (brokers); a broker does not describe controller endpoints. v2 reports `is_fenced` false for every listed
-broker. With `include_cluster_authorized_operations`, the CLUSTER operations a client may perform; Strom
-has no authorizer, so that is every operation the CLUSTER resource supports (as Kafka answers without one).
+broker. With `include_cluster_authorized_operations`, the CLUSTER operations the principal may perform
+(every one without an authorizer, as Kafka answers), or none without DESCRIBE on the cluster.
 
 Errors: NONE; UNSUPPORTED_ENDPOINT_TYPE (endpoint_type other than 1).
 """
@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, build, kio_module
+from strom.apis._authz import CLUSTER_NAME, authorized_operations, may
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 60
 MIN_VERSION = 0
@@ -26,16 +28,20 @@ ENDPOINT_BROKERS = 1
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 # AclOperation codes the CLUSTER resource supports: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
 # DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE_TOKENS 13, DESCRIBE_TOKENS 14
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
+_CLUSTER_OPS = tuple(AclOperation(op) for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
+CLUSTER_OPERATIONS = sum(1 << op for op in _CLUSTER_OPS)
 
 
 async def handle(ctx: Any, request: Any) -> Any:
     mod = kio_module("describe_cluster", ctx.api_version, "response")
     image = ctx.broker.metadata.image
     endpoint_type = int(getattr(request, "endpoint_type", ENDPOINT_BROKERS))
-    operations = (
-        CLUSTER_OPERATIONS if request.include_cluster_authorized_operations else AUTHORIZED_OPERATIONS_OMITTED
-    )
+    operations = AUTHORIZED_OPERATIONS_OMITTED
+    if request.include_cluster_authorized_operations:
+        # Kafka reports the operations only to a principal that may DESCRIBE the cluster, else none
+        operations = 0
+        if may(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER):
+            operations = authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME, _CLUSTER_OPS)
     if endpoint_type != ENDPOINT_BROKERS:
         return build(
             mod.DescribeClusterResponse,

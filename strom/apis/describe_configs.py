@@ -10,9 +10,10 @@ first (KIP-226); v3+ adds the config type and, with `include_documentation`, its
 (KIP-569). Sensitive values are answered as null. The BROKER resource with the empty name lists the
 cluster-wide dynamic defaults only (source DYNAMIC_DEFAULT_BROKER_CONFIG).
 
-Errors per resource: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such topic); INVALID_TOPIC_EXCEPTION (illegal
-topic name); INVALID_REQUEST (broker id not ours or not a number, or an unsupported resource type such as
-BROKER_LOGGER or GROUP).
+Errors per resource: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such topic); INVALID_TOPIC_EXCEPTION (illegal topic
+name); INVALID_REQUEST (broker id not ours or not a number, or an unsupported resource type such as
+BROKER_LOGGER or GROUP), TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or
+CLUSTER_AUTHORIZATION_FAILED (no DESCRIBE_CONFIGS on the topic, group or, for broker resources, the cluster).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from strom.apis._admin_util import (
     error_of,
     kio_module,
 )
+from strom.apis._authz import config_refusal
 from strom.apis._config_describe import ConfigEntry, describe_broker, describe_topic
 from strom.cluster.names import validate_topic_name
 from strom.protocol.errors import ErrorCode, UnknownTopicOrPartitionError
 from strom.protocol.registry import ApiSpec
+from strom.security.authorizer import AclOperation
 
 API_KEY = 32
 MIN_VERSION = 1
@@ -40,6 +43,10 @@ MAX_VERSION = 4
 
 def _entries(ctx: Any, resource: Any) -> list[ConfigEntry]:
     keys = resource.configuration_keys
+    name = resource.resource_name
+    refused = config_refusal(ctx, AclOperation.DESCRIBE_CONFIGS, resource.resource_type, name)
+    if refused is not None:
+        raise _Refused(refused, None)
     if resource.resource_type == RESOURCE_TOPIC:
         validate_topic_name(resource.resource_name)
         info = ctx.broker.metadata.image.topic(resource.resource_name)

@@ -6,8 +6,9 @@ intra-broker moves). v4+ adds the directory's total and usable bytes (KIP-827), 
 is cordoned (KIP-1066): never, as Strom has no `cordoned.log.dirs`. Partitions that do not
 exist are left out, as Kafka does.
 
-Errors: NONE at the top (v3+) and per directory; KAFKA_STORAGE_ERROR for a directory that cannot be
-read (its total/usable bytes are then -1).
+Errors: NONE at the top (v3+) and per directory; KAFKA_STORAGE_ERROR for a directory that cannot be read (its
+total/usable bytes are then -1), CLUSTER_AUTHORIZATION_FAILED (no DESCRIBE on the cluster; v3+ top level, no
+results).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ coordinator_epoch is -1 and current_txn_start_offset -1 for every producer. Answ
 like Kafka; admin clients (kadm DescribeProducers, kafka-transactions.sh describe-producers) send it to
 each partition's leader.
 
-Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER.
+Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, TOPIC_AUTHORIZATION_FAILED (no
+READ on the topic).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 from kio.schema.types import ProducerId
 from kio.static.primitive import i32, i64
 
+from strom.apis._authz import may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 from strom.server.context import RequestContext
 
 API_KEY = 61
@@ -29,7 +32,9 @@ def _partition(ctx: RequestContext, part_cls: type, state_cls: type, topic: str,
     code = ErrorCode.none
     producers: tuple[Any, ...] = ()
     part = broker.replica_manager.get_partition(topic, index)
-    if broker.metadata.image.partition(topic, index) is None:
+    if not may(ctx, AclOperation.READ, ResourceType.TOPIC, topic):
+        code = ErrorCode.topic_authorization_failed
+    elif broker.metadata.image.partition(topic, index) is None:
         code = ErrorCode.unknown_topic_or_partition
     elif part is None or not part.is_leader:
         code = ErrorCode.not_leader_or_follower

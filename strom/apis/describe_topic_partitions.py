@@ -15,11 +15,13 @@ Behaviour, as Kafka 4.4's broker answers:
 - Per partition: leader (-1 with LEADER_NOT_AVAILABLE while the leader's replica is not open yet, as
   Metadata answers), leader epoch, replicas, ISR, offline replicas (those on brokers not registered), and
   the ELR fields of KIP-966 as empty lists: Strom has no eligible leader replicas.
-- `topic_authorized_operations` is every topic operation (3576: READ, WRITE, CREATE, DELETE, ALTER,
-  DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS), as a broker without an authorizer allows them all.
+- A topic needs DESCRIBE: asked for by name, it answers TOPIC_AUTHORIZATION_FAILED; when every topic is
+  asked for, it is left out. `topic_authorized_operations` are the topic operations the principal may do
+  (3576, every one, without an authorizer: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+  DESCRIBE_CONFIGS, ALTER_CONFIGS).
 
-Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (bad cursor). Per partition: NONE,
-LEADER_NOT_AVAILABLE.
+Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (bad cursor), TOPIC_AUTHORIZATION_FAILED.
+Per partition: NONE, LEADER_NOT_AVAILABLE.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from typing import Any
 from kio.schema.describe_topic_partitions.v0 import response as schema
 from kio.static.primitive import i32
 
+from strom.apis._authz import allowed, authorized_operations
 from strom.apis._build import no_throttle
 from strom.apis.metadata import _partitions
 from strom.cluster.metadata import TopicInfo
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
+from strom.security.authorizer import AclOperation, ResourceType
 from strom.server.context import RequestContext
 
 API_KEY = 75
@@ -84,6 +88,11 @@ def _partitions_of(
 async def handle(ctx: RequestContext, request: Any) -> schema.DescribeTopicPartitionsResponse:
     image = ctx.broker.metadata.image
     names = sorted({t.name for t in request.topics}) if request.topics else sorted(image.topics)
+    # topics need DESCRIBE: asked-for ones answer TOPIC_AUTHORIZATION_FAILED, and when every topic is
+    # asked for the others are left out (Kafka)
+    describable = allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
+    if not request.topics:
+        names = [n for n in names if n in describable]
     budget = max(1, min(int(request.response_partition_limit), MAX_PARTITIONS))
     cursor = request.cursor
     if cursor is not None and cursor.topic_name not in names:
@@ -95,8 +104,12 @@ async def handle(ctx: RequestContext, request: Any) -> schema.DescribeTopicParti
     next_cursor = None
     for position, name in enumerate(names):
         info = image.topic(name)
+        if name not in describable:
+            topics.append(_error_topic(name, ErrorCode.topic_authorization_failed, NOT_PROVIDED))
+            continue
+        operations = authorized_operations(ctx, ResourceType.TOPIC, name)
         if info is None:
-            topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition, ALL_TOPIC_OPERATIONS))
+            topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition, operations))
             continue
         if budget == 0:
             next_cursor = schema.Cursor(topic_name=name, partition_index=i32(0))
@@ -111,7 +124,7 @@ async def handle(ctx: RequestContext, request: Any) -> schema.DescribeTopicParti
                 topic_id=info.topic_id,
                 is_internal=info.internal,
                 partitions=tuple(partitions),
-                topic_authorized_operations=i32(ALL_TOPIC_OPERATIONS),
+                topic_authorized_operations=i32(operations),
             )
         )
         left = [p for p in sorted(info.partitions) if p >= start][len(partitions) :]

@@ -5,7 +5,7 @@ CompleteCommit, CompleteAbort, Dead, PrepareEpochFence), timeout, start time (-1
 id and epoch, and the partitions of the open transaction.
 
 Errors per id: NONE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, TRANSACTIONAL_ID_NOT_FOUND,
-COORDINATOR_NOT_AVAILABLE.
+COORDINATOR_NOT_AVAILABLE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no DESCRIBE on the id).
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 
 from kio.static.primitive import i32Timedelta
 
+from strom.apis._authz import may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.apis._txn_util import coordinator_of
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 65
 _EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
@@ -35,11 +37,12 @@ async def handle(ctx: Any, request: Any) -> Any:
     coordinator = coordinator_of(ctx)
     states = []
     for tid in request.transactional_ids:
-        error, meta = (
-            (ErrorCode.coordinator_not_available, None)
-            if coordinator is None
-            else coordinator.core.describe(tid)
-        )
+        if not may(ctx, AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, tid):
+            error, meta = ErrorCode.transactional_id_authorization_failed, None
+        elif coordinator is None:
+            error, meta = ErrorCode.coordinator_not_available, None
+        else:
+            error, meta = coordinator.core.describe(tid)
         by_topic: dict[str, list[int]] = {}
         if meta is not None:
             for topic, partition in sorted(meta.partitions):

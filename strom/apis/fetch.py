@@ -49,7 +49,8 @@ What the newer versions add, as Kafka 4.4 serves them:
 Errors: top level (v7+) NONE, FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH,
 FETCH_SESSION_TOPIC_ID_ERROR (v13+); per partition NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION,
 UNKNOWN_TOPIC_ID (v13+), INCONSISTENT_TOPIC_ID (v13+), NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
-UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR.
+UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR, TOPIC_AUTHORIZATION_FAILED (a consumer without READ on the
+topic; every partition of a follower without CLUSTER_ACTION on the cluster).
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from strom.apis._authz import EVERY_NAME, allowed, enforcing, may
 from strom.apis._leader_hints import (
     HINTED_ERRORS,
     NodeEndpoint,
@@ -81,6 +83,7 @@ from strom.protocol.wire import (
     bytes_len,
     string,
 )
+from strom.security.authorizer import AclOperation, ResourceType
 from strom.server.context import RequestContext
 from strom.server.fetch_sessions import FINAL_EPOCH, FetchManager, PartitionKey, UnownedSessionIdError
 
@@ -483,6 +486,19 @@ def _topic_names(ctx: RequestContext) -> Mapping[uuid.UUID, str]:
     return ctx.broker.fetch_sessions.topic_names(ctx.broker.metadata.image.topics)
 
 
+def _readable(
+    ctx: RequestContext, params: FetchParams, partitions: Iterable[tuple[Any, Any]]
+) -> Container[str]:
+    """The topics this fetch may read, as Kafka checks: a follower needs CLUSTER_ACTION on the cluster
+    (or gets TOPIC_AUTHORIZATION_FAILED everywhere), a consumer READ on each topic."""
+    if not enforcing(ctx):
+        return EVERY_NAME
+    if params.replica_id >= 0:
+        return EVERY_NAME if may(ctx, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER) else frozenset()
+    names = {req.topic for _key, req in partitions if req.topic}
+    return allowed(ctx, AclOperation.READ, ResourceType.TOPIC, names)
+
+
 async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
     version = ctx.api_version
     by_id = version >= TOPIC_IDS_FROM
@@ -522,10 +538,13 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
     image = ctx.broker.metadata.image
     interesting: list[_Wanted] = []
     erroneous: list[tuple[PartitionKey, PartitionResponse]] = []
+    readable = _readable(ctx, params, context.partitions())
     for key, req in context.partitions():
         name = req.topic
         if name is None:
             erroneous.append((key, PartitionResponse(key[1], ErrorCode.unknown_topic_id)))
+        elif name not in readable:
+            erroneous.append((key, PartitionResponse(key[1], ErrorCode.topic_authorization_failed)))
         elif image.partition(name, key[1]) is None:
             erroneous.append((key, PartitionResponse(key[1], ErrorCode.unknown_topic_or_partition)))
         else:

@@ -10,24 +10,31 @@ coordinator of a share-partition, whose key is "group:topicId:partition", is the
 abs(javaHashCode(key)) % share.coordinator.state.topic.num.partitions of __share_group_state (created on
 first use). Key type 2 below v6 is INVALID_REQUEST, as in Kafka.
 
-Errors: COORDINATOR_NOT_AVAILABLE (no leader yet, the topic cannot be created, or this broker leads
-the group's offsets partition but has not loaded it yet), INVALID_REQUEST
-(unknown key type, or share key type below v6).
+Errors: COORDINATOR_NOT_AVAILABLE (no leader yet, the topic cannot be created, or this broker leads the
+group's offsets partition but has not loaded it yet), INVALID_REQUEST (unknown key type, or share key type
+below v6), GROUP_AUTHORIZATION_FAILED / TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no DESCRIBE on the group or
+transactional id).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from strom.apis._authz import may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.group.schemas import partition_for
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 10
 
 async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | None, int, str, int]:
     """(error, message, node id, host, port) of the coordinator for `key`."""
+    if key_type == 0 and not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, key):
+        return ErrorCode.group_authorization_failed, None, -1, "", -1
+    if key_type == 1 and not may(ctx, AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+        return ErrorCode.transactional_id_authorization_failed, None, -1, "", -1
     try:
         if key_type == 0:
             info = await ctx.broker.group_coordinator.ensure_offsets_topic()

@@ -8,10 +8,12 @@ atomically; `validate_only` checks without changing anything. TOPIC and BROKER r
 id, or "" for the cluster-wide defaults (dynamic broker configs, KIP-226); as in Kafka 4.4 a broker key
 Strom does not know is accepted and kept as given.
 
-Errors per resource (Kafka 4.4's codes and messages): NONE; INVALID_REQUEST (resource named twice, a key
-named twice, an unknown operation, SET to null, a broker id that is not ours, a broker key that cannot
-change dynamically, a bad broker value, an unsupported resource type); UNKNOWN_TOPIC_OR_PARTITION;
-INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key, APPEND/SUBTRACT on a non-list key).
+Errors per resource (Kafka 4.4's codes and messages): NONE; INVALID_REQUEST (resource named twice, a key named
+twice, an unknown operation, SET to null, a broker id that is not ours, a broker key that cannot change
+dynamically, a bad broker value, an unsupported resource type); UNKNOWN_TOPIC_OR_PARTITION;
+INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key, APPEND/SUBTRACT on a non-list key),
+TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED (no ALTER_CONFIGS on
+the topic, group or, for broker resources, the cluster).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ rejoining static leader (KIP-814).
 
 Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID,
 INVALID_SESSION_TIMEOUT (outside group.min/max.session.timeout.ms), INCONSISTENT_GROUP_PROTOCOL,
-UNKNOWN_MEMBER_ID, MEMBER_ID_REQUIRED, FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED, REBALANCE_IN_PROGRESS
-(an earlier JoinGroup of the same member superseded by a newer one).
+UNKNOWN_MEMBER_ID, MEMBER_ID_REQUIRED, FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED, REBALANCE_IN_PROGRESS (an
+earlier JoinGroup of the same member superseded by a newer one), GROUP_AUTHORIZATION_FAILED (no READ on the
+group).
 """
 
 from __future__ import annotations

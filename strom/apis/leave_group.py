@@ -4,8 +4,8 @@ v0-2 carry one member id and answer one error; v3+ carry a batch of member ident
 group.instance.id, KIP-345) and answer one error each, the top-level error being only for the group.
 A static member may be removed by instance id alone (empty member id).
 
-Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID;
-per member UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID.
+Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID; per member
+UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, GROUP_AUTHORIZATION_FAILED (no READ on the group).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ and GROUP (32). Strom has no client-metrics subscriptions, no group configs and 
 resources (DescribeConfigs refuses BROKER_LOGGER), so those types list nothing. A type Kafka does not
 know answers UNSUPPORTED_VERSION, as Kafka 4.4 does.
 
-Errors: NONE, UNSUPPORTED_VERSION (an unknown resource type).
+Errors: NONE, UNSUPPORTED_VERSION (an unknown resource type), CLUSTER_AUTHORIZATION_FAILED (no
+DESCRIBE_CONFIGS on the cluster).
 """
 
 from __future__ import annotations

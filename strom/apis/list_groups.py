@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.apis._authz import allowed, may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 16
 
@@ -22,6 +24,10 @@ async def handle(ctx: Any, request: Any) -> Any:
     states = set(getattr(request, "states_filter", ()) or ()) or None
     types = set(getattr(request, "types_filter", ()) or ()) or None
     error, listed = ctx.broker.group_coordinator.core.list_groups(states, types)
+    # DESCRIBE on the cluster lists every group; otherwise only the groups the principal may describe
+    if not may(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER):
+        visible = allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, (g.group_id for g in listed))
+        listed = [g for g in listed if g.group_id in visible]
     cls = response_type(API_KEY, ctx.api_version)
     group_cls = entry_type(cls, "groups")
     return build(

@@ -20,7 +20,8 @@ Behaviour per partition (Kafka 4.4's `fetchOffsetForTimestamp`, for a broker wit
 - A partition asked twice in one request answers INVALID_REQUEST for both, as Kafka does.
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
-UNKNOWN_LEADER_EPOCH, INVALID_REQUEST, UNSUPPORTED_VERSION.
+UNKNOWN_LEADER_EPOCH, INVALID_REQUEST, UNSUPPORTED_VERSION, TOPIC_AUTHORIZATION_FAILED (no DESCRIBE on the
+topic).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from typing import Any
 
 from kio.static.primitive import i32, i64
 
+from strom.apis._authz import allowed
 from strom.apis._build import build, entry_type, no_throttle
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 from strom.server.context import RequestContext
 
 API_KEY = 2
@@ -113,12 +116,15 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         for p in topic.partitions:
             key = (topic.name, int(p.partition_index))
             seen[key] = seen.get(key, 0) + 1
+    describable = allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (t.name for t in request.topics))
     topics = []
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
             index = int(p.partition_index)
-            if seen[(topic.name, index)] > 1:
+            if topic.name not in describable:
+                code, ts, offset, epoch = ErrorCode.topic_authorization_failed, -1, -1, -1
+            elif seen[(topic.name, index)] > 1:
                 code, ts, offset, epoch = ErrorCode.invalid_request, -1, -1, -1
             else:
                 code, ts, offset, epoch = lookup(

@@ -5,7 +5,8 @@ minimum running time in ms (KIP-994; -1 none), and from v2 a regular expression 
 id must match (KIP-1152; null or empty: no filter). Ids whose partitions are still loading are left out.
 The expression is compiled with Python's `re`, which agrees with Java's regex on the usual syntax.
 
-Errors: NONE, COORDINATOR_NOT_AVAILABLE, INVALID_REGULAR_EXPRESSION (a pattern that does not compile).
+Errors: NONE, COORDINATOR_NOT_AVAILABLE, INVALID_REGULAR_EXPRESSION (a pattern that does not compile). Only
+the transactional ids the principal may DESCRIBE are listed.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from strom.apis._authz import allowed
 from strom.apis._build import build, entry_type, no_throttle
 from strom.apis._txn_util import coordinator_of
 from strom.coordinator.txn.schemas import TxnState
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 66
 _STATE_NAMES = {s.kafka_name for s in TxnState}
@@ -42,6 +45,10 @@ async def handle(ctx: Any, request: Any) -> Any:
         int(getattr(request, "duration_filter", -1)),
         coordinator.now_ms(),
     )
+    # only the transactional ids the principal may DESCRIBE are listed (Kafka)
+    ids = [m.transactional_id for m in listing]
+    visible = allowed(ctx, AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, ids)
+    listing = [m for m in listing if m.transactional_id in visible]
     return build(
         cls,
         throttle_time=no_throttle(),

@@ -9,7 +9,11 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
 - Brokers are listed with their endpoints on the listener the client connected through; a broker without
   that listener is left out (Kafka's metadata cache by listener name).
 - Topic ids (KIP-516) from v10; v10+ requests by topic id alone are answered by id.
-- v8+ `topic_authorized_operations` is -2147483648 (not requested / no authorizer).
+- Authorization (Kafka's rules): a topic needs DESCRIBE; when every topic is asked for, the others are
+  left out, a topic asked for by name answers TOPIC_AUTHORIZATION_FAILED (by id: the id without the
+  name). Auto-creation needs CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED.
+- v8+ `topic_authorized_operations` (and v8-10 `cluster_authorized_operations`) are filled from the
+  authorizer when the request asks, else -2147483648.
 - v13 (KIP-1102) adds a top-level error code, REBOOTSTRAP_REQUIRED when a client should look the cluster
   up again; a broker answers NONE there, as Kafka 4.4's do.
 - The response is encoded by hand (`encode_response`, every version checked byte for byte against kio's
@@ -21,9 +25,9 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
   states the controller has not written; or its leader's broker is gone) answers LEADER_NOT_AVAILABLE and
   leader -1, as Kafka's metadata cache does, so clients wait instead of taking the topic as ready.
 
-Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (a requested topic with a
-partition led here but not open yet), INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_ID. Per partition: NONE,
-LEADER_NOT_AVAILABLE (no live leader, or led here but not open yet).
+Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (a requested topic with a partition
+led here but not open yet), INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_ID, TOPIC_AUTHORIZATION_FAILED. Per
+partition: NONE, LEADER_NOT_AVAILABLE (no live leader, or led here but not open yet).
 """
 
 from __future__ import annotations
@@ -34,11 +38,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from strom.cluster.metadata import TopicInfo
+from strom.apis._authz import CLUSTER_NAME, authorized_operations, may
+from strom.cluster.metadata import INTERNAL_TOPICS, TopicInfo
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.frames import RawResponse
 from strom.protocol.registry import ApiSpec
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, array_len, int32_array, nullable_string, string
+from strom.security.authorizer import AclOperation, ResourceType
 from strom.server.context import RequestContext
 
 log = logging.getLogger("strom.apis.metadata")
@@ -236,12 +242,14 @@ def _topic(ctx: RequestContext, info: TopicInfo) -> MetadataTopic:
     )
 
 
-def _error_topic(name: str | None, code: ErrorCode, topic_id: uuid.UUID = ZERO_UUID) -> MetadataTopic:
+def _error_topic(
+    name: str | None, code: ErrorCode, topic_id: uuid.UUID = ZERO_UUID, *, internal: bool = False
+) -> MetadataTopic:
     return MetadataTopic(
         error_code=code,
         name=name,
         topic_id=topic_id,
-        is_internal=False,
+        is_internal=internal,
         partitions=(),
         topic_authorized_operations=NO_AUTHORIZED_OPERATIONS,
     )
@@ -271,10 +279,19 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
 
     requested = request.topics
     all_topics = requested is None or (version == 0 and len(requested) == 0)
+    describable: dict[str, bool] = {}
+
+    def may_describe(name: str) -> bool:
+        if name not in describable:
+            describable[name] = may(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+        return describable[name]
+
     topics: list[MetadataTopic] = []
     if all_topics:
+        # asked for everything: topics the principal may not DESCRIBE are simply left out, as in Kafka
         for name in sorted(image.topics):
-            topics.append(_topic(ctx, image.topics[name]))
+            if may_describe(name):
+                topics.append(_topic(ctx, image.topics[name]))
     else:
         allow_create = bool(getattr(request, "allow_auto_topic_creation", True)) and bool(
             ctx.broker.config.get("auto.create.topics.enable")
@@ -286,10 +303,21 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
                 info = image.topic_by_id(topic_id)
                 if info is None:
                     topics.append(_error_topic(None, ErrorCode.unknown_topic_id, topic_id))
+                elif not may_describe(info.name):
+                    # topic ids are not secret (Kafka answers the id, without the name)
+                    topics.append(_error_topic(None, ErrorCode.topic_authorization_failed, topic_id))
                 else:
                     topics.append(_topic(ctx, info))
                 continue
+            if name and not may_describe(name):
+                topics.append(_error_topic(name, ErrorCode.topic_authorization_failed))
+                continue
             info = image.topic(name) if name else None
+            if info is None and name and allow_create and not _may_create(ctx, name):
+                topics.append(
+                    _error_topic(name, ErrorCode.topic_authorization_failed, internal=name in INTERNAL_TOPICS)
+                )
+                continue
             if info is None and name and allow_create:
                 code = await _auto_create(ctx, name)
                 image = backend.image
@@ -317,7 +345,40 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
         for b in sorted(image.brokers.values(), key=lambda b: b.node_id)
         if (ep := b.endpoint(listener)) is not None
     ]
-    return RawResponse([encode_response(version, brokers, image.cluster_id, image.controller_id, topics)])
+    cluster_ops = NO_AUTHORIZED_OPERATIONS
+    if getattr(request, "include_topic_authorized_operations", False):
+        topics = [_with_operations(ctx, t) for t in topics]
+    if getattr(request, "include_cluster_authorized_operations", False):
+        cluster_ops = authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
+    return RawResponse(
+        [
+            encode_response(
+                version,
+                brokers,
+                image.cluster_id,
+                image.controller_id,
+                topics,
+                cluster_authorized_operations=cluster_ops,
+            )
+        ]
+    )
+
+
+def _may_create(ctx: RequestContext, name: str) -> bool:
+    """Auto-creation needs CREATE on the cluster or on the topic."""
+    return may(ctx, AclOperation.CREATE, ResourceType.CLUSTER) or may(
+        ctx, AclOperation.CREATE, ResourceType.TOPIC, name
+    )
+
+
+def _with_operations(ctx: RequestContext, topic: MetadataTopic) -> MetadataTopic:
+    """v8+ asked for authorized operations: filled for every topic the principal may describe (Kafka
+    leaves refused ones at the "not provided" value)."""
+    if topic.error_code == ErrorCode.topic_authorization_failed or not topic.name:
+        return topic
+    return topic._replace(
+        topic_authorized_operations=authorized_operations(ctx, ResourceType.TOPIC, topic.name)
+    )
 
 
 SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=13, handler=handle, name="Metadata")

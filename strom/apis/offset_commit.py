@@ -10,14 +10,15 @@ current one (or an older one under which the committed partitions were already a
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE
 (offset.metadata.max.bytes), NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
 INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID,
-STALE_MEMBER_EPOCH.
+STALE_MEMBER_EPOCH, GROUP_AUTHORIZATION_FAILED (no READ on the group, every partition),
+TOPIC_AUTHORIZATION_FAILED (no READ on the topic).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._offset_commit_util import commit_response, requested_offsets
+from strom.apis._offset_commit_util import commit_refusals, commit_response, requested_offsets
 from strom.coordinator.group.results import CommitRequest
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
@@ -28,7 +29,8 @@ API_KEY = 8
 async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    order, errors, offsets = requested_offsets(ctx.broker.metadata.image, request.topics)
+    refused = commit_refusals(ctx, request, transactional=False)
+    order, errors, offsets = requested_offsets(ctx.broker.metadata.image, request.topics, refused)
     req = CommitRequest(
         group_id=request.group_id,
         generation_id=request.generation_id_or_member_epoch,

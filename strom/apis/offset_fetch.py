@@ -10,17 +10,21 @@ epoch (KIP-848): for a consumer group the member must be known (UNKNOWN_MEMBER_I
 epoch (STALE_MEMBER_EPOCH), while a fetch without a member (admin tools) is always answered.
 
 Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID (v1 reports them per partition);
-UNSTABLE_OFFSET_COMMIT per partition (v7+ with require_stable); UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH (v9+).
+UNSTABLE_OFFSET_COMMIT per partition (v7+ with require_stable); UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH (v9+),
+GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group), TOPIC_AUTHORIZATION_FAILED (no DESCRIBE on an asked-for
+topic; when every offset is asked for, such topics are left out).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from strom.apis._authz import allowed, may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.group.results import FetchedOffset
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 9
 
@@ -34,6 +38,15 @@ def _fetch(
     error, fetched = ctx.broker.group_coordinator.core.fetch_offsets(group_id, wanted, require_stable)
     if error is not ErrorCode.none and wanted is not None:
         fetched = [FetchedOffset(t, p, -1, -1, "", error) for t, p in wanted]
+    # topics need DESCRIBE: asked-for partitions answer TOPIC_AUTHORIZATION_FAILED, and when every
+    # committed offset is asked for, the topics the principal may not describe are left out (Kafka)
+    describable = allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, {f.topic for f in fetched})
+    if wanted is None:
+        fetched = [f for f in fetched if f.topic in describable]
+    else:
+        denied = ErrorCode.topic_authorization_failed
+        fetched = [f if f.topic in describable else FetchedOffset(f.topic, f.partition, -1, -1, "", denied)
+                   for f in fetched]  # fmt: skip
     return error, fetched
 
 
@@ -65,7 +78,10 @@ async def handle(ctx: Any, request: Any) -> Any:
         core = ctx.broker.group_coordinator.core
         for g in request.groups:
             member_id = getattr(g, "member_id", None)
-            error = core.validate_offset_fetch(g.group_id, member_id, int(getattr(g, "member_epoch", -1)))
+            if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id):
+                error = ErrorCode.group_authorization_failed
+            else:
+                error = core.validate_offset_fetch(g.group_id, member_id, int(getattr(g, "member_epoch", -1)))
             if error is ErrorCode.none:
                 error, fetched = _fetch(ctx, g.group_id, g.topics, require_stable)
             else:
@@ -74,7 +90,14 @@ async def handle(ctx: Any, request: Any) -> Any:
                 build(group_cls, group_id=g.group_id, topics=_topics(topic_cls, fetched), error_code=error)
             )
         return build(cls, throttle_time=no_throttle(), groups=tuple(groups))
-    error, fetched = _fetch(ctx, request.group_id, request.topics, require_stable)
+    if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, request.group_id):
+        # v1 has no top-level error: each requested partition carries it
+        error = ErrorCode.group_authorization_failed
+        topics = request.topics or () if version < 2 else ()
+        wanted = [(t.name, p) for t in topics for p in t.partition_indexes]
+        fetched = [FetchedOffset(t, p, -1, -1, "", error) for t, p in wanted]
+    else:
+        error, fetched = _fetch(ctx, request.group_id, request.topics, require_stable)
     return build(
         cls,
         throttle_time=no_throttle(),

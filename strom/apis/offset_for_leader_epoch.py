@@ -6,7 +6,8 @@ leader-epoch checkpoint. Followers truncate with it before fetching; consumers u
 truncation after a leader change (KIP-320). Unknown epochs answer (-1, -1).
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
-UNKNOWN_LEADER_EPOCH.
+UNKNOWN_LEADER_EPOCH, TOPIC_AUTHORIZATION_FAILED (neither CLUSTER_ACTION on the cluster nor DESCRIBE on the
+topic).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 
 from kio.static.primitive import i32, i64
 
+from strom.apis._authz import allowed, may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 from strom.server.context import RequestContext
 
 API_KEY = 23
@@ -52,13 +55,22 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     assert cls is not None
     topic_cls = entry_type(cls, "topics")
     part_cls = entry_type(topic_cls, "partitions")
+    # KIP-320: brokers ask with CLUSTER_ACTION on the cluster, consumers with DESCRIBE on the topic
+    names = [t.topic for t in request.topics]
+    if may(ctx, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER):
+        describable = set(names)
+    else:
+        describable = allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
     topics = []
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
-            code, epoch, offset = end_offset(
-                ctx, topic.topic, int(p.partition), int(p.current_leader_epoch), int(p.leader_epoch)
-            )
+            if topic.topic not in describable:
+                code, epoch, offset = ErrorCode.topic_authorization_failed, -1, -1
+            else:
+                code, epoch, offset = end_offset(
+                    ctx, topic.topic, int(p.partition), int(p.current_leader_epoch), int(p.leader_epoch)
+                )
             parts.append(
                 build(
                     part_cls,

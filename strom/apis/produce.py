@@ -38,17 +38,22 @@ Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, 
 MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
 NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT, OUT_OF_ORDER_SEQUENCE_NUMBER,
 INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_ID
-(v13).
+(v13), TOPIC_AUTHORIZATION_FAILED (no WRITE on the topic), TRANSACTIONAL_ID_AUTHORIZATION_FAILED (every
+partition, when transactional batches come without WRITE on the transactional id).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
+from strom.apis._authz import EVERY_NAME as _EVERY_NAME
+from strom.apis._authz import allowed, enforcing, may
 from strom.apis._leader_hints import (
     HINTED_ERRORS,
     NodeEndpoint,
@@ -63,6 +68,7 @@ from strom.protocol.produce_request import decode_produce_request
 from strom.protocol.record_batch import BATCH_HEADER_SIZE, parse_header
 from strom.protocol.registry import ApiSpec
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, I64, array_len, nullable_string, string
+from strom.security.authorizer import AclOperation, ResourceType
 from strom.server.context import RequestContext
 
 log = logging.getLogger("strom.apis.produce")
@@ -249,6 +255,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     names: list[str | None] = []
     waiting: list[_Appended] = []
     image = ctx.broker.metadata.image
+    # Kafka's checks: WRITE on the transactional id when the request carries transactional records (or
+    # every partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then WRITE on each topic
+    refused = _transactional_refusal(ctx, request, transactional_id)
+    writable = _writable_topics(ctx, request, image) if refused is None else frozenset()
     # Every partition is appended before anything is awaited, so the next request on this connection
     # (released by effects_applied below) can never reach a partition before this one did.
     for topic_data in request.topic_data:
@@ -258,11 +268,17 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             info = image.topic_by_id(topic_data.topic_id)
             name = None if info is None else info.name
         for pdata in topic_data.partition_data:
+            if refused is not None:
+                results.append(PartitionResult(int(pdata.index), refused))
+                continue
             if acks not in (0, 1, -1):
                 results.append(PartitionResult(int(pdata.index), ErrorCode.invalid_required_acks))
                 continue
             if name is None:
                 results.append(PartitionResult(int(pdata.index), ErrorCode.unknown_topic_id))
+                continue
+            if name not in writable:
+                results.append(PartitionResult(int(pdata.index), ErrorCode.topic_authorization_failed))
                 continue
             result, pending = _append_partition(
                 ctx, name, int(pdata.index), pdata.records, acks, transactional_id
@@ -290,6 +306,41 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         return None
     endpoints = _leader_hints(ctx, topics, names) if version >= LEADER_HINTS_FROM else None
     return RawResponse([encode_response(version, topics, node_endpoints=endpoints)])
+
+
+def _transactional_refusal(
+    ctx: RequestContext, request: Any, transactional_id: str | None
+) -> ErrorCode | None:
+    """TRANSACTIONAL_ID_AUTHORIZATION_FAILED when the request holds a transactional batch and its
+    transactional id is missing or not writable by the principal (Kafka's hasTransactionalRecords)."""
+    if not enforcing(ctx):
+        return None
+    transactional = False
+    for topic_data in request.topic_data:
+        for pdata in topic_data.partition_data:
+            records = pdata.records
+            if records is not None and len(records) >= BATCH_HEADER_SIZE:
+                with contextlib.suppress(Exception):  # a corrupt batch is refused by the append
+                    transactional = transactional or parse_header(records).is_transactional
+    if not transactional:
+        return None
+    if transactional_id and may(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        return None
+    return ErrorCode.transactional_id_authorization_failed
+
+
+def _writable_topics(ctx: RequestContext, request: Any, image: Any) -> Container[str]:
+    if not enforcing(ctx):
+        return _EVERY_NAME
+    names = []
+    for topic_data in request.topic_data:
+        if ctx.api_version >= TOPIC_IDS_FROM:
+            info = image.topic_by_id(topic_data.topic_id)
+            if info is not None:
+                names.append(info.name)
+        else:
+            names.append(topic_data.name)
+    return allowed(ctx, AclOperation.WRITE, ResourceType.TOPIC, names)
 
 
 def _leader_hints(

@@ -5,8 +5,8 @@ then every member gets its own (Stable). In Stable it answers the member's curre
 v3 adds group.instance.id (KIP-345); v5 adds protocol type and name, checked against the group's.
 
 Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID,
-UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID,
-INCONSISTENT_GROUP_PROTOCOL.
+UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID, INCONSISTENT_GROUP_PROTOCOL,
+GROUP_AUTHORIZATION_FAILED (no READ on the group).
 """
 
 from __future__ import annotations

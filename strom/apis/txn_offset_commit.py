@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._offset_commit_util import commit_response, requested_offsets
+from strom.apis._offset_commit_util import commit_refusals, commit_response, requested_offsets
 from strom.apis._txn_util import fenced_for_version
 from strom.coordinator.group.results import CommitRequest
 from strom.protocol.errors import ErrorCode
@@ -26,7 +26,8 @@ API_KEY = 28
 async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    order, errors, offsets = requested_offsets(ctx.broker.metadata.image, request.topics)
+    refused = commit_refusals(ctx, request, transactional=True)
+    order, errors, offsets = requested_offsets(ctx.broker.metadata.image, request.topics, refused)
     req = CommitRequest(
         group_id=request.group_id,
         generation_id=int(getattr(request, "generation_id", -1)),

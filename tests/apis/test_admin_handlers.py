@@ -105,7 +105,13 @@ async def ctx_factory(tmp_path: Path) -> Any:
     )
 
     def make(api_key: int, version: int) -> Any:
-        return SimpleNamespace(broker=broker, api_key=api_key, api_version=version, listener_name="PLAINTEXT")
+        return SimpleNamespace(
+            broker=broker,
+            api_key=api_key,
+            api_version=version,
+            listener_name="PLAINTEXT",
+            authorize=lambda *_args: True,
+        )
 
     return make
 

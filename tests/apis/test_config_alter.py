@@ -32,7 +32,12 @@ class RecordingBackend:
 
 
 def _ctx(api_key: int, version: int, backend: RecordingBackend) -> Any:
-    return SimpleNamespace(api_key=api_key, api_version=version, broker=SimpleNamespace(metadata=backend))
+    return SimpleNamespace(
+        api_key=api_key,
+        api_version=version,
+        broker=SimpleNamespace(metadata=backend),
+        authorize=lambda *_args: True,
+    )
 
 
 async def test_alter_configs_duplicates_answered_once_and_not_applied() -> None:
