@@ -1,8 +1,9 @@
-"""AddOffsetsToTxn (api key 25), versions 0-3: add a group's offsets to a transaction (KIP-98).
+"""AddOffsetsToTxn (api key 25), versions 0-4: add a group's offsets to a transaction (KIP-98).
 
 The coordinator adds the group's partition of __consumer_offsets (abs(javaHashCode(group)) %
 offsets.topic.num.partitions) to the transaction, so the transaction's markers reach the offsets the
-producer then sends with TxnOffsetCommit.
+producer then sends with TxnOffsetCommit. v4 only tells that the client understands TRANSACTION_ABORTABLE
+(KIP-890); transaction version 2 clients skip this request, their TxnOffsetCommit v5+ adds the partition.
 
 Errors: NONE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
 INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED (INVALID_PRODUCER_EPOCH below v2, KIP-588),
@@ -42,4 +43,4 @@ async def handle(ctx: Any, request: Any) -> Any:
     return build(cls, throttle_time=no_throttle(), error_code=fenced_for_version(error, ctx.api_version, 2))
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=3, handler=handle, name="AddOffsetsToTxn")
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=4, handler=handle, name="AddOffsetsToTxn")

@@ -15,8 +15,11 @@ must look the cluster up again). An error answer lists no APIs. kio has no v5 sc
 response has v4's layout.
 
 v3+ also lists features (KIP-584) in tagged fields: `group.version` is supported at 0-1 and finalized at 1
-(Kafka 4.4's level: the consumer rebalance protocol of KIP-848 is on) and `share.version` at 0-2, finalized
-at 2 (Kafka 4.4's level: share groups, KIP-932, are on), with finalized-features epoch 0.
+(Kafka 4.4's level: the consumer rebalance protocol of KIP-848 is on), `transaction.version` supported at
+0-2 and finalized at 2 (Kafka 4.4's level: clients use transaction version 2 of KIP-890 part 2, Produce
+v12, EndTxn v5, TxnOffsetCommit v5 and no AddPartitionsToTxn/AddOffsetsToTxn), `share.version` supported
+at 0-2 and finalized at 2 (Kafka 4.4's level: share groups, KIP-932, are on), with finalized-features
+epoch 0.
 As Kafka, v3 leaves out supported features whose minimum version is 0; v4+ lists them.
 
 Errors: NONE, UNSUPPORTED_VERSION (from the connection), INVALID_REQUEST (v3+ bad client software name,
@@ -80,7 +83,7 @@ def _identity_error(ctx: RequestContext, request: ApiVersionsParams) -> ErrorCod
     return ErrorCode.none
 
 # (feature, min supported, max supported, finalized level)
-_FEATURES = (("group.version", 0, 1, 1), ("share.version", 0, 2, 2))
+_FEATURES = (("group.version", 0, 1, 1), ("transaction.version", 0, 2, 2), ("share.version", 0, 2, 2))
 
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 

@@ -1,11 +1,13 @@
-"""InitProducerId (api key 22), versions 0-4: producer ids for idempotent producers (KIP-98, KIP-360).
+"""InitProducerId (api key 22), versions 0-5: producer ids for idempotent producers (KIP-98, KIP-360).
 
 Without a transactional id every call gets a fresh producer id with epoch 0 (as Kafka's coordinator does
 for idempotent producers; KIP-360's epoch bump by a non-transactional producer also gets a fresh id).
 Ids come in persisted blocks (`strom.server.producer_ids`), so they are never reused after a restart, and
 in a cluster the blocks are claimed from ZooKeeper, so no two brokers hand out the same id.
 With a transactional id the request belongs to the transaction coordinator: when the broker has one
-(`broker.txn_coordinator.init_producer_id`) it answers; otherwise COORDINATOR_NOT_AVAILABLE.
+(`broker.txn_coordinator.init_producer_id`) it answers; otherwise COORDINATOR_NOT_AVAILABLE. v4 may
+answer PRODUCER_FENCED (KIP-588), v5 TRANSACTION_ABORTABLE (KIP-890); neither changes the layout. (v6,
+KIP-939's two-phase commit, is not stable in Kafka 4.4 and not served.)
 
 Errors: NONE, INVALID_TRANSACTION_TIMEOUT (idempotent only: timeout must be positive below
 transaction.max.timeout.ms when transactional), COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS
@@ -60,4 +62,4 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=4, handler=handle, name="InitProducerId")
+SPEC = ApiSpec(api_key=API_KEY, min_version=0, max_version=5, handler=handle, name="InitProducerId")

@@ -13,10 +13,15 @@ Behaviour:
 - Idempotent producers (KIP-98): a batch already in the log (same producer id, epoch and sequences as one
   of its last 5) answers NONE with the first copy's base offset; gaps answer
   OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch INVALID_PRODUCER_EPOCH.
-- Transactional batches (KIP-98, KIP-890 part 1): the first batch of a transaction on a partition is
-  verified with the transaction coordinator when this broker coordinates the request's transactional id:
-  a partition not added to the ongoing transaction answers INVALID_TXN_STATE, a stale epoch
-  INVALID_PRODUCER_EPOCH. (Ids coordinated by another broker are not verified.)
+- Transactional batches (KIP-98, KIP-890): before the first batch of a producer's transaction reaches a
+  partition, the transaction's coordinator (this broker, or the remote one through AddPartitionsToTxn v5,
+  `strom.coordinator.txn.partition_adder`) is asked. v11 and below (transaction version 1 clients, which
+  add partitions themselves) only verify: a partition not in the ongoing transaction answers
+  INVALID_TXN_STATE (TRANSACTION_ABORTABLE from v11), a stale epoch INVALID_PRODUCER_EPOCH. v12+
+  (transaction version 2, KIP-890 part 2, sent once the `transaction.version` feature is 2) adds the
+  partition to the transaction implicitly. Coordinator errors a client may not retry (NOT_COORDINATOR,
+  COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, CONCURRENT_TRANSACTIONS, NETWORK_EXCEPTION)
+  answer NOT_ENOUGH_REPLICAS, as Kafka's do. All batches are checked before any is appended.
 - All partitions of a request are appended before any acks=-1 wait, and only then may the connection's
   next request run (`ctx.effects_applied`): pipelined requests reach each partition in request order, and
   the waits of one request's partitions (and of pipelined requests) overlap.
@@ -27,9 +32,8 @@ Behaviour:
   bad records with the error and the rest of the batch with its local _INVALID_DIFFERENT_RECORD.
 - v10+ (KIP-951): a partition answered NOT_LEADER_OR_FOLLOWER carries the current leader's id and epoch
   (tagged `current_leader`) and the response lists those leaders' endpoints (tagged `node_endpoints`).
-  v11 and v12 change nothing a broker without transaction version 2 (KIP-890 part 2) serves: clients only
-  send transactional batches at v12+ once the `transaction.version` feature is 2, which is not finalized
-  here. v13 names topics by id (KIP-516); an id this broker does not know answers UNKNOWN_TOPIC_ID.
+  v11 may answer TRANSACTION_ABORTABLE, v12 adds partitions to transactions (above). v13 names topics by
+  id (KIP-516); an id this broker does not know answers UNKNOWN_TOPIC_ID.
 - Requests are decoded by `strom.protocol.produce_request` (record sets stay views of the request frame,
   which the log rewrites in place: no copy of the payload in Python); responses are encoded by hand
   (`encode_response`, checked byte for byte against kio in the tests).
@@ -37,7 +41,8 @@ Behaviour:
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE,
 MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
 NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT, OUT_OF_ORDER_SEQUENCE_NUMBER,
-INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_ID
+INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, TRANSACTION_ABORTABLE (v11+), KAFKA_STORAGE_ERROR,
+UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_ID
 (v13), TOPIC_AUTHORIZATION_FAILED (no WRITE on the topic), TRANSACTIONAL_ID_AUTHORIZATION_FAILED (every
 partition, when transactional batches come without WRITE on the transactional id).
 """
@@ -62,6 +67,7 @@ from strom.apis._leader_hints import (
     leader_endpoints,
     tagged,
 )
+from strom.coordinator.txn.partition_adder import produce_error
 from strom.protocol.errors import ErrorCode, KafkaError, RecordError
 from strom.protocol.frames import CloseConnection, RawResponse
 from strom.protocol.produce_request import decode_produce_request
@@ -79,6 +85,8 @@ MAX_VERSION = 13
 FLEXIBLE_FROM = 9
 LEADER_HINTS_FROM = 10
 TOPIC_IDS_FROM = 13
+ABORTABLE_FROM = 11  # TRANSACTION_ABORTABLE (KIP-890)
+ADD_PARTITION_FROM = 12  # transaction version 2: partitions join transactions implicitly (KIP-890 part 2)
 
 
 @dataclass(slots=True)
@@ -150,23 +158,55 @@ def _error_code(exc: KafkaError) -> int:
     return int(exc.code)
 
 
-def _verify_transaction(
-    ctx: RequestContext, part: Any, topic: str, index: int, records: Any, transactional_id: str | None
-) -> int:
-    """KIP-890 part 1: the error code for a transactional batch opening a transaction here that the
-    coordinator does not know of; 0 when fine or not checkable here."""
-    if len(records) < BATCH_HEADER_SIZE:
-        return 0
-    header = parse_header(records)
-    if not header.is_transactional or header.producer_id in part.producer_state.ongoing_txns:
-        return 0
+Refusal = tuple[int, str | None]  # (error code, message) for a partition refused before its append
+
+
+async def _check_transactions(
+    ctx: RequestContext, request: Any, transactional_id: str | None
+) -> dict[tuple[str, int], Refusal]:
+    """KIP-890: ask the coordinator about every partition where a transactional batch would open the
+    producer's transaction (verify below v12, add from v12); the partitions it refused."""
     coordinator = getattr(ctx.broker, "txn_coordinator", None)
     if coordinator is None or not transactional_id:
-        return 0
-    error = coordinator.verify_partition(
-        transactional_id, header.producer_id, header.producer_epoch, topic, index
+        return {}
+    broker = ctx.broker
+    version = ctx.api_version
+    image = broker.metadata.image
+    opening: list[tuple[str, int]] = []
+    producer: tuple[int, int] | None = None
+    for topic_data in request.topic_data:
+        name = topic_data.name
+        if version >= TOPIC_IDS_FROM:
+            info = image.topic_by_id(topic_data.topic_id)
+            name = None if info is None else info.name
+        if name is None:
+            continue
+        for pdata in topic_data.partition_data:
+            records = pdata.records
+            if records is None or len(records) < BATCH_HEADER_SIZE:
+                continue
+            try:
+                header = parse_header(records)
+            except KafkaError:
+                continue  # the append refuses it with the right code
+            if not header.is_transactional:
+                continue
+            part = broker.replica_manager.get_partition(name, int(pdata.index))
+            if part is None or not part.is_leader or header.producer_id in part.producer_state.ongoing_txns:
+                continue
+            opening.append((name, int(pdata.index)))
+            producer = (header.producer_id, header.producer_epoch)
+    if not opening or producer is None:
+        return {}
+    errors = await coordinator.adder.add_or_verify(
+        transactional_id, producer[0], producer[1], opening, add=version >= ADD_PARTITION_FROM
     )
-    return 0 if error is None else int(error)
+    refused: dict[tuple[str, int], Refusal] = {}
+    for tp, error in errors.items():
+        if error != ErrorCode.none:
+            code, message = produce_error(error, abortable_supported=version >= ABORTABLE_FROM)
+            refused[tp] = (int(code), message)
+    return refused
 
 
 @dataclass(slots=True)
@@ -184,7 +224,7 @@ def _append_partition(
     index: int,
     records: Any,
     acks: int,
-    transactional_id: str | None = None,
+    refused: dict[tuple[str, int], Refusal] | None = None,
 ) -> tuple[PartitionResult, _Appended | None]:
     """Append one partition's records as leader (synchronously: no other request runs meanwhile), and
     what is left to wait for under acks=-1."""
@@ -200,12 +240,9 @@ def _append_partition(
     if records is None or len(records) == 0:
         result.error_code = ErrorCode.corrupt_message
         return result, None
-    try:
-        verify_error = _verify_transaction(ctx, part, topic, index, records, transactional_id)
-    except KafkaError:
-        verify_error = 0  # a malformed header: the append below refuses it with the right code
-    if verify_error:
-        result.error_code = verify_error
+    refusal = refused.get((topic, index)) if refused else None
+    if refusal is not None:
+        result.error_code, result.error_message = refusal
         result.log_start_offset = part.log_start_offset
         return result, None
     size = len(records)
@@ -255,6 +292,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     names: list[str | None] = []
     waiting: list[_Appended] = []
     image = ctx.broker.metadata.image
+    # KIP-890: the coordinator is asked (and may write) before anything is appended
+    txn_refused = await _check_transactions(ctx, request, transactional_id)
     # Kafka's checks: WRITE on the transactional id when the request carries transactional records (or
     # every partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then WRITE on each topic
     refused = _transactional_refusal(ctx, request, transactional_id)
@@ -280,9 +319,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if name not in writable:
                 results.append(PartitionResult(int(pdata.index), ErrorCode.topic_authorization_failed))
                 continue
-            result, pending = _append_partition(
-                ctx, name, int(pdata.index), pdata.records, acks, transactional_id
-            )
+            result, pending = _append_partition(ctx, name, int(pdata.index), pdata.records, acks, txn_refused)
             results.append(result)
             if pending is not None:
                 waiting.append(pending)

@@ -1,9 +1,12 @@
-"""WriteTxnMarkers (api key 27), version 1: a transaction coordinator's markers for partitions led here.
+"""WriteTxnMarkers (api key 27), versions 1-2: a transaction coordinator's markers for partitions led here.
 
 For each marker and partition: append a COMMIT or ABORT control batch with the producer's id and epoch
 and the coordinator epoch (acks=all), which closes the producer's transaction on the partition, records
-an abort in the aborted-transaction index and moves the last stable offset (KIP-98). kio has no v0
-schema (v0 is v1 without flexible encoding), so v1 is the only version served.
+an abort in the aborted-transaction index and moves the last stable offset (KIP-98). v2 names each
+marker's transaction version (KIP-890 part 2): at version 2 the coordinator bumped the producer epoch for
+the marker, so a marker whose epoch is not above the producer's is refused (INVALID_PRODUCER_EPOCH), unless
+it repeats one already written. kio has no v0 schema (v0 is v1 without flexible encoding), so v0 is not
+served.
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH
 (an older producer epoch than the partition knows), TRANSACTION_COORDINATOR_FENCED (an older coordinator
@@ -41,6 +44,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                         int(marker.producer_epoch),
                         bool(marker.transaction_result),
                         int(marker.coordinator_epoch),
+                        transaction_version=int(getattr(marker, "transaction_version", 0)),
                     )
                     for p in topic.partition_indexes
                 )
@@ -59,4 +63,4 @@ async def handle(ctx: Any, request: Any) -> Any:
     return build(cls, markers=tuple(results))
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=1, max_version=1, handler=handle, name="WriteTxnMarkers")
+SPEC = ApiSpec(api_key=API_KEY, min_version=1, max_version=2, handler=handle, name="WriteTxnMarkers")

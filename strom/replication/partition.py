@@ -435,16 +435,25 @@ class Partition:
         )
 
     def append_txn_marker(
-        self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+        *,
+        transaction_version: int = 0,
     ) -> int:
         """Append a COMMIT/ABORT marker ending the producer's transaction; returns its offset. Raises
-        INVALID_PRODUCER_EPOCH for a fenced epoch, TRANSACTION_COORDINATOR_FENCED for an old coordinator,
+        INVALID_PRODUCER_EPOCH for a fenced epoch (under transaction version 2, KIP-890 part 2, an epoch
+        not above the producer's), TRANSACTION_COORDINATOR_FENCED for an old coordinator,
         NOT_LEADER_OR_FOLLOWER off the leader."""
         if not self.is_leader:
             raise NotLeaderOrFollowerError(
                 f"broker {self.node_id} does not lead {self.topic}-{self.partition}"
             )
-        self.producer_state.check_marker(producer_id, producer_epoch, coordinator_epoch)
+        self.producer_state.check_marker(
+            producer_id, producer_epoch, coordinator_epoch, transaction_version=transaction_version
+        )
         batch = build_marker(producer_id, producer_epoch, commit, coordinator_epoch, self._now_ms())
         info = self.log.append(batch, leader_epoch=self.leader_epoch)
         offset = int(info.first_offset)

@@ -130,14 +130,28 @@ class ProducerStateManager:
     def first_unstable_offset(self) -> int | None:
         return min(self.ongoing_txns.values()) if self.ongoing_txns else None
 
-    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
-        """Refuse a marker from a fenced producer epoch or an older coordinator."""
+    def check_marker(
+        self, producer_id: int, producer_epoch: int, coordinator_epoch: int, *, transaction_version: int = 0
+    ) -> None:
+        """Refuse a marker from a fenced producer epoch or an older coordinator. Under transaction version
+        2 (KIP-890 part 2) the coordinator bumped the epoch for the marker, so it must be above the
+        producer's; the same epoch passes only as the retry of a marker already written (no transaction
+        open, or the epoch at its maximum), as in Kafka's ProducerAppendInfo."""
         entry = self.producers.get(producer_id)
         if entry is None:
             return
-        if producer_epoch < entry.epoch:
+        if transaction_version >= 2:
+            fenced = producer_epoch <= entry.epoch
+            if producer_epoch == entry.epoch and (
+                producer_id not in self.ongoing_txns or producer_epoch == 32767
+            ):
+                fenced = False
+        else:
+            fenced = producer_epoch < entry.epoch
+        if fenced:
+            relation = "not above" if transaction_version >= 2 else "older than"
             raise InvalidProducerEpochError(
-                f"marker for producer {producer_id} epoch {producer_epoch} older than {entry.epoch}"
+                f"marker for producer {producer_id} epoch {producer_epoch} {relation} {entry.epoch}"
             )
         if coordinator_epoch < entry.coordinator_epoch:
             raise TransactionCoordinatorFencedError(

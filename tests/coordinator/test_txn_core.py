@@ -126,14 +126,15 @@ def test_init_during_open_transaction_fences_and_aborts() -> None:
     outcome = core.init_producer_id(TID, 60000, clock.ms)
     assert outcome.error == ErrorCode.concurrent_transactions
     fence = written(core, outcome)
-    assert fence.state == TxnState.PREPARE_ABORT and fence.producer_epoch == meta.producer_epoch + 1
+    # the fence bumps the epoch, and the abort at the server's transaction version 2 bumps it again
+    assert fence.state == TxnState.PREPARE_ABORT and fence.producer_epoch == meta.producer_epoch + 2
     assert outcome.transition is not None and outcome.transition.send_markers
-    assert not outcome.transition.commit
+    assert not outcome.transition.commit and outcome.transition.transaction_version == 2
     completion = core.complete(fence, clock.ms)
     assert completion is not None
     core.apply(completion)
     retried = written(core, core.init_producer_id(TID, 60000, clock.ms))
-    assert retried.producer_epoch == meta.producer_epoch + 2 and retried.state == TxnState.EMPTY
+    assert retried.producer_epoch == meta.producer_epoch + 3 and retried.state == TxnState.EMPTY
 
 
 def test_kip360_expected_epoch() -> None:
@@ -163,7 +164,7 @@ def test_timed_out_transaction_is_aborted_with_an_epoch_bump() -> None:
     assert core.timed_out(clock.advance(59999)) == []
     (transition,) = core.timed_out(clock.advance(1))
     assert transition.target.state == TxnState.PREPARE_ABORT
-    assert transition.target.producer_epoch == meta.producer_epoch + 1
+    assert transition.target.producer_epoch == meta.producer_epoch + 2
     assert transition.send_markers and not transition.commit
     assert core.timed_out(clock.ms) == []  # in flight: not aborted twice
     core.apply(transition)
@@ -210,12 +211,103 @@ def test_verify_partition() -> None:
     core, clock = make_core(), Clock()
     meta = ongoing(core, clock, ("t", 0))
     assert core.verify_partition(TID, meta.producer_id, meta.producer_epoch, ("t", 0)) == ErrorCode.none
-    assert core.verify_partition(TID, meta.producer_id, meta.producer_epoch, ("t", 1)) == (
+    # Kafka's coordinator answers (the produce side maps them for older clients)
+    assert core.verify_partitions(TID, meta.producer_id, meta.producer_epoch, [("t", 0), ("t", 1)]) == {
+        ("t", 0): ErrorCode.none,
+        ("t", 1): ErrorCode.transaction_abortable,
+    }
+    assert core.verify_partition(TID, meta.producer_id, meta.producer_epoch - 1, ("t", 0)) == (
+        ErrorCode.producer_fenced
+    )
+    assert core.verify_partition(TID, meta.producer_id + 1, meta.producer_epoch, ("t", 0)) == (
+        ErrorCode.invalid_producer_id_mapping
+    )
+    written(core, core.end_txn(TID, meta.producer_id, meta.producer_epoch, True, clock.ms))
+    assert core.verify_partition(TID, meta.producer_id, meta.producer_epoch, ("t", 0)) == (
+        ErrorCode.concurrent_transactions
+    )
+
+
+# --- transaction version 2 (KIP-890 part 2) -------------------------------------------------------------
+
+
+def test_v2_every_end_bumps_the_epoch_and_markers_carry_it() -> None:
+    core, clock = make_core(), Clock()
+    meta = written(core, core.init_producer_id(TID, 60000, clock.ms))
+    # a broker adds the partition for a Produce v12: the transition records client version 2
+    added = written(core, core.add_partitions(TID, meta.producer_id, 0, [("t", 0)], clock.ms, 2))
+    assert added.client_transaction_version == 2 and added.state == TxnState.ONGOING
+    outcome = core.end_txn(TID, meta.producer_id, 0, True, clock.advance(1), epoch_bump=True)
+    prepared = written(core, outcome)
+    assert outcome.transition is not None and outcome.transition.transaction_version == 2
+    assert (prepared.state, prepared.producer_epoch, prepared.last_producer_epoch) == (
+        TxnState.PREPARE_COMMIT,
+        1,
+        0,
+    )
+    # a retry while the markers go out, and after completion
+    assert core.end_txn(TID, meta.producer_id, 0, True, clock.ms, epoch_bump=True).error == (
+        ErrorCode.concurrent_transactions
+    )
+    completion = core.complete(prepared, clock.ms)
+    assert completion is not None
+    core.apply(completion)
+    retry = core.end_txn(TID, meta.producer_id, 0, True, clock.ms, epoch_bump=True)
+    assert retry.error == ErrorCode.none and retry.metadata is not None
+    assert retry.metadata.producer_epoch == 1
+    assert core.end_txn(TID, meta.producer_id, 0, False, clock.ms, epoch_bump=True).error == (
         ErrorCode.invalid_txn_state
     )
-    assert core.verify_partition(TID, meta.producer_id, meta.producer_epoch - 1, ("t", 0)) == (
-        ErrorCode.invalid_producer_epoch
+    # the old epoch is fenced; the next transaction runs at epoch 1
+    assert core.add_partitions(TID, meta.producer_id, 0, [("t", 0)], clock.ms, 2).error == (
+        ErrorCode.producer_fenced
     )
+    # Kafka's table: at the current epoch, a commit of a finished transaction is refused, an abort is
+    # written without partitions (bumping the epoch)
+    assert core.end_txn(TID, meta.producer_id, 1, True, clock.ms, epoch_bump=True).error == (
+        ErrorCode.invalid_txn_state
+    )
+    empty_abort = written(core, core.end_txn(TID, meta.producer_id, 1, False, clock.ms, epoch_bump=True))
+    assert (empty_abort.state, empty_abort.producer_epoch, empty_abort.partitions) == (
+        TxnState.PREPARE_ABORT,
+        2,
+        frozenset(),
+    )
+    assert core.end_txn(TID, meta.producer_id, 5, False, clock.ms, epoch_bump=True).error == (
+        ErrorCode.producer_fenced
+    )
+
+
+def test_v2_exhausted_epoch_moves_to_a_new_producer_id_on_completion() -> None:
+    core, clock = make_core(), Clock()
+    meta = written(core, core.init_producer_id(TID, 60000, clock.ms))
+    core.txns[TID] = TxnMetadata(
+        TID, meta.producer_id, 32766, 60000, TxnState.ONGOING, frozenset({("t", 0)}), clock.ms, clock.ms
+    )
+    prepared = written(core, core.end_txn(TID, meta.producer_id, 32766, True, clock.ms, epoch_bump=True))
+    assert prepared.producer_epoch == 32767 and prepared.next_producer_id >= 0
+    completion = core.complete(prepared, clock.ms)
+    assert completion is not None
+    core.apply(completion)
+    done = core.txns[TID]
+    assert (done.producer_id, done.producer_epoch) == (prepared.next_producer_id, 0)
+    assert done.previous_producer_id == meta.producer_id and done.next_producer_id == -1
+    # a retry under the old id and its last epoch answers the new id
+    retry = core.end_txn(TID, meta.producer_id, 32766, True, clock.ms, epoch_bump=True)
+    assert retry.error == ErrorCode.none and retry.metadata == done
+
+
+def test_records_name_the_previous_producer_id_and_client_version() -> None:
+    core, clock = make_core(), Clock()
+    meta = written(core, core.init_producer_id(TID, 60000, clock.ms))
+    added = written(core, core.add_partitions(TID, meta.producer_id, 0, [("t", 0)], clock.ms, 2))
+    value = added.to_log_value()
+    assert (value.previous_producer_id, value.client_transaction_version) == (meta.producer_id, 2)
+    # Kafka 4.4's bytes: v1, tags 0 (previous producer id) and 2 (client transaction version)
+    raw = encode_value(value)
+    assert raw[:2] == b"\x00\x01"
+    assert raw.endswith(b"\x02\x00\x08" + meta.producer_id.to_bytes(8, "big") + b"\x02\x02\x00\x02")
+    assert decode_value(raw) == value
 
 
 def test_listing_filters() -> None:
@@ -237,13 +329,21 @@ def test_key_and_value_round_trip_in_kafka_layout() -> None:
     assert key == b"\x00\x00\x00\x02tx"
     assert decode_key(key) == "tx"
     value = TxnLogValue(42, 3, 60000, TxnState.ONGOING, (("a", (0, 2)), ("b", (1,))), 1234, 1000)
-    raw = encode_value(value)
+    raw = encode_value(value, version=0)
     # version 0, producer id, epoch, timeout, status, 2 topics
     assert raw[:2] == b"\x00\x00" and raw[2:10] == (42).to_bytes(8, "big") and raw[16] == 1
     assert decode_value(raw) == value
+    assert decode_value(encode_value(value)) == value  # v1, as written
     empty = TxnLogValue(42, 3, 60000, TxnState.EMPTY, (), 1234, -1)
-    assert b"\xff\xff\xff\xff" in encode_value(empty)  # Empty writes a null partition list
-    assert decode_value(encode_value(empty)) == empty
+    assert b"\xff\xff\xff\xff" in encode_value(empty, version=0)  # Empty writes a null partition list
+    assert decode_value(encode_value(empty, version=0)) == empty
+    # Kafka 4.4's v1 bytes of an Empty record (a null compact array, tag 0 only)
+    kafka = bytes.fromhex(
+        "0001000000000000000000000000ea600000000001a24d2dad86ffffffffffffffff0100080000000000000000"
+    )
+    decoded = decode_value(kafka)
+    assert (decoded.state, decoded.timeout_ms, decoded.previous_producer_id) == (TxnState.EMPTY, 60000, 0)
+    assert encode_value(decoded) == kafka
 
 
 def test_flexible_v1_value_is_read() -> None:

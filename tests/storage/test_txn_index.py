@@ -130,6 +130,22 @@ def test_stale_markers_are_refused(partition: Callable[[], Partition]) -> None:
         part.append_txn_marker(PID, 3, True, 2)
 
 
+def test_transaction_version_2_markers_must_bump_the_epoch(partition: Callable[[], Partition]) -> None:
+    """KIP-890 part 2: the coordinator bumps the epoch for every marker, so a marker at the batches' own
+    epoch is stale, unless it repeats a marker already written (Kafka's ProducerAppendInfo)."""
+    part = partition()
+    part.append_as_leader(txn_batch(PID, [b"x"], 0, epoch=2), acks=1)
+    with pytest.raises(InvalidProducerEpochError):
+        part.append_txn_marker(PID, 2, True, 0, transaction_version=2)
+    part.append_txn_marker(PID, 3, True, 0, transaction_version=2)
+    assert part.producer_state.producers[PID].epoch == 3 and PID not in part.producer_state.ongoing_txns
+    part.append_txn_marker(PID, 3, True, 0, transaction_version=2)  # a retry: no transaction open
+    # the next transaction runs at the bumped epoch, its sequences from 0
+    part.append_as_leader(txn_batch(PID, [b"y"], 0, epoch=3), acks=1)
+    with pytest.raises(InvalidProducerEpochError):
+        part.append_txn_marker(PID, 3, False, 0, transaction_version=2)
+
+
 def test_open_transaction_and_index_survive_a_restart(partition: Callable[[], Partition]) -> None:
     part = partition()
     part.append_as_leader(txn_batch(PID, [b"a"], 0), acks=1)  # 0

@@ -10,8 +10,11 @@ partitions of __transaction_state (KIP-98).
   PrepareCommit/PrepareAbort get their markers (re)sent and are completed. The partition's leader epoch is
   the coordinator epoch written into markers.
 - Every transition is written to the partition with acks=all before it takes effect. EndTxn answers once
-  PrepareCommit/PrepareAbort is written; the markers then go to every partition (`markers.MarkerSender`)
+  PrepareCommit/PrepareAbort is written; the markers then go to every partition (`markers.MarkerSender`,
+  WriteTxnMarkers v2 naming the transaction version: under version 2 the markers carry the bumped epoch)
   and CompleteCommit/CompleteAbort is written.
+- Partition leaders verify or add partitions before transactional writes (KIP-890) through
+  `partition_adder.PartitionAdder` (`self.adder`), which asks this coordinator or a remote one.
 - A timer aborts transactions older than their timeout (with an epoch bump that fences the producer) every
   transaction.abort.timed.out.transaction.cleanup.interval.ms, and removes ids idle for
   transactional.id.expiration.ms every transaction.remove.expired.transaction.cleanup.interval.ms.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from strom.config import segment_size_override
 from strom.coordinator.txn.core import Outcome, Transition, TxnConfig, TxnCoordinatorCore, TxnMetadata
 from strom.coordinator.txn.markers import MarkerSender
+from strom.coordinator.txn.partition_adder import PartitionAdder
 from strom.coordinator.txn.schemas import TxnState, encode_key, encode_value
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.records import Record as BatchRecord
@@ -74,6 +78,7 @@ class TransactionCoordinator:
         )
         self.core = TxnCoordinatorCore(self.config, broker.producer_ids.allocate)
         self.markers = MarkerSender(broker)
+        self.adder = PartitionAdder(broker)
         self._topic_lock = asyncio.Lock()
         self._loads: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -99,6 +104,7 @@ class TransactionCoordinator:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.markers.close()
+        await self.adder.close()
 
     def _spawn(self, coro: Any) -> None:
         if self._stopping:
@@ -254,6 +260,7 @@ class TransactionCoordinator:
             transition.commit,
             transition.coordinator_epoch,
             still_ours,
+            transaction_version=transition.transaction_version,
         )
         while still_ours():
             completion = self.core.complete(target, self.now_ms())
@@ -313,22 +320,32 @@ class TransactionCoordinator:
         )
 
     async def add_partitions(
-        self, transactional_id: str, producer_id: int, epoch: int, partitions: list[tuple[str, int]]
+        self,
+        transactional_id: str,
+        producer_id: int,
+        epoch: int,
+        partitions: list[tuple[str, int]],
+        client_transaction_version: int = 0,
     ) -> ErrorCode:
-        outcome = self.core.add_partitions(transactional_id, producer_id, epoch, partitions, self.now_ms())
+        outcome = self.core.add_partitions(
+            transactional_id, producer_id, epoch, partitions, self.now_ms(), client_transaction_version
+        )
         return await self._answer(outcome)
 
-    async def end_txn(self, transactional_id: str, producer_id: int, epoch: int, commit: bool) -> ErrorCode:
-        outcome = self.core.end_txn(transactional_id, producer_id, epoch, commit, self.now_ms())
-        return await self._answer(outcome)
-
-    def verify_partition(
-        self, transactional_id: str, producer_id: int, epoch: int, topic: str, partition: int
-    ) -> ErrorCode | None:
-        """KIP-890 part 1 for a produce: the answer if this broker coordinates the id, else None."""
-        if self.core.status(transactional_id) != ErrorCode.none:
-            return None
-        return self.core.verify_partition(transactional_id, producer_id, epoch, (topic, partition))
+    async def end_txn(
+        self, transactional_id: str, producer_id: int, epoch: int, commit: bool, epoch_bump: bool = False
+    ) -> tuple[ErrorCode, int, int]:
+        """(error, producer id, producer epoch): the id and epoch the producer continues with, which
+        EndTxn v5 answers (-1, -1 with an error or below transaction version 2)."""
+        outcome = self.core.end_txn(transactional_id, producer_id, epoch, commit, self.now_ms(), epoch_bump)
+        error = await self._answer(outcome)
+        meta = outcome.transition.target if outcome.transition is not None else outcome.metadata
+        if error != ErrorCode.none or meta is None or not epoch_bump:
+            return error, -1, -1
+        if meta.next_producer_id >= 0:
+            # the epoch ran out: the transaction completes under the new producer id at epoch 0
+            return error, meta.next_producer_id, 0
+        return error, meta.producer_id, meta.producer_epoch
 
 
 def _read_all(part: Any) -> list[tuple[bytes | None, bytes | None]]:

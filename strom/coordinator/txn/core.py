@@ -1,4 +1,5 @@
-"""The transaction coordinator's state machine (KIP-98, KIP-360, KIP-588), sans-io with an injected time.
+"""The transaction coordinator's state machine (KIP-98, KIP-360, KIP-588, KIP-890), sans-io with an injected
+time.
 
 Each transactional id has a `TxnMetadata` (producer id and epoch, timeout, state, partitions). Requests
 are checked here and answered with an error code and, when state must change, a `Transition`: the
@@ -17,11 +18,25 @@ Rules, as in Kafka's TransactionCoordinator:
   (INVALID_TRANSACTION_TIMEOUT).
 - AddPartitionsToTxn / AddOffsetsToTxn: the id must map to the producer id (INVALID_PRODUCER_ID_MAPPING)
   and epoch (PRODUCER_FENCED); in Prepare* CONCURRENT_TRANSACTIONS; otherwise the partitions join the
-  (now Ongoing) transaction, and the first one starts the transaction timer.
-- EndTxn: Ongoing goes to Prepare*; repeating a finished end answers NONE; the other end of a finished
-  or preparing transaction, or ending an Empty one, INVALID_TXN_STATE; a repeat while preparing
-  CONCURRENT_TRANSACTIONS.
-- Timed out (Ongoing for longer than its timeout): aborted with a bumped epoch (`timed_out`).
+  (now Ongoing) transaction, and the first one starts the transaction timer. The transition records the
+  client's transaction version (2 when a broker adds a partition for a Produce v12+ or TxnOffsetCommit
+  v5+, KIP-890 part 2).
+- Verification (KIP-890 part 1, AddPartitionsToTxn v4+ verify_only): no transition; per partition NONE
+  when the transaction holds it, TRANSACTION_ABORTABLE when not; INVALID_PRODUCER_ID_MAPPING,
+  PRODUCER_FENCED or (in Prepare*) CONCURRENT_TRANSACTIONS for all of them.
+- EndTxn, transaction version 1 (EndTxn v4 and below): Ongoing goes to Prepare*; repeating a finished end
+  answers NONE; the other end of a finished or preparing transaction, or ending an Empty one,
+  INVALID_TXN_STATE; a repeat while preparing CONCURRENT_TRANSACTIONS.
+- EndTxn, transaction version 2 (v5, KIP-890 part 2): every end bumps the epoch in Prepare* (the markers
+  carry the new epoch, which fences the transaction's batches); the answer names the producer id and
+  epoch to use next. An exhausted epoch (32766) takes the new producer id allocated here into Complete*
+  (epoch 0). Kafka's table: a retry (epoch one below the current one, or the last epoch of the previous
+  producer id after a rotation) of a finished end answers NONE; a current-epoch abort of an Empty or
+  finished transaction writes an abort without partitions (bumping the epoch); a commit there, or the
+  other end of a retried one, is INVALID_TXN_STATE; any other epoch is PRODUCER_FENCED.
+- Timed out (Ongoing for longer than its timeout), or fenced by InitProducerId: aborted with a bumped
+  epoch, which the server's transaction version 2 bumps once more in PrepareAbort, as Kafka does
+  (`timed_out`).
 - Expired ids (Empty/Complete* untouched for transactional.id.expiration.ms) are removed with a
   tombstone (`expired`).
 Errors here are Kafka's PRODUCER_FENCED; the API handlers map it to INVALID_PRODUCER_EPOCH for request
@@ -42,6 +57,8 @@ __all__ = ["Outcome", "Transition", "TxnConfig", "TxnCoordinatorCore", "TxnMetad
 
 MAX_EPOCH = 32767
 TopicPartition = tuple[str, int]
+# transaction.version finalized here (KIP-890 part 2): the level timed-out and fenced aborts run at
+SERVER_TRANSACTION_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,17 @@ class TxnMetadata:
     update_ms: int = -1
     last_producer_id: int = -1
     last_producer_epoch: int = -1
+    # KIP-890 part 2: the transaction version of the client's last transition, and the producer id an
+    # exhausted epoch moves to once the prepared transaction completes
+    client_transaction_version: int = 0
+    next_producer_id: int = -1
+    # the producer id before the transition that wrote this metadata (TransactionLogValue tag 0, which
+    # Kafka 4.4 writes on every record; equal to producer_id unless the id was just rotated)
+    previous_producer_id: int = -1
+
+    @property
+    def supports_epoch_bump(self) -> bool:
+        return self.client_transaction_version >= 2
 
     def to_log_value(self) -> TxnLogValue:
         by_topic: dict[str, list[int]] = {}
@@ -76,6 +104,9 @@ class TxnMetadata:
             tuple((t, tuple(ps)) for t, ps in by_topic.items()),
             self.update_ms,
             self.start_ms,
+            client_transaction_version=self.client_transaction_version,
+            previous_producer_id=self.previous_producer_id,
+            next_producer_id=self.next_producer_id,
         )
 
     @classmethod
@@ -89,6 +120,9 @@ class TxnMetadata:
             frozenset((t, p) for t, ps in value.partitions for p in ps),
             value.start_ms,
             value.last_update_ms,
+            client_transaction_version=value.client_transaction_version,
+            next_producer_id=value.next_producer_id,
+            previous_producer_id=value.previous_producer_id,
         )
 
 
@@ -103,6 +137,11 @@ class Transition:
     @property
     def commit(self) -> bool:
         return self.target.state == TxnState.PREPARE_COMMIT
+
+    @property
+    def transaction_version(self) -> int:
+        """The transaction version the markers are written with (WriteTxnMarkers v2)."""
+        return self.target.client_transaction_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +228,13 @@ class TxnCoordinatorCore:
     # --- transitions -------------------------------------------------------------------------------
     def _begin(self, transition: Transition) -> Transition:
         tid = transition.target.transactional_id
-        transition = dataclasses.replace(transition, coordinator_epoch=self.coordinator_epoch(tid))
+        current = self.txns.get(tid)
+        previous = current.producer_id if current is not None else transition.target.producer_id
+        transition = dataclasses.replace(
+            transition,
+            target=dataclasses.replace(transition.target, previous_producer_id=previous),
+            coordinator_epoch=self.coordinator_epoch(tid),
+        )
         self.pending[tid] = transition
         return transition
 
@@ -309,6 +354,7 @@ class TxnCoordinatorCore:
         epoch: int,
         partitions: Iterable[TopicPartition],
         now_ms: int,
+        client_transaction_version: int = 0,
     ) -> Outcome:
         error, meta = self._check_producer(transactional_id, producer_id, epoch)
         if meta is None:
@@ -325,35 +371,63 @@ class TxnCoordinatorCore:
             partitions=meta.partitions | wanted,
             start_ms=start,
             update_ms=now_ms,
+            client_transaction_version=client_transaction_version,
         )
         return Outcome(ErrorCode.none, self._begin(Transition(target)))
+
+    def verify_partitions(
+        self, transactional_id: str, producer_id: int, epoch: int, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, ErrorCode]:
+        """KIP-890 part 1 (AddPartitionsToTxn verify_only): whether the ongoing transaction holds each
+        partition (TRANSACTION_ABORTABLE when not); nothing is written."""
+        wanted = list(partitions)
+        error = self.status(transactional_id)
+        meta = self.txns.get(transactional_id)
+        if error == ErrorCode.none:
+            if meta is None or meta.producer_id != producer_id:
+                error = ErrorCode.invalid_producer_id_mapping
+            elif meta.producer_epoch != epoch:
+                error = ErrorCode.producer_fenced
+            elif meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                error = ErrorCode.concurrent_transactions
+        if error != ErrorCode.none or meta is None:
+            return dict.fromkeys(wanted, error)
+        pending = self.pending.get(transactional_id)
+        held = meta.partitions if meta.state == TxnState.ONGOING else frozenset()
+        if pending is not None and pending.target.state == TxnState.ONGOING:
+            # an AddPartitionsToTxn being written: its partitions are as good as added
+            held = held | pending.target.partitions
+        return {tp: ErrorCode.none if tp in held else ErrorCode.transaction_abortable for tp in wanted}
 
     def verify_partition(
         self, transactional_id: str, producer_id: int, epoch: int, partition: TopicPartition
     ) -> ErrorCode:
-        """KIP-890 part 1: a transactional produce to a partition the transaction does not hold."""
-        error, meta = self._check_producer(transactional_id, producer_id, epoch)
-        if error == ErrorCode.concurrent_transactions:
-            meta = self.txns.get(transactional_id)
-            pending = self.pending.get(transactional_id)
-            if pending is not None and partition in pending.target.partitions:
-                return ErrorCode.none
-        if meta is None:
-            return ErrorCode.invalid_producer_epoch if error == ErrorCode.producer_fenced else error
-        if meta.state != TxnState.ONGOING or partition not in meta.partitions:
-            return ErrorCode.invalid_txn_state
-        return ErrorCode.none
+        """`verify_partitions` for one partition."""
+        return self.verify_partitions(transactional_id, producer_id, epoch, [partition])[partition]
 
     def end_txn(
-        self, transactional_id: str, producer_id: int, epoch: int, commit: bool, now_ms: int
+        self,
+        transactional_id: str,
+        producer_id: int,
+        epoch: int,
+        commit: bool,
+        now_ms: int,
+        epoch_bump: bool = False,
     ) -> Outcome:
+        """EndTxn; `epoch_bump` for transaction version 2 (EndTxn v5+). A successful outcome's
+        `metadata` (or transition target) names the producer id and epoch the answer carries."""
+        if epoch_bump:
+            return self._end_txn_v2(transactional_id, producer_id, epoch, commit, now_ms)
         error, meta = self._check_producer(transactional_id, producer_id, epoch)
         if meta is None:
             return Outcome(error)
         state = meta.state
         if state == TxnState.ONGOING:
             target = dataclasses.replace(
-                meta, state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT, update_ms=now_ms
+                meta,
+                state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
+                update_ms=now_ms,
+                client_transaction_version=0,
             )
             return Outcome(ErrorCode.none, self._begin(Transition(target, send_markers=True)))
         if (state == TxnState.COMPLETE_COMMIT and commit) or (
@@ -364,6 +438,79 @@ class TxnCoordinatorCore:
             return Outcome(ErrorCode.concurrent_transactions)
         return Outcome(ErrorCode.invalid_txn_state)
 
+    def _end_txn_v2(
+        self, transactional_id: str, producer_id: int, epoch: int, commit: bool, now_ms: int
+    ) -> Outcome:
+        error = self.status(transactional_id)
+        if error != ErrorCode.none:
+            return Outcome(error)
+        meta = self.txns.get(transactional_id)
+        if meta is None:
+            return Outcome(ErrorCode.invalid_producer_id_mapping)
+        state = meta.state
+        # a retry of an end that rotated the producer id (its epoch was exhausted)
+        retry_on_overflow = (
+            meta.last_producer_id == producer_id and epoch == MAX_EPOCH - 1 and meta.producer_epoch == 0
+        )
+        # a retry of an end whose epoch bump is already stored
+        retry_on_bump = meta.producer_epoch == epoch + 1
+        if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            valid_epoch = retry_on_bump
+        elif state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT):
+            valid_epoch = retry_on_bump or retry_on_overflow or epoch == meta.producer_epoch
+        else:
+            valid_epoch = epoch == meta.producer_epoch
+        retry = retry_on_bump or retry_on_overflow
+        if meta.producer_id != producer_id and not retry_on_overflow:
+            return Outcome(ErrorCode.invalid_producer_id_mapping)
+        if not valid_epoch:
+            return Outcome(ErrorCode.producer_fenced)
+        if transactional_id in self.pending:
+            return Outcome(ErrorCode.concurrent_transactions)
+        if state == TxnState.ONGOING:
+            return self._prepare_end_v2(meta, commit, now_ms, partitions_added=True)
+        if state == TxnState.COMPLETE_COMMIT:
+            if commit:
+                return Outcome(ErrorCode.none if retry else ErrorCode.invalid_txn_state, metadata=meta)
+            if retry:
+                return Outcome(ErrorCode.invalid_txn_state)
+            return self._prepare_end_v2(meta, False, now_ms, partitions_added=False)
+        if state == TxnState.COMPLETE_ABORT:
+            if commit:
+                return Outcome(ErrorCode.invalid_txn_state)
+            if retry:
+                return Outcome(ErrorCode.none, metadata=meta)
+            return self._prepare_end_v2(meta, False, now_ms, partitions_added=False)
+        if state == TxnState.PREPARE_COMMIT:
+            return Outcome(ErrorCode.concurrent_transactions if commit else ErrorCode.invalid_txn_state)
+        if state == TxnState.PREPARE_ABORT:
+            return Outcome(ErrorCode.invalid_txn_state if commit else ErrorCode.concurrent_transactions)
+        # Empty: an abort without partitions is allowed (and bumps the epoch), a commit is not
+        if commit:
+            return Outcome(ErrorCode.invalid_txn_state)
+        return self._prepare_end_v2(meta, False, now_ms, partitions_added=False)
+
+    def _prepare_end_v2(
+        self, meta: TxnMetadata, commit: bool, now_ms: int, *, partitions_added: bool
+    ) -> Outcome:
+        """Prepare* with the epoch bumped (transaction version 2); an exhausted epoch also gets the
+        producer id the transaction moves to once complete."""
+        next_producer_id = -1
+        if meta.producer_epoch >= MAX_EPOCH - 1:
+            next_producer_id = self.allocate_producer_id()
+        target = dataclasses.replace(
+            meta,
+            state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT,
+            producer_epoch=min(meta.producer_epoch + 1, MAX_EPOCH),
+            last_producer_epoch=meta.producer_epoch,
+            # an abort without partitions has no start: its time is the update time, as in Kafka
+            start_ms=meta.start_ms if partitions_added else now_ms,
+            update_ms=now_ms,
+            client_transaction_version=2,
+            next_producer_id=next_producer_id,
+        )
+        return Outcome(ErrorCode.none, self._begin(Transition(target, send_markers=True)))
+
     def complete(self, prepared: TxnMetadata, now_ms: int) -> Transition | None:
         """The markers of a Prepare* transaction are written: the transition to Complete*, or None if
         the id changed hands or state meanwhile."""
@@ -372,17 +519,34 @@ class TxnCoordinatorCore:
             return None
         state = TxnState.COMPLETE_COMMIT if meta.state == TxnState.PREPARE_COMMIT else TxnState.COMPLETE_ABORT
         target = dataclasses.replace(meta, state=state, partitions=frozenset(), update_ms=now_ms)
+        if meta.supports_epoch_bump and meta.next_producer_id >= 0:
+            # the epoch ran out: the producer continues under the new id at epoch 0 (the last epoch
+            # stays the one the client last saw, for retries)
+            target = dataclasses.replace(
+                target,
+                producer_id=meta.next_producer_id,
+                producer_epoch=0,
+                last_producer_id=meta.producer_id,
+                next_producer_id=-1,
+            )
         return self._begin(Transition(target))
 
     def _fenced_abort(self, meta: TxnMetadata, now_ms: int) -> Transition:
         epoch = meta.producer_epoch + 1 if meta.producer_epoch < MAX_EPOCH - 1 else meta.producer_epoch
+        last_epoch = -1
+        if SERVER_TRANSACTION_VERSION >= 2:
+            # the abort runs at the server's transaction version, whose PrepareAbort bumps once more
+            last_epoch = epoch
+            epoch = min(epoch + 1, MAX_EPOCH)
         target = dataclasses.replace(
             meta,
             producer_epoch=epoch,
             last_producer_id=meta.producer_id,
-            last_producer_epoch=-1,
+            last_producer_epoch=last_epoch,
             state=TxnState.PREPARE_ABORT,
             update_ms=now_ms,
+            client_transaction_version=SERVER_TRANSACTION_VERSION,
+            next_producer_id=-1,
         )
         return Transition(target, send_markers=True)
 

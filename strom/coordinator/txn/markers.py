@@ -4,7 +4,10 @@
 ISR (markers are written with acks=all, as Kafka does), and tells the group coordinator when the
 partition is one of __consumer_offsets, so transactional offset commits become visible or are dropped.
 `MarkerSender` is the coordinator's side: it delivers the markers of one transaction to every partition,
-locally or with WriteTxnMarkers to the leaders, retrying until each partition answers or is gone.
+locally or with WriteTxnMarkers v2 to the leaders, retrying until each partition answers or is gone. The
+markers name the transaction version (KIP-890 part 2): under version 2 the marker's epoch is the one the
+coordinator bumped, and a partition refuses a marker whose epoch is not above the producer's (except the
+retry of a marker already written).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ async def write_marker(
     commit: bool,
     coordinator_epoch: int,
     timeout_s: float = 30.0,
+    transaction_version: int = 0,
 ) -> ErrorCode:
     """Append a marker to a partition led here; the error code WriteTxnMarkers answers for it."""
     if broker.metadata.image.partition(topic, partition) is None:
@@ -51,7 +55,9 @@ async def write_marker(
     if part is None or not part.is_leader:
         return ErrorCode.not_leader_or_follower
     try:
-        offset = part.append_txn_marker(producer_id, producer_epoch, commit, coordinator_epoch)
+        offset = part.append_txn_marker(
+            producer_id, producer_epoch, commit, coordinator_epoch, transaction_version=transaction_version
+        )
     except KafkaError as exc:
         return exc.code
     if topic == OFFSETS_TOPIC:
@@ -87,6 +93,7 @@ class MarkerSender:
         commit: bool,
         coordinator_epoch: int,
         still_wanted: Any = None,
+        transaction_version: int = 0,
     ) -> None:
         """Returns once every partition has the marker (or can never get it); `still_wanted()` False
         stops early (the coordinator lost the transactional id)."""
@@ -109,7 +116,14 @@ class MarkerSender:
                     results = await asyncio.gather(
                         *(
                             write_marker(
-                                self.broker, t, p, producer_id, producer_epoch, commit, coordinator_epoch
+                                self.broker,
+                                t,
+                                p,
+                                producer_id,
+                                producer_epoch,
+                                commit,
+                                coordinator_epoch,
+                                transaction_version=transaction_version,
                             )
                             for t, p in tps
                         )
@@ -117,7 +131,13 @@ class MarkerSender:
                     done = {tp for tp, code in zip(tps, results, strict=True) if code in _FINAL_ERRORS}
                 else:
                     done = await self._send_remote(
-                        leader, tps, producer_id, producer_epoch, commit, coordinator_epoch
+                        leader,
+                        tps,
+                        producer_id,
+                        producer_epoch,
+                        commit,
+                        coordinator_epoch,
+                        transaction_version,
                     )
                 remaining -= done
             if remaining:
@@ -131,13 +151,14 @@ class MarkerSender:
         producer_epoch: int,
         commit: bool,
         coordinator_epoch: int,
+        transaction_version: int = 0,
     ) -> set[tuple[str, int]]:
-        from kio.schema.write_txn_markers.v1.request import (
+        from kio.schema.write_txn_markers.v2.request import (
             WritableTxnMarker,
             WritableTxnMarkerTopic,
             WriteTxnMarkersRequest,
         )
-        from kio.static.primitive import i16, i32, i64
+        from kio.static.primitive import i8, i16, i32, i64
 
         from strom.client.connection import BrokerConnection
 
@@ -161,6 +182,7 @@ class MarkerSender:
                         for t, ps in by_topic.items()
                     ),
                     coordinator_epoch=i32(coordinator_epoch),
+                    transaction_version=i8(transaction_version),
                 ),
             )
         )

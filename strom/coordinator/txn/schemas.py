@@ -4,8 +4,13 @@ Key: version int16 (0), transactional_id string. Value v0: producer_id int64, pr
 transaction_timeout_ms int32, transaction_status int8, transaction_partitions (nullable array of
 topic string + partition ids int32 array; null in state Empty), last_update_timestamp_ms int64,
 transaction_start_timestamp_ms int64. v1 is the flexible encoding of the same fields (compact
-strings/arrays, tagged fields, which are skipped). We write v0, as Kafka 3.x does; a null value is the
-tombstone of an expired transactional id. Status numbers are Kafka's TransactionState ids.
+strings/arrays) plus tagged fields: 0 PreviousProducerId int64, 1 NextProducerId int64, 2
+ClientTransactionVersion int16 (KIP-890 part 2), 3 NextProducerEpoch int16 (KIP-939); each is written
+only when it differs from its default (-1, -1, 0, -1). Kafka 4.4 writes v1 once transaction.version 1 or
+more is finalized, and of the tags only ClientTransactionVersion (the transaction version of the client
+that made the last transition): Strom finalizes transaction.version 2, so it writes the same
+(`encode_value(value, version=0)` writes Kafka 3.x's v0). A null value is the tombstone of an expired
+transactional id. Status numbers are Kafka's TransactionState ids.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 KEY_VERSION = 0
-VALUE_VERSION = 0
+VALUE_VERSION = 1
+_TAG_PREVIOUS_PRODUCER_ID = 0
+_TAG_NEXT_PRODUCER_ID = 1
+_TAG_CLIENT_TRANSACTION_VERSION = 2
 
 
 class TxnState(enum.IntEnum):
@@ -51,6 +59,9 @@ class TxnLogValue:
     partitions: tuple[tuple[str, tuple[int, ...]], ...]
     last_update_ms: int
     start_ms: int
+    client_transaction_version: int = 0
+    previous_producer_id: int = -1
+    next_producer_id: int = -1
 
 
 def encode_key(transactional_id: str) -> bytes:
@@ -58,25 +69,53 @@ def encode_key(transactional_id: str) -> bytes:
     return _I16.pack(KEY_VERSION) + _I16.pack(len(raw)) + raw
 
 
-def encode_value(value: TxnLogValue) -> bytes:
+def _uvarint(value: int) -> bytes:
     out = bytearray()
-    out += _I16.pack(VALUE_VERSION)
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_value(value: TxnLogValue, version: int = VALUE_VERSION) -> bytes:
+    flexible = version >= 1
+
+    def length(n: int) -> bytes:
+        return _uvarint(n + 1) if flexible else _I32.pack(n)
+
+    out = bytearray()
+    out += _I16.pack(version)
     out += _I64.pack(value.producer_id)
     out += _I16.pack(value.producer_epoch)
     out += _I32.pack(value.timeout_ms)
     out += _I8.pack(int(value.state))
     if value.state == TxnState.EMPTY:
-        out += _I32.pack(-1)
+        out += b"\x00" if flexible else _I32.pack(-1)
     else:
-        out += _I32.pack(len(value.partitions))
+        out += length(len(value.partitions))
         for topic, ids in value.partitions:
             raw = topic.encode()
-            out += _I16.pack(len(raw)) + raw
-            out += _I32.pack(len(ids))
+            out += (_uvarint(len(raw) + 1) if flexible else _I16.pack(len(raw))) + raw
+            out += length(len(ids))
             for pid in ids:
                 out += _I32.pack(pid)
+            if flexible:
+                out += b"\x00"
     out += _I64.pack(value.last_update_ms)
     out += _I64.pack(value.start_ms)
+    if flexible:
+        # tagged fields in tag order, each only when it differs from its default
+        tags: list[tuple[int, bytes]] = []
+        if value.previous_producer_id != -1:
+            tags.append((_TAG_PREVIOUS_PRODUCER_ID, _I64.pack(value.previous_producer_id)))
+        if value.next_producer_id != -1:
+            tags.append((_TAG_NEXT_PRODUCER_ID, _I64.pack(value.next_producer_id)))
+        if value.client_transaction_version != 0:
+            tags.append((_TAG_CLIENT_TRANSACTION_VERSION, _I16.pack(value.client_transaction_version)))
+        out += _uvarint(len(tags))
+        for tag, data in tags:
+            out += _uvarint(tag) + _uvarint(len(data)) + data
     return bytes(out)
 
 
@@ -132,11 +171,21 @@ class _Reader:
         return raw.decode()
 
     def skip_tags(self) -> None:
+        self.tags()
+
+    def tags(self) -> dict[int, bytes]:
+        """The tagged fields (tag -> raw bytes) of a flexible struct; empty when not flexible."""
+        out: dict[int, bytes] = {}
         if not self.flexible:
-            return
+            return out
         for _ in range(self.uvarint()):
-            self.uvarint()
-            self.pos += self.uvarint()
+            tag = self.uvarint()
+            size = self.uvarint()
+            if self.pos + size > len(self.data):
+                raise CorruptRecordError("truncated tagged field in __transaction_state record")
+            out[tag] = self.data[self.pos : self.pos + size]
+            self.pos += size
+        return out
 
 
 def decode_key(data: bytes) -> str:
@@ -167,9 +216,25 @@ def decode_value(data: bytes) -> TxnLogValue:
         partitions.append((topic, ids))
     last_update = reader.i64()
     start = reader.i64()
-    reader.skip_tags()
+    tags = reader.tags()
     try:
         state = TxnState(status)
     except ValueError:
         raise CorruptRecordError(f"unknown transaction status {status}") from None
-    return TxnLogValue(producer_id, epoch, timeout, state, tuple(partitions), last_update, start)
+
+    def tag(number: int, fmt: struct.Struct, default: int) -> int:
+        raw = tags.get(number)
+        return int(fmt.unpack(raw)[0]) if raw is not None and len(raw) == fmt.size else default
+
+    return TxnLogValue(
+        producer_id,
+        epoch,
+        timeout,
+        state,
+        tuple(partitions),
+        last_update,
+        start,
+        client_transaction_version=tag(_TAG_CLIENT_TRANSACTION_VERSION, _I16, 0),
+        previous_producer_id=tag(_TAG_PREVIOUS_PRODUCER_ID, _I64, -1),
+        next_producer_id=tag(_TAG_NEXT_PRODUCER_ID, _I64, -1),
+    )
