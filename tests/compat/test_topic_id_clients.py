@@ -15,11 +15,12 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from compat_support import ToolFailed, TopicMaker, admin_client, wait_for_topic
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka import Consumer, KafkaException, Producer, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.peers import tools
 
@@ -41,9 +42,19 @@ def _produce(broker: str, topic: str, *values: str) -> None:
     assert producer.flush(30) == 0
 
 
+def _topic_id(admin: AdminClient, topic: str) -> Any:
+    try:
+        return admin.describe_topics(TopicCollection([topic]))[topic].result(30).topic_id
+    except KafkaException:
+        return None
+
+
 def _recreate(broker: str, topic: str) -> None:
-    """Delete `topic` and create it again with one partition (Kafka may still be deleting the old one)."""
+    """Delete `topic` and create it again with one partition. Kafka may still be deleting the old one,
+    and a running consumer's Metadata requests may auto-create the topic first (Kafka's consumers ask
+    for auto-creation by default): either way the topic that ends up there has a new topic id."""
     admin = admin_client(broker)
+    old_id = _topic_id(admin, topic)
     admin.delete_topics([topic], operation_timeout=30)[topic].result(30)
     deadline = time.monotonic() + 90
     while True:
@@ -53,6 +64,9 @@ def _recreate(broker: str, topic: str) -> None:
         except Exception as exc:
             if "already exists" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
+            current = _topic_id(admin, topic)
+            if current is not None and current != old_id:
+                break  # re-created by a consumer's auto-creation
             time.sleep(0.2)
     wait_for_topic(admin, topic, 1)
 

@@ -168,18 +168,27 @@ func saramaSweep(bootstrap string, args []string) (any, error) {
 			"segment.ms": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: ptr("600000")}}, false)
 	})
 	s.step("describe-config-after", func() (any, error) {
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]string{}
-		for _, e := range entries {
-			if e.Name == "retention.ms" || e.Name == "segment.ms" {
-				out[e.Name] = e.Value
+		// Kafka applies an alteration through its controller and a broker's metadata cache learns it a
+		// moment later, so the answer is read again until both changes show, for a bounded time.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+			if err != nil {
+				return nil, err
 			}
+			out := map[string]string{}
+			for _, e := range entries {
+				if e.Name == "retention.ms" || e.Name == "segment.ms" {
+					out[e.Name] = e.Value
+				}
+			}
+			out["count"] = fmt.Sprint(len(entries))
+			applied := out["retention.ms"] == "86400000" && out["segment.ms"] == "600000"
+			if applied || time.Now().After(deadline) {
+				return out, nil
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		out["count"] = fmt.Sprint(len(entries))
-		return out, nil
 	})
 	s.step("describe-broker-config", func() (any, error) {
 		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.BrokerResource, Name: "1",
