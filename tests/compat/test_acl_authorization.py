@@ -1,0 +1,622 @@
+"""ACL authorization, the same against Strom and Apache Kafka 4.4 (`--kafka-reference`), both configured
+from the same properties: an SSL listener whose client certificates name the principals (`User:admin`, a
+super user; `User:alice`, given the ACLs each API needs; `User:bob`, given none), the ACL authorizer by
+Kafka's class name, and `super.users`.
+
+The authorization table sends each API as a raw request over TLS, first as bob, who must get Kafka's error
+code (TOPIC_, GROUP_, CLUSTER_ or TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then as alice, who must get no
+authorization error. ACLs are managed with confluent-kafka's AdminClient (create_acls, describe_acls,
+delete_acls) and Kafka's own kafka-acls tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compat_support import JavaTools
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+from kio.schema.consumer_group_describe.v0 import request as cgd
+from kio.schema.create_acls.v3 import request as create_acls
+from kio.schema.create_partitions.v3 import request as create_partitions
+from kio.schema.create_topics.v7 import request as create_topics
+from kio.schema.delete_groups.v2 import request as delete_groups
+from kio.schema.delete_records.v2 import request as delete_records
+from kio.schema.delete_topics.v6 import request as delete_topics
+from kio.schema.describe_acls.v3 import request as describe_acls
+from kio.schema.describe_configs.v4 import request as describe_configs
+from kio.schema.describe_groups.v5 import request as describe_groups
+from kio.schema.describe_log_dirs.v4 import request as describe_log_dirs
+from kio.schema.describe_producers.v0 import request as describe_producers
+from kio.schema.describe_topic_partitions.v0 import request as dtp
+from kio.schema.elect_leaders.v2 import request as elect_leaders
+from kio.schema.find_coordinator.v4 import request as find_coordinator
+from kio.schema.heartbeat.v4 import request as heartbeat
+from kio.schema.incremental_alter_configs.v1 import request as iac
+from kio.schema.init_producer_id.v4 import request as init_producer_id
+from kio.schema.list_offsets.v7 import request as list_offsets
+from kio.schema.list_partition_reassignments.v0 import request as lpr
+from kio.schema.metadata.v12 import request as metadata
+from kio.schema.offset_commit.v8 import request as offset_commit
+from kio.schema.offset_fetch.v7 import request as offset_fetch
+from kio.schema.offset_for_leader_epoch.v4 import request as ofle
+from kio.static.primitive import i8, i16, i32, i64
+from wire_helpers import fetch_request, ms, produce_request, records
+
+from benchmarks.peers import brokers, tools
+from benchmarks.peers.tools import free_port
+from strom.client.connection import BrokerConnection
+from strom.protocol.errors import ErrorCode
+from strom.protocol.records import build_batch
+from strom.testing.certs import Party, Pki, add_client, make_pki
+
+TOPIC = "authz-t"
+GROUP = "authz-g1"
+TXN = "authz-txn"
+AUTH_ERRORS = {
+    ErrorCode.topic_authorization_failed,
+    ErrorCode.group_authorization_failed,
+    ErrorCode.cluster_authorization_failed,
+    ErrorCode.transactional_id_authorization_failed,
+}
+
+
+@dataclass(frozen=True)
+class SecuredBroker:
+    tls_port: int
+    pki: Pki
+    admin: Party
+    bob: Party
+    kind: str
+
+    @property
+    def alice(self) -> Party:
+        return self.pki.client
+
+    def rdkafka(self, party: Party) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": f"127.0.0.1:{self.tls_port}",
+            "security.protocol": "SSL",
+            "ssl.ca.location": str(self.pki.ca),
+            "ssl.certificate.location": str(party.cert),
+            "ssl.key.location": str(party.key),
+            "log_level": 0,
+        }
+
+    def ssl_context(self, party: Party) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca))
+        ctx.load_cert_chain(str(party.cert), str(party.key))
+        return ctx
+
+
+@pytest.fixture(scope="module")
+def secured(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecuredBroker]:
+    if request.config.getoption("--bootstrap", default=None):
+        pytest.skip("needs a broker it configures itself (SSL listener, certificates and an authorizer)")
+    pki = make_pki(Path(tmp_path_factory.mktemp("pki")))
+    admin, bob = add_client(pki, "admin", "admin"), add_client(pki, "bob", "bob")
+    port, ssl_port = free_port(), free_port()
+    settings = {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(pki.broker.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(pki.ca),
+        "ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^CN=(.*?),.*$/$1/,DEFAULT",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        # ANONYMOUS: the PLAINTEXT listener, which a Kafka node's broker and controller use between them
+        "super.users": "User:admin;User:ANONYMOUS",
+    }
+    listeners = {"SSL": ("SSL", ssl_port)}
+    kafka = bool(request.config.getoption("--kafka-reference", default=False))
+    if kafka:
+        tools.ensure_tools()
+        proc = brokers.start_kafka(port=port, settings=settings, listeners=listeners)
+    else:
+        proc = brokers.start_strom(port=port, settings=settings, listeners=listeners)
+    try:
+        broker = SecuredBroker(ssl_port, pki, admin, bob, "kafka" if kafka else "strom")
+        _grant_alice(broker)
+        yield broker
+    finally:
+        proc.stop()
+
+
+def _acl(
+    rt: ResourceType,
+    name: str,
+    op: AclOperation,
+    pattern: ResourcePatternType = ResourcePatternType.LITERAL,
+    principal: str = "User:alice",
+) -> AclBinding:
+    return AclBinding(rt, name, pattern, principal, "*", op, AclPermissionType.ALLOW)
+
+
+ALICE_ACLS = [
+    *(
+        _acl(ResourceType.TOPIC, TOPIC, op)
+        for op in (
+            AclOperation.READ,
+            AclOperation.WRITE,
+            AclOperation.ALTER,
+            AclOperation.ALTER_CONFIGS,
+            AclOperation.DELETE,
+        )
+    ),
+    _acl(ResourceType.TOPIC, "authz-new-", AclOperation.CREATE, ResourcePatternType.PREFIXED),
+    _acl(ResourceType.TOPIC, "authz-del", AclOperation.DELETE, ResourcePatternType.PREFIXED),
+    _acl(ResourceType.GROUP, "authz-g", AclOperation.READ, ResourcePatternType.PREFIXED),
+    _acl(ResourceType.GROUP, "authz-g", AclOperation.DELETE, ResourcePatternType.PREFIXED),
+    _acl(ResourceType.TRANSACTIONAL_ID, TXN, AclOperation.WRITE),
+    *(
+        _acl(ResourceType.BROKER, "kafka-cluster", op)
+        for op in (
+            AclOperation.IDEMPOTENT_WRITE,
+            AclOperation.DESCRIBE,
+            AclOperation.ALTER,
+            AclOperation.DESCRIBE_CONFIGS,
+        )
+    ),
+]
+
+
+def _grant_alice(broker: SecuredBroker) -> None:
+    admin = AdminClient(broker.rdkafka(broker.admin))
+    for name in (TOPIC, "authz-del-1"):
+        admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
+    for future in admin.create_acls(ALICE_ACLS).values():
+        future.result(30)
+
+
+async def _ask(broker: SecuredBroker, party: Party, request: Any) -> Any:
+    conn = await BrokerConnection.open(
+        "127.0.0.1", broker.tls_port, ssl=broker.ssl_context(party), client_id=f"authz-{party.subject[-5:]}"
+    )
+    try:
+        return await conn.request(request, timeout=30)
+    finally:
+        await conn.close()
+
+
+def _first_partition(resp: Any, topics: str = "topics", partitions: str = "partitions") -> ErrorCode:
+    return getattr(getattr(resp, topics)[0], partitions)[0].error_code
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    request: Callable[[], Any]
+    code: Callable[[Any], ErrorCode]
+    denied: ErrorCode
+
+
+T_DENIED = ErrorCode.topic_authorization_failed
+G_DENIED = ErrorCode.group_authorization_failed
+C_DENIED = ErrorCode.cluster_authorization_failed
+X_DENIED = ErrorCode.transactional_id_authorization_failed
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+CASES = [
+    Case(
+        "Metadata",
+        lambda: metadata.MetadataRequest(
+            topics=(metadata.MetadataRequestTopic(topic_id=uuid.UUID(int=0), name=TOPIC),),
+            allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False,
+        ),
+        lambda r: r.topics[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "Produce",
+        lambda: produce_request(TOPIC, {0: build_batch(records(1))}),
+        lambda r: r.responses[0].partition_responses[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "Fetch",
+        lambda: fetch_request(TOPIC, {0: 0}),
+        lambda r: r.responses[0].partitions[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "ListOffsets",
+        lambda: list_offsets.ListOffsetsRequest(
+            replica_id=i32(-1),
+            isolation_level=i8(0),
+            topics=(
+                list_offsets.ListOffsetsTopic(
+                    name=TOPIC,
+                    partitions=(
+                        list_offsets.ListOffsetsPartition(
+                            partition_index=i32(0), current_leader_epoch=i32(-1), timestamp=i64(-1)
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        _first_partition,
+        T_DENIED,
+    ),
+    Case(
+        "OffsetForLeaderEpoch",
+        lambda: ofle.OffsetForLeaderEpochRequest(
+            replica_id=i32(-1),
+            topics=(
+                ofle.OffsetForLeaderTopic(
+                    topic=TOPIC,
+                    partitions=(
+                        ofle.OffsetForLeaderPartition(
+                            partition=i32(0), current_leader_epoch=i32(-1), leader_epoch=i32(0)
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        _first_partition,
+        T_DENIED,
+    ),
+    Case(
+        "CreateTopics",
+        lambda: create_topics.CreateTopicsRequest(
+            topics=(
+                create_topics.CreatableTopic(
+                    name=_unique("authz-new-"),
+                    num_partitions=i32(1),
+                    replication_factor=i16(1),
+                    assignments=(),
+                    configs=(),
+                ),
+            ),
+            timeout=ms(30000),
+            validate_only=False,
+        ),
+        lambda r: r.topics[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "DeleteTopics",
+        lambda: delete_topics.DeleteTopicsRequest(
+            topics=(delete_topics.DeleteTopicState(name="authz-del-1", topic_id=uuid.UUID(int=0)),),
+            timeout=ms(30000),
+        ),
+        lambda r: r.responses[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "CreatePartitions",
+        lambda: create_partitions.CreatePartitionsRequest(
+            topics=(create_partitions.CreatePartitionsTopic(name=TOPIC, count=i32(2), assignments=None),),
+            timeout=ms(30000),
+            validate_only=True,
+        ),
+        lambda r: r.results[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "DeleteRecords",
+        lambda: delete_records.DeleteRecordsRequest(
+            topics=(
+                delete_records.DeleteRecordsTopic(
+                    name=TOPIC,
+                    partitions=(
+                        delete_records.DeleteRecordsPartition(partition_index=i32(0), offset=i64(0)),
+                    ),
+                ),
+            ),
+            timeout=ms(30000),
+        ),
+        _first_partition,
+        T_DENIED,
+    ),
+    Case(
+        "DescribeConfigs-topic",
+        lambda: describe_configs.DescribeConfigsRequest(
+            resources=(
+                describe_configs.DescribeConfigsResource(
+                    resource_type=i8(2), resource_name=TOPIC, configuration_keys=None
+                ),
+            ),
+            include_synonyms=False,
+            include_documentation=False,
+        ),
+        lambda r: r.results[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "DescribeConfigs-broker",
+        lambda: describe_configs.DescribeConfigsRequest(
+            resources=(
+                describe_configs.DescribeConfigsResource(
+                    resource_type=i8(4), resource_name="1", configuration_keys=("num.partitions",)
+                ),
+            ),
+            include_synonyms=False,
+            include_documentation=False,
+        ),
+        lambda r: r.results[0].error_code,
+        C_DENIED,
+    ),
+    Case(
+        "IncrementalAlterConfigs",
+        lambda: iac.IncrementalAlterConfigsRequest(
+            resources=(
+                iac.AlterConfigsResource(
+                    resource_type=i8(2),
+                    resource_name=TOPIC,
+                    configs=(
+                        iac.AlterableConfig(name="retention.ms", config_operation=i8(0), value="3600000"),
+                    ),
+                ),
+            ),
+            validate_only=True,
+        ),
+        lambda r: r.responses[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "FindCoordinator-group",
+        lambda: find_coordinator.FindCoordinatorRequest(key_type=i8(0), coordinator_keys=(GROUP,)),
+        lambda r: r.coordinators[0].error_code,
+        G_DENIED,
+    ),
+    Case(
+        "FindCoordinator-txn",
+        lambda: find_coordinator.FindCoordinatorRequest(key_type=i8(1), coordinator_keys=(TXN,)),
+        lambda r: r.coordinators[0].error_code,
+        X_DENIED,
+    ),
+    Case(
+        "Heartbeat",
+        lambda: heartbeat.HeartbeatRequest(
+            group_id=GROUP, generation_id=i32(1), member_id="m", group_instance_id=None
+        ),
+        lambda r: r.error_code,
+        G_DENIED,
+    ),
+    Case(
+        "OffsetCommit",
+        lambda: offset_commit.OffsetCommitRequest(
+            group_id=GROUP,
+            generation_id_or_member_epoch=i32(-1),
+            member_id="",
+            group_instance_id=None,
+            topics=(
+                offset_commit.OffsetCommitRequestTopic(
+                    name=TOPIC,
+                    partitions=(
+                        offset_commit.OffsetCommitRequestPartition(
+                            partition_index=i32(0),
+                            committed_offset=i64(0),
+                            committed_leader_epoch=i32(-1),
+                            committed_metadata="",
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        _first_partition,
+        G_DENIED,
+    ),
+    Case(
+        "OffsetFetch",
+        lambda: offset_fetch.OffsetFetchRequest(
+            group_id=GROUP,
+            topics=(offset_fetch.OffsetFetchRequestTopic(name=TOPIC, partition_indexes=(i32(0),)),),
+            require_stable=False,
+        ),
+        lambda r: r.error_code,
+        G_DENIED,
+    ),
+    Case(
+        "DescribeGroups",
+        lambda: describe_groups.DescribeGroupsRequest(groups=(GROUP,), include_authorized_operations=True),
+        lambda r: r.groups[0].error_code,
+        G_DENIED,
+    ),
+    Case(
+        "ConsumerGroupDescribe",
+        lambda: cgd.ConsumerGroupDescribeRequest(group_ids=(GROUP,), include_authorized_operations=True),
+        lambda r: r.groups[0].error_code,
+        G_DENIED,
+    ),
+    Case(
+        "DeleteGroups",
+        lambda: delete_groups.DeleteGroupsRequest(groups_names=("authz-g-gone",)),
+        lambda r: r.results[0].error_code,
+        G_DENIED,
+    ),
+    Case(
+        "InitProducerId-idempotent",
+        lambda: init_producer_id.InitProducerIdRequest(
+            transactional_id=None, transaction_timeout=ms(60000), producer_id=i64(-1), producer_epoch=i16(-1)
+        ),
+        lambda r: r.error_code,
+        C_DENIED,
+    ),
+    Case(
+        "InitProducerId-transactional",
+        lambda: init_producer_id.InitProducerIdRequest(
+            transactional_id=TXN, transaction_timeout=ms(60000), producer_id=i64(-1), producer_epoch=i16(-1)
+        ),
+        lambda r: r.error_code,
+        X_DENIED,
+    ),
+    Case(
+        "DescribeProducers",
+        lambda: describe_producers.DescribeProducersRequest(
+            topics=(describe_producers.TopicRequest(name=TOPIC, partition_indexes=(i32(0),)),)
+        ),
+        _first_partition,
+        T_DENIED,
+    ),
+    Case(
+        "DescribeTopicPartitions",
+        lambda: dtp.DescribeTopicPartitionsRequest(
+            topics=(dtp.TopicRequest(name=TOPIC),), response_partition_limit=i32(100), cursor=None
+        ),
+        lambda r: r.topics[0].error_code,
+        T_DENIED,
+    ),
+    Case(
+        "DescribeAcls",
+        lambda: describe_acls.DescribeAclsRequest(
+            resource_type_filter=i8(1),
+            resource_name_filter=None,
+            pattern_type_filter=i8(1),
+            principal_filter=None,
+            host_filter=None,
+            operation=i8(1),
+            permission_type=i8(1),
+        ),
+        lambda r: r.error_code,
+        C_DENIED,
+    ),
+    Case(
+        "CreateAcls",
+        lambda: create_acls.CreateAclsRequest(
+            creations=(
+                create_acls.AclCreation(
+                    resource_type=i8(2),
+                    resource_name="authz-acl",
+                    resource_pattern_type=i8(3),
+                    principal="User:carol",
+                    host="*",
+                    operation=i8(3),
+                    permission_type=i8(3),
+                ),
+            )
+        ),
+        lambda r: r.results[0].error_code,
+        C_DENIED,
+    ),
+    Case(
+        "DescribeLogDirs",
+        lambda: describe_log_dirs.DescribeLogDirsRequest(topics=None),
+        lambda r: r.error_code,
+        C_DENIED,
+    ),
+    Case(
+        "ListPartitionReassignments",
+        lambda: lpr.ListPartitionReassignmentsRequest(timeout=ms(30000), topics=None),
+        lambda r: r.error_code,
+        C_DENIED,
+    ),
+    Case(
+        "ElectLeaders",
+        lambda: elect_leaders.ElectLeadersRequest(
+            election_type=i8(0),
+            topic_partitions=(elect_leaders.TopicPartitions(topic=TOPIC, partitions=(i32(0),)),),
+            timeout=ms(30000),
+        ),
+        lambda r: r.error_code,
+        C_DENIED,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_authorization_table(secured: SecuredBroker, case: Case) -> None:
+    """bob (no ACLs) gets Kafka's error code; alice (the ACLs the API needs) gets no authorization error."""
+    refused = asyncio.run(_ask(secured, secured.bob, case.request()))
+    assert ErrorCode(case.code(refused)) == case.denied, f"{case.name} as User:bob on {secured.kind}"
+    served = asyncio.run(_ask(secured, secured.alice, case.request()))
+    assert ErrorCode(case.code(served)) not in AUTH_ERRORS, f"{case.name} as User:alice on {secured.kind}"
+
+
+def test_metadata_hides_topics_the_principal_may_not_describe(secured: SecuredBroker) -> None:
+    bob = AdminClient(secured.rdkafka(secured.bob)).list_topics(timeout=30)
+    assert TOPIC not in bob.topics
+    alice = AdminClient(secured.rdkafka(secured.alice)).list_topics(timeout=30)
+    assert TOPIC in alice.topics
+
+
+def test_confluent_admin_describes_and_deletes_acls(secured: SecuredBroker) -> None:
+    admin = AdminClient(secured.rdkafka(secured.admin))
+    name = _unique("authz-x-")
+    deny = AclBinding(
+        ResourceType.TOPIC,
+        name,
+        ResourcePatternType.PREFIXED,
+        "User:bob",
+        "*",
+        AclOperation.ALL,
+        AclPermissionType.DENY,
+    )
+    for future in admin.create_acls([deny]).values():
+        future.result(30)
+    match = AclBindingFilter(
+        ResourceType.TOPIC,
+        name + "-orders",
+        ResourcePatternType.MATCH,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    assert admin.describe_acls(match).result(30) == [deny]
+    alice_topic = AclBindingFilter(
+        ResourceType.TOPIC,
+        TOPIC,
+        ResourcePatternType.LITERAL,
+        "User:alice",
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ALLOW,
+    )
+    assert len(admin.describe_acls(alice_topic).result(30)) == 5
+    deleted = admin.delete_acls([match])
+    assert [d for f in deleted.values() for d in f.result(30)] == [deny]
+    assert admin.describe_acls(match).result(30) == []
+
+
+def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path) -> None:
+    config = tmp_path / "admin.properties"
+    config.write_text(
+        "security.protocol=SSL\n"
+        f"ssl.truststore.type=PEM\nssl.truststore.location={secured.pki.ca}\n"
+        f"ssl.keystore.type=PEM\nssl.keystore.location={secured.admin.keystore}\n"
+    )
+    tool = JavaTools(f"127.0.0.1:{secured.tls_port}")
+    common = ["--bootstrap-server", tool.bootstrap, "--command-config", str(config)]
+    group = _unique("authz-tool-")
+    added = tool.run(
+        "org.apache.kafka.tools.AclCommand",
+        *common,
+        "--add",
+        "--allow-principal",
+        "User:carol",
+        "--operation",
+        "Read",
+        "--group",
+        group,
+    )
+    assert added.returncode == 0, added.stderr
+    listed = tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group)
+    assert listed.returncode == 0, listed.stderr
+    assert "principal=User:carol, host=*, operation=READ, permissionType=ALLOW" in listed.stdout
+    removed = tool.run("org.apache.kafka.tools.AclCommand", *common, "--remove", "--force", "--group", group)
+    assert removed.returncode == 0, removed.stderr
+    again = tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group)
+    assert "User:carol" not in again.stdout
