@@ -4,8 +4,9 @@ Options mirror a Kafka broker's configuration: `--config` reads a server.propert
 overrides any broker key by Kafka's name, and `--data-dir`, `--host`, `--port`, `--node-id` set log.dirs,
 listeners and node.id. With process.roles set (KRaft) the directories must have been formatted with
 `strom storage format`; an unformatted one stops the command with one line. A controller
-(`process.roles=controller`, or `broker,controller`) runs its CONTROLLER listener and the Raft quorum; a
-broker-only KRaft node stops with one line (KRaft brokers are not served yet).
+(`process.roles=controller`) runs its CONTROLLER listener, the Raft quorum and the quorum controller; a
+broker (`process.roles=broker`) registers with the active controller and follows the metadata log
+(strom.cluster.kraft); a combined node (`broker,controller`) runs both over one Raft replica.
 Prints one line with the address when ready. The first SIGTERM/SIGINT shuts down
 cleanly (stop accepting, finish in-flight requests, flush, checkpoints, clean-shutdown marker; exit 0);
 a second one exits at once.
@@ -119,9 +120,7 @@ def serve(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if config.get("process.roles"):
-        if "controller" in config.get("process.roles"):
-            sys.exit(_serve_controller(config))
-        _refuse_kraft(config)
+        sys.exit(_serve_kraft(config))
     try:
         code = asyncio.run(_run(config))
     except ConfigError as exc:  # listeners and TLS settings are checked as the broker is built
@@ -129,20 +128,35 @@ def serve(
     sys.exit(code)
 
 
-def _serve_controller(config: BrokerConfig) -> int:
-    """A controller (or combined) node runs its CONTROLLER listener and the Raft quorum
-    (strom.raft.controller_server); the broker half of a combined node is not served yet."""
-    from strom.metadata.formatter import FormatterError
+def _fatal(exc: BaseException) -> None:
+    """A metadata record this node cannot apply stops it at once, as Kafka's fatal fault handler does."""
+    click.echo(f"strom: stopping: cannot replay the cluster metadata log: {exc}", err=True)
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _serve_kraft(config: BrokerConfig) -> int:
+    """A KRaft node: its controller (CONTROLLER listener and the Raft quorum, strom.raft.controller_server)
+    and/or its broker (strom.cluster.kraft.broker), sharing one Raft replica when combined."""
+    from strom.metadata.formatter import FormatterError, NodeStorage, check_formatted
     from strom.raft.controller_server import ControllerServer
 
+    raw = config.get("process.roles")
+    roles = {str(r).strip() for r in (raw if isinstance(raw, list | tuple) else str(raw).split(","))}
     try:
-        server = ControllerServer(config)
+        check_formatted(NodeStorage.from_config(config))
+        server = ControllerServer(config, on_fatal=_fatal) if "controller" in roles else None
     except (FormatterError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    return asyncio.run(_run_controller(server))
+    try:
+        return asyncio.run(_run_kraft(config, server, "broker" in roles))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-async def _run_controller(server: ControllerServer) -> int:
+async def _run_kraft(config: BrokerConfig, server: ControllerServer | None, broker_role: bool) -> int:
+    from strom.server.broker import Broker
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -156,28 +170,23 @@ async def _run_controller(server: ControllerServer) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    await server.start()
-    host, port = server.bound_address
-    click.echo(f"Strom controller {server.node_id} listening on {host}:{port} ({server.listener_name})")
-    if "broker" in server.config.get("process.roles"):
-        click.echo("the broker role of this node is not served yet: only its controller listener runs")
-    sys.stdout.flush()
+    broker = Broker(config, raft=server.raft if server else None, on_fatal=_fatal) if broker_role else None
+    if server is not None:
+        await server.start()
+        host, port = server.bound_address
+        click.echo(f"Strom controller {server.node_id} listening on {host}:{port} ({server.listener_name})")
+        sys.stdout.flush()
+    if broker is not None:
+        await broker.start()
+        host, port = broker.bound_address
+        adv_host, adv_port = broker.advertised_address
+        click.echo(
+            f"Strom broker {broker.node_id} listening on {host}:{port} (advertised {adv_host}:{adv_port})"
+        )
+        sys.stdout.flush()
     await stop.wait()
-    await server.stop()
+    if broker is not None:
+        await broker.stop()
+    if server is not None:
+        await server.stop()
     return 0
-
-
-def _refuse_kraft(config: BrokerConfig) -> None:
-    """A broker-only KRaft node needs its directories formatted by `strom storage format`, as Kafka's
-    does; KRaft brokers (registration with the controllers, the metadata image) are not served yet, so
-    even a formatted broker stops here, with one line, instead of running as a single node."""
-    from strom.metadata.formatter import FormatterError, NodeStorage, check_formatted
-
-    try:
-        check_formatted(NodeStorage.from_config(config))
-    except FormatterError as exc:
-        raise click.ClickException(str(exc)) from None
-    raise click.ClickException(
-        "process.roles=broker is set but KRaft brokers are not available yet (controllers are); remove "
-        "process.roles to run a single node, or set zookeeper.connect for a cluster"
-    )

@@ -14,9 +14,11 @@ APIs served on the listener (ApiVersions lists exactly these): ApiVersions, Fetc
 only), Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum (answered by the leader; Kafka's
 `kafka-metadata-quorum --bootstrap-controller` asks it), FetchSnapshot and DescribeCluster with endpoint
 type 2 (controllers: the voters, and the leader as controller id, as a Kafka controller answers KIP-919
-clients). Until the quorum controller exists, the leader appends a NoOpRecord every
-`metadata.max.idle.interval.ms`, as Kafka's QuorumController does when the log is idle (KIP-835), so the
-high watermark keeps moving and followers see a live log.
+clients). The quorum controller (strom.cluster.kraft) adds BrokerRegistration, BrokerHeartbeat,
+AlterPartition, AllocateProducerIds, CreateTopics, DeleteTopics, CreatePartitions and
+IncrementalAlterConfigs. The leader appends a NoOpRecord every `metadata.max.idle.interval.ms`, as Kafka's
+QuorumController does when the log is idle (KIP-835), so the high watermark keeps moving and brokers'
+heartbeats show them caught up.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from strom.raft.metadata_log import MetadataLog, metadata_log_config
 from strom.raft.node import RaftNode
 from strom.raft.quorum_state import QUORUM_STATE_FILE, QuorumStateStore
 from strom.raft.voters import VotersError, VoterSet, parse_static_voters
+from strom.security.authorizer import AllowAll
 from strom.storage.checkpoint import read_meta_properties, uuid_from_kafka
 
 __all__ = ["ControllerServer", "controller_listener"]
@@ -76,16 +78,70 @@ def controller_listener(config: BrokerConfig) -> tuple[str, str, int]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Image:
-    cluster_id: str
+def _voters(config: BrokerConfig, metadata_dir: Path) -> tuple[VoterSet, int]:
+    snapshot = (
+        read_snapshot(metadata_dir / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT)
+        if (metadata_dir / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT).exists()
+        else None
+    )
+    kraft_version = snapshot.kraft_version.kraft_version if snapshot and snapshot.kraft_version else 0
+    static = list(config.get("controller.quorum.voters") or ())
+    if static:
+        try:
+            names = str(config.get("controller.listener.names") or "CONTROLLER").split(",")
+            return parse_static_voters(static, names[0].strip().upper()), 0
+        except VotersError as exc:
+            raise ConfigError(str(exc)) from None
+    if snapshot is not None and snapshot.voters is not None:
+        return VoterSet.from_record(snapshot.voters), kraft_version
+    return VoterSet({}), kraft_version
 
 
-@dataclass(frozen=True, slots=True)
-class _Metadata:
-    """What ApiVersions v5 reads of a node's metadata: its cluster id."""
+def build_raft_node(
+    config: BrokerConfig,
+    listener_name: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+) -> tuple[RaftNode, str]:
+    """The Raft replica of a KRaft node over its metadata log dir: a voter when the voters name it, else
+    an observer (a broker-only node) that fetches from the leader. Returns (node, cluster id);
+    FormatterError for unformatted directories."""
+    storage = NodeStorage.from_config(config)
+    cluster_id = check_formatted(storage)
+    metadata_dir = Path(storage.metadata_log_dir)
+    props = read_meta_properties(metadata_dir / META_PROPERTIES)
+    directory_id = uuid_from_kafka(props["directory.id"]) if props.get("directory.id") else None
+    voters, kraft_version = _voters(config, metadata_dir)
+    bootstrap = []
+    for entry in config.get("controller.quorum.bootstrap.servers") or ():
+        host, _, port = str(entry).strip().rpartition(":")
+        if host and port.isdigit():
+            bootstrap.append((host.strip("[]"), int(port)))
+    log_config = metadata_log_config(
+        int(config.get("metadata.log.segment.bytes")), int(config.get("metadata.log.segment.ms"))
+    )
+    metadata_log = MetadataLog.open(metadata_dir, log_config, clock=clock)
+    core = RaftCore(
+        node_id=config.node_id,
+        directory_id=directory_id,
+        cluster_id=cluster_id,
+        log=metadata_log,
+        store=QuorumStateStore(metadata_dir / CLUSTER_METADATA_DIR / QUORUM_STATE_FILE),
+        bootstrap_voters=voters,
+        kraft_version=kraft_version,
+        listener_name=listener_name,
+        config=RaftConfig.from_broker_config(config),
+        rng=rng or random.Random(),
+        bootstrap_servers=bootstrap,
+    )
+    return RaftNode(core, clock=clock, client_id=f"raft-client-{config.node_id}"), cluster_id
 
-    image: _Image
+
+def bootstrap_snapshot_path(config: BrokerConfig) -> Path:
+    """The formatter's bootstrap checkpoint in the metadata log dir."""
+    storage = NodeStorage.from_config(config)
+    return Path(storage.metadata_log_dir) / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT
 
 
 class ControllerServer:
@@ -97,67 +153,35 @@ class ControllerServer:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
+        from strom.cluster.kraft.controller import QuorumController
+        from strom.cluster.kraft.controller_apis import ControllerAdmin, controller_specs
+
         self.config = config
         self.clock = clock
         self.node_id = config.node_id
-        storage = NodeStorage.from_config(config)
-        self.cluster_id = check_formatted(storage)
-        self.metadata = _Metadata(_Image(self.cluster_id))
         self.listener_name, self._host, self._port = controller_listener(config)
-        metadata_dir = Path(storage.metadata_log_dir)
-        props = read_meta_properties(metadata_dir / META_PROPERTIES)
-        directory_id = uuid_from_kafka(props["directory.id"]) if props.get("directory.id") else None
-        voters, kraft_version = self._voters(config, metadata_dir)
-        bootstrap = []
-        for entry in config.get("controller.quorum.bootstrap.servers") or ():
-            host, _, port = str(entry).strip().rpartition(":")
-            if host and port.isdigit():
-                bootstrap.append((host.strip("[]"), int(port)))
-        log_config = metadata_log_config(
-            int(config.get("metadata.log.segment.bytes")), int(config.get("metadata.log.segment.ms"))
+        self.raft, self.cluster_id = build_raft_node(config, self.listener_name, clock=clock, rng=rng)
+        self.authorizer = AllowAll()
+        # the quorum controller (strom.cluster.kraft): active on the Raft leader
+        self.controller = QuorumController(
+            self.raft,
+            config,
+            self.cluster_id,
+            bootstrap_snapshot_path(config),
+            clock=clock,
+            rng=rng,
+            on_fatal=on_fatal,
         )
-        metadata_log = MetadataLog.open(metadata_dir, log_config, clock=clock)
-        core = RaftCore(
-            node_id=self.node_id,
-            directory_id=directory_id,
-            cluster_id=self.cluster_id,
-            log=metadata_log,
-            store=QuorumStateStore(metadata_dir / CLUSTER_METADATA_DIR / QUORUM_STATE_FILE),
-            bootstrap_voters=voters,
-            kraft_version=kraft_version,
-            listener_name=self.listener_name,
-            config=RaftConfig.from_broker_config(config),
-            rng=rng or random.Random(),
-            bootstrap_servers=bootstrap,
-        )
-        self.raft = RaftNode(core, clock=clock, client_id=f"raft-client-{self.node_id}")
-        self.registry = ApiRegistry(self._specs())
+        self.metadata: Any = ControllerAdmin(self.controller)
+        self.registry = ApiRegistry(self._specs() + controller_specs(self.controller))
         self.bound_address: tuple[str, int] = (self._host, self._port)
         self._server: asyncio.Server | None = None
         self._connections: set[Any] = set()
         self._next_connection = 0
         self._idle_task: asyncio.Task[None] | None = None
         self._stopped = False
-
-    @staticmethod
-    def _voters(config: BrokerConfig, metadata_dir: Path) -> tuple[VoterSet, int]:
-        snapshot = (
-            read_snapshot(metadata_dir / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT)
-            if (metadata_dir / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT).exists()
-            else None
-        )
-        kraft_version = snapshot.kraft_version.kraft_version if snapshot and snapshot.kraft_version else 0
-        static = list(config.get("controller.quorum.voters") or ())
-        if static:
-            try:
-                names = str(config.get("controller.listener.names") or "CONTROLLER").split(",")
-                return parse_static_voters(static, names[0].strip().upper()), 0
-            except VotersError as exc:
-                raise ConfigError(str(exc)) from None
-        if snapshot is not None and snapshot.voters is not None:
-            return VoterSet.from_record(snapshot.voters), kraft_version
-        return VoterSet({}), kraft_version
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -174,6 +198,7 @@ class ControllerServer:
         bound = self._server.sockets[0].getsockname()
         self.bound_address = (bound[0], bound[1])
         await self.raft.start()
+        await self.controller.start()
         interval = int(self.config.get("metadata.max.idle.interval.ms"))
         if interval > 0:
             self._idle_task = asyncio.create_task(self._write_noops(interval / 1000))
@@ -186,6 +211,7 @@ class ControllerServer:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._idle_task
+        await self.controller.stop()
         # resign while the listener still answers, so the voters hear EndQuorumEpoch and Fetch errors
         await self.raft.stop()
         if self._server is not None:

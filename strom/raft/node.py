@@ -189,6 +189,11 @@ class RaftNode:
         self._wake.set()
         return offset
 
+    async def wait_changed(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) until the log end, the high watermark or the state moves."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._change_future()), timeout=timeout)
+
     async def wait_committed(self, offset: int, timeout: float) -> bool:
         """Wait until the high watermark passes `offset`."""
         deadline = time.monotonic() + timeout

@@ -10,8 +10,9 @@ when the Broker is built, so a bad configuration fails before anything is bound.
 
 Start-up: bind the listeners (so the advertised ports are known even for port 0), load the logs, start the
 cluster backend (which publishes the metadata image; the replica manager follows it and opens the
-partitions), then accept connections. The backend is ZooKeeper (strom.cluster.zookeeper) when
-zookeeper.connect is set, else the single-node local backend. Shutdown: in a cluster, first Kafka's
+partitions), then accept connections. The backend is KRaft (strom.cluster.kraft.broker) when
+process.roles is set, ZooKeeper (strom.cluster.zookeeper) when zookeeper.connect is set, else the
+single-node local backend. Shutdown: in a cluster, first Kafka's
 controlled shutdown (leadership moves to other ISR members while this broker still serves); then stop
 accepting, let every connection finish and answer the requests it already read, stop the replica fetchers,
 then write producer-state snapshots, flush the logs, write checkpoints and the clean-shutdown marker
@@ -27,6 +28,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from strom.cluster.metadata import BrokerInfo, Endpoint
@@ -70,6 +72,8 @@ class Broker:
         clock: Callable[[], float] = time.time,
         registry: ApiRegistry | None = None,
         shutdown_timeout: float = 10.0,
+        raft: Any = None,
+        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         from strom.apis import build_registry
         from strom.replication.replica_manager import ReplicaManager
@@ -131,6 +135,9 @@ class Broker:
 
         self.metrics = BrokerMetrics(self)
         self.shutdown_timeout = shutdown_timeout
+        # KRaft (process.roles): a combined node's Raft replica, shared with its controller half
+        self._raft = raft
+        self._on_fatal = on_fatal
         self._servers: list[asyncio.base_events.Server] = []
         self._connections: set[Connection] = set()
         self._next_connection = 0
@@ -180,6 +187,8 @@ class Broker:
         loop = asyncio.get_running_loop()
         try:
             for listener in self.listeners.listeners:
+                if listener.name in self.listeners.controller_names:
+                    continue  # a KRaft controller listener is the controller's (strom.raft.controller_server)
                 security = self.listener_security[listener.name]
                 server = await loop.create_server(
                     self._protocol_factory(max_request, security),
@@ -203,7 +212,13 @@ class Broker:
         data_dir.mkdir(parents=True, exist_ok=True)
         await self.log_manager.start()
         zk_connect = self.config.get("zookeeper.connect")
-        if zk_connect:
+        if self.config.get("process.roles"):
+            from strom.cluster.kraft.broker import KRaftBackend
+
+            self.metadata = KRaftBackend(
+                self.broker_info, self.config, clock=self.clock, raft=self._raft, on_fatal=self._on_fatal
+            )
+        elif zk_connect:
             from strom.cluster.zookeeper import ZooKeeperBackend
 
             self.metadata = ZooKeeperBackend(str(zk_connect), self.broker_info, self.config, clock=self.clock)

@@ -1,0 +1,284 @@
+"""The APIs a KRaft controller serves beyond Raft's, on its CONTROLLER listener.
+
+- BrokerRegistration (62) v0-4, BrokerHeartbeat (63) v0-2 (KIP-631), AlterPartition (56) v2-3 (KIP-497,
+  by topic id; v3 carries each ISR member's broker epoch, KIP-903), AllocateProducerIds (67) v0 (KIP-730):
+  answered by the active controller from `strom.cluster.kraft.decisions`, after the records are committed;
+  any other controller answers NOT_CONTROLLER, and brokers try the leader again.
+- CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs: the broker handlers of
+  `strom.apis`, run against `ControllerAdmin`, a `ClusterBackend` over the active controller. These serve
+  `--bootstrap-controller` admin clients and the brokers, which send the admin requests they receive on to
+  the active controller (Kafka's brokers forward them, KIP-590).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from strom.cluster.backend import MetadataListener
+from strom.cluster.election import NotControllerError
+from strom.cluster.kraft.controller import QuorumController
+from strom.cluster.kraft.decisions import HeartbeatReply, IsrMember
+from strom.cluster.metadata import MetadataImage, TopicInfo
+from strom.cluster.validation import validate_broker_configs, validate_topic_configs
+from strom.metadata.image import BROKER_RESOURCE, TOPIC_RESOURCE
+from strom.protocol.errors import ErrorCode, KafkaError, UnknownTopicOrPartitionError
+from strom.protocol.registry import ApiSpec
+from strom.raft.messages import build, item, response_class, zero_throttle
+
+__all__ = ["ControllerAdmin", "controller_specs"]
+
+
+def _fail(exc: KafkaError) -> tuple[ErrorCode, str]:
+    return exc.code, exc.message
+
+
+class ControllerAdmin:
+    """The `ClusterBackend` the admin handlers use on a controller: changes go through the quorum
+    controller (NOT_CONTROLLER off the active one); `image` is the controller's current state."""
+
+    def __init__(self, controller: QuorumController) -> None:
+        self.controller = controller
+
+    @property
+    def image(self) -> MetadataImage:
+        c = self.controller
+        return c.state.image(c.cluster_id, c.raft.core.leader_id)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def add_listener(self, callback: MetadataListener) -> None:
+        return None
+
+    def _check_active(self) -> None:
+        if not self.controller.is_active:
+            raise NotControllerError("This is not the active controller.")
+
+    async def create_topic(
+        self,
+        name: str,
+        num_partitions: int,
+        replication_factor: int,
+        configs: Mapping[str, str | None],
+        assignments: Mapping[int, Sequence[int]] | None = None,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        self._check_active()
+        change = self.controller.rules.create_topic(
+            name, num_partitions, replication_factor, configs, assignments
+        )
+        if validate_only:
+            return change.result  # type: ignore[return-value]
+        return await self.controller.write(change)  # type: ignore[return-value]
+
+    async def delete_topic(self, name: str) -> TopicInfo:
+        self._check_active()
+        return await self.controller.write(self.controller.rules.delete_topic(name))  # type: ignore[return-value]
+
+    async def create_partitions(
+        self,
+        name: str,
+        total: int,
+        assignments: Sequence[Sequence[int]] | None = None,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        self._check_active()
+        change = self.controller.rules.create_partitions(name, total, assignments)
+        if not validate_only:
+            await self.controller.write(change)
+        return self.image.topics.get(name) or change.result  # type: ignore[return-value]
+
+    async def alter_topic_configs(
+        self, name: str, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> TopicInfo:
+        self._check_active()
+        info = self.image.topics.get(name)
+        if info is None:
+            raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
+        overrides = validate_topic_configs(configs)
+        if not validate_only:
+            records = self.controller.rules.alter_configs(TOPIC_RESOURCE, name, overrides)
+            if records:
+                await self.controller.wait_committed(self.controller.append(records))
+        return TopicInfo(info.name, info.topic_id, info.partitions, overrides, info.internal)
+
+    async def alter_broker_configs(
+        self, node_id: int | None, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> None:
+        self._check_active()
+        valid = validate_broker_configs(configs)
+        if validate_only:
+            return
+        name = "" if node_id is None else str(node_id)
+        records = self.controller.rules.alter_configs(BROKER_RESOURCE, name, valid)
+        if records:
+            await self.controller.wait_committed(self.controller.append(records))
+
+
+# -- the broker-to-controller APIs ------------------------------------------------------------------------
+
+
+def _not_active(controller: QuorumController) -> KafkaError | None:
+    if controller.is_active:
+        return None
+    return NotControllerError("This is not the active controller.")
+
+
+async def _broker_registration(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    cls = response_class(62, ctx.api_version)
+    error = _not_active(controller)
+    epoch = -1
+    if error is None:
+        try:
+            # decide and append with no await between: the record's offset is the broker epoch
+            change = controller.rules.register_broker(
+                request,
+                cluster_id=controller.cluster_id,
+                next_offset=controller.raft.core.log.end_offset,
+                has_live_session=controller.has_live_session,
+            )
+            offset = controller.append(change.records)
+            controller.heartbeat_seen(int(request.broker_id))
+            await controller.wait_committed(offset)
+            epoch = int(change.result)  # type: ignore[call-overload]
+        except KafkaError as exc:
+            error = exc
+    return build(
+        cls,
+        throttle_time=zero_throttle(),
+        error_code=error.code if error else ErrorCode.none,
+        broker_epoch=epoch,
+    )
+
+
+async def _broker_heartbeat(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    cls = response_class(63, ctx.api_version)
+    error = _not_active(controller)
+    reply = HeartbeatReply(False, True, False)
+    if error is None:
+        try:
+            broker_id = int(request.broker_id)
+            change = controller.rules.heartbeat(
+                broker_id,
+                int(request.broker_epoch),
+                int(request.current_metadata_offset),
+                bool(request.want_fence),
+                bool(request.want_shut_down),
+            )
+            controller.heartbeat_seen(broker_id)
+            reply = await controller.write(change)  # type: ignore[assignment]
+        except KafkaError as exc:
+            error = exc
+    return build(
+        cls,
+        throttle_time=zero_throttle(),
+        error_code=error.code if error else ErrorCode.none,
+        is_caught_up=reply.is_caught_up,
+        is_fenced=reply.is_fenced,
+        should_shut_down=reply.should_shut_down,
+    )
+
+
+async def _alter_partition(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    version = ctx.api_version
+    cls = response_class(56, version)
+    topic_cls = item(cls, "topics")
+    part_cls = item(topic_cls, "partitions")
+    error = _not_active(controller)
+    if error is None:
+        try:
+            controller.rules.check_broker_epoch(int(request.broker_id), int(request.broker_epoch))
+        except KafkaError as exc:
+            error = exc
+    if error is not None:
+        return build(cls, throttle_time=zero_throttle(), error_code=error.code, topics=())
+    records = []
+    topics = []
+    for topic in request.topics:
+        topic_id = topic.topic_id or uuid.UUID(int=0)
+        parts = []
+        for p in topic.partitions:
+            if version >= 3:
+                members = [IsrMember(int(m.broker_id), int(m.broker_epoch)) for m in p.new_isr_with_epochs]
+            else:
+                members = [IsrMember(int(b)) for b in p.new_isr]
+            code, after, record = controller.rules.alter_partition(
+                int(request.broker_id),
+                topic_id,
+                int(p.partition_index),
+                int(p.leader_epoch),
+                int(p.partition_epoch),
+                members,
+                check_member_epochs=version >= 3,
+            )
+            if record is not None:
+                records.append(record)
+            parts.append(
+                build(
+                    part_cls,
+                    partition_index=p.partition_index,
+                    error_code=code,
+                    leader_id=after.leader if after else -1,
+                    leader_epoch=after.leader_epoch if after else -1,
+                    isr=after.isr if after else (),
+                    leader_recovery_state=after.leader_recovery_state if after else 0,
+                    partition_epoch=after.partition_epoch if after else -1,
+                )
+            )
+        topics.append(build(topic_cls, topic_id=topic.topic_id, topic_name="", partitions=tuple(parts)))
+    top_error = ErrorCode.none
+    if records:
+        try:
+            await controller.wait_committed(controller.append(records))
+        except KafkaError as exc:
+            top_error = exc.code
+            topics = []
+    return build(cls, throttle_time=zero_throttle(), error_code=top_error, topics=tuple(topics))
+
+
+async def _allocate_producer_ids(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    cls = response_class(67, ctx.api_version)
+    error = _not_active(controller)
+    start, length = -1, 0
+    if error is None:
+        try:
+            change = controller.rules.allocate_producer_ids(int(request.broker_id), int(request.broker_epoch))
+            start, length = await controller.write(change)  # type: ignore[misc]
+        except KafkaError as exc:
+            error = exc
+    return build(
+        cls,
+        throttle_time=zero_throttle(),
+        error_code=error.code if error else ErrorCode.none,
+        producer_id_start=start,
+        producer_id_len=length,
+    )
+
+
+def controller_specs(controller: QuorumController) -> list[ApiSpec]:
+    from strom.apis.create_partitions import SPEC as CREATE_PARTITIONS
+    from strom.apis.create_topics import SPEC as CREATE_TOPICS
+    from strom.apis.delete_topics import SPEC as DELETE_TOPICS
+    from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
+
+    def bind(fn: Any) -> Any:
+        async def handle(ctx: Any, request: Any) -> Any:
+            return await fn(controller, ctx, request)
+
+        return handle
+
+    return [
+        CREATE_TOPICS,
+        DELETE_TOPICS,
+        CREATE_PARTITIONS,
+        INCREMENTAL_ALTER_CONFIGS,
+        ApiSpec(56, 2, 3, bind(_alter_partition), name="AlterPartition"),
+        ApiSpec(62, 0, 4, bind(_broker_registration), name="BrokerRegistration"),
+        ApiSpec(63, 0, 2, bind(_broker_heartbeat), name="BrokerHeartbeat"),
+        ApiSpec(67, 0, 0, bind(_allocate_producer_ids), name="AllocateProducerIds"),
+    ]

@@ -1,0 +1,549 @@
+"""What Kafka 4.4's quorum controller decides, as pure functions from the metadata state to records.
+
+Each rule reads a `strom.metadata.image.MetadataState` (the active controller's, which already holds its
+own uncommitted writes) and returns the records to append as one batch plus the answer; nothing here
+appends or waits. The rules follow Kafka's ClusterControlManager, BrokerHeartbeatManager,
+ReplicationControlManager, ConfigurationControlManager and ProducerIdControlManager:
+
+- Registration (BrokerRegistration, KIP-631): the broker epoch is the offset of its RegisterBrokerRecord;
+  a live session of another incarnation is DUPLICATE_BROKER_REGISTRATION; a broker that cannot run the
+  finalized metadata.version is UNSUPPORTED_VERSION; a new registration starts fenced.
+- Heartbeats: a fenced broker is unfenced once its metadata offset reaches its registration's offset
+  (it has caught up); `want_shut_down` starts a controlled shutdown (BrokerRegistrationChangeRecord v1),
+  which moves leadership away and takes the broker out of ISRs; once it leads nothing it is told to shut
+  down and fenced. A broker whose session (`broker.session.timeout.ms`) lapses is fenced.
+- Leader election (PartitionChangeBuilder): the current leader stays if it may; otherwise the first
+  replica, in replica order, that is in the ISR and active (unfenced, not shutting down); with
+  `unclean.leader.election.enable` (topic override or controller default) the first active replica when
+  the ISR has none. The last ISR member is never removed (the partition goes leaderless with it), so it can
+  lead again cleanly when it comes back. A leader change bumps the leader epoch, every change the
+  partition epoch.
+- AlterPartition (KIP-497, KIP-903): only the leader, at the current leader and partition epochs, with an
+  ISR of replicas that are active and, from v3, at their current broker epochs.
+- Records are written at the versions Kafka 4.4 writes for the finalized metadata.version.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from strom.cluster.assignment import assign_replicas, start_index_for_new_partitions
+from strom.cluster.errors import (
+    InvalidReplicaAssignmentError,
+    InvalidReplicationFactorError,
+    TopicAlreadyExistsError,
+)
+from strom.cluster.metadata import PartitionState, TopicInfo
+from strom.cluster.names import is_internal, validate_topic_name
+from strom.cluster.validation import (
+    check_collision,
+    check_partition_growth,
+    check_topic_deletable,
+    manual_topic_layout,
+    new_partitions_layout,
+    partition_count_and_replication,
+    validate_topic_configs,
+)
+from strom.config import BrokerConfig
+from strom.metadata import records as r
+from strom.metadata.features import latest_production, metadata_version_from_level
+from strom.metadata.image import (
+    SECURITY_PROTOCOL_IDS,
+    TOPIC_RESOURCE,
+    BrokerRegistration,
+    MetadataState,
+    PartitionRegistration,
+)
+from strom.metadata.release_versions import MetadataVersionInfo
+from strom.metadata.serde import ApiMessageAndVersion
+from strom.protocol.errors import ErrorCode, KafkaError, UnknownTopicOrPartitionError
+
+__all__ = ["PRODUCER_ID_BLOCK_SIZE", "Change", "ControllerRules", "HeartbeatReply", "IsrMember"]
+
+PRODUCER_ID_BLOCK_SIZE = 1000  # Kafka's ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE
+NO_LEADER = -1
+FENCE, UNFENCE = 1, -1
+IN_CONTROLLED_SHUTDOWN = 1
+UNASSIGNED_DIR = uuid.UUID(int=0)
+
+
+@dataclass(slots=True)
+class Change:
+    """Records to append as one batch, and what to answer once they are committed."""
+
+    records: list[ApiMessageAndVersion] = field(default_factory=list)
+    result: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    is_caught_up: bool
+    is_fenced: bool
+    should_shut_down: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IsrMember:
+    broker_id: int
+    broker_epoch: int = -1
+
+
+def _error(code: ErrorCode, message: str) -> KafkaError:
+    return KafkaError(message, code=code)
+
+
+class ControllerRules:
+    """The decisions of the active controller over `state`. `config` gives the controller's defaults
+    (num.partitions, default.replication.factor, unclean.leader.election.enable, delete.topic.enable)."""
+
+    def __init__(self, state: MetadataState, config: BrokerConfig, rng: random.Random) -> None:
+        self.state = state
+        self.config = config
+        self.rng = rng
+
+    @property
+    def metadata_version(self) -> MetadataVersionInfo:
+        level = self.state.metadata_version
+        return metadata_version_from_level(level) if level else latest_production()
+
+    # -- brokers ------------------------------------------------------------------------------------------
+    def check_broker_epoch(self, broker_id: int, broker_epoch: int) -> BrokerRegistration:
+        reg = self.state.brokers.get(broker_id)
+        if reg is None:
+            raise _error(ErrorCode.stale_broker_epoch, f"No broker registration found for broker {broker_id}")
+        if reg.epoch != broker_epoch:
+            raise _error(
+                ErrorCode.stale_broker_epoch,
+                f"Expected broker epoch {reg.epoch}, but got broker epoch {broker_epoch}",
+            )
+        return reg
+
+    def register_broker(
+        self,
+        request: object,
+        *,
+        cluster_id: str,
+        next_offset: int,
+        has_live_session: Callable[[int], bool],
+    ) -> Change:
+        """BrokerRegistration: a RegisterBrokerRecord at `next_offset`, whose offset is the new epoch."""
+        broker_id = int(request.broker_id)  # type: ignore[attr-defined]
+        if request.cluster_id != cluster_id:  # type: ignore[attr-defined]
+            raise _error(
+                ErrorCode.inconsistent_cluster_id,
+                f"Expected cluster ID {cluster_id}, but got cluster ID {request.cluster_id}",  # type: ignore[attr-defined]
+            )
+        existing = self.state.brokers.get(broker_id)
+        incarnation = request.incarnation_id  # type: ignore[attr-defined]
+        if existing is not None and has_live_session(broker_id) and existing.incarnation_id != incarnation:
+            raise _error(
+                ErrorCode.duplicate_broker_registration,
+                f"Another broker is registered with that broker id. Existing incarnation: "
+                f"{existing.incarnation_id}, new incarnation: {incarnation}",
+            )
+        mv = self.metadata_version
+        features = {
+            f.name: (int(f.min_supported_version), int(f.max_supported_version)) for f in request.features
+        }  # type: ignore[attr-defined]
+        low, high = features.get("metadata.version", (0, 0))
+        if not low <= mv.feature_level <= high:
+            raise _error(
+                ErrorCode.unsupported_version,
+                f"Unable to register because the broker does not support finalized version "
+                f"{mv.feature_level} of metadata.version. The broker wants a version between {low} and "
+                f"{high}, inclusive.",
+            )
+        record = r.RegisterBrokerRecord(
+            broker_id=broker_id,
+            is_migrating_zk_broker=False,
+            incarnation_id=incarnation,
+            broker_epoch=next_offset,
+            end_points=tuple(
+                r.RegisterBrokerRecord.BrokerEndpoint(
+                    name=str(listener.name),
+                    host=str(listener.host),
+                    port=int(listener.port),
+                    security_protocol=int(listener.security_protocol),
+                )
+                for listener in request.listeners  # type: ignore[attr-defined]
+            ),
+            features=tuple(
+                r.RegisterBrokerRecord.BrokerFeature(
+                    name=name, min_supported_version=lo, max_supported_version=hi
+                )
+                for name, (lo, hi) in sorted(features.items())
+            ),
+            rack=request.rack,  # type: ignore[attr-defined]
+            fenced=True,
+            in_controlled_shutdown=False,
+            log_dirs=tuple(d for d in getattr(request, "log_dirs", ()) if d is not None),
+        )
+        return Change([ApiMessageAndVersion(record, mv.register_broker_record_version)], next_offset)
+
+    def heartbeat(
+        self,
+        broker_id: int,
+        broker_epoch: int,
+        metadata_offset: int,
+        want_fence: bool,
+        want_shut_down: bool,
+    ) -> Change:
+        """BrokerHeartbeat: Kafka's BrokerHeartbeatManager state machine, answered with a HeartbeatReply."""
+        reg = self.check_broker_epoch(broker_id, broker_epoch)
+        caught_up = metadata_offset >= reg.offset
+        change = Change()
+        if reg.fenced:
+            if want_shut_down:
+                change.result = HeartbeatReply(caught_up, True, True)
+            elif not want_fence and caught_up:
+                change.records = self.unfence(reg)
+                change.result = HeartbeatReply(caught_up, False, False)
+            else:
+                change.result = HeartbeatReply(caught_up, True, False)
+            return change
+        if want_fence:
+            change.records = self.fence(reg)
+            change.result = HeartbeatReply(caught_up, True, False)
+            return change
+        if not want_shut_down:
+            change.result = HeartbeatReply(caught_up, False, False)
+            return change
+        if not reg.in_controlled_shutdown:
+            change.records = self.begin_controlled_shutdown(reg)
+        if self.leads_anything(broker_id, change.records):
+            change.result = HeartbeatReply(caught_up, False, False)
+        else:
+            change.records += self._registration_change(reg, fenced=FENCE)
+            change.result = HeartbeatReply(caught_up, True, True)
+        return change
+
+    def leads_anything(self, broker_id: int, pending: Sequence[ApiMessageAndVersion] = ()) -> bool:
+        moved = {
+            (rec.message.topic_id, rec.message.partition_id)
+            for rec in pending
+            if isinstance(rec.message, r.PartitionChangeRecord) and rec.message.leader != -2
+        }
+        for topic_id, topic in self.state.topics.items():
+            for p, part in topic.partitions.items():
+                if part.leader == broker_id and (topic_id, p) not in moved:
+                    return True
+        return False
+
+    def _registration_change(
+        self, reg: BrokerRegistration, *, fenced: int = 0, shutdown: int = 0
+    ) -> list[ApiMessageAndVersion]:
+        record = r.BrokerRegistrationChangeRecord(
+            broker_id=reg.broker_id, broker_epoch=reg.epoch, fenced=fenced, in_controlled_shutdown=shutdown
+        )
+        # Kafka writes fencing changes at v0 and the controlled-shutdown change at v1
+        return [ApiMessageAndVersion(record, 1 if shutdown else 0)]
+
+    def fence(self, reg: BrokerRegistration) -> list[ApiMessageAndVersion]:
+        """handleBrokerFenced: leadership and ISR membership move away, then the fencing record."""
+        records = self.leader_and_isr_updates(remove=reg.broker_id)
+        return records + self._registration_change(reg, fenced=FENCE)
+
+    def unfence(self, reg: BrokerRegistration) -> list[ApiMessageAndVersion]:
+        """handleBrokerUnfenced: the unfencing record, then leaders for partitions that had none."""
+        records = self._registration_change(reg, fenced=UNFENCE)
+        return records + self.leader_and_isr_updates(add=reg.broker_id)
+
+    def begin_controlled_shutdown(self, reg: BrokerRegistration) -> list[ApiMessageAndVersion]:
+        records = self._registration_change(reg, shutdown=IN_CONTROLLED_SHUTDOWN)
+        return records + self.leader_and_isr_updates(remove=reg.broker_id)
+
+    # -- partitions ---------------------------------------------------------------------------------------
+    def _active(self, remove: int = NO_LEADER, add: int = NO_LEADER) -> Callable[[int], bool]:
+        brokers = self.state.brokers
+
+        def active(broker_id: int) -> bool:
+            if broker_id == remove:
+                return False
+            if broker_id == add:
+                return True
+            reg = brokers.get(broker_id)
+            return reg is not None and reg.active
+
+        return active
+
+    def _unclean_allowed(self, topic_name: str) -> bool:
+        value = self.state.topic_configs(topic_name).get("unclean.leader.election.enable")
+        if value is not None:
+            return value.strip().lower() == "true"
+        default = self.state.configs.get((4, ""), {}).get("unclean.leader.election.enable")
+        if default is not None:
+            return default.strip().lower() == "true"
+        return bool(self.config.get("unclean.leader.election.enable"))
+
+    def _partition_change(
+        self,
+        topic_id: uuid.UUID,
+        partition: int,
+        part: PartitionRegistration,
+        target_isr: Sequence[int],
+        active: Callable[[int], bool],
+        unclean: bool,
+    ) -> ApiMessageAndVersion | None:
+        """PartitionChangeBuilder: a PartitionChangeRecord moving `part` to `target_isr` and a leader
+        chosen from it, or None when nothing changes."""
+        isr = tuple(target_isr) or part.isr[:1]  # never empty the ISR: the last member stays
+        leader = part.leader
+        if not (leader in isr and active(leader)):
+            leader = next((b for b in part.replicas if b in isr and active(b)), NO_LEADER)
+            if leader == NO_LEADER and unclean:
+                leader = next((b for b in part.replicas if active(b)), NO_LEADER)
+                if leader != NO_LEADER:
+                    isr = (leader,)
+        if leader == part.leader and isr == part.isr:
+            return None
+        record = r.PartitionChangeRecord(
+            partition_id=partition,
+            topic_id=topic_id,
+            isr=isr if isr != part.isr else None,
+            leader=leader if leader != part.leader else -2,
+        )
+        return ApiMessageAndVersion(record, self.metadata_version.partition_change_record_version)
+
+    def leader_and_isr_updates(
+        self, *, remove: int = NO_LEADER, add: int = NO_LEADER
+    ) -> list[ApiMessageAndVersion]:
+        """generateLeaderAndIsrUpdates: with `remove`, every partition whose ISR holds that broker loses it
+        (and a new leader where it led); with `add`, leaderless partitions elect one now that it is back."""
+        active = self._active(remove, add)
+        records = []
+        for topic_id, topic in self.state.topics.items():
+            unclean: bool | None = None
+            for p, part in topic.partitions.items():
+                if remove != NO_LEADER and remove in part.isr:
+                    target = tuple(b for b in part.isr if b != remove)
+                elif add != NO_LEADER and part.leader == NO_LEADER and add in part.replicas:
+                    target = part.isr
+                else:
+                    continue
+                if unclean is None:
+                    unclean = self._unclean_allowed(topic.name)
+                rec = self._partition_change(topic_id, p, part, target, active, unclean)
+                if rec is not None:
+                    records.append(rec)
+        return records
+
+    def _new_partition(
+        self, topic_id: uuid.UUID, partition: int, replicas: Sequence[int]
+    ) -> ApiMessageAndVersion:
+        active = self._active()
+        isr = tuple(b for b in replicas if active(b))
+        mv = self.metadata_version
+        dirs = []
+        for b in replicas:
+            reg = self.state.brokers.get(b)
+            dirs.append(reg.log_dirs[0] if reg is not None and len(reg.log_dirs) == 1 else UNASSIGNED_DIR)
+        record = r.PartitionRecord(
+            partition_id=partition,
+            topic_id=topic_id,
+            replicas=tuple(replicas),
+            isr=isr,
+            leader=isr[0] if isr else NO_LEADER,
+            leader_epoch=0,
+            partition_epoch=0,
+            directories=tuple(dirs) if mv.partition_record_version >= 1 else (),
+            eligible_leader_replicas=() if mv.partition_record_version >= 2 else None,
+            last_known_elr=() if mv.partition_record_version >= 2 else None,
+        )
+        return ApiMessageAndVersion(record, mv.partition_record_version)
+
+    def _usable_brokers(self) -> list[int]:
+        return sorted(b for b, reg in self.state.brokers.items() if reg.active)
+
+    def _check_manual(self, replicas: list[int], partition: int) -> None:
+        if not replicas:
+            raise InvalidReplicaAssignmentError(
+                "The manual partition assignment includes an empty replica list."
+            )
+        if len(set(replicas)) != len(replicas):
+            raise InvalidReplicaAssignmentError(
+                "The manual partition assignment includes the broker "
+                f"{next(b for b in replicas if replicas.count(b) > 1)} more than once."
+            )
+        for b in replicas:
+            if b not in self.state.brokers:
+                raise InvalidReplicaAssignmentError(
+                    f"The manual partition assignment includes broker {b}, but no such broker is registered."
+                )
+        if not any(self.state.brokers[b].active for b in replicas):
+            raise InvalidReplicaAssignmentError(
+                f"All brokers specified in the manual partition assignment for partition {partition} are "
+                "fenced or in controlled shutdown."
+            )
+
+    def _place(self, count: int, rf: int, **kwargs: int) -> dict[int, list[int]]:
+        usable = self._usable_brokers()
+        if rf > len(usable):
+            raise InvalidReplicationFactorError(
+                f"Unable to replicate the partition {rf} time(s): The target replication factor of {rf} "
+                f"cannot be reached because only {len(usable)} broker(s) are registered."
+            )
+        return assign_replicas(usable, count, rf, rng=self.rng, **kwargs)
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int,
+        replication_factor: int,
+        configs: Mapping[str, str | None],
+        assignments: Mapping[int, Sequence[int]] | None = None,
+        topic_id: uuid.UUID | None = None,
+    ) -> Change:
+        """CreateTopics: TopicRecord, a PartitionRecord per partition and the config overrides."""
+        validate_topic_name(name)
+        if name in self.state.topic_ids:
+            raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
+        check_collision(name, self.state.topic_ids)
+        if assignments:
+            layout = manual_topic_layout(assignments, num_partitions, replication_factor, self._check_manual)
+        else:
+            num_partitions, replication_factor = partition_count_and_replication(
+                num_partitions, replication_factor, self.config
+            )
+            layout = self._place(num_partitions, replication_factor)
+        overrides = validate_topic_configs(configs)
+        topic_id = topic_id or uuid.UUID(int=self.rng.getrandbits(128))
+        records = [ApiMessageAndVersion(r.TopicRecord(name=name, topic_id=topic_id), 0)]
+        records += [self._new_partition(topic_id, p, replicas) for p, replicas in sorted(layout.items())]
+        records += [
+            ApiMessageAndVersion(
+                r.ConfigRecord(resource_type=TOPIC_RESOURCE, resource_name=name, name=k, value=v), 0
+            )
+            for k, v in sorted(overrides.items())
+        ]
+        partitions = {}
+        for rec in records:
+            m = rec.message
+            if isinstance(m, r.PartitionRecord):
+                partitions[m.partition_id] = PartitionState(
+                    m.partition_id, m.leader, 0, tuple(m.replicas), tuple(m.isr), 0
+                )
+        info = TopicInfo(name, topic_id, partitions, overrides, is_internal(name))
+        return Change(records, info)
+
+    def delete_topic(self, name: str) -> Change:
+        topic = self.state.topic(name)
+        if topic is None:
+            raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
+        info = TopicInfo(name, topic.topic_id, {}, {}, is_internal(name))
+        check_topic_deletable(info, self.config)
+        return Change([ApiMessageAndVersion(r.RemoveTopicRecord(topic_id=topic.topic_id), 0)], info)
+
+    def create_partitions(
+        self, name: str, total: int, assignments: Sequence[Sequence[int]] | None = None
+    ) -> Change:
+        topic = self.state.topic(name)
+        if topic is None:
+            raise UnknownTopicOrPartitionError("This server does not host this topic-partition.")
+        current = len(topic.partitions)
+        check_partition_growth(current, total)
+        added = total - current
+        if assignments is not None:
+            layout = new_partitions_layout(assignments, current, added, self._check_manual)
+        else:
+            first = topic.partitions.get(0)
+            rf = len(first.replicas) if first is not None else 1
+            usable = self._usable_brokers()
+            leader0 = first.replicas[0] if first is not None and first.replicas else min(usable, default=0)
+            layout = self._place(
+                added,
+                rf,
+                fixed_start_index=start_index_for_new_partitions(usable, leader0),
+                start_partition_id=current,
+            )
+        records = [self._new_partition(topic.topic_id, p, replicas) for p, replicas in sorted(layout.items())]
+        return Change(records, TopicInfo(name, topic.topic_id, {}, {}, is_internal(name)))
+
+    def alter_configs(
+        self, resource_type: int, resource_name: str, configs: Mapping[str, str]
+    ) -> list[ApiMessageAndVersion]:
+        """The ConfigRecords that replace a resource's whole override set with `configs` (a deleted key is
+        a record with a null value, as IncrementalAlterConfigs DELETE writes it)."""
+        current = self.state.configs.get((resource_type, resource_name), {})
+        records = []
+        for key in sorted(set(current) | set(configs)):
+            new = configs.get(key)
+            if current.get(key) != new:
+                record = r.ConfigRecord(
+                    resource_type=resource_type, resource_name=resource_name, name=key, value=new
+                )
+                records.append(ApiMessageAndVersion(record, 0))
+        return records
+
+    # -- AlterPartition -------------------------------------------------------------------------------------
+    def alter_partition(
+        self,
+        broker_id: int,
+        topic_id: uuid.UUID,
+        partition: int,
+        leader_epoch: int,
+        partition_epoch: int,
+        new_isr: Iterable[IsrMember],
+        *,
+        check_member_epochs: bool,
+    ) -> tuple[ErrorCode, PartitionRegistration | None, ApiMessageAndVersion | None]:
+        """One partition of an AlterPartition request: (error, the partition after the change, the record)."""
+        topic = self.state.topics.get(topic_id)
+        if topic is None:
+            return ErrorCode.unknown_topic_id, None, None
+        part = topic.partitions.get(partition)
+        if part is None:
+            return ErrorCode.unknown_topic_or_partition, None, None
+        if broker_id != part.leader:
+            return ErrorCode.invalid_request, None, None
+        if leader_epoch > part.leader_epoch or partition_epoch > part.partition_epoch:
+            return ErrorCode.not_controller, None, None
+        if leader_epoch < part.leader_epoch:
+            return ErrorCode.fenced_leader_epoch, None, None
+        if partition_epoch < part.partition_epoch:
+            return ErrorCode.invalid_update_version, None, None
+        members = list(new_isr)
+        isr = tuple(m.broker_id for m in members)
+        if not isr or any(b not in part.replicas for b in isr) or len(set(isr)) != len(isr):
+            return ErrorCode.invalid_request, None, None
+        for m in members:
+            reg = self.state.brokers.get(m.broker_id)
+            if reg is None or reg.fenced or (reg.in_controlled_shutdown and m.broker_id not in part.isr):
+                return ErrorCode.ineligible_replica, None, None
+            if check_member_epochs and m.broker_epoch != -1 and reg.epoch != m.broker_epoch:
+                return ErrorCode.ineligible_replica, None, None
+        if isr == part.isr:
+            return ErrorCode.none, part, None
+        record = r.PartitionChangeRecord(partition_id=partition, topic_id=topic_id, isr=isr)
+        after = PartitionRegistration(
+            replicas=part.replicas,
+            isr=isr,
+            leader=part.leader,
+            leader_epoch=part.leader_epoch,
+            partition_epoch=part.partition_epoch + 1,
+            removing_replicas=part.removing_replicas,
+            adding_replicas=part.adding_replicas,
+            leader_recovery_state=part.leader_recovery_state,
+            directories=part.directories,
+        )
+        return (
+            ErrorCode.none,
+            after,
+            ApiMessageAndVersion(record, self.metadata_version.partition_change_record_version),
+        )
+
+    # -- producer ids ---------------------------------------------------------------------------------------
+    def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> Change:
+        """AllocateProducerIds (KIP-730): the next block of 1000 ids, recorded as ProducerIdsRecord."""
+        self.check_broker_epoch(broker_id, broker_epoch)
+        start = self.state.next_producer_id
+        record = r.ProducerIdsRecord(
+            broker_id=broker_id, broker_epoch=broker_epoch, next_producer_id=start + PRODUCER_ID_BLOCK_SIZE
+        )
+        return Change([ApiMessageAndVersion(record, 0)], (start, PRODUCER_ID_BLOCK_SIZE))
+
+
+def listener_security_protocol(name: str) -> int:
+    return SECURITY_PROTOCOL_IDS.get(name.upper(), 0)
