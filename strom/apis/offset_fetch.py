@@ -1,4 +1,4 @@
-"""OffsetFetch (api key 9), versions 1-9: read a group's committed offsets.
+"""OffsetFetch (api key 9), versions 1-10: read a group's committed offsets.
 
 A partition without a committed offset answers offset -1, empty metadata, leader epoch -1 and NONE.
 v2+ accepts null topics for "every committed offset of the group" and has a top-level error; v5 adds
@@ -7,16 +7,21 @@ still pending for the group (TxnOffsetCommit written, the transaction's marker n
 offset -1 and UNSTABLE_OFFSET_COMMIT instead of its older committed offset, and the client retries; v8+
 asks for several groups at once (KIP-709), each with its own error; v9 names the fetching member and its
 epoch (KIP-848): for a consumer group the member must be known (UNKNOWN_MEMBER_ID) and at its current
-epoch (STALE_MEMBER_EPOCH), while a fetch without a member (admin tools) is always answered.
+epoch (STALE_MEMBER_EPOCH), while a fetch without a member (admin tools) is always answered. v10 names
+topics by id (KIP-516, KIP-848), in the request and the response: an id this broker does not know answers
+UNKNOWN_TOPIC_ID for its partitions (offset -1, listed first), and "every committed offset" leaves out
+topics that no longer exist (they have no id).
 
 Errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID (v1 reports them per partition);
 UNSTABLE_OFFSET_COMMIT per partition (v7+ with require_stable); UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH (v9+),
-GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group), TOPIC_AUTHORIZATION_FAILED (no DESCRIBE on an asked-for
-topic; when every offset is asked for, such topics are left out).
+UNKNOWN_TOPIC_ID (v10), GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group), TOPIC_AUTHORIZATION_FAILED
+(no DESCRIBE on an asked-for topic; when every offset is asked for, such topics are left out).
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from strom.apis._authz import allowed, may
@@ -27,6 +32,15 @@ from strom.protocol.registry import ApiSpec, response_type
 from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 9
+TOPIC_IDS_FROM = 10
+
+
+@dataclass(frozen=True, slots=True)
+class _NamedTopic:
+    """A v10 topic resolved to its name, for the name-keyed fetch."""
+
+    name: str
+    partition_indexes: Any
 
 
 def _fetch(
@@ -50,7 +64,10 @@ def _fetch(
     return error, fetched
 
 
-def _topics(topic_cls: type, fetched: list[FetchedOffset]) -> tuple[Any, ...]:
+def _topics(
+    topic_cls: type, fetched: list[FetchedOffset], ids: dict[str, uuid.UUID] | None = None
+) -> tuple[Any, ...]:
+    """The response topics; by id (v10) when `ids` maps the names (topics without one are left out)."""
     part_cls = entry_type(topic_cls, "partitions")
     by_topic: dict[str, list[Any]] = {}
     for f in fetched:
@@ -64,7 +81,43 @@ def _topics(topic_cls: type, fetched: list[FetchedOffset]) -> tuple[Any, ...]:
                 error_code=f.error,
             )
         )
+    if ids is not None:
+        return tuple(
+            build(topic_cls, topic_id=ids[name], partitions=tuple(parts))
+            for name, parts in by_topic.items()
+            if name in ids
+        )
     return tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
+
+
+def _by_id(ctx: Any, topic_cls: type, topics: Any) -> tuple[Any, dict[str, uuid.UUID], tuple[Any, ...]]:
+    """v10: the asked-for topics resolved to names, the ids of every topic by name, and the response
+    entries of the ids not known here."""
+    image = ctx.broker.metadata.image
+    ids = {info.name: info.topic_id for info in image.topics.values() if info.topic_id is not None}
+    if topics is None:
+        return None, ids, ()
+    names = {topic_id: name for name, topic_id in ids.items()}
+    part_cls = entry_type(topic_cls, "partitions")
+    named, unknown = [], []
+    for t in topics:
+        name = names.get(t.topic_id)
+        if name is not None:
+            named.append(_NamedTopic(name, t.partition_indexes))
+            continue
+        parts = tuple(
+            build(
+                part_cls,
+                partition_index=p,
+                committed_offset=-1,
+                committed_leader_epoch=-1,
+                metadata="",
+                error_code=ErrorCode.unknown_topic_id,
+            )
+            for p in t.partition_indexes
+        )
+        unknown.append(build(topic_cls, topic_id=t.topic_id, partitions=parts))
+    return named, ids, tuple(unknown)
 
 
 async def handle(ctx: Any, request: Any) -> Any:
@@ -82,12 +135,20 @@ async def handle(ctx: Any, request: Any) -> Any:
                 error = ErrorCode.group_authorization_failed
             else:
                 error = core.validate_offset_fetch(g.group_id, member_id, int(getattr(g, "member_epoch", -1)))
+            topics, ids, unknown = g.topics, None, ()
+            if version >= TOPIC_IDS_FROM:
+                topics, ids, unknown = _by_id(ctx, topic_cls, g.topics)
             if error is ErrorCode.none:
-                error, fetched = _fetch(ctx, g.group_id, g.topics, require_stable)
+                error, fetched = _fetch(ctx, g.group_id, topics, require_stable)
             else:
-                fetched = []
+                fetched, unknown = [], ()
             groups.append(
-                build(group_cls, group_id=g.group_id, topics=_topics(topic_cls, fetched), error_code=error)
+                build(
+                    group_cls,
+                    group_id=g.group_id,
+                    topics=unknown + _topics(topic_cls, fetched, ids),
+                    error_code=error,
+                )
             )
         return build(cls, throttle_time=no_throttle(), groups=tuple(groups))
     if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, request.group_id):
@@ -106,4 +167,4 @@ async def handle(ctx: Any, request: Any) -> Any:
     )
 
 
-SPEC = ApiSpec(api_key=API_KEY, min_version=1, max_version=9, handler=handle, name="OffsetFetch")
+SPEC = ApiSpec(api_key=API_KEY, min_version=1, max_version=10, handler=handle, name="OffsetFetch")
