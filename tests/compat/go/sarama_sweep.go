@@ -79,6 +79,9 @@ func saramaSweep(bootstrap string, args []string) (any, error) {
 	s.step("get-offset-future", func() (any, error) {
 		return client.GetOffset(topic, 0, time.Now().Add(time.Hour).UnixMilli())
 	})
+	// The group steps below assume a ready coordinator. Kafka creates and loads __consumer_offsets on
+	// first use and answers coordinator errors meanwhile, which sarama's offset manager does not retry.
+	waitGroupCoordinator(client, group, 60*time.Second)
 	s.step("offset-manager", func() (any, error) {
 		om, err := sarama.NewOffsetManagerFromClient(group, client)
 		if err != nil {
@@ -246,4 +249,22 @@ func saramaSweep(bootstrap string, args []string) (any, error) {
 	s.step("delete-topic", func() (any, error) { return nil, admin.DeleteTopic(topic) })
 	s.step("delete-missing-topic", func() (any, error) { return nil, admin.DeleteTopic(topic + "-missing") })
 	return s.results, nil
+}
+
+// waitGroupCoordinator asks for the group's committed offsets until its coordinator answers without a
+// coordinator error (not available, loading, or not the coordinator), or the timeout passes.
+func waitGroupCoordinator(client sarama.Client, group string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if err := client.RefreshCoordinator(group); err == nil {
+			if broker, err := client.Coordinator(group); err == nil {
+				req := &sarama.OffsetFetchRequest{Version: 2, ConsumerGroup: group}
+				resp, err := broker.FetchOffset(req)
+				if err == nil && resp.Err == sarama.ErrNoError {
+					return
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
