@@ -14,6 +14,7 @@ _COMMANDS = (
     ("strom.cli.serve", "serve"),
     ("strom.cli.topics", "topics"),
     ("strom.cli.configs", "configs"),
+    ("strom.cli.acls", "acls"),
     ("strom.cli.info", "cluster"),
     ("strom.cli.info", "log_dirs"),
     ("strom.cli.info", "offsets"),
