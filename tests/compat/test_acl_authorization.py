@@ -591,7 +591,7 @@ def test_confluent_admin_describes_and_deletes_acls(secured: SecuredBroker) -> N
     assert admin.describe_acls(match).result(30) == []
 
 
-def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path) -> None:
+def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path, fetched_tools: None) -> None:
     config = tmp_path / "admin.properties"
     config.write_text(
         "security.protocol=SSL\n"
