@@ -288,17 +288,25 @@ class Broker:
         log.info("broker %d stopped", self.node_id)
 
     async def _start_acls(self, data_dir: Path) -> None:
-        """With an ACL authorizer, load the ACLs of this mode's store before any request is served
-        (ZooKeeper's /kafka-acl tree, or the single node's acls.json)."""
+        """With an ACL authorizer, load the ACLs of this mode's store before any request is served:
+        the backend's own when it offers one (`acl_store()`: the KRaft backend's AccessControlEntryRecords),
+        ZooKeeper's /kafka-acl tree, or the single node's acls.json."""
         if self.acl_authorizer is None:
             return
+        from strom.cluster.local import LocalBackend
         from strom.cluster.zookeeper import ZooKeeperBackend
 
-        if isinstance(self.metadata, ZooKeeperBackend):
+        own_store = getattr(self.metadata, "acl_store", None)
+        if callable(own_store):
+            self.acl_store = own_store()
+        elif isinstance(self.metadata, ZooKeeperBackend):
             from strom.security.zk_acl_store import ZkAclStore
 
             self.acl_store = ZkAclStore(self.metadata.store.client, clock=self.clock)
         else:
+            if not isinstance(self.metadata, LocalBackend):
+                # a backend without a shared ACL store yet: each node keeps its own acls.json
+                log.warning("broker %d keeps its ACLs in %s, not in the metadata", self.node_id, data_dir)
             self.acl_store = LocalAclStore(data_dir)
         await self.acl_store.start(self.acl_authorizer.load)
 
