@@ -59,6 +59,7 @@ __all__ = [
     "config_refusal",
     "denied_topics",
     "enforcing",
+    "error_response",
     "guard",
     "may",
 ]
@@ -235,6 +236,12 @@ def _denied(api_key: int, version: int, request: Any, code: ErrorCode) -> Any:
         return build(cls, throttle_time=no_throttle(), error_code=code, error_message=None,
                      allow_replication_factor_change=allow_change, responses=responses)  # fmt: skip
     return empty_response(cls, code)
+
+
+def error_response(api_key: int, version: int, request: Any, code: ErrorCode) -> Any:
+    """The response refusing `request` as a whole with `code`, listing its items where the response lists
+    them (Kafka's getErrorResponse): also what a broker answers when it cannot forward a request."""
+    return _denied(api_key, version, request, code)
 
 
 def _add_partitions_to_txn(ctx: Any, request: Any) -> Any:

@@ -15,8 +15,8 @@ only), Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum (answered by the l
 `kafka-metadata-quorum --bootstrap-controller` asks it), FetchSnapshot and DescribeCluster with endpoint
 type 2 (controllers: the voters, and the leader as controller id, as a Kafka controller answers KIP-919
 clients). The quorum controller (strom.cluster.kraft) adds BrokerRegistration, BrokerHeartbeat,
-AlterPartition, AllocateProducerIds, CreateTopics, DeleteTopics, CreatePartitions and
-IncrementalAlterConfigs. The leader appends a NoOpRecord every `metadata.max.idle.interval.ms`, as Kafka's
+AlterPartition, AllocateProducerIds, CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
+IncrementalAlterConfigs and Envelope (the requests brokers forward, KIP-590). The leader appends a NoOpRecord every `metadata.max.idle.interval.ms`, as Kafka's
 QuorumController does when the log is idle (KIP-835), so the high watermark keeps moving and brokers'
 heartbeats show them caught up.
 """

@@ -106,6 +106,11 @@ class Broker:
             self.acl_authorizer = AclAuthorizer.from_config(config)
             self.authorizer = self.acl_authorizer
         self.registry = registry if registry is not None else build_registry()
+        if config.get("process.roles"):
+            from strom.cluster.kraft.forwarding import forwarding_registry
+
+            # KRaft: the admin requests the controller decides go to it in an Envelope (KIP-590)
+            self.registry = forwarding_registry(self.registry)
         self.log_manager = LogManager(config.log_dirs, config, clock=clock)
         self.replica_manager = ReplicaManager(self)
         # Kafka never compacts at or above a partition's last stable offset, min(high watermark, first

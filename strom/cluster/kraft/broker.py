@@ -14,9 +14,11 @@
   Kafka's broker waits before it opens its listeners. A stale epoch registers again.
 - Controlled shutdown: heartbeats with `want_shut_down` until the controller answers `should_shut_down`
   (it moved leadership away and took this broker out of the ISRs).
-- Writes go to the active controller over the controller listener: CreateTopics, DeleteTopics,
-  CreatePartitions and IncrementalAlterConfigs (the admin requests a Kafka 4.4 broker forwards, KIP-590),
-  AlterPartition v3 for the leader's ISR changes (with each member's broker epoch, KIP-903) and
+- Writes go to the active controller over the controller listener: the admin requests clients send are
+  forwarded whole in an Envelope with the client's principal (strom.cluster.kraft.forwarding, KIP-590);
+  the writes the broker makes itself (topics it auto-creates, the internal topics) as plain CreateTopics,
+  DeleteTopics, CreatePartitions and IncrementalAlterConfigs requests; AlterPartition v3 for the
+  leader's ISR changes (with each member's broker epoch, KIP-903) and
   AllocateProducerIds for producer id blocks. NOT_CONTROLLER or a lost connection retries against the
   current leader until the request's deadline. Admin calls return once this broker's image shows the
   change (or after a few seconds).
@@ -227,6 +229,11 @@ class KRaftBackend:
         return True
 
     # -- talking to the active controller ------------------------------------------------------------------
+    async def controller_request(self, request: Any, deadline_s: float = REQUEST_DEADLINE_S) -> Any:
+        """One request to the active controller (an Envelope of a forwarded admin request,
+        strom.cluster.kraft.forwarding); retried as `_controller_request` retries."""
+        return await self._controller_request(request, deadline_s)
+
     async def _controller_request(self, request: Any, deadline_s: float = REQUEST_DEADLINE_S) -> Any:
         """Send to the active controller; retries NOT_CONTROLLER and connection failures until the
         deadline, then raises the last error."""

@@ -4,10 +4,11 @@
   by topic id; v3 carries each ISR member's broker epoch, KIP-903), AllocateProducerIds (67) v0 (KIP-730):
   answered by the active controller from `strom.cluster.kraft.decisions`, after the records are committed;
   any other controller answers NOT_CONTROLLER, and brokers try the leader again.
-- CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs: the broker handlers of
-  `strom.apis`, run against `ControllerAdmin`, a `ClusterBackend` over the active controller. These serve
-  `--bootstrap-controller` admin clients and the brokers, which send the admin requests they receive on to
-  the active controller (Kafka's brokers forward them, KIP-590).
+- CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs: the broker
+  handlers of `strom.apis` behind their authorization rules, run against `ControllerAdmin`, a
+  `ClusterBackend` over the active controller. These serve `--bootstrap-controller` admin clients, the
+  brokers' own writes, and the clients' requests brokers forward in an Envelope (KIP-590,
+  strom.cluster.kraft.envelope), served as the client they name.
 """
 
 from __future__ import annotations
@@ -261,10 +262,15 @@ async def _allocate_producer_ids(controller: QuorumController, ctx: Any, request
 
 
 def controller_specs(controller: QuorumController) -> list[ApiSpec]:
+    """The controller's APIs beyond Raft's. The admin APIs are the broker handlers behind the same
+    authorization rules (strom.apis._authz), so a forwarded request is checked as its client."""
+    from strom.apis._authz import guard
+    from strom.apis.alter_configs import SPEC as ALTER_CONFIGS
     from strom.apis.create_partitions import SPEC as CREATE_PARTITIONS
     from strom.apis.create_topics import SPEC as CREATE_TOPICS
     from strom.apis.delete_topics import SPEC as DELETE_TOPICS
     from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
+    from strom.cluster.kraft.envelope import envelope_spec
 
     def bind(fn: Any) -> Any:
         async def handle(ctx: Any, request: Any) -> Any:
@@ -273,11 +279,13 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         return handle
 
     return [
-        CREATE_TOPICS,
-        DELETE_TOPICS,
-        CREATE_PARTITIONS,
-        INCREMENTAL_ALTER_CONFIGS,
+        guard(CREATE_TOPICS),
+        guard(DELETE_TOPICS),
+        guard(ALTER_CONFIGS),
+        guard(CREATE_PARTITIONS),
+        guard(INCREMENTAL_ALTER_CONFIGS),
         ApiSpec(56, 2, 3, bind(_alter_partition), name="AlterPartition"),
+        envelope_spec(),
         ApiSpec(62, 0, 4, bind(_broker_registration), name="BrokerRegistration"),
         ApiSpec(63, 0, 2, bind(_broker_heartbeat), name="BrokerHeartbeat"),
         ApiSpec(67, 0, 0, bind(_allocate_producer_ids), name="AllocateProducerIds"),

@@ -1,0 +1,143 @@
+"""Forwarding on a KRaft broker (KIP-590): the admin requests the controller decides go to the active
+controller inside an Envelope (api 58), as Kafka 4.4's ForwardingManager sends them.
+
+The broker does not act on them itself (nor authorize them: the controller checks the client, as Kafka's
+KafkaApis hands them over unexamined). For each forwarded API the broker's handler is replaced by one that
+- writes the client's request again (header with the client's correlation id and client id, body of the
+  client's version) as the Envelope's `request_data`, the client's principal in Kafka's DefaultPrincipalData
+  serde and the client's IP address bytes;
+- sends it to the active controller over the controller listener (the backend retries NOT_CONTROLLER and
+  lost connections until its deadline);
+- answers the client with the embedded response body, unchanged. An Envelope error becomes an error
+  response of the client's request: UNSUPPORTED_VERSION as such, any other as UNKNOWN_SERVER_ERROR (a
+  misconfigured cluster, which a client could not act on), no controller before the deadline as
+  REQUEST_TIMED_OUT.
+- CreateTopics, CreatePartitions and DeleteTopics then wait (a few seconds at most) until this broker's
+  metadata shows what the controller did, so a client's next request to this broker finds the topic.
+
+`FORWARDED_APIS` are those a Strom controller serves; Kafka 4.4 forwards more (FORWARDABLE_APIS in
+strom.cluster.kraft.envelope), which brokers here still answer themselves until their controller side exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+from typing import Any
+
+from kio.serial import entity_writer
+
+from strom.client.connection import encode_request_header
+from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.registry import ApiRegistry, ApiSpec, decode_with_kio, is_flexible, response_type
+from strom.protocol.wire import I32, skip_tagged_fields
+from strom.raft.messages import build, request_class
+from strom.security.principal_serde import encode_client_address, serialize_principal
+
+__all__ = ["FORWARDED_APIS", "encode_request", "forward", "forwarding_registry"]
+
+log = logging.getLogger("strom.kraft.forwarding")
+
+ENVELOPE = 58
+CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
+FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 33, CREATE_PARTITIONS, 44})
+SETTLE_S = 5.0
+
+
+def encode_request(ctx: Any, request: Any) -> bytes:
+    """The client's request as it came: header v1, or v2 for flexible versions, then the body."""
+    flexible = is_flexible(ctx.api_key, ctx.api_version)
+    buf = io.BytesIO()
+    buf.write(
+        encode_request_header(ctx.api_key, ctx.api_version, ctx.correlation_id, ctx.client_id, flexible)
+    )
+    entity_writer(type(request))(buf, request)
+    return buf.getvalue()
+
+
+def _body(data: bytes, ctx: Any) -> memoryview:
+    """The embedded response without its header (correlation id, and tagged fields when flexible)."""
+    (correlation_id,) = I32.unpack_from(data, 0)
+    if correlation_id != ctx.correlation_id:
+        raise ValueError(f"forwarded response for correlation id {correlation_id}, not {ctx.correlation_id}")
+    pos = 4
+    if is_flexible(ctx.api_key, ctx.api_version):
+        pos = skip_tagged_fields(data, pos)
+    return memoryview(data)[pos:]
+
+
+async def forward(ctx: Any, request: Any) -> Any:
+    """Forward one request through `ctx.broker.metadata` (a KRaftBackend) and answer what the controller
+    answered."""
+    from strom.apis._authz import error_response
+    from strom.protocol.frames import RawResponse
+
+    backend = ctx.broker.metadata
+    envelope = build(
+        request_class(ENVELOPE, 0),
+        request_data=encode_request(ctx, request),
+        request_principal=serialize_principal(ctx.principal),
+        client_host_address=encode_client_address(ctx.client_host),
+    )
+    try:
+        answer = await backend.controller_request(envelope)
+    except KafkaError as exc:
+        log.info("forwarding api %d: no active controller: %s", ctx.api_key, exc)
+        return error_response(ctx.api_key, ctx.api_version, request, ErrorCode.request_timed_out)
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        log.info("forwarding api %d failed: %r", ctx.api_key, exc)
+        return error_response(ctx.api_key, ctx.api_version, request, ErrorCode.request_timed_out)
+    code = int(answer.error_code)
+    if code != ErrorCode.none or answer.response_data is None:
+        log.info("forwarded api %d: envelope error %s", ctx.api_key, ErrorCode(code).name)
+        refusal = ErrorCode.unsupported_version if code == ErrorCode.unsupported_version else None
+        return error_response(
+            ctx.api_key, ctx.api_version, request, refusal or ErrorCode.unknown_server_error
+        )
+    body = _body(bytes(answer.response_data), ctx)
+    await _settle(ctx, request, body)
+    return RawResponse([body])
+
+
+async def _settle(ctx: Any, request: Any, body: memoryview) -> None:
+    """Wait (bounded) until this broker's image shows the topics the controller created or deleted."""
+    if ctx.api_key not in (CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS):
+        return
+    if getattr(request, "validate_only", False):
+        return
+    cls = response_type(ctx.api_key, ctx.api_version)
+    if cls is None:
+        return
+    response = decode_with_kio(cls, body)
+    backend = ctx.broker.metadata
+    if ctx.api_key == CREATE_TOPICS:
+        names = {t.name for t in response.topics if t.error_code == ErrorCode.none}
+        await backend.wait_for(lambda image: all(n in image.topics for n in names), SETTLE_S)
+    elif ctx.api_key == DELETE_TOPICS:
+        done = [r for r in response.responses if r.error_code == ErrorCode.none]
+        ids = {i for r in done if (i := getattr(r, "topic_id", None)) is not None and i.int}  # v6+
+        names = {r.name for r in done if r.name}
+        await backend.wait_for(
+            lambda image: not (names & set(image.topics)) and not any(image.topic_by_id(i) for i in ids),
+            SETTLE_S,
+        )
+    else:
+        counts = {t.name: int(t.count) for t in request.topics}
+        done = {r.name for r in response.results if r.error_code == ErrorCode.none}
+        await backend.wait_for(
+            lambda image: all(
+                (t := image.topics.get(n)) is not None and len(t.partitions) >= counts.get(n, 0) for n in done
+            ),
+            SETTLE_S,
+        )
+
+
+def forwarding_registry(registry: ApiRegistry) -> ApiRegistry:
+    """`registry` with the handlers of `FORWARDED_APIS` replaced by forwarding (same version ranges)."""
+    specs: list[ApiSpec] = []
+    for spec in registry.specs():
+        if spec.api_key in FORWARDED_APIS:
+            spec = dataclasses.replace(spec, handler=forward)
+        specs.append(spec)
+    return ApiRegistry(specs)
