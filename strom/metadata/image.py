@@ -15,11 +15,16 @@ Replay follows Kafka 4.4's control managers and image builders record by record:
   and the ZooKeeper migration record change nothing.
 - Records between BeginTransactionRecord and EndTransactionRecord (KIP-868) apply together at the end;
   AbortTransactionRecord drops them, so no reader ever sees half of a transaction.
+- AccessControlEntryRecord adds an ACL binding under its id, RemoveAccessControlEntryRecord drops it (Kafka's
+  AclControlManager); UserScramCredentialRecord sets a user's credential of one mechanism,
+  RemoveUserScramCredentialRecord drops it; ClientQuotaRecord sets (or with `remove` drops) one quota key
+  of an entity (user, client-id, ip; a null name is the entity's default). Each of these bumps a version
+  number (`acls_version`, `scram_version`, `quotas_version`) so a reader knows to reload it.
 - A snapshot replaces the whole state (`load_snapshot`).
 
-Records this replay does not model (SCRAM credentials, ACLs, client quotas, delegation tokens, ELR
-bookkeeping) are kept by count only. An unknown record type or version never gets here: the decoder
-raises `strom.metadata.errors.UnknownRecordVersionError`, and the node stops (strom.cluster.kraft.loader).
+Records this replay does not model (delegation tokens, ELR bookkeeping) are kept by count only. An
+unknown record type or version never gets here: the decoder raises
+`strom.metadata.errors.UnknownRecordVersionError`, and the node stops (strom.cluster.kraft.loader).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from strom.cluster.metadata import BrokerInfo, Endpoint, MetadataImage, Partitio
 from strom.cluster.names import is_internal
 from strom.metadata import records as r
 from strom.metadata.serde import ApiMessageAndVersion
+from strom.security.acl import AccessControlEntry, AclBinding, PermissionType, ResourcePattern
+from strom.security.authorizer import AclOperation, PatternType, ResourceType
+from strom.security.scram_credentials import ScramCredential, mechanism_by_type
 
 __all__ = [
     "BROKER_RESOURCE",
@@ -116,6 +124,11 @@ class TopicState:
     partitions: dict[int, PartitionRegistration] = field(default_factory=dict)
 
 
+def _scram_mechanism(code: int) -> str | None:
+    mechanism = mechanism_by_type(code)
+    return mechanism.name if mechanism is not None else None
+
+
 def _endpoints(points: Iterable[r.RegisterBrokerRecord.BrokerEndpoint]) -> tuple[Endpoint, ...]:
     return tuple(
         Endpoint(p.name, p.host, p.port, SECURITY_PROTOCOLS.get(p.security_protocol, "PLAINTEXT"))
@@ -136,6 +149,11 @@ class MetadataState:
         self.configs: dict[tuple[int, str], dict[str, str]] = {}
         self.features: dict[str, int] = {}
         self.next_producer_id = 0
+        self.acls: dict[uuid.UUID, AclBinding] = {}
+        self.scram: dict[tuple[str, str], ScramCredential] = {}  # (user, mechanism name)
+        # ((entity type, name | None), ...) sorted -> {quota key: value}
+        self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
+        self.acls_version = self.scram_version = self.quotas_version = 0
         self.last_offset = -1
         self.unmodelled = 0
         self._txn: list[tuple[int, ApiMessageAndVersion]] | None = None
@@ -325,6 +343,45 @@ class MetadataState:
     def _on_noop(self, _m: object, _offset: int) -> None:
         return
 
+    def _on_acl(self, m: r.AccessControlEntryRecord, _offset: int) -> None:
+        self.acls[m.id] = AclBinding(
+            ResourcePattern(ResourceType(m.resource_type), m.resource_name, PatternType(m.pattern_type)),
+            AccessControlEntry(
+                m.principal, m.host, AclOperation(m.operation), PermissionType(m.permission_type)
+            ),
+        )
+        self.acls_version += 1
+
+    def _on_remove_acl(self, m: r.RemoveAccessControlEntryRecord, _offset: int) -> None:
+        if self.acls.pop(m.id, None) is not None:
+            self.acls_version += 1
+
+    def _on_scram(self, m: r.UserScramCredentialRecord, _offset: int) -> None:
+        mechanism = _scram_mechanism(m.mechanism)
+        if mechanism is not None:
+            self.scram[(m.name, mechanism)] = ScramCredential(
+                bytes(m.salt), bytes(m.stored_key), bytes(m.server_key), m.iterations
+            )
+            self.scram_version += 1
+
+    def _on_remove_scram(self, m: r.RemoveUserScramCredentialRecord, _offset: int) -> None:
+        mechanism = _scram_mechanism(m.mechanism)
+        if mechanism is not None and self.scram.pop((m.name, mechanism), None) is not None:
+            self.scram_version += 1
+
+    def _on_client_quota(self, m: r.ClientQuotaRecord, _offset: int) -> None:
+        entity = tuple(sorted((e.entity_type, e.entity_name) for e in m.entity))
+        values = dict(self.client_quotas.get(entity, {}))
+        if m.remove:
+            values.pop(m.key, None)
+        else:
+            values[m.key] = m.value
+        if values:
+            self.client_quotas[entity] = values
+        else:
+            self.client_quotas.pop(entity, None)
+        self.quotas_version += 1
+
     # -- reading ----------------------------------------------------------------------------------------
     def topic(self, name: str) -> TopicState | None:
         topic_id = self.topic_ids.get(name)
@@ -397,5 +454,10 @@ _HANDLERS = {
     r.ProducerIdsRecord: MetadataState._on_producer_ids,
     r.RegisterControllerRecord: MetadataState._on_register_controller,
     r.NoOpRecord: MetadataState._on_noop,
+    r.AccessControlEntryRecord: MetadataState._on_acl,
+    r.RemoveAccessControlEntryRecord: MetadataState._on_remove_acl,
+    r.UserScramCredentialRecord: MetadataState._on_scram,
+    r.RemoveUserScramCredentialRecord: MetadataState._on_remove_scram,
+    r.ClientQuotaRecord: MetadataState._on_client_quota,
     r.ZkMigrationStateRecord: MetadataState._on_noop,
 }

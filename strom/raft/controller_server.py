@@ -16,7 +16,9 @@ only), Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum (answered by the l
 type 2 (controllers: the voters, and the leader as controller id, as a Kafka controller answers KIP-919
 clients). The quorum controller (strom.cluster.kraft) adds BrokerRegistration, BrokerHeartbeat,
 AlterPartition, AllocateProducerIds, CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
-IncrementalAlterConfigs and Envelope (the requests brokers forward, KIP-590). The leader appends a NoOpRecord every `metadata.max.idle.interval.ms`, as Kafka's
+IncrementalAlterConfigs, CreateAcls, DeleteAcls, DescribeAcls (with `authorizer.class.name`: the ACLs of
+the metadata log, which also authorize every request) and Envelope (the requests brokers forward,
+KIP-590). The leader appends a NoOpRecord every `metadata.max.idle.interval.ms`, as Kafka's
 QuorumController does when the log is idle (KIP-835), so the high watermark keeps moving and brokers'
 heartbeats show them caught up.
 """
@@ -46,7 +48,8 @@ from strom.raft.metadata_log import MetadataLog, metadata_log_config
 from strom.raft.node import RaftNode
 from strom.raft.quorum_state import QUORUM_STATE_FILE, QuorumStateStore
 from strom.raft.voters import VotersError, VoterSet, parse_static_voters
-from strom.security.authorizer import AllowAll
+from strom.security.acl_authorizer import AclAuthorizer, authorizer_enabled
+from strom.security.authorizer import AllowAll, Authorizer
 from strom.storage.checkpoint import read_meta_properties, uuid_from_kafka
 
 __all__ = ["ControllerServer", "controller_listener"]
@@ -163,7 +166,9 @@ class ControllerServer:
         self.node_id = config.node_id
         self.listener_name, self._host, self._port = controller_listener(config)
         self.raft, self.cluster_id = build_raft_node(config, self.listener_name, clock=clock, rng=rng)
-        self.authorizer = AllowAll()
+        self.authorizer: Authorizer = AllowAll()
+        self.acl_authorizer: AclAuthorizer | None = None
+        self.acl_store: Any = None
         # the quorum controller (strom.cluster.kraft): active on the Raft leader
         self.controller = QuorumController(
             self.raft,
@@ -175,6 +180,14 @@ class ControllerServer:
             on_fatal=on_fatal,
         )
         self.metadata: Any = ControllerAdmin(self.controller)
+        if authorizer_enabled(config):
+            from strom.cluster.kraft.acls import ControllerAclStore
+
+            # requests (forwarded ones as their client) are authorized against the log's ACLs, as
+            # Kafka's controllers run StandardAuthorizer over the metadata
+            self.acl_authorizer = AclAuthorizer.from_config(config)
+            self.authorizer = self.acl_authorizer
+            self.acl_store = ControllerAclStore(self.controller)
         self.registry = ApiRegistry(self._specs() + controller_specs(self.controller))
         self.bound_address: tuple[str, int] = (self._host, self._port)
         self._server: asyncio.Server | None = None
@@ -197,6 +210,8 @@ class ControllerServer:
         )
         bound = self._server.sockets[0].getsockname()
         self.bound_address = (bound[0], bound[1])
+        if self.acl_store is not None and self.acl_authorizer is not None:
+            await self.acl_store.start(self.acl_authorizer.load)
         await self.raft.start()
         await self.controller.start()
         interval = int(self.config.get("metadata.max.idle.interval.ms"))

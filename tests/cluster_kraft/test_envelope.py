@@ -74,13 +74,9 @@ METADATA = MetadataRequest(
 )
 
 
-class _Ctx:
-    api_key, api_version, correlation_id, client_id = 19, 7, 4242, "admin-1"
-
-
 def test_forwarded_request_is_the_clients_request() -> None:
     request = _create_topics("orders")
-    data = encode_request(_Ctx, request)
+    data = encode_request(request, 4242, "admin-1")
     header, at = decode_request_header(data, True)
     assert (header.api_key, header.api_version, header.correlation_id, header.client_id) == (
         19,
@@ -98,10 +94,10 @@ def node() -> Iterator[EmbeddedKRaftNode]:
 
 
 def _envelope(inner: object, correlation_id: int, principal: bytes | None, address: bytes) -> EnvelopeRequest:
-    ctx = type("Ctx", (), {"api_key": int(inner.__api_key__), "api_version": int(inner.__version__),  # type: ignore[attr-defined]
-                           "correlation_id": correlation_id, "client_id": "kafka-broker"})  # fmt: skip
     return EnvelopeRequest(
-        request_data=encode_request(ctx, inner), request_principal=principal, client_host_address=address
+        request_data=encode_request(inner, correlation_id, "kafka-broker"),
+        request_principal=principal,
+        client_host_address=address,
     )
 
 

@@ -114,6 +114,8 @@ class KRaftBackend:
         self._unfenced = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
         self._applied_dynamic: dict[bool, dict[str, str]] = {}
+        # called with the state after every replay (the ACL and SCRAM stores reload from it)
+        self.watchers: list[Callable[[MetadataState], None]] = []
 
     # -- ClusterBackend basics ------------------------------------------------------------------------------
     @property
@@ -176,10 +178,21 @@ class KRaftBackend:
             except MetadataRecordError as exc:
                 self.on_fatal(exc)
                 return
+            for watcher in self.watchers:
+                try:
+                    watcher(self.state)
+                except Exception:
+                    log.exception("metadata watcher failed")
             if self.state.take_changed() or first:
                 first = False
                 await self._publish(self.state.image(self.cluster_id, self._controller_id()))
             await self.raft.wait_changed(0.5)
+
+    def acl_store(self) -> Any:
+        """The ACLs of the metadata log (AccessControlEntryRecord), which the broker's authorizer loads."""
+        from strom.cluster.kraft.acls import ReplayedAclStore
+
+        return ReplayedAclStore(self)
 
     def _controller_id(self) -> int:
         # Kafka's KRaft brokers name a live broker as the controller in Metadata (KIP-590: clients send

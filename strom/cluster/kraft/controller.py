@@ -74,6 +74,8 @@ class QuorumController:
         self.active_epoch = -1
         self.session_timeout_ms = int(config.get("broker.session.timeout.ms"))
         self._sessions: dict[int, int] = {}
+        # called with the state after every replay and append (the ACL store reloads the authorizer)
+        self.watchers: list[Callable[[MetadataState], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[object]] = set()
 
@@ -118,6 +120,7 @@ class QuorumController:
             self.rules.state = self.state
             self.replayer.reset(self.state)
         self.replayer.catch_up(core.high_watermark)
+        self._notify_watchers()
         state = core.state
         if (
             self.active_epoch < 0
@@ -201,7 +204,15 @@ class QuorumController:
         self.raft.core.notify()
         for i, record in enumerate(records):
             self.state.replay(record, base + i)
+        self._notify_watchers()
         return last
+
+    def _notify_watchers(self) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher(self.state)
+            except Exception:  # a watcher's failure must not stop the controller
+                log.exception("metadata watcher failed")
 
     async def wait_committed(self, offset: int) -> None:
         epoch = self.active_epoch

@@ -4,11 +4,11 @@
   by topic id; v3 carries each ISR member's broker epoch, KIP-903), AllocateProducerIds (67) v0 (KIP-730):
   answered by the active controller from `strom.cluster.kraft.decisions`, after the records are committed;
   any other controller answers NOT_CONTROLLER, and brokers try the leader again.
-- CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs: the broker
-  handlers of `strom.apis` behind their authorization rules, run against `ControllerAdmin`, a
-  `ClusterBackend` over the active controller. These serve `--bootstrap-controller` admin clients, the
-  brokers' own writes, and the clients' requests brokers forward in an Envelope (KIP-590,
-  strom.cluster.kraft.envelope), served as the client they name.
+- CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
+  DeleteAcls, DescribeAcls (strom.cluster.kraft.acls): the broker handlers of `strom.apis` behind their
+  authorization rules, run against `ControllerAdmin`, a `ClusterBackend` over the active controller.
+  These serve `--bootstrap-controller` admin clients, the brokers' own writes, and the clients' requests
+  brokers forward in an Envelope (KIP-590, strom.cluster.kraft.envelope), served as the client they name.
 """
 
 from __future__ import annotations
@@ -266,9 +266,12 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     authorization rules (strom.apis._authz), so a forwarded request is checked as its client."""
     from strom.apis._authz import guard
     from strom.apis.alter_configs import SPEC as ALTER_CONFIGS
+    from strom.apis.create_acls import SPEC as CREATE_ACLS
     from strom.apis.create_partitions import SPEC as CREATE_PARTITIONS
     from strom.apis.create_topics import SPEC as CREATE_TOPICS
+    from strom.apis.delete_acls import SPEC as DELETE_ACLS
     from strom.apis.delete_topics import SPEC as DELETE_TOPICS
+    from strom.apis.describe_acls import SPEC as DESCRIBE_ACLS
     from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
     from strom.cluster.kraft.envelope import envelope_spec
 
@@ -281,6 +284,9 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     return [
         guard(CREATE_TOPICS),
         guard(DELETE_TOPICS),
+        guard(DESCRIBE_ACLS),
+        guard(CREATE_ACLS),
+        guard(DELETE_ACLS),
         guard(ALTER_CONFIGS),
         guard(CREATE_PARTITIONS),
         guard(INCREMENTAL_ALTER_CONFIGS),

@@ -33,27 +33,40 @@ from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.registry import ApiRegistry, ApiSpec, decode_with_kio, is_flexible, response_type
 from strom.protocol.wire import I32, skip_tagged_fields
 from strom.raft.messages import build, request_class
+from strom.security.principal import KafkaPrincipal
 from strom.security.principal_serde import encode_client_address, serialize_principal
 
-__all__ = ["FORWARDED_APIS", "encode_request", "forward", "forwarding_registry"]
+__all__ = ["FORWARDED_APIS", "encode_request", "envelope", "forward", "forwarding_registry"]
 
 log = logging.getLogger("strom.kraft.forwarding")
 
 ENVELOPE = 58
 CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
-FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 33, CREATE_PARTITIONS, 44})
+FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 44})
 SETTLE_S = 5.0
 
 
-def encode_request(ctx: Any, request: Any) -> bytes:
-    """The client's request as it came: header v1, or v2 for flexible versions, then the body."""
-    flexible = is_flexible(ctx.api_key, ctx.api_version)
+def encode_request(request: Any, correlation_id: int, client_id: str | None) -> bytes:
+    """A kio request with its header (v1, or v2 for flexible versions), as a client sends it."""
+    api_key, version = int(request.__api_key__), int(request.__version__)
     buf = io.BytesIO()
     buf.write(
-        encode_request_header(ctx.api_key, ctx.api_version, ctx.correlation_id, ctx.client_id, flexible)
+        encode_request_header(api_key, version, correlation_id, client_id, is_flexible(api_key, version))
     )
     entity_writer(type(request))(buf, request)
     return buf.getvalue()
+
+
+def envelope(
+    request: Any, correlation_id: int, client_id: str | None, principal: KafkaPrincipal, client_host: str
+) -> Any:
+    """The EnvelopeRequest a Kafka 4.4 broker sends for a client's request."""
+    return build(
+        request_class(ENVELOPE, 0),
+        request_data=encode_request(request, correlation_id, client_id),
+        request_principal=serialize_principal(principal),
+        client_host_address=encode_client_address(client_host),
+    )
 
 
 def _body(data: bytes, ctx: Any) -> memoryview:
@@ -74,14 +87,9 @@ async def forward(ctx: Any, request: Any) -> Any:
     from strom.protocol.frames import RawResponse
 
     backend = ctx.broker.metadata
-    envelope = build(
-        request_class(ENVELOPE, 0),
-        request_data=encode_request(ctx, request),
-        request_principal=serialize_principal(ctx.principal),
-        client_host_address=encode_client_address(ctx.client_host),
-    )
+    wrapped = envelope(request, ctx.correlation_id, ctx.client_id, ctx.principal, ctx.client_host)
     try:
-        answer = await backend.controller_request(envelope)
+        answer = await backend.controller_request(wrapped)
     except KafkaError as exc:
         log.info("forwarding api %d: no active controller: %s", ctx.api_key, exc)
         return error_response(ctx.api_key, ctx.api_version, request, ErrorCode.request_timed_out)
