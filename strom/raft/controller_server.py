@@ -16,9 +16,10 @@ only), Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum (answered by the l
 type 2 (controllers: the voters, and the leader as controller id, as a Kafka controller answers KIP-919
 clients). The quorum controller (strom.cluster.kraft) adds BrokerRegistration, BrokerHeartbeat,
 AlterPartition, AllocateProducerIds, CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
-IncrementalAlterConfigs, CreateAcls, DeleteAcls, DescribeAcls (with `authorizer.class.name`: the ACLs of
-the metadata log, which also authorize every request) and Envelope (the requests brokers forward,
-KIP-590). The leader appends a NoOpRecord every `metadata.max.idle.interval.ms`, as Kafka's
+IncrementalAlterConfigs, Alter/DescribeUserScramCredentials, CreateAcls, DeleteAcls, DescribeAcls (with
+`authorizer.class.name`: the ACLs of the metadata log, which also authorize every request) and Envelope
+(the requests brokers forward, KIP-590). The leader appends a NoOpRecord every
+`metadata.max.idle.interval.ms`, as Kafka's
 QuorumController does when the log is idle (KIP-835), so the high watermark keeps moving and brokers'
 heartbeats show them caught up.
 """
@@ -160,6 +161,7 @@ class ControllerServer:
     ) -> None:
         from strom.cluster.kraft.controller import QuorumController
         from strom.cluster.kraft.controller_apis import ControllerAdmin, controller_specs
+        from strom.cluster.kraft.scram import MetadataScramStore
 
         self.config = config
         self.clock = clock
@@ -180,6 +182,7 @@ class ControllerServer:
             on_fatal=on_fatal,
         )
         self.metadata: Any = ControllerAdmin(self.controller)
+        self.scram_store = MetadataScramStore(self.controller)
         if authorizer_enabled(config):
             from strom.cluster.kraft.acls import ControllerAclStore
 

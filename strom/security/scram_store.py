@@ -192,7 +192,11 @@ class ZkScramStore:
 
 
 def scram_store_for(backend: Any, data_dir: Path) -> ScramStore:
-    """The ZooKeeper store when the cluster backend is ZooKeeper's, else the local file."""
+    """The backend's own store when it has one (`scram_store()`: KRaft's UserScramCredentialRecords), the
+    ZooKeeper store when the cluster backend is ZooKeeper's, else the local file."""
+    own = getattr(backend, "scram_store", None)
+    if callable(own):
+        return own()  # type: ignore[no-any-return]
     store = getattr(backend, "store", None)
     client = getattr(store, "client", None)
     if client is not None:

@@ -37,19 +37,28 @@ FAST_QUORUM = {
 
 class EmbeddedKRaftNode(LoopThreadContext):
     def __init__(
-        self, overrides: Mapping[str, Any] | None = None, *, cluster_id: str = "MkU3OEVBNTcwNTJENDM2Qg"
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        extra_listeners: Mapping[str, str] | None = None,
+        cluster_id: str = "MkU3OEVBNTcwNTJENDM2Qg",
     ) -> None:
+        """`extra_listeners`: more broker listeners by name -> security protocol (bound on free ports)."""
         self.data_dir = Path(tempfile.mkdtemp(prefix="strom-kraft-node-"))
         self.controller_port = _free_port()
+        extra = dict(extra_listeners or {})
+        listeners = ["PLAINTEXT://127.0.0.1:0", *(f"{n}://127.0.0.1:0" for n in extra)]
+        protocols = {"CONTROLLER": "PLAINTEXT", "PLAINTEXT": "PLAINTEXT", **extra}
         props = {
             **DEV_PRESET,
             **FAST_QUORUM,
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{self.controller_port}",
+            "listeners": ",".join([*listeners, f"CONTROLLER://127.0.0.1:{self.controller_port}"]),
+            "advertised.listeners": ",".join(listeners),
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(f"{n}:{p}" for n, p in protocols.items()),
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
         }

@@ -194,6 +194,12 @@ class KRaftBackend:
 
         return ReplayedAclStore(self)
 
+    def scram_store(self) -> Any:
+        """The SCRAM credentials of the metadata log (UserScramCredentialRecord), for SASL/SCRAM."""
+        from strom.cluster.kraft.scram import MetadataScramStore
+
+        return MetadataScramStore(self)
+
     def _controller_id(self) -> int:
         # Kafka's KRaft brokers name a live broker as the controller in Metadata (KIP-590: clients send
         # controller-bound admin requests to it, and it forwards them)

@@ -5,7 +5,8 @@
   answered by the active controller from `strom.cluster.kraft.decisions`, after the records are committed;
   any other controller answers NOT_CONTROLLER, and brokers try the leader again.
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
-  DeleteAcls, DescribeAcls (strom.cluster.kraft.acls): the broker handlers of `strom.apis` behind their
+  DeleteAcls, DescribeAcls (strom.cluster.kraft.acls), Alter/DescribeUserScramCredentials
+  (strom.cluster.kraft.scram): the broker handlers of `strom.apis` behind their
   authorization rules, run against `ControllerAdmin`, a `ClusterBackend` over the active controller.
   These serve `--bootstrap-controller` admin clients, the brokers' own writes, and the clients' requests
   brokers forward in an Envelope (KIP-590, strom.cluster.kraft.envelope), served as the client they name.
@@ -266,12 +267,14 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     authorization rules (strom.apis._authz), so a forwarded request is checked as its client."""
     from strom.apis._authz import guard
     from strom.apis.alter_configs import SPEC as ALTER_CONFIGS
+    from strom.apis.alter_user_scram_credentials import SPEC as ALTER_SCRAM
     from strom.apis.create_acls import SPEC as CREATE_ACLS
     from strom.apis.create_partitions import SPEC as CREATE_PARTITIONS
     from strom.apis.create_topics import SPEC as CREATE_TOPICS
     from strom.apis.delete_acls import SPEC as DELETE_ACLS
     from strom.apis.delete_topics import SPEC as DELETE_TOPICS
     from strom.apis.describe_acls import SPEC as DESCRIBE_ACLS
+    from strom.apis.describe_user_scram_credentials import SPEC as DESCRIBE_SCRAM
     from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
     from strom.cluster.kraft.envelope import envelope_spec
 
@@ -290,6 +293,8 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         guard(ALTER_CONFIGS),
         guard(CREATE_PARTITIONS),
         guard(INCREMENTAL_ALTER_CONFIGS),
+        guard(DESCRIBE_SCRAM),
+        guard(ALTER_SCRAM),
         ApiSpec(56, 2, 3, bind(_alter_partition), name="AlterPartition"),
         envelope_spec(),
         ApiSpec(62, 0, 4, bind(_broker_registration), name="BrokerRegistration"),
