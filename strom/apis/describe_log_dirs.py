@@ -1,14 +1,16 @@
 """DescribeLogDirs (api key 35), versions 1-5.
 
 Behaviour: for each of the broker's log directories (`log.dirs`), the partitions it holds (all, or the
-requested topics/partitions) with their size in bytes; offset lag is 0 and is_future_key false (no
-intra-broker moves). v4+ adds the directory's total and usable bytes (KIP-827), v5 whether the directory
-is cordoned (KIP-1066): never, as Strom has no `cordoned.log.dirs`. Partitions that do not
-exist are left out, as Kafka does.
+requested topics/partitions) with their size in bytes. Offset lag as Kafka's getLogEndOffsetLag: for a
+current replica max(high watermark - log end offset, 0), for a future replica (a move between log dirs in
+progress, AlterReplicaLogDirs, KIP-113; `is_future_key` true) the current log end offset minus the
+future's. v4+ adds the directory's total and usable bytes (KIP-827), v5 whether the directory is cordoned
+(KIP-1066): never, as Strom has no `cordoned.log.dirs`. Partitions that do not exist are left out, as Kafka
+does.
 
-Errors: NONE at the top (v3+) and per directory; KAFKA_STORAGE_ERROR for a directory that cannot be read (its
-total/usable bytes are then -1), CLUSTER_AUTHORIZATION_FAILED (no DESCRIBE on the cluster; v3+ top level, no
-results).
+Errors: NONE at the top (v3+) and per directory; KAFKA_STORAGE_ERROR for a directory that is offline or
+cannot be read (KIP-112: no partitions, total/usable bytes -1), CLUSTER_AUTHORIZATION_FAILED (no DESCRIBE
+on the cluster; v3+ top level, no results).
 """
 
 from __future__ import annotations
@@ -41,35 +43,48 @@ def _usage(dirs: list[Path]) -> dict[Path, tuple[int, int] | None]:
 
 async def handle(ctx: Any, request: Any) -> Any:
     mod = kio_module("describe_log_dirs", ctx.api_version, "response")
-    dirs = [Path(d).resolve() for d in ctx.broker.config.log_dirs]
+    log_manager = ctx.broker.log_manager
+    configured = list(log_manager.log_dirs)
+    dirs = [Path(d).resolve() for d in configured]
     wanted: dict[str, set[int]] | None = None
     if request.topics is not None:
         wanted = defaultdict(set)
         for t in request.topics:
             wanted[t.topic].update(int(p) for p in t.partitions)
-    by_dir: dict[Path, dict[str, list[tuple[int, int]]]] = {d: defaultdict(list) for d in dirs}
-    for plog in ctx.broker.log_manager.all_logs():
-        if wanted is not None and int(plog.partition) not in wanted.get(plog.topic, ()):
+    # (partition, size, offset lag, is future) per topic per dir
+    by_dir: dict[Path, dict[str, list[tuple[int, int, int, bool]]]] = {d: defaultdict(list) for d in dirs}
+    replica_manager = ctx.broker.replica_manager
+    for plog in log_manager.all_logs() + log_manager.all_future_logs():
+        topic, index = plog.topic, int(plog.partition)
+        if wanted is not None and index not in wanted.get(topic, ()):
             continue
         parent = Path(plog.dir).resolve().parent
-        if parent in by_dir:
-            by_dir[parent][plog.topic].append((int(plog.partition), int(plog.size_in_bytes)))
-    usage = await asyncio.to_thread(_usage, dirs)
+        if parent not in by_dir:
+            continue
+        current = log_manager.get_log(topic, index)
+        part = replica_manager.get_partition(topic, index)
+        if plog.is_future:
+            lag = current.log_end_offset - plog.log_end_offset if current is not None else -1
+        else:
+            lag = max(part.high_watermark - plog.log_end_offset, 0) if part is not None else -1
+        by_dir[parent][topic].append((index, int(plog.size_in_bytes), lag, plog.is_future))
+    offline = {Path(d).resolve() for d in log_manager.offline_dirs}
+    usage = await asyncio.to_thread(_usage, [d for d in dirs if d not in offline])
     results = []
     for d in dirs:
-        space = usage[d]
+        space = usage.get(d)
         topics = tuple(
             mod.DescribeLogDirsTopic(
                 name=name,
                 partitions=tuple(
                     mod.DescribeLogDirsPartition(
-                        partition_index=p, partition_size=size, offset_lag=0, is_future_key=False
+                        partition_index=p, partition_size=size, offset_lag=lag, is_future_key=future
                     )
-                    for p, size in sorted(parts)
+                    for p, size, lag, future in sorted(parts)
                 ),
             )
             for name, parts in sorted(by_dir[d].items())
-        )
+        ) if space is not None else ()
         results.append(
             build(
                 mod.DescribeLogDirsResult,

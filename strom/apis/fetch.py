@@ -328,7 +328,9 @@ def _read_partition(
         return resp
     part = broker.replica_manager.get_partition(topic, req.partition)
     if part is None:
-        resp.error_code = ErrorCode.not_leader_or_follower
+        # a partition whose log dir failed (KIP-112) is offline here, not led elsewhere
+        offline = broker.replica_manager.is_offline(topic, req.partition)
+        resp.error_code = ErrorCode.kafka_storage_error if offline else ErrorCode.not_leader_or_follower
         return resp
     if topic_id is not None:
         # Kafka's hasConsistentTopicId: the id asked for must be the log's, when the log records one

@@ -235,7 +235,9 @@ def _append_partition(
         return result, None
     part = broker.replica_manager.get_partition(topic, index)
     if part is None or not part.is_leader:
-        result.error_code = ErrorCode.not_leader_or_follower
+        # a partition whose log dir failed (KIP-112) is offline here, not led elsewhere
+        offline = part is None and broker.replica_manager.is_offline(topic, index)
+        result.error_code = ErrorCode.kafka_storage_error if offline else ErrorCode.not_leader_or_follower
         return result, None
     if records is None or len(records) == 0:
         result.error_code = ErrorCode.corrupt_message

@@ -43,6 +43,7 @@ from strom.protocol.errors import (
     CorruptRecordError,
     ErrorCode,
     KafkaError,
+    KafkaStorageError,
     NotLeaderOrFollowerError,
     RecordTooLargeError,
 )
@@ -129,6 +130,26 @@ class Partition:
         self._waiters: set[asyncio.Event] = set()
         self._hw_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.high_watermark = log.log_end_offset
+        # told of an I/O error on the log (the replica manager takes its log dir offline, KIP-112)
+        self.on_storage_error: Callable[[OSError], None] | None = None
+
+    def _storage_failed(self, exc: OSError) -> KafkaStorageError:
+        if self.on_storage_error is not None:
+            self.on_storage_error(exc)
+        return KafkaStorageError(f"I/O error on the log of {self.topic}-{self.partition}: {exc}")
+
+    def replace_log(self, new_log: Any) -> None:
+        """The partition's log moved to another log dir (JBOD, KIP-113): appends and reads use `log` from
+        now on, and the producer state snapshots go to its directory, starting with one at its end (the
+        old directory and its snapshots are deleted). Called on the loop thread at the swap."""
+        self.log.on_roll = None
+        self.log = new_log
+        new_log.on_roll = self._snapshot_at_roll
+        self.producer_state.dir = new_log.dir
+        try:
+            self.producer_state.take_snapshot(new_log.log_end_offset, sync=False)
+        except OSError as exc:  # a missing snapshot costs a longer replay at the next start, no more
+            log.warning("%s-%d: producer snapshot after a move failed: %s", self.topic, self.partition, exc)
 
     # --- state -------------------------------------------------------------------------------------
     @property
@@ -418,7 +439,12 @@ class Partition:
             # a retry: Kafka answers the whole append with the cached batch, its timestamp as append time
             first, last = duplicate.first_offset, duplicate.last_offset
             return AppendResult(first, last, duplicate.timestamp, self.log_start_offset, True)
-        info = self.log.append(records, leader_epoch=self.leader_epoch, headers=headers, in_place=in_place)
+        try:
+            info = self.log.append(
+                records, leader_epoch=self.leader_epoch, headers=headers, in_place=in_place
+            )
+        except OSError as exc:
+            raise self._storage_failed(exc) from exc
         offset = int(info.first_offset)
         append_time = int(info.log_append_time)
         for header in headers:
@@ -493,7 +519,10 @@ class Partition:
             end = pos + header.size
         if not headers:
             return end
-        info = self.log.append(view[start:end], leader_epoch=-1, assign_offsets=False)
+        try:
+            info = self.log.append(view[start:end], leader_epoch=-1, assign_offsets=False)
+        except OSError as exc:
+            raise self._storage_failed(exc) from exc
         position = start
         for header in info.headers:
             if header.has_producer_id and header.is_control:
@@ -554,7 +583,12 @@ class Partition:
         max_offset = self.high_watermark if committed_only else None
         if stable_only:
             max_offset = self.last_stable_offset
-        return self.log.read(offset, max_bytes, max_offset=max_offset, min_one_batch=min_one_batch)
+        if self.log.closed:
+            raise KafkaStorageError(f"the log of {self.topic}-{self.partition} is offline")
+        try:
+            return self.log.read(offset, max_bytes, max_offset=max_offset, min_one_batch=min_one_batch)
+        except OSError as exc:
+            raise self._storage_failed(exc) from exc
 
     def on_log_truncated(self) -> None:
         self.high_watermark = min(self.high_watermark, self.log_end_offset)

@@ -17,6 +17,13 @@ re-created under the same name is another topic: when one image change does both
 and a new one created. A log found on disk with another id than the image's (this broker missed the
 deletion) is Kafka's InconsistentTopicIdException: the partition is not opened, so it is not served, and
 the log stays on disk for an operator to look at.
+
+JBOD (KIP-112/113): `alter_log_dir` starts moving a partition's log to another of the broker's log dirs
+(a future replica copied by strom.replication.log_dir_mover, then swapped in while the partition keeps
+serving), or records where a partition not yet here should be created. When a log dir fails, its
+partitions go offline (`is_offline`): they leave `partitions`, their fetchers and moves stop, and Produce
+and Fetch answer KAFKA_STORAGE_ERROR for them while the other dirs' partitions keep serving. They are not
+re-created in another dir while the failed one is offline.
 """
 
 from __future__ import annotations
@@ -26,11 +33,14 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from strom.cluster.errors import InvalidTopicError
 from strom.cluster.metadata import MetadataImage, PartitionState, TopicInfo
 from strom.config import parse_stored_overrides
-from strom.protocol.errors import KafkaError
+from strom.protocol.errors import ErrorCode, KafkaError, KafkaStorageError
 from strom.replication.fetcher import FetcherConfig, ReplicaFetcher
+from strom.replication.log_dir_mover import LogDirMover
 from strom.replication.partition import Partition
+from strom.storage.log import FUTURE_DIR_SUFFIX
 from strom.storage.log_manager import InconsistentTopicIdError
 
 if TYPE_CHECKING:
@@ -51,9 +61,18 @@ class ReplicaManager:
         self._isr_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        # partitions whose log dir failed (KAFKA_STORAGE_ERROR), and the moves between log dirs
+        self.offline: set[tuple[str, int]] = set()
+        self._seen_image = False
+        self.mover = LogDirMover(broker.log_manager, self.partitions.get)
+        broker.log_manager.on_dir_failure = self._on_dir_failure
 
     def get_partition(self, topic: str, partition: int) -> Partition | None:
         return self.partitions.get((topic, partition))
+
+    def is_offline(self, topic: str, partition: int) -> bool:
+        """The partition's log dir failed: it answers KAFKA_STORAGE_ERROR."""
+        return (topic, partition) in self.offline
 
     @property
     def lag_time_max_ms(self) -> int:
@@ -65,16 +84,21 @@ class ReplicaManager:
             log.warning("topic %s: ignoring unknown or invalid config overrides %s", info.name, skipped)
         return self.broker.config.log_config(overrides)
 
-    def _open_partition(self, info: TopicInfo, state: PartitionState) -> Partition | None:
+    def _open_partition(self, info: TopicInfo, state: PartitionState, is_new: bool) -> Partition | None:
         """Blocking: open or create the log and load producer state; None when the log on disk belongs to
-        another topic id."""
+        another topic id, or may be in a log dir that is offline (then the partition is offline)."""
         log_manager = self.broker.log_manager
+        key = (info.name, state.partition)
         try:
             plog = log_manager.get_or_create_log(
-                info.name, state.partition, self._log_config(info), info.topic_id
+                info.name, state.partition, self._log_config(info), info.topic_id, is_new=is_new
             )
         except InconsistentTopicIdError as exc:
             log.error("partition %s-%d is not served: %s", info.name, state.partition, exc)
+            return None
+        except (KafkaStorageError, OSError) as exc:
+            log.error("partition %s-%d is offline: %s", info.name, state.partition, exc)
+            self.offline.add(key)
             return None
         part = Partition(
             info.name,
@@ -87,7 +111,13 @@ class ReplicaManager:
             replicas=tuple(state.replicas),
             clock=self.broker.clock,
         )
-        part.load_producer_state()
+        part.on_storage_error = lambda exc: log_manager.fail_log_dir_of(part.log, exc)
+        try:
+            part.load_producer_state()
+        except OSError as exc:
+            log_manager.fail_log_dir_of(plog, exc)
+            self.offline.add(key)
+            return None
         return part
 
     # --- metadata ----------------------------------------------------------------------------------
@@ -108,19 +138,33 @@ class ReplicaManager:
                 for k in self.partitions
                 if k in wanted and log_manager.topic_id(*k) not in (None, wanted[k][0].topic_id)
             }
+            self.offline &= set(wanted)
             for key in [k for k in self.partitions if k not in wanted or k in recreated]:
                 part = self.partitions.pop(key)
+                await self.mover.cancel(key)
                 self._unfollow(key)
                 part.become_follower(PartitionState(key[1], -1, part.leader_epoch + 1, (), ()))
                 await asyncio.to_thread(self.broker.log_manager.delete_log, key[0], key[1])
-            to_open = [(info, state) for key, (info, state) in wanted.items() if key not in self.partitions]
+            # a partition that should exist already is not re-created elsewhere while a log dir is
+            # offline (it may be there): new are only partitions that appear in an image after the first
+            # (Kafka's isNew); those of the first image were there before this start
+            first = not self._seen_image
+            self._seen_image = True
+            to_open = [
+                (info, state, not first and (key in recreated or old.partition(*key) is None))
+                for key, (info, state) in wanted.items()
+                if key not in self.partitions and key not in self.offline
+            ]
             if to_open:
-                opened = await asyncio.to_thread(lambda: [self._open_partition(i, s) for i, s in to_open])
+                opened = await asyncio.to_thread(lambda: [self._open_partition(*args) for args in to_open])
                 for part in opened:
                     if part is None:
                         continue
                     part.isr_proposer = self._propose_isr
-                    self.partitions[(part.topic, part.partition)] = part
+                    key = (part.topic, part.partition)
+                    self.partitions[key] = part
+                    if log_manager.future_log(*key) is not None and not self._stopping:
+                        self.mover.start(key)  # a move that a restart interrupted goes on
             for key, (info, state) in wanted.items():
                 part = self.partitions.get(key)
                 if part is None:
@@ -159,6 +203,48 @@ class ReplicaManager:
                 if not self._stopping:
                     fetcher.start()
             fetcher.add(part)
+
+    # --- log dirs (JBOD) ----------------------------------------------------------------------------
+    def _on_dir_failure(self, log_dir: Any, keys: list[tuple[str, int]]) -> None:
+        """The log manager took `log_dir` offline: its partitions go offline (Kafka's
+        handleLogDirFailure); moves into it were dropped with it."""
+        for key in keys:
+            self.offline.add(key)
+            part = self.partitions.pop(key, None)
+            self._unfollow(key)
+            task = self.mover.tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+            if part is not None:
+                # waiters (acks=all, fetches) give up; nothing is read or written any more
+                part.become_follower(PartitionState(key[1], -1, part.leader_epoch + 1, (), ()))
+        log.error("log dir %s failed; offline partitions: %s", log_dir, sorted(keys))
+
+    async def alter_log_dir(self, topic: str, partition: int, path: str) -> ErrorCode:
+        """AlterReplicaLogDirs for one partition (Kafka's ReplicaManager.alterReplicaLogDirs): move its log
+        to the log dir `path`, or remember `path` for a replica not created yet (REPLICA_NOT_AVAILABLE).
+        Raises KafkaError (LOG_DIR_NOT_FOUND, KAFKA_STORAGE_ERROR, INVALID_TOPIC_EXCEPTION)."""
+        log_manager = self.broker.log_manager
+        key = (topic, partition)
+        if len(f"{topic}-{partition}.{'0' * 32}{FUTURE_DIR_SUFFIX}") > 255:
+            raise InvalidTopicError("The topic name is too long.")
+        log_dir = log_manager.log_dir_for(path)
+        if key in self.offline:
+            raise KafkaStorageError(f"Partition {topic}-{partition} is offline")
+        log_manager.set_preferred_log_dir(topic, partition, log_dir)
+        part = self.partitions.get(key)
+        if part is None:
+            return ErrorCode.replica_not_available
+        current = log_manager.future_log(topic, partition)
+        if current is not None and current.dir.parent != log_dir:
+            await self.mover.cancel(key)  # the destination changed: that copy is dropped
+        if log_manager.offline_dirs:
+            # no future replica while a dir is offline: it might hold another copy (Kafka's rule)
+            raise KafkaStorageError("a log dir is offline")
+        future = await asyncio.to_thread(log_manager.create_future_log, topic, partition, log_dir)
+        if future is not None and not self._stopping:
+            self.mover.start(key)
+        return ErrorCode.none
 
     def _unfollow(self, key: tuple[str, int]) -> None:
         for fetcher in self.fetchers.values():
@@ -222,6 +308,7 @@ class ReplicaManager:
     async def stop_replication(self) -> None:
         """Stop fetching and ISR changes (before the logs close)."""
         self._stopping = True
+        await self.mover.stop()
         if self._isr_task is not None:
             self._isr_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

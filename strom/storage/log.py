@@ -78,6 +78,9 @@ MAX_TIMESTAMP = -3
 EARLIEST_LOCAL_TIMESTAMP = -4
 
 _DIR_NAME = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
+# a future replica (JBOD move, KIP-113): `<topic>-<partition>.<32 hex digits>-future`, Kafka's name
+_FUTURE_DIR_NAME = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)\.[0-9a-f]{32}-future$")
+FUTURE_DIR_SUFFIX = "-future"
 
 
 class UnexpectedAppendOffsetError(KafkaError):
@@ -89,9 +92,10 @@ def _writable(buf: bytes | bytearray | memoryview) -> bool:
     return isinstance(buf, bytearray) or (isinstance(buf, memoryview) and not buf.readonly)
 
 
-def parse_log_dir_name(name: str) -> tuple[str, int]:
-    """(topic, partition) from `<topic>-<partition>`; ValueError if it is not one."""
-    match = _DIR_NAME.match(name)
+def parse_log_dir_name(name: str, *, future: bool = False) -> tuple[str, int]:
+    """(topic, partition) from `<topic>-<partition>` (with `future`: from a future replica's
+    `<topic>-<partition>.<id>-future`); ValueError if it is not one."""
+    match = (_FUTURE_DIR_NAME if future else _DIR_NAME).match(name)
     if match is None:
         raise ValueError(f"not a partition directory name: {name!r}")
     return match.group("topic"), int(match.group("partition"))
@@ -137,7 +141,9 @@ class Log:
         rng: random.Random,
     ) -> None:
         self.dir = directory
-        self.topic, self.partition = parse_log_dir_name(directory.name)
+        # a future replica's log (KIP-113) lives under its own name until it replaces the current one
+        self.is_future = directory.name.endswith(FUTURE_DIR_SUFFIX)
+        self.topic, self.partition = parse_log_dir_name(directory.name, future=self.is_future)
         self.config = config
         self._clock = clock
         self._rng = rng

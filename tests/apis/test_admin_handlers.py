@@ -44,6 +44,7 @@ class FakeLog:
     log_end_offset: int = 100
     size_in_bytes: int = 4096
     config: LogConfig = field(default_factory=LogConfig)
+    is_future: bool = False
 
     def delete_records_before(self, offset: int) -> int:
         if offset > self.log_end_offset:
@@ -101,7 +102,13 @@ async def ctx_factory(tmp_path: Path) -> Any:
         metadata=backend,
         node_id=NODE,
         replica_manager=replicas,
-        log_manager=SimpleNamespace(all_logs=lambda: [p.log for p in replicas.partitions.values()]),
+        log_manager=SimpleNamespace(
+            log_dirs=[tmp_path],
+            offline_dirs={},
+            all_logs=lambda: [p.log for p in replicas.partitions.values()],
+            all_future_logs=list,
+            get_log=lambda t, p: replicas.partitions[(t, p)].log,
+        ),
     )
 
     def make(api_key: int, version: int) -> Any:
