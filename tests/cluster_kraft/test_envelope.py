@@ -150,3 +150,20 @@ def test_broker_forwards_admin_requests_of_its_clients(node: EmbeddedKRaftNode) 
     for future in admin.delete_topics(["through-broker"]).values():
         future.result(15)
     assert "through-broker" not in admin.list_topics(timeout=10).topics
+
+
+def test_describe_quorum_through_a_broker(node: EmbeddedKRaftNode) -> None:
+    from tests.metadata.kafka_jars import kafka_run
+
+    proc = kafka_run(
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        "--bootstrap-server",
+        node.bootstrap_servers,
+        "describe",
+        "--status",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    status = dict(line.split(":", 1) for line in proc.stdout.splitlines() if ":" in line)
+    assert status["LeaderId"].strip() == "1"
+    assert status["ClusterId"].strip() == "MkU3OEVBNTcwNTJENDM2Qg"
+    assert "1" in status["CurrentVoters"]

@@ -15,8 +15,10 @@ KafkaApis hands them over unexamined). For each forwarded API the broker's handl
 - CreateTopics, CreatePartitions and DeleteTopics then wait (a few seconds at most) until this broker's
   metadata shows what the controller did, so a client's next request to this broker finds the topic.
 
-`FORWARDED_APIS` are those a Strom controller serves; Kafka 4.4 forwards more (FORWARDABLE_APIS in
-strom.cluster.kraft.envelope), which brokers here still answer themselves until their controller side exists.
+DescribeQuorum (55), which a KRaft broker serves only this way (`kafka-metadata-quorum --bootstrap-server`),
+goes to the active controller as well, whose Raft leader answers it. `FORWARDED_APIS` are those a Strom
+controller serves; Kafka 4.4 forwards more (FORWARDABLE_APIS in strom.cluster.kraft.envelope), which
+brokers here still answer themselves until their controller side exists.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ log = logging.getLogger("strom.kraft.forwarding")
 
 ENVELOPE = 58
 CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
-FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 44, 51})
+FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 44, 51, 55})
+# APIs only a KRaft broker serves, and only by forwarding: (key, min, max, name)
+FORWARD_ONLY = ((55, 0, 2, "DescribeQuorum"),)
 SETTLE_S = 5.0
 
 
@@ -142,10 +146,14 @@ async def _settle(ctx: Any, request: Any, body: memoryview) -> None:
 
 
 def forwarding_registry(registry: ApiRegistry) -> ApiRegistry:
-    """`registry` with the handlers of `FORWARDED_APIS` replaced by forwarding (same version ranges)."""
+    """`registry` with the handlers of `FORWARDED_APIS` replaced by forwarding (same version ranges), and
+    the `FORWARD_ONLY` APIs added."""
     specs: list[ApiSpec] = []
     for spec in registry.specs():
         if spec.api_key in FORWARDED_APIS:
             spec = dataclasses.replace(spec, handler=forward)
         specs.append(spec)
+    for key, low, high, name in FORWARD_ONLY:
+        if registry.get(key) is None:
+            specs.append(ApiSpec(key, low, high, forward, name=name))
     return ApiRegistry(specs)
