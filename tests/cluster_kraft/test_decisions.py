@@ -156,3 +156,37 @@ def test_producer_id_blocks(rules: ControllerRules) -> None:
     assert change.result == (0, 1000)
     apply(rules.state, change.records)
     assert rules.allocate_producer_ids(2, rules.state.brokers[2].epoch).result == (1000, 1000)
+
+
+def test_elect_leaders_preferred_and_unclean(rules: ControllerRules) -> None:
+    state = rules.state
+    apply(state, rules.create_topic("t", -1, -1, {}, {0: [1, 2], 1: [2, 1], 2: [3, 1]}).records)
+    topic_id = state.topic_ids["t"]
+    apply(state, rules.fence(state.brokers[1]))  # partition 0 moves to 2; partition 2's ISR loses 1
+    apply(state, rules.unfence(state.brokers[1]))
+    part = state.partition(topic_id, 0)
+    assert part is not None and (part.leader, part.isr) == (2, (2,))
+    _code, _after, grown = rules.alter_partition(
+        2, topic_id, 0, part.leader_epoch, part.partition_epoch, [IsrMember(2), IsrMember(1)],
+        check_member_epochs=False,
+    )  # fmt: skip
+    apply(state, [grown])
+    change = rules.elect_leaders([("t", 0), ("t", 1), ("t", 9), ("u", 0)], 0)
+    assert change.result == {
+        ("t", 0): ErrorCode.none,
+        ("t", 1): ErrorCode.election_not_needed,
+        ("t", 9): ErrorCode.unknown_topic_or_partition,
+        ("u", 0): ErrorCode.unknown_topic_or_partition,
+    }
+    apply(state, change.records)
+    assert state.partition(topic_id, 0).leader == 1  # type: ignore[union-attr]
+    # partition 2: 3 leads with ISR (3); with 3 fenced, only an unclean election brings 1 in
+    apply(state, rules.fence(state.brokers[3]))
+    assert state.partition(topic_id, 2).leader == -1  # type: ignore[union-attr]
+    assert rules.elect_leaders([("t", 2)], 0).result == {("t", 2): ErrorCode.preferred_leader_not_available}
+    assert rules.elect_leaders([("t", 0)], 1).result == {("t", 0): ErrorCode.election_not_needed}
+    unclean = rules.elect_leaders([("t", 2)], 1)
+    assert unclean.result == {("t", 2): ErrorCode.none}
+    apply(state, unclean.records)
+    part = state.partition(topic_id, 2)
+    assert (part.leader, part.isr) == (1, (1,))  # type: ignore[union-attr]

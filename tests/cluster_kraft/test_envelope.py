@@ -167,3 +167,14 @@ def test_describe_quorum_through_a_broker(node: EmbeddedKRaftNode) -> None:
     assert status["LeaderId"].strip() == "1"
     assert status["ClusterId"].strip() == "MkU3OEVBNTcwNTJENDM2Qg"
     assert "1" in status["CurrentVoters"]
+
+
+def test_elect_leaders_through_a_broker(node: EmbeddedKRaftNode) -> None:
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    admin_mod = pytest.importorskip("confluent_kafka.admin")
+    admin = admin_mod.AdminClient({"bootstrap.servers": node.bootstrap_servers})
+    for future in admin.create_topics([admin_mod.NewTopic("elect", 1, 1)]).values():
+        future.result(15)
+    partition = confluent_kafka.TopicPartition("elect", 0)
+    results = admin.elect_leaders(confluent_kafka.ElectionType.PREFERRED, [partition]).result(15)
+    assert [e.code() if e else 0 for e in results.values()] == [ErrorCode.election_not_needed]

@@ -6,7 +6,8 @@
   any other controller answers NOT_CONTROLLER, and brokers try the leader again.
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
   DeleteAcls, DescribeAcls (strom.cluster.kraft.acls), Alter/DescribeUserScramCredentials
-  (strom.cluster.kraft.scram): the broker handlers of `strom.apis` behind their
+  (strom.cluster.kraft.scram), ElectLeaders (preferred and unclean, `ControllerRules.elect_leaders`): the
+  broker handlers of `strom.apis` behind their
   authorization rules, run against `ControllerAdmin`, a `ClusterBackend` over the active controller.
   These serve `--bootstrap-controller` admin clients, the brokers' own writes, and the clients' requests
   brokers forward in an Envelope (KIP-590, strom.cluster.kraft.envelope), served as the client they name.
@@ -120,6 +121,12 @@ class ControllerAdmin:
         records = self.controller.rules.alter_configs(BROKER_RESOURCE, name, valid)
         if records:
             await self.controller.wait_committed(self.controller.append(records))
+
+    async def elect_leaders(
+        self, partitions: Sequence[tuple[str, int]], election_type: int
+    ) -> dict[tuple[str, int], ErrorCode]:
+        self._check_active()
+        return await self.controller.write(self.controller.rules.elect_leaders(partitions, election_type))  # type: ignore[return-value]
 
 
 # -- the broker-to-controller APIs ------------------------------------------------------------------------
@@ -275,6 +282,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     from strom.apis.delete_topics import SPEC as DELETE_TOPICS
     from strom.apis.describe_acls import SPEC as DESCRIBE_ACLS
     from strom.apis.describe_user_scram_credentials import SPEC as DESCRIBE_SCRAM
+    from strom.apis.elect_leaders import SPEC as ELECT_LEADERS
     from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
     from strom.cluster.kraft.envelope import envelope_spec
 
@@ -292,6 +300,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         guard(DELETE_ACLS),
         guard(ALTER_CONFIGS),
         guard(CREATE_PARTITIONS),
+        guard(ELECT_LEADERS),
         guard(INCREMENTAL_ALTER_CONFIGS),
         guard(DESCRIBE_SCRAM),
         guard(ALTER_SCRAM),

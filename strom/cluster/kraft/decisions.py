@@ -477,6 +477,50 @@ class ControllerRules:
                 records.append(ApiMessageAndVersion(record, 0))
         return records
 
+    # -- ElectLeaders -------------------------------------------------------------------------------------
+    def elect_leaders(self, partitions: Iterable[tuple[str, int]], election_type: int) -> Change:
+        """ReplicationControlManager.electLeaders: per partition, preferred (0) moves leadership to the
+        first replica when it is active and in the ISR; unclean (1) elects a leader for a partition that
+        has none, from the ISR first, else any active replica (which becomes the whole ISR). The result is
+        {(topic, partition): ErrorCode}: NONE, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+        ELIGIBLE_LEADERS_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION."""
+        active = self._active()
+        version = self.metadata_version.partition_change_record_version
+        records = []
+        result: dict[tuple[str, int], ErrorCode] = {}
+        for topic_name, p in partitions:
+            topic = self.state.topic(topic_name)
+            part = topic.partitions.get(p) if topic is not None else None
+            if topic is None or part is None:
+                result[(topic_name, p)] = ErrorCode.unknown_topic_or_partition
+                continue
+            isr = part.isr
+            if election_type == 0:
+                leader = part.replicas[0] if part.replicas else NO_LEADER
+                if leader == part.leader:
+                    result[(topic_name, p)] = ErrorCode.election_not_needed
+                    continue
+                if not (leader in part.isr and active(leader)):
+                    result[(topic_name, p)] = ErrorCode.preferred_leader_not_available
+                    continue
+            else:
+                if part.leader != NO_LEADER and active(part.leader):
+                    result[(topic_name, p)] = ErrorCode.election_not_needed
+                    continue
+                leader = next((b for b in part.replicas if b in part.isr and active(b)), NO_LEADER)
+                if leader == NO_LEADER:
+                    leader = next((b for b in part.replicas if active(b)), NO_LEADER)
+                    isr = (leader,)
+                if leader == NO_LEADER:
+                    result[(topic_name, p)] = ErrorCode.eligible_leaders_not_available
+                    continue
+            record = r.PartitionChangeRecord(
+                partition_id=p, topic_id=topic.topic_id, isr=isr if isr != part.isr else None, leader=leader
+            )
+            records.append(ApiMessageAndVersion(record, version))
+            result[(topic_name, p)] = ErrorCode.none
+        return Change(records, result)
+
     # -- AlterPartition -------------------------------------------------------------------------------------
     def alter_partition(
         self,

@@ -44,7 +44,7 @@ log = logging.getLogger("strom.kraft.forwarding")
 
 ENVELOPE = 58
 CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
-FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 44, 51, 55})
+FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 43, 44, 51, 55})
 # APIs only a KRaft broker serves, and only by forwarding: (key, min, max, name)
 FORWARD_ONLY = ((55, 0, 2, "DescribeQuorum"),)
 SETTLE_S = 5.0
