@@ -18,9 +18,12 @@ v3+ also lists features (KIP-584) in tagged fields: `group.version` is supported
 (Kafka 4.4's level: the consumer rebalance protocol of KIP-848 is on), `transaction.version` supported at
 0-2 and finalized at 2 (Kafka 4.4's level: clients use transaction version 2 of KIP-890 part 2, Produce
 v12, EndTxn v5, TxnOffsetCommit v5 and no AddPartitionsToTxn/AddOffsetsToTxn), `share.version` supported
-at 0-2 and finalized at 2 (Kafka 4.4's level: share groups, KIP-932, are on), with finalized-features
-epoch 0.
-As Kafka, v3 leaves out supported features whose minimum version is 0; v4+ lists them.
+at 0-2 and finalized at 2 (Kafka 4.4's level: share groups, KIP-932, are on), `streams.version`
+supported at 0-1 and finalized at 1 (Kafka 4.4's level: streams groups, KIP-1071, are on), with
+finalized-features epoch 0.
+As Kafka, v3 leaves out supported features whose minimum version is 0; v4+ lists them. A KRaft node
+answers with the levels its metadata log finalized (FeatureLevelRecords, metadata.version included, and
+kraft.version) and the log's offset as the finalized-features epoch, as Kafka's FeaturesImage does.
 
 Errors: NONE, UNSUPPORTED_VERSION (from the connection), INVALID_REQUEST (v3+ bad client software name,
 v5 half an identity), REBOOTSTRAP_REQUIRED (v5, another cluster or node).
@@ -82,8 +85,14 @@ def _identity_error(ctx: RequestContext, request: ApiVersionsParams) -> ErrorCod
         return ErrorCode.rebootstrap_required
     return ErrorCode.none
 
+
 # (feature, min supported, max supported, finalized level)
-_FEATURES = (("group.version", 0, 1, 1), ("transaction.version", 0, 2, 2), ("share.version", 0, 2, 2))
+_FEATURES = (
+    ("group.version", 0, 1, 1),
+    ("transaction.version", 0, 2, 2),
+    ("share.version", 0, 2, 2),
+    ("streams.version", 0, 1, 1),
+)
 
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
@@ -114,22 +123,32 @@ async def handle(ctx: RequestContext, request: ApiVersionsParams) -> Any:
         return cls(error_code=error, api_keys=api_keys, throttle_time=throttle)
     supported_cls = cls.__dataclass_fields__["supported_features"].type.__args__[0]
     finalized_cls = cls.__dataclass_fields__["finalized_features"].type.__args__[0]
+    supported, epoch, finalized = _feature_levels(ctx)
     return cls(
         error_code=error,
         api_keys=api_keys,
         throttle_time=throttle,
         supported_features=tuple(
             supported_cls(name=name, min_version=i16(low), max_version=i16(high))
-            for name, low, high, _level in _FEATURES
+            for name, (low, high) in supported.items()
             if low > 0 or version >= 4
         ),
-        finalized_features_epoch=i64(0),
+        finalized_features_epoch=i64(epoch),
         finalized_features=tuple(
             finalized_cls(name=name, max_version_level=i16(level), min_version_level=i16(level))
-            for name, _low, _high, level in _FEATURES
-            if level > 0
+            for name, level in finalized.items()
         ),
     )
+
+
+def _feature_levels(ctx: RequestContext) -> tuple[dict[str, tuple[int, int]], int, dict[str, int]]:
+    """(supported ranges, finalized epoch, finalized levels): a KRaft node's come from its metadata log
+    (the backend's `feature_levels()`), else this broker's fixed table."""
+    levels = getattr(ctx.broker.metadata, "feature_levels", None)
+    if callable(levels):
+        return levels()  # type: ignore[no-any-return]
+    supported = {name: (low, high) for name, low, high, _level in _FEATURES}
+    return supported, 0, {name: level for name, _low, _high, level in _FEATURES if level > 0}
 
 
 SPEC = ApiSpec(

@@ -29,8 +29,10 @@ __all__ = [
     "bootstrap_records",
     "effective_feature_levels",
     "feature",
+    "finalized_features",
     "metadata_version",
     "metadata_version_from_level",
+    "supported_features",
 ]
 
 METADATA_VERSION = "metadata.version"
@@ -140,10 +142,35 @@ def _kraft_version(configured: int | None, dynamic_quorum: bool) -> int:
 def bootstrap_records(release: MetadataVersionInfo, levels: Mapping[str, int]) -> list[ApiMessageAndVersion]:
     """Kafka's BootstrapMetadata.fromVersions: metadata.version first, then the other features above
     level 0 by name; kraft.version has no FeatureLevelRecord."""
-    records = [ApiMessageAndVersion(FeatureLevelRecord(name=METADATA_VERSION,
-                                                       feature_level=release.feature_level), 0)]
+    records = [
+        ApiMessageAndVersion(
+            FeatureLevelRecord(name=METADATA_VERSION, feature_level=release.feature_level), 0
+        )
+    ]
     for name in sorted(levels):
         if name in (METADATA_VERSION, KRAFT_VERSION) or levels[name] <= 0:
             continue
         records.append(ApiMessageAndVersion(FeatureLevelRecord(name=name, feature_level=levels[name]), 0))
     return records
+
+
+def supported_features() -> dict[str, tuple[int, int]]:
+    """The feature ranges a KRaft node of this release supports (what it registers and ApiVersions lists):
+    metadata.version from 3.3-IV3 to the latest production level, every other feature from 0 to its
+    latest production level."""
+    ranges = {
+        METADATA_VERSION: (metadata_version("3.3-IV3").feature_level, latest_production().feature_level)
+    }
+    for info in FEATURES:
+        ranges[info.name] = (0, info.latest_production)
+    return ranges
+
+
+def finalized_features(levels: Mapping[str, int], kraft_version: int) -> dict[str, int]:
+    """The finalized levels a KRaft node reports: the FeatureLevelRecords replayed (`levels`) and
+    kraft.version from the quorum's KRaftVersion record, each only when above 0 (as Kafka's FeaturesImage
+    reports them)."""
+    finalized = {name: level for name, level in levels.items() if level > 0}
+    if kraft_version > 0:
+        finalized[KRAFT_VERSION] = kraft_version
+    return dict(sorted(finalized.items()))

@@ -45,7 +45,12 @@ from strom.cluster.kraft.loader import LogReplayer
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from strom.config import BrokerConfig, ConfigError
 from strom.metadata.errors import MetadataRecordError
-from strom.metadata.features import latest_production, metadata_version
+from strom.metadata.features import (
+    finalized_features,
+    latest_production,
+    metadata_version,
+    supported_features,
+)
 from strom.metadata.image import SECURITY_PROTOCOL_IDS, MetadataState
 from strom.metadata.release_versions import FEATURES, MINIMUM_VERSION
 from strom.protocol.errors import (
@@ -187,6 +192,12 @@ class KRaftBackend:
                 first = False
                 await self._publish(self.state.image(self.cluster_id, self._controller_id()))
             await self.raft.wait_changed(0.5)
+
+    def feature_levels(self) -> tuple[dict[str, tuple[int, int]], int, dict[str, int]]:
+        """ApiVersions' features: (supported ranges, finalized epoch = the replayed offset, finalized)."""
+        assert self.raft is not None
+        finalized = finalized_features(self.state.features, self.raft.core.kraft_version)
+        return supported_features(), max(0, self.state.last_offset), finalized
 
     def acl_store(self) -> Any:
         """The ACLs of the metadata log (AccessControlEntryRecord), which the broker's authorizer loads."""

@@ -58,6 +58,14 @@ class ControllerAdmin:
     def add_listener(self, callback: MetadataListener) -> None:
         return None
 
+    def feature_levels(self) -> tuple[dict[str, tuple[int, int]], int, dict[str, int]]:
+        """ApiVersions' features on a controller, from its replayed state."""
+        from strom.metadata.features import finalized_features, supported_features
+
+        c = self.controller
+        finalized = finalized_features(c.state.features, c.raft.core.kraft_version)
+        return supported_features(), max(0, c.state.last_offset), finalized
+
     def _check_active(self) -> None:
         if not self.controller.is_active:
             raise NotControllerError("This is not the active controller.")
