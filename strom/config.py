@@ -343,6 +343,14 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
         "group.consumer.assignors", _T.LIST, ["uniform", "range"], choices=("uniform", "range"), read_only=_RO
     ),
     ConfigDef("group.consumer.regex.refresh.interval.ms", _T.INT, 600000, minimum=10000, read_only=_RO),
+    # streams groups (KIP-1071)
+    ConfigDef("group.streams.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.streams.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
+    ConfigDef("group.streams.max.size", _T.INT, INT_MAX, minimum=1, read_only=_RO),
+    ConfigDef("group.streams.num.standby.replicas", _T.INT, 0, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.num.warmup.replicas", _T.INT, 2, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.acceptable.recovery.lag", _T.LONG, 10000, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.task.offset.interval.ms", _T.INT, 60000, minimum=1, read_only=_RO),
     # share groups (KIP-932) and the share coordinator
     ConfigDef("group.share.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
     ConfigDef("group.share.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),

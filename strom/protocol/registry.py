@@ -54,7 +54,9 @@ def is_flexible(api_key: int, version: int) -> bool:
         req = request_type(api_key, known)
         if req is not None:
             return bool(req.__flexible__)
-    return False
+    # an API kio does not know at all is newer than kio, hence newer than KIP-482: every API added since
+    # (StreamsGroupTopologyDescriptionUpdate, 93, ...) is flexible from its first version
+    return request_type(api_key, 0) is None and not any(request_type(api_key, v) for v in range(1, 20))
 
 
 @lru_cache(maxsize=1024)

@@ -31,6 +31,7 @@ from strom.coordinator.consumer.config import ConsumerGroupConfig
 from strom.coordinator.consumer.group import TopicMeta, TopicsView
 from strom.coordinator.group.core import AppendDone, GroupConfig, GroupCoordinatorCore, Record
 from strom.coordinator.share.config import ShareGroupConfig
+from strom.coordinator.streams.config import StreamsGroupConfig
 from strom.protocol.control_records import COMMIT, marker_type
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.protocol.records import Record as BatchRecord
@@ -62,6 +63,7 @@ class GroupCoordinator:
         self.core.topics_view = self._topics_view
         self.core.share_config = ShareGroupConfig.from_broker_config(broker.config)
         self.core.on_share_state_deleted = self._delete_share_state
+        self.core.streams_config = StreamsGroupConfig.from_broker_config(broker.config)
         self._view: tuple[Any, TopicsView] | None = None
         self._wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None

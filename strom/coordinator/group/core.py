@@ -14,7 +14,8 @@ the owner calls `tick(now_ms)` at `next_deadline()` to fire heartbeat expiry, de
 KIP-98/KIP-447) and `admin` (ListGroups/DescribeGroups/DeleteGroups). Consumer groups (KIP-848) come from
 `strom.coordinator.consumer.core.ConsumerGroups`, first in the bases: it serves their group ids and hands
 every other on to the classic modules. Share groups (KIP-932) come from
-`strom.coordinator.share.core.ShareGroups`, before the consumer groups, the same way.
+`strom.coordinator.share.core.ShareGroups`, before the consumer groups, the same way; streams groups
+(KIP-1071) from `strom.coordinator.streams.core.StreamsGroups`, first of all.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from strom.coordinator.group.membership import MembershipHandlers
 from strom.coordinator.group.offsets import OffsetStore
 from strom.coordinator.group.txn_offsets import TxnOffsets
 from strom.coordinator.share.core import ShareGroups
+from strom.coordinator.streams.core import StreamsGroups
 
 __all__ = [
     "AppendDone",
@@ -43,6 +45,7 @@ _S = GroupState
 
 
 class GroupCoordinatorCore(
+    StreamsGroups,
     ShareGroups, ConsumerGroups, GroupLoader, MembershipHandlers, OffsetStore, TxnOffsets, GroupAdmin
 ):
     """Every group of the __consumer_offsets partitions this broker leads. One instance per broker; all
@@ -56,6 +59,8 @@ class GroupCoordinatorCore(
         for key in self.timers.pop_expired(now_ms):
             kind = key[0]
             if self.consumer_tick(key, now_ms) or self.share_tick(key, now_ms):
+                continue
+            if self.streams_tick(key, now_ms):
                 continue
             if kind == "expire":
                 self.expire_offsets(now_ms)
