@@ -192,7 +192,9 @@ async def _check_transactions(
             if not header.is_transactional:
                 continue
             part = broker.replica_manager.get_partition(name, int(pdata.index))
-            if part is None or not part.is_leader or header.producer_id in part.producer_state.ongoing_txns:
+            if part is None or not part.is_leader:
+                continue
+            if part.producer_state.has_ongoing_txn(header.producer_id, header.producer_epoch):
                 continue
             opening.append((name, int(pdata.index)))
             producer = (header.producer_id, header.producer_epoch)

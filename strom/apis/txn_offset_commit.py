@@ -158,8 +158,10 @@ async def _join_transaction(ctx: Any, request: Any, pid: int, epoch: int) -> Err
     groups = broker.group_coordinator
     partition = groups.core.partition_for(request.group_id)
     part = broker.replica_manager.get_partition(OFFSETS_TOPIC, partition)
-    if part is None or not part.is_leader or pid in part.producer_state.ongoing_txns:
+    if part is None or not part.is_leader:
         return ErrorCode.none  # not led here: the group coordinator answers NOT_COORDINATOR
+    if part.producer_state.has_ongoing_txn(pid, epoch):
+        return ErrorCode.none
     version = ctx.api_version
     errors = await coordinator.adder.add_or_verify(
         request.transactional_id, pid, epoch, [(OFFSETS_TOPIC, partition)], add=version >= ADD_PARTITION_FROM
@@ -169,8 +171,10 @@ async def _join_transaction(ctx: Any, request: Any, pid: int, epoch: int) -> Err
         return error
     code, _message = produce_error(error, abortable_supported=version >= ABORTABLE_FROM)
     if code == ErrorCode.not_enough_replicas:
-        # the coordinator could not be asked: retriable for the producer's offset commit handler
-        return error if error != ErrorCode.network_exception else ErrorCode.coordinator_not_available
+        # the transaction coordinator is busy (the last transaction's markers are still going out) or
+        # out of reach: Kafka's group coordinator answers such write failures COORDINATOR_NOT_AVAILABLE,
+        # which producers retry (CONCURRENT_TRANSACTIONS here makes some give up on the transaction)
+        return ErrorCode.coordinator_not_available
     return code
 
 

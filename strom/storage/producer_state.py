@@ -130,6 +130,13 @@ class ProducerStateManager:
     def first_unstable_offset(self) -> int | None:
         return min(self.ongoing_txns.values()) if self.ongoing_txns else None
 
+    def has_ongoing_txn(self, producer_id: int, producer_epoch: int) -> bool:
+        """Whether the producer's transaction at this epoch is open here. Under transaction version 2 the
+        next transaction runs at a bumped epoch and may arrive before the last one's marker: it is not
+        the open one (Kafka's UnifiedLog.hasOngoingTransaction)."""
+        entry = self.producers.get(producer_id)
+        return producer_id in self.ongoing_txns and entry is not None and entry.epoch == producer_epoch
+
     def check_marker(
         self, producer_id: int, producer_epoch: int, coordinator_epoch: int, *, transaction_version: int = 0
     ) -> None:

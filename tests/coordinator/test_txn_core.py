@@ -245,8 +245,11 @@ def test_v2_every_end_bumps_the_epoch_and_markers_carry_it() -> None:
         1,
         0,
     )
-    # a retry while the markers go out, and after completion
+    # a retry while the markers go out, and the next transaction's end at the new epoch, are retried
     assert core.end_txn(TID, meta.producer_id, 0, True, clock.ms, epoch_bump=True).error == (
+        ErrorCode.concurrent_transactions
+    )
+    assert core.end_txn(TID, meta.producer_id, 1, False, clock.ms, epoch_bump=True).error == (
         ErrorCode.concurrent_transactions
     )
     completion = core.complete(prepared, clock.ms)

@@ -29,11 +29,12 @@ Rules, as in Kafka's TransactionCoordinator:
   INVALID_TXN_STATE; a repeat while preparing CONCURRENT_TRANSACTIONS.
 - EndTxn, transaction version 2 (v5, KIP-890 part 2): every end bumps the epoch in Prepare* (the markers
   carry the new epoch, which fences the transaction's batches); the answer names the producer id and
-  epoch to use next. An exhausted epoch (32766) takes the new producer id allocated here into Complete*
-  (epoch 0). Kafka's table: a retry (epoch one below the current one, or the last epoch of the previous
-  producer id after a rotation) of a finished end answers NONE; a current-epoch abort of an Empty or
-  finished transaction writes an abort without partitions (bumping the epoch); a commit there, or the
-  other end of a retried one, is INVALID_TXN_STATE; any other epoch is PRODUCER_FENCED.
+  epoch to use next. An end at that new epoch while the markers still go out is CONCURRENT_TRANSACTIONS.
+  An exhausted epoch (32766) takes the new producer id allocated here into Complete* (epoch 0). Kafka's
+  table: a retry (epoch one below the current one, or the last epoch of the previous producer id after a
+  rotation) of a finished end answers NONE; a current-epoch abort of an Empty or finished transaction
+  writes an abort without partitions (bumping the epoch); a commit there, or the other end of a retried
+  one, is INVALID_TXN_STATE; any other epoch is PRODUCER_FENCED.
 - Timed out (Ongoing for longer than its timeout), or fenced by InitProducerId: aborted with a bumped
   epoch, which the server's transaction version 2 bumps once more in PrepareAbort, as Kafka does
   (`timed_out`).
@@ -463,6 +464,10 @@ class TxnCoordinatorCore:
         retry = retry_on_bump or retry_on_overflow
         if meta.producer_id != producer_id and not retry_on_overflow:
             return Outcome(ErrorCode.invalid_producer_id_mapping)
+        if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT) and epoch == meta.producer_epoch:
+            # the next transaction's end at the epoch the last end answered, while that end's markers
+            # are still going out: the producer retries (Kafka 4.4 answers the same)
+            return Outcome(ErrorCode.concurrent_transactions)
         if not valid_epoch:
             return Outcome(ErrorCode.producer_fenced)
         if transactional_id in self.pending:
