@@ -54,6 +54,7 @@ class ConfigSource(enum.IntEnum):
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
     DYNAMIC_BROKER_LOGGER_CONFIG = 6
+    CLIENT_METRICS_CONFIG = 7
 
 
 class ConfigError(ValueError):
@@ -223,6 +224,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("zookeeper.session.timeout.ms", _T.INT, 18000, read_only=_RO),
     ConfigDef("zookeeper.connection.timeout.ms", _T.INT, None, read_only=_RO),
     ConfigDef("metrics.port", _T.INT, None, "Port of the Prometheus /metrics endpoint", read_only=_RO),
+    # the largest PushTelemetry metrics payload a client may send (KIP-714)
+    ConfigDef("telemetry.max.bytes", _T.INT, 1048576, minimum=1, read_only=_RO),
     # KRaft (KIP-500, KIP-595, KIP-853), Kafka 4.4's defaults. process.roles, controller.quorum.voters and
     # controller.listener.names are below with the other listener keys. A node with process.roles set must
     # have its directories formatted by `strom storage format` first.

@@ -16,6 +16,7 @@ __all__ = [
     "NO_THROTTLE",
     "RESOURCE_BROKER",
     "RESOURCE_BROKER_LOGGER",
+    "RESOURCE_CLIENT_METRICS",
     "RESOURCE_TOPIC",
     "broker_id_of",
     "build",
@@ -29,6 +30,7 @@ log = logging.getLogger("strom.apis.admin")
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 RESOURCE_BROKER_LOGGER = 8
+RESOURCE_CLIENT_METRICS = 16
 
 NO_THROTTLE = no_throttle()
 

@@ -3,7 +3,8 @@ duplicate-resource rule, and resolving a resource to the backend call that repla
 
 The two APIs differ only in how a resource's new override set is computed (taken as given, or the
 current set with KIP-339 operations applied); everything after that is the same. A BROKER resource is
-this broker's id or "" for the cluster-wide dynamic defaults (KIP-226)."""
+this broker's id or "" for the cluster-wide dynamic defaults (KIP-226). A CLIENT_METRICS resource is a
+client-metrics subscription (KIP-714, strom.telemetry.subscriptions)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from strom.apis._admin_util import RESOURCE_BROKER, RESOURCE_TOPIC, broker_id_of, build, error_of
+from strom.apis._admin_util import (
+    RESOURCE_BROKER,
+    RESOURCE_CLIENT_METRICS,
+    RESOURCE_TOPIC,
+    broker_id_of,
+    build,
+    error_of,
+)
 from strom.apis._authz import config_refusal
 from strom.cluster.names import validate_topic_name
 from strom.protocol.errors import ErrorCode, InvalidRequestError, KafkaError, UnknownTopicOrPartitionError
@@ -86,6 +94,8 @@ def current_overrides(ctx: Any, resource_type: int, resource_name: str) -> dict[
         if node is None:
             return dict(image.default_broker_configs)
         return dict(image.broker_configs.get(node, {}))
+    if resource_type == RESOURCE_CLIENT_METRICS:
+        return ctx.broker.client_telemetry.subscriptions.get(resource_name)
     raise InvalidRequestError(f"Unsupported resource type {resource_type}")
 
 
@@ -110,5 +120,7 @@ async def replace_overrides(
     elif resource_type == RESOURCE_BROKER:
         node = _broker_node(ctx, resource_name)
         await backend.alter_broker_configs(node, configs, validate_only=validate_only)
+    elif resource_type == RESOURCE_CLIENT_METRICS:
+        ctx.broker.client_telemetry.subscriptions.replace(resource_name, configs, validate_only=validate_only)
     else:
         raise InvalidRequestError(f"Unsupported resource type {resource_type}")

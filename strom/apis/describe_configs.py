@@ -8,7 +8,8 @@ UNKNOWN, read-only, sensitive, as Kafka 4.4 describes them). `configuration_keys
 sets are silently left out); `include_synonyms` lists each layer that sets the key, highest precedence
 first (KIP-226); v3+ adds the config type and, with `include_documentation`, its documentation
 (KIP-569). Sensitive values are answered as null. The BROKER resource with the empty name lists the
-cluster-wide dynamic defaults only (source DYNAMIC_DEFAULT_BROKER_CONFIG).
+cluster-wide dynamic defaults only (source DYNAMIC_DEFAULT_BROKER_CONFIG). A CLIENT_METRICS resource
+(KIP-714) lists its subscription's keys (source CLIENT_METRICS_CONFIG, or DEFAULT_CONFIG where unset).
 
 Errors per resource: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such topic); INVALID_TOPIC_EXCEPTION (illegal topic
 name); INVALID_REQUEST (broker id not ours or not a number, or an unsupported resource type such as
@@ -23,6 +24,7 @@ from typing import Any
 from strom.apis._admin_util import (
     NO_THROTTLE,
     RESOURCE_BROKER,
+    RESOURCE_CLIENT_METRICS,
     RESOURCE_TOPIC,
     broker_id_of,
     build,
@@ -32,9 +34,11 @@ from strom.apis._admin_util import (
 from strom.apis._authz import config_refusal
 from strom.apis._config_describe import ConfigEntry, describe_broker, describe_topic
 from strom.cluster.names import validate_topic_name
+from strom.config import ConfigSource
 from strom.protocol.errors import ErrorCode, UnknownTopicOrPartitionError
 from strom.protocol.registry import ApiSpec
 from strom.security.authorizer import AclOperation
+from strom.telemetry.subscriptions import DEFAULTS as CLIENT_METRICS_DEFAULTS
 
 API_KEY = 32
 MIN_VERSION = 1
@@ -60,7 +64,31 @@ def _entries(ctx: Any, resource: Any) -> list[ConfigEntry]:
         if code != ErrorCode.none:
             raise _Refused(code, message)
         return describe_broker(ctx.broker.config, keys)
+    if resource.resource_type == RESOURCE_CLIENT_METRICS:
+        return _client_metrics(ctx, name, keys)
     raise _Refused(ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
+
+
+def _client_metrics(ctx: Any, name: str, keys: Any) -> list[ConfigEntry]:
+    """A client-metrics subscription's three keys as Kafka 4.4 lists them: the value set (source
+    CLIENT_METRICS_CONFIG) or the default (DEFAULT_CONFIG), no synonyms, type UNKNOWN."""
+    if not name:
+        raise _Refused(ErrorCode.invalid_request, "Client metrics subscription name must not be empty")
+    configs = ctx.broker.client_telemetry.subscriptions.get(name)
+    return [
+        ConfigEntry(
+            key,
+            configs.get(key, default),
+            ConfigSource.CLIENT_METRICS_CONFIG if key in configs else ConfigSource.DEFAULT_CONFIG,
+            False,
+            False,
+            (),
+            0,
+            "",
+        )
+        for key, default in CLIENT_METRICS_DEFAULTS.items()
+        if keys is None or key in keys
+    ]
 
 
 class _Refused(Exception):

@@ -84,6 +84,7 @@ from strom.protocol.wire import (
     string,
 )
 from strom.security.authorizer import AclOperation, ResourceType
+from strom.security.quotas.throttling import fetch_max_bytes, fetch_throttle_ms
 from strom.server.context import RequestContext
 from strom.server.fetch_sessions import FINAL_EPOCH, FetchManager, PartitionKey, UnownedSessionIdError
 
@@ -552,6 +553,9 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
         else:
             interesting.append(_Wanted(key[0], name, _as_request(key, req)))
 
+    if params.replica_id < 0:
+        # consumer_byte_rate: one response never holds more than the quota's window
+        params.max_bytes = fetch_max_bytes(ctx, params.max_bytes)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(params.max_wait_ms, 0) / 1000
     while True:
@@ -575,9 +579,11 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
         for (topic, _), resp in kept:
             if resp.size:
                 traffic.record_fetch(name_of.get(topic, str(topic)), resp.size, follower)
+    throttle_ms = 0 if params.replica_id >= 0 else fetch_throttle_ms(ctx, sum(r.size for _k, r in kept))
     return RawResponse(
         encode_response(
-            version, _group(kept), error_code=error_code, session_id=session_id, node_endpoints=endpoints
+            version, _group(kept), error_code=error_code, session_id=session_id, node_endpoints=endpoints,
+            throttle_ms=throttle_ms,
         )
     )
 

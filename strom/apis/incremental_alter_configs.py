@@ -6,12 +6,15 @@ twice; the starting list is the key's effective value when it has no override, f
 static value or default), SUBTRACT (3) items from a LIST key. The result replaces the override set
 atomically; `validate_only` checks without changing anything. TOPIC and BROKER resources: this broker's
 id, or "" for the cluster-wide defaults (dynamic broker configs, KIP-226); as in Kafka 4.4 a broker key
-Strom does not know is accepted and kept as given.
+Strom does not know is accepted and kept as given. CLIENT_METRICS resources (KIP-714) are client-metrics
+subscriptions (`metrics`, `interval.ms`, `match`, what `kafka-client-metrics --alter` sets); deleting
+every key deletes the subscription.
 
 Errors per resource (Kafka 4.4's codes and messages): NONE; INVALID_REQUEST (resource named twice, a key named
 twice, an unknown operation, SET to null, a broker id that is not ours, a broker key that cannot change
 dynamically, a bad broker value, an unsupported resource type); UNKNOWN_TOPIC_OR_PARTITION;
-INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key, APPEND/SUBTRACT on a non-list key),
+INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic or client-metrics key, APPEND/SUBTRACT on a
+non-list key),
 TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED (no ALTER_CONFIGS on
 the topic, group or, for broker resources, the cluster).
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._admin_util import NO_THROTTLE, RESOURCE_TOPIC, kio_module
+from strom.apis._admin_util import NO_THROTTLE, RESOURCE_CLIENT_METRICS, RESOURCE_TOPIC, kio_module
 from strom.apis._config_alter import alter_resources, current_overrides, refuse_null
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource, ConfigType
 from strom.protocol.errors import InvalidConfigError, InvalidRequestError
@@ -33,7 +36,17 @@ MAX_VERSION = 1
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 
 
+# CLIENT_METRICS keys (KIP-714): `metrics` and `match` are lists, so APPEND and SUBTRACT apply to them
+_CLIENT_METRICS_DEFS = {
+    "metrics": ConfigDef("metrics", ConfigType.LIST, []),
+    "interval.ms": ConfigDef("interval.ms", ConfigType.INT, 300000),
+    "match": ConfigDef("match", ConfigType.LIST, []),
+}
+
+
 def _definition(resource_type: int, name: str) -> ConfigDef | None:
+    if resource_type == RESOURCE_CLIENT_METRICS:
+        return _CLIENT_METRICS_DEFS.get(name)
     if resource_type == RESOURCE_TOPIC:
         tdef = TOPIC_CONFIGS.get(name)
         return tdef.definition if tdef else None
@@ -48,6 +61,8 @@ def _effective_list(ctx: Any, resource_type: int, name: str, overrides: dict[str
     if name in overrides:
         return _items(overrides[name])
     config = ctx.broker.config
+    if resource_type == RESOURCE_CLIENT_METRICS:
+        return []
     if resource_type == RESOURCE_TOPIC:
         default = config.resolve_topic({})[name].value
     else:
@@ -59,7 +74,7 @@ def _effective_list(ctx: Any, resource_type: int, name: str, overrides: dict[str
 
 def _list_op_refused(resource_type: int, kind: int, name: str) -> InvalidConfigError:
     """APPEND/SUBTRACT on a key that is not a LIST, in Kafka's words (which differ by resource type)."""
-    if resource_type == RESOURCE_TOPIC:
+    if resource_type in (RESOURCE_TOPIC, RESOURCE_CLIENT_METRICS):
         verb = "APPEND" if kind == OP_APPEND else "SUBTRACT"
         return InvalidConfigError(f"Can't {verb} to key {name} because its type is not LIST.")
     if name not in BROKER_CONFIGS:

@@ -3,8 +3,9 @@
 v0 (KIP-714, then named ListClientMetricsResources) lists client-metrics subscriptions only; v1 (KIP-1142)
 takes the resource types to list (empty: every type) and answers name and type of each resource:
 TOPIC (2) every topic, BROKER (4) every registered broker by id, BROKER_LOGGER (8), CLIENT_METRICS (16)
-and GROUP (32). Strom has no client-metrics subscriptions, no group configs and no broker-logger
-resources (DescribeConfigs refuses BROKER_LOGGER), so those types list nothing. A type Kafka does not
+and GROUP (32). CLIENT_METRICS lists the client-metrics subscriptions (KIP-714, set with
+IncrementalAlterConfigs). Strom has no group configs and no broker-logger resources (DescribeConfigs
+refuses BROKER_LOGGER), so those types list nothing. A type Kafka does not
 know answers UNSUPPORTED_VERSION, as Kafka 4.4 does.
 
 Errors: NONE, UNSUPPORTED_VERSION (an unknown resource type), CLUSTER_AUTHORIZATION_FAILED (no
@@ -42,6 +43,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         listed += [(str(node_id), BROKER) for node_id in sorted(image.brokers)]
     if TOPIC in wanted:
         listed += [(name, TOPIC) for name in sorted(image.topics)]
+    if CLIENT_METRICS in wanted:
+        listed += [(name, CLIENT_METRICS) for name in ctx.broker.client_telemetry.subscriptions.names()]
     return build(
         cls,
         throttle_time=no_throttle(),

@@ -75,6 +75,7 @@ from strom.protocol.record_batch import BATCH_HEADER_SIZE, parse_header
 from strom.protocol.registry import ApiSpec
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, I64, array_len, nullable_string, string
 from strom.security.authorizer import AclOperation, ResourceType
+from strom.security.quotas.throttling import produce_throttle_ms
 from strom.server.context import RequestContext
 
 log = logging.getLogger("strom.apis.produce")
@@ -346,7 +347,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             )
         return None
     endpoints = _leader_hints(ctx, topics, names) if version >= LEADER_HINTS_FROM else None
-    return RawResponse([encode_response(version, topics, node_endpoints=endpoints)])
+    return RawResponse([encode_response(version, topics, throttle_ms=throttle_ms, node_endpoints=endpoints)])
 
 
 def _transactional_refusal(

@@ -66,6 +66,8 @@ class BrokerMetrics:
         # what the Produce and Fetch handlers feed; None (nothing counted) without metrics.port
         self.traffic: TopicTraffic | None = topic_traffic if self.port is not None else None
         self.registry.register(BrokerStateCollector(broker))
+        # metrics clients push with PushTelemetry (KIP-714)
+        self.registry.register(broker.client_telemetry.exporter)
         self._server: MetricsServer | None = None
 
     @property

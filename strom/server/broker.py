@@ -38,9 +38,12 @@ from strom.security.acl_authorizer import AclAuthorizer, authorizer_enabled
 from strom.security.acl_store import AclStore, LocalAclStore
 from strom.security.authorizer import AllowAll, Authorizer
 from strom.security.channel import ListenerSecurity, inter_broker_ssl_context
+from strom.security.quotas import QuotaManager, QuotaSettings
+from strom.security.quotas.store import QuotaStore, quota_store_for
 from strom.security.sasl.client import SaslClientSettings
 from strom.security.scram_store import ScramStore, scram_store_for
 from strom.server.connection import Connection
+from strom.server.connection_limits import ConnectionLimits, Verdict
 from strom.server.fetch_sessions import FetchSessionCache
 from strom.server.frame_protocol import FrameProtocol
 from strom.server.idle_connections import IdleConnectionSweeper
@@ -105,6 +108,16 @@ class Broker:
         if acls_on:
             self.acl_authorizer = AclAuthorizer.from_config(config)
             self.authorizer = self.acl_authorizer
+        # client quotas (their table comes from this mode's store in start()) and connection limits
+        self.quotas = QuotaManager(QuotaSettings.from_config(config), clock=clock)
+        self.quota_store: QuotaStore | None = None
+        self.connection_limits = ConnectionLimits(
+            config,
+            self.inter_broker_listener,
+            self.listeners.names,
+            ip_rate=self.quotas.ip_connection_rate,
+            clock_ms=lambda: int(time.monotonic() * 1000),
+        )
         self.registry = registry if registry is not None else build_registry()
         if config.get("process.roles"):
             from strom.cluster.kraft.forwarding import forwarding_registry
@@ -136,6 +149,13 @@ class Broker:
         self.share_coordinator = ShareCoordinator(self)
         self.share_partitions = SharePartitionManager(self)
         self.metadata = None  # type: ignore[assignment]  # the ClusterBackend, created in start()
+        from strom.telemetry.manager import ClientTelemetry
+        from strom.telemetry.subscriptions import FILE_NAME as CLIENT_METRICS_FILE
+
+        # client telemetry (KIP-714): CLIENT_METRICS subscriptions and the pushed metrics, exported below
+        self.client_telemetry = ClientTelemetry(
+            config.log_dirs[0] / CLIENT_METRICS_FILE, clock, int(config.get("telemetry.max.bytes"))
+        )
         from strom.metrics import BrokerMetrics
 
         self.metrics = BrokerMetrics(self)
@@ -286,6 +306,8 @@ class Broker:
         await self.replica_manager.stop()
         if self.acl_store is not None:
             await self.acl_store.stop()
+        if self.quota_store is not None:
+            await self.quota_store.stop()
         if self.metadata is not None:
             await self.metadata.stop()
         await self.log_manager.stop()
@@ -343,6 +365,27 @@ class Broker:
         if self._stopped.is_set():
             stream.close()
             return
+        # KIP-612 and friends: wait for a slot, or refuse (strom.server.connection_limits)
+        peer = stream.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        listener = security.listener.name
+        verdict, delay_ms = await self.connection_limits.admit(listener, ip)
+        if verdict == Verdict.THROTTLED:
+            log.info("%s connection from %s over its connection_creation_rate: closing in %d ms",
+                     listener, ip, delay_ms)
+            await asyncio.sleep(delay_ms / 1000)
+            stream.close()
+            return
+        try:
+            if verdict == Verdict.CLOSE:
+                log.info("%s connection from %s refused: over max.connections.per.ip", listener, ip)
+                stream.close()
+                return
+            await self._serve(stream, security)
+        finally:
+            await self.connection_limits.release(listener, ip)
+
+    async def _serve(self, stream: FrameProtocol, security: ListenerSecurity) -> None:
         self._next_connection += 1
         try:
             conn = Connection(self, stream, f"conn-{self._next_connection}", security)

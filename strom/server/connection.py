@@ -31,12 +31,18 @@ Kafka rules implemented here:
   order like any response. Then the principal is the authenticated user. A SaslHandshake on an
   authenticated connection may start re-authentication (KIP-368); any other request arriving after the
   session's lifetime closes the connection, as Kafka does.
+- Quotas (KIP-219): a handler that answers a throttle time calls `ctx.throttle(ms)`; the connection then
+  reads and starts none of this client's requests until it has passed (the socket fills and the client
+  waits; the event loop never sleeps). With request_percentage quotas in force, each handler's time on
+  the event loop is measured (strom.security.quotas.throttling.OnLoopTimer) and counted against them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime
 import io
 import logging
 import os
@@ -57,6 +63,7 @@ from strom.protocol.frames import (
 )
 from strom.protocol.registry import is_flexible
 from strom.security.principal import ANONYMOUS
+from strom.security.quotas.throttling import OnLoopTimer
 from strom.server.context import RequestContext
 from strom.server.error_response import unsupported_response
 from strom.server.frame_protocol import FrameProtocol
@@ -73,6 +80,8 @@ API_VERSIONS = 18
 SASL_HANDSHAKE = 17
 _SIZE = struct.Struct(">i")
 _CLOSE = object()
+# not counted against request_percentage: version negotiation and authentication (Kafka exempts them)
+_REQUEST_QUOTA_EXEMPT = frozenset({API_VERSIONS, SASL_HANDSHAKE, 36})
 
 Chunks = list[Any]
 
@@ -124,6 +133,7 @@ class Connection:
         self._in_flight = 0  # requests read and not yet answered
         # resolved once the newest request's effects are applied: the next request's handler awaits it
         self._order_tail: asyncio.Future[None] | None = None
+        self._unmute_at = 0.0  # the loop time until which this client is throttled (muted)
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -178,6 +188,7 @@ class Connection:
     async def _read_loop(self) -> None:
         stream = self.stream
         while not self._closing:
+            await self._wait_unmuted()
             frame = await stream.read_frame()
             if frame is None:
                 return
@@ -296,11 +307,14 @@ class Connection:
             principal=self.principal,
             header_version=header.header_version,
             effects_applied=lambda: _resolve(applied),
+            request_size=len(frame),
+            throttle=self._throttle,
         )
         if after is not None and not after.done():
             await after
+        await self._wait_unmuted()
         try:
-            response = await spec.handler(ctx, request)
+            response = await self._call(spec, ctx, request)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -318,6 +332,37 @@ class Connection:
         buf.write(head)
         entity_writer(type(response))(buf, response)
         return [buf.getvalue()]
+
+    # --- quotas -----------------------------------------------------------------------------------
+    def _throttle(self, ms: int) -> None:
+        if ms > 0:
+            loop = asyncio.get_running_loop()
+            self._unmute_at = max(self._unmute_at, loop.time() + ms / 1000)
+
+    async def _wait_unmuted(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (wait := self._unmute_at - loop.time()) > 0:
+            await asyncio.sleep(wait)
+
+    async def _call(self, spec: Any, ctx: RequestContext, request: Any) -> Any:
+        """Run the handler; under a request_percentage quota, count its time on the event loop and
+        throttle (its throttle_time_ms, when a kio response has one, says the longer of the two)."""
+        quotas = getattr(self.broker, "quotas", None)
+        if quotas is None or not quotas.enabled("request_percentage") or ctx.api_key in _REQUEST_QUOTA_EXEMPT:
+            return await spec.handler(ctx, request)
+        if ctx.api_key == 1 and getattr(request, "replica_id", -1) >= 0:
+            return await spec.handler(ctx, request)  # followers are not clients
+        timer = OnLoopTimer(spec.handler(ctx, request))
+        response = await timer
+        ms = quotas.record_request_time(ctx.principal.name, ctx.client_id, timer.elapsed)
+        if ms <= 0:
+            return response
+        self._throttle(ms)
+        current = getattr(response, "throttle_time", None)
+        if current is not None and dataclasses.is_dataclass(response) and ms > current.total_seconds() * 1000:
+            delay = type(current).parse(datetime.timedelta(milliseconds=ms))
+            response = dataclasses.replace(response, throttle_time=delay)  # type: ignore[type-var]
+        return response
 
     def _unsupported(self, api_key: int, api_version: int, correlation_id: int, flexible: bool) -> Any:
         body = unsupported_response(self.broker.registry, api_key, api_version)

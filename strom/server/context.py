@@ -41,6 +41,12 @@ class RequestContext:
     only then (or when this one returns), so a connection's requests take effect in request order, as
     in Kafka, while waits of pipelined requests overlap. Calling it again does nothing."""
 
+    request_size: int = 0
+    """The request's size in bytes (header and body), what producer_byte_rate counts."""
+    throttle: Callable[[int], None] = lambda _ms: None
+    """Called with a throttle time (ms) a handler answered: the connection reads none of this client's
+    requests for that long (KIP-219, strom.security.quotas.throttling)."""
+
     def now_ms(self) -> int:
         return int(self.broker.clock() * 1000)
 
