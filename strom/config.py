@@ -260,6 +260,15 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("fetch.max.bytes", _T.INT, 57671680, minimum=1024, read_only=_RO),
     ConfigDef("connections.max.idle.ms", _T.LONG, 600000, read_only=_RO),
     ConfigDef("max.incremental.fetch.session.cache.slots", _T.INT, 1000, minimum=0, read_only=_RO),
+    # connection limits (strom.server.connection_limits; also listener.name.<l>.max.connections and
+    # listener.name.<l>.max.connection.creation.rate) and the client quotas' windows (strom.security.quotas)
+    ConfigDef("max.connections", _T.INT, 2147483647, minimum=0),
+    ConfigDef("max.connections.per.ip", _T.INT, 2147483647, minimum=0),
+    ConfigDef("max.connections.per.ip.overrides", _T.STRING, ""),
+    ConfigDef("max.connection.creation.rate", _T.INT, 2147483647, minimum=0),
+    ConfigDef("quota.window.num", _T.INT, 11, minimum=1, read_only=_RO),
+    ConfigDef("quota.window.size.seconds", _T.INT, 1, minimum=1, read_only=_RO),
+    ConfigDef("client.quota.callback.class", _T.CLASS, None, read_only=_RO),
     # topics
     ConfigDef("auto.create.topics.enable", _T.BOOLEAN, True, read_only=_RO),
     ConfigDef("num.partitions", _T.INT, 1, minimum=1, read_only=_RO),
