@@ -21,7 +21,7 @@ from strom.apis._admin_util import NO_THROTTLE, kio_module
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 from strom.security.authorizer import AclOperation, ResourceType
-from strom.security.quotas.entities import QuotaFilterError, describe
+from strom.security.quotas.entities import QuotaFilterError, describe, java_hash_order
 
 API_KEY = 48
 CLUSTER_NAME = "kafka-cluster"
@@ -45,7 +45,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     entries = tuple(
         mod.EntryData(
             entity=tuple(mod.EntityData(entity_type=t, entity_name=n) for t, n in entity.parts),
-            values=tuple(mod.ValueData(key=k, value=v) for k, v in sorted(values.items())),
+            values=tuple(mod.ValueData(key=k, value=values[k]) for k in java_hash_order(values)),
         )
         for entity, values in found
     )

@@ -98,13 +98,13 @@ def test_alter_validates_as_kafka() -> None:
     assert messages == [
         "Ignoring duplicate entity ClientQuotaEntity(entries={client-id: a})",
         None,
-        "Configuration producer_byte_rate must be a Long value",
+        "producer_byte_rate cannot be a fractional value.",
         "Invalid configuration key connection_creation_rate",
         None,
         "Unhandled client quota entity type: group",
         "Empty user not supported",
         "Invalid empty client quota entity",
-        "Invalid empty client quota entity",
+        "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId",
         "Ignoring duplicate entity ClientQuotaEntity(entries={client-id: d})",
     ]
     # as in Kafka, the first entry of a duplicated entity still takes effect

@@ -6,11 +6,14 @@ default entity (`<default>` in ZooKeeper paths and in kafka-configs). Valid comb
 {client-id}, {user, client-id} (keys producer_byte_rate, consumer_byte_rate, request_percentage,
 controller_mutation_rate) and {ip} (connection_creation_rate).
 
-- `alter(current, entries)` applies AlterClientQuotas entries as Kafka's ClientQuotaControlManager does: one
-  result per distinct entity, in request order; "Ignoring duplicate entity <e>" for an entity given twice
-  (and, as in Kafka, for an entity whose ops repeat a key); "Invalid empty client quota entity", "Unhandled
-  client quota entity type: <t>", "Empty <t> not supported", "Invalid configuration key <k>",
-  "Configuration <k> must be a Long value", "<ip> is not a valid IP or resolvable host." as INVALID_REQUEST.
+- `alter(current, entries)` applies AlterClientQuotas entries as Kafka 4.4's ClientQuotaControlManager
+  does: one result per distinct entity, in request order; "Ignoring duplicate entity <e>" for an entity
+  given twice (and, as in Kafka, for an entity whose ops repeat a key); "Invalid empty client quota
+  entity", "Unhandled client quota entity type: <t>", "Empty <t> not supported", "Invalid quota entity
+  combination, IP entity shouldnot be combined with User or ClientId", "Invalid configuration key <k>",
+  "Quota <k> must be a finite number", "Quota <k> must be greater than 0", "<k> cannot be a fractional
+  value.", "Proposed value for <k> is too large for a LONG.", "<ip> is not a valid IP or resolvable
+  host." as INVALID_REQUEST. `java_hash_order` lists a describe's values in Kafka's (HashMap) order.
   A removal of a key the entity does not have is a no-op; an entity left without keys disappears.
 - `describe(current, components, strict)` is ClientQuotasImage.describe: exact (0), default (1) and
   specified (2) match types, strict meaning the entity has exactly the filter's types; filter errors raise
@@ -26,6 +29,7 @@ controller_mutation_rate) and {ip} (connection_creation_rate).
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -139,7 +143,7 @@ def _check_entity(parts: Iterable[tuple[str, str | None]]) -> tuple[QuotaEntity 
     seen: dict[str, str | None] = {}
     for entity_type, name in parts:
         if entity_type in seen:
-            return None, f"Invalid empty client quota entity, duplicate entity entry {entity_type}"
+            return None, f"Invalid client quota entity, duplicate entity entry {entity_type}"
         if entity_type not in ENTITY_TYPES:
             return None, f"Unhandled client quota entity type: {entity_type}"
         seen[entity_type] = name
@@ -148,7 +152,7 @@ def _check_entity(parts: Iterable[tuple[str, str | None]]) -> tuple[QuotaEntity 
     if not seen:
         return None, "Invalid empty client quota entity"
     if IP in seen and len(seen) > 1:
-        return None, "Invalid empty client quota entity"
+        return None, "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId"
     if IP in seen and not _valid_ip(seen[IP]):
         return None, f"{seen[IP]} is not a valid IP or resolvable host."
     return QuotaEntity(tuple(sorted(seen.items()))), None
@@ -159,12 +163,19 @@ def keys_for(entity: QuotaEntity) -> Mapping[str, bool]:
 
 
 def _check_value(keys: Mapping[str, bool], key: str, value: float) -> str | None:
+    """Kafka 4.4's validateQuotaKeyValue messages, in its order."""
     if key not in keys:
         return f"Invalid configuration key {key}"
+    if math.isnan(value) or math.isinf(value):
+        return f"Quota {key} must be a finite number"
+    if value <= 0:
+        return f"Quota {key} must be greater than 0"
     if keys[key]:
-        epsilon = 1e-6
-        if abs(float(int(value + epsilon)) - value) > epsilon:
-            return f"Configuration {key} must be a Long value"
+        if value != math.floor(value):
+            return f"{key} cannot be a fractional value."
+        limit, kind = (2**31 - 1, "an INT") if key in IP_KEYS else (2**63 - 1, "a LONG")
+        if value > limit:
+            return f"Proposed value for {key} is too large for {kind}."
     return None
 
 
@@ -185,7 +196,8 @@ def alter(
         ops: dict[str, float | None] = {}
         for op_key, value in entry.ops:
             if op_key in ops:
-                results[key] = f"Duplicate quota key {op_key}"
+                shown = _show(entry.entity)
+                results[key] = f"Duplicate quota key {op_key} not updating quota for this entity {shown}"
             else:
                 ops[op_key] = value
         if key in results:
@@ -214,6 +226,20 @@ def alter(
         if not values:
             del updated[entity]
     return [(raw.get(k, k), msg) for k, msg in results.items()], updated
+
+
+def java_hash_order(keys: Iterable[str]) -> list[str]:
+    """Keys in the order a small java.util.HashMap of them iterates (Kafka answers quota values from
+    one, and kafka-configs prints them in that order)."""
+
+    def bucket(key: str) -> int:
+        h = 0
+        units = key.encode("utf-16-be")  # String.hashCode runs over UTF-16 code units
+        for i in range(0, len(units), 2):
+            h = (31 * h + int.from_bytes(units[i : i + 2], "big")) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & 15
+
+    return sorted(keys, key=bucket)
 
 
 def _show(parts: Iterable[tuple[str, str | None]]) -> str:
