@@ -336,6 +336,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         await _await_isr(waiting[0], timeout_s)
     elif waiting:
         await asyncio.gather(*(_await_isr(pending, timeout_s) for pending in waiting))
+    # producer_byte_rate (KIP-219): acks=0 gets no answer but is muted all the same
+    throttle_ms = produce_throttle_ms(ctx)
     if acks == 0:
         # the client expects no answer, so Kafka reports a failure by closing the connection
         failed = [(name, p) for name, results in topics for p in results if p.error_code]
