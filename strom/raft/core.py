@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strom.config import BrokerConfig
-from strom.metadata.batches import build_control_batch, build_metadata_batch, read_metadata_batches
+from strom.metadata.batches import build_control_batch, build_metadata_batch
 from strom.metadata.records import KRaftVersionRecord, LeaderChangeMessage, VotersRecord
 from strom.metadata.serde import ApiMessageAndVersion
 from strom.metadata.snapshot import read_snapshot
@@ -227,9 +227,8 @@ class RaftCore:
                     self.kraft_version = content.kraft_version.kraft_version
                 if content.voters is not None:
                     self.voter_history = VoterHistory(VoterSet.from_record(content.voters))
-        for batch in self.log.iter_batches(start_offset):
-            if batch.is_control:
-                self._apply_control(batch.records)
+        for batch in self.log.iter_control_batches(start_offset):
+            self._apply_control(batch.records)
 
     def _apply_control(self, records: Sequence[tuple[int, ApiMessageAndVersion]]) -> None:
         for offset, record in records:
@@ -1077,9 +1076,8 @@ class RaftCore:
                 self._backoff_until[destination] = now_ms + self.config.retry_backoff_ms
                 return
             self.log.flush()
-            for batch in read_metadata_batches(self.log.read(info.first_offset, len(records) + 1)):
-                if batch.is_control:
-                    self._apply_control(batch.records)
+            for batch in self.log.iter_control_batches(info.first_offset):
+                self._apply_control(batch.records)
             self._changed()
         if part.high_watermark >= 0:
             hw = min(part.high_watermark, self.log.end_offset)

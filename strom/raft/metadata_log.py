@@ -192,6 +192,13 @@ class MetadataLog:
         for _header, data in self.log.iter_batches(max(start_offset, self.start_offset)):
             yield from read_metadata_batches(data)
 
+    def iter_control_batches(self, start_offset: int = 0) -> Iterator[MetadataBatch]:
+        """The control batches only: the Raft layer reads its own records (voters, kraft.version) and never
+        decodes the metadata records, so a record it cannot read stops the replay, not the quorum."""
+        for header, data in self.log.iter_batches(max(start_offset, self.start_offset)):
+            if header.is_control:
+                yield from read_metadata_batches(data)
+
     def truncate_to(self, offset: int) -> None:
         self.log.truncate_to(offset)
 

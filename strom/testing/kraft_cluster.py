@@ -7,10 +7,12 @@ hit exactly it. Every wait has a deadline.
     with KRaftCluster(controllers=3, brokers=2) as cluster:      # nodes 1-3 controllers, 4-5 brokers
         cluster.start_all(); cluster.bootstrap_servers            # "127.0.0.1:p4,127.0.0.1:p5"
     with KRaftCluster(combined=3) as cluster: ...                 # nodes 1-3 broker,controller
+    cluster.active_controller()                                   # (leader id, epoch) from DescribeQuorum
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -20,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from strom.config import BrokerConfig, load_properties_file
 from strom.metadata.formatter import FormatOptions, NodeStorage, format_storage
@@ -194,6 +197,46 @@ class KRaftCluster:
         for node_id in sorted(self.procs, key=lambda i: "controller" in self.roles[i]):
             self.stop(node_id)
         shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- asking the quorum -----------------------------------------------------------------------------
+    def describe_quorum(self, node_id: int, timeout: float = 5.0) -> Any:
+        """The partition of a DescribeQuorum v2 answer from controller `node_id` over its CONTROLLER
+        listener (error_code NOT_LEADER_OR_FOLLOWER when it is not the leader)."""
+        return asyncio.run(self._describe_quorum(node_id, timeout))
+
+    async def _describe_quorum(self, node_id: int, timeout: float) -> Any:
+        from kio.schema.describe_quorum.v2.request import DescribeQuorumRequest, PartitionData, TopicData
+
+        from strom.client.connection import BrokerConnection
+
+        port = self.controller_ports[node_id]
+        conn = await BrokerConnection.open("127.0.0.1", port, timeout=timeout, negotiate=False)
+        try:
+            request = DescribeQuorumRequest(
+                topics=(
+                    TopicData(
+                        topic_name="__cluster_metadata", partitions=(PartitionData(partition_index=0),)
+                    ),
+                )
+            )
+            response = await conn.request(request, timeout=timeout)
+        finally:
+            await conn.close()
+        return response.topics[0].partitions[0]
+
+    def active_controller(self, among: list[int] | None = None) -> tuple[int, int] | None:
+        """(leader id, epoch) as the Raft leader itself reports it, asking the running controllers in
+        `among`: the active controller is the quorum's leader."""
+        for node_id in among or [i for i in self.controller_ids if self.running(i)]:
+            if not self.running(node_id):
+                continue
+            try:
+                part = self.describe_quorum(node_id, timeout=1.0)
+            except (TimeoutError, OSError, ConnectionError):
+                continue
+            if part.error_code == 0:
+                return int(part.leader_id), int(part.leader_epoch)
+        return None
 
     def __enter__(self) -> KRaftCluster:
         return self
