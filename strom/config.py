@@ -355,6 +355,13 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
         "group.consumer.assignors", _T.LIST, ["uniform", "range"], choices=("uniform", "range"), read_only=_RO
     ),
     ConfigDef("group.consumer.regex.refresh.interval.ms", _T.INT, 600000, minimum=10000, read_only=_RO),
+    ConfigDef(
+        "group.consumer.migration.policy",
+        _T.STRING,
+        "bidirectional",
+        choices=("disabled", "upgrade", "downgrade", "bidirectional"),
+        read_only=_RO,
+    ),
     # streams groups (KIP-1071)
     ConfigDef("group.streams.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
     ConfigDef("group.streams.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
@@ -447,6 +454,11 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("sasl.jaas.config", _T.PASSWORD, None, sensitive=True, read_only=_RO),
     ConfigDef("sasl.server.max.receive.size", _T.INT, 524288, read_only=_RO),
     ConfigDef("connections.max.reauth.ms", _T.LONG, 0, read_only=_RO),
+    # delegation tokens (KIP-48, strom.security.delegation_tokens): disabled without a secret key
+    ConfigDef("delegation.token.secret.key", _T.PASSWORD, None, sensitive=True, read_only=_RO),
+    ConfigDef("delegation.token.max.lifetime.ms", _T.LONG, 604800000, read_only=_RO),
+    ConfigDef("delegation.token.expiry.time.ms", _T.LONG, 86400000, read_only=_RO),
+    ConfigDef("delegation.token.expiry.check.interval.ms", _T.LONG, 3600000, read_only=_RO),
     ConfigDef("group.coordinator.rebalance.protocols", _T.LIST, ["classic", "consumer"], read_only=_RO),
     ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3, read_only=_RO),
     ConfigDef("share.coordinator.state.topic.min.isr", _T.INT, 2, read_only=_RO),

@@ -82,7 +82,7 @@ async def handle(ctx: Any, request: Any) -> Any:
                         subscribed_topic_regex=m.subscribed_topic_regex,
                         assignment=_assignment(assignment_cls, m.assignment),
                         target_assignment=_assignment(assignment_cls, m.target_assignment),
-                        member_type=i8(1),
+                        member_type=i8(m.member_type),
                     )
                     for m in described.members
                 ),

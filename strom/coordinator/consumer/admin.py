@@ -8,8 +8,7 @@
 - DeleteGroups deletes an Empty consumer group: tombstones for its offsets, regexes, target assignment
   epoch, subscription metadata and epoch; NON_EMPTY_GROUP while it has members.
 - JoinGroup (a classic member) on an Empty consumer group turns it back into a classic group that keeps
-  its offsets; on one with members it answers INCONSISTENT_GROUP_PROTOCOL (mixing classic and consumer
-  members in one group, Kafka's online migration, is not supported).
+  its offsets; on one with members the classic member joins the consumer group (`classic_members`).
 """
 
 from __future__ import annotations
@@ -61,6 +60,7 @@ class ConsumerAdmin(ConsumerBase):
                 m.subscribed_topic_regex,
                 _named(m.assigned, topics),  # type: ignore[arg-type]
                 _named(group.target_of(m.member_id), topics),  # type: ignore[arg-type]
+                0 if m.uses_classic_protocol else 1,
             )
             for m in group.members.values()
         ]

@@ -46,6 +46,7 @@ class ConsumerBase(CoreBase):
             m.subscribed_topic_regex,
             m.rebalance_timeout_ms,
             m.server_assignor,
+            m.classic,
         )
         return rec.member_key(rec.MEMBER_METADATA, group_id, m.member_id), rec.encode_member_metadata(value)
 
@@ -103,8 +104,12 @@ class ConsumerBase(CoreBase):
 
     # --- timers --------------------------------------------------------------------------------------
 
-    def _schedule_session(self, group_id: str, member_id: str, now_ms: int) -> None:
-        self.timers.schedule((SESSION, group_id, member_id), now_ms + self.consumer_config.session_timeout_ms)
+    def _schedule_session(
+        self, group_id: str, member_id: str, now_ms: int, timeout_ms: int | None = None
+    ) -> None:
+        # a classic member keeps the session timeout it joined with
+        timeout = self.consumer_config.session_timeout_ms if timeout_ms is None else timeout_ms
+        self.timers.schedule((SESSION, group_id, member_id), now_ms + timeout)
 
     def _cancel_member_timers(self, group_id: str, member: ConsumerMember) -> None:
         self.timers.cancel((SESSION, group_id, member.member_id))

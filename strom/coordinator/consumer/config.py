@@ -1,7 +1,8 @@
 """Consumer group settings (KIP-848), read from the broker's Kafka config keys with Kafka 4.4's defaults:
 group.consumer.session.timeout.ms (45 s), group.consumer.heartbeat.interval.ms (5 s),
-group.consumer.max.size, group.consumer.assignors (uniform, range; the first is the default) and
-group.consumer.regex.refresh.interval.ms."""
+group.consumer.max.size, group.consumer.assignors (uniform, range; the first is the default),
+group.consumer.regex.refresh.interval.ms and group.consumer.migration.policy (KIP-848's online migration
+between classic and consumer groups: disabled, upgrade, downgrade or bidirectional, the default)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ class ConsumerGroupConfig:
     max_size: int = INT_MAX
     assignors: tuple[str, ...] = ("uniform", "range")
     regex_refresh_interval_ms: int = 600000
+    migration_policy: str = "bidirectional"
+
+    @property
+    def upgrade_enabled(self) -> bool:
+        return self.migration_policy in ("upgrade", "bidirectional")
+
+    @property
+    def downgrade_enabled(self) -> bool:
+        return self.migration_policy in ("downgrade", "bidirectional")
 
     @property
     def default_assignor(self) -> str:
@@ -30,4 +40,5 @@ class ConsumerGroupConfig:
             max_size=config.get("group.consumer.max.size"),
             assignors=tuple(config.get("group.consumer.assignors")),
             regex_refresh_interval_ms=config.get("group.consumer.regex.refresh.interval.ms"),
+            migration_policy=str(config.get("group.consumer.migration.policy")).lower(),
         )

@@ -6,22 +6,26 @@
 - Member epoch -2 is a static member (group.instance.id) leaving temporarily: it stays in the group with
   epoch -2 and keeps its partitions, so that the same instance id rejoining within the session timeout
   takes them back without a rebalance. The answer carries epoch -2.
-- group.consumer.session.timeout.ms without a heartbeat fences the member (as leaving for good); so does
+- The last member using the consumer protocol leaving a group whose other members are classic ones turns
+  the group back into a classic group (`migration`, KIP-848's online downgrade).
+- group.consumer.session.timeout.ms (a classic member: its own session timeout) without a heartbeat fences
+  the member (as leaving for good); so does
   the member's rebalance timeout when it has not revoked what it was asked to since it was asked.
 """
 
 from __future__ import annotations
 
 from strom.coordinator.consumer import records as rec
-from strom.coordinator.consumer.base import REBALANCE, SESSION, ConsumerBase
+from strom.coordinator.consumer.base import REBALANCE, SESSION
 from strom.coordinator.consumer.group import ConsumerGroup
 from strom.coordinator.consumer.member import LEAVE_GROUP_STATIC_MEMBER_EPOCH, ConsumerMember, MemberState
+from strom.coordinator.consumer.migration import ConsumerMigration
 from strom.coordinator.consumer.results import HeartbeatRequest, HeartbeatResult
 from strom.coordinator.group.base import Record
 from strom.protocol.errors import ErrorCode, KafkaError
 
 
-class ConsumerDepartures(ConsumerBase):
+class ConsumerDepartures(ConsumerMigration):
     def _leave(self, req: HeartbeatRequest, now_ms: int) -> tuple[list[Record], HeartbeatResult]:
         group = self.consumer_groups.get(req.group_id)
         if group is None:
@@ -53,7 +57,14 @@ class ConsumerDepartures(ConsumerBase):
             group.update_member(away)
             self.timers.cancel((REBALANCE, group.group_id, member.member_id, str(member.member_epoch)))
             return [self._current_assignment_record(group.group_id, away)], result
-        return self._fence(group, member, now_ms), result
+        return self._fence_or_downgrade(group, member, now_ms), result
+
+    def _fence_or_downgrade(self, group: ConsumerGroup, member: ConsumerMember, now_ms: int) -> list[Record]:
+        """The last member using the consumer protocol leaving a group of classic members turns it back
+        into a classic group when the migration policy allows it; any other member is just removed."""
+        if not member.uses_classic_protocol and self._can_downgrade(group, {member.member_id}):
+            return self._downgrade(group, {member.member_id}, now_ms)
+        return self._fence(group, member, now_ms)
 
     def _fence(self, group: ConsumerGroup, member: ConsumerMember, now_ms: int) -> list[Record]:
         """Remove a member and move the group epoch; the records to write."""
@@ -84,5 +95,5 @@ class ConsumerDepartures(ConsumerBase):
                 return
         else:
             return
-        records = self._fence(group, member, now_ms)
+        records = self._fence_or_downgrade(group, member, now_ms)
         self._append(self.partition_for(group_id), records, lambda _error: None)

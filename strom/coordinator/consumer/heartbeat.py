@@ -34,7 +34,7 @@ from dataclasses import replace
 
 from strom.coordinator.consumer import records as rec
 from strom.coordinator.consumer.assignors import ASSIGNORS
-from strom.coordinator.consumer.base import REBALANCE, ConsumerBase
+from strom.coordinator.consumer.base import REBALANCE
 from strom.coordinator.consumer.group import ConsumerGroup, ResolvedRegex, TopicsView
 from strom.coordinator.consumer.member import (
     LEAVE_GROUP_MEMBER_EPOCH,
@@ -43,6 +43,7 @@ from strom.coordinator.consumer.member import (
     MemberState,
     partitions_of,
 )
+from strom.coordinator.consumer.migration import ConsumerMigration
 from strom.coordinator.consumer.reconcile import FencedMemberEpochError, Reconciler
 from strom.coordinator.consumer.results import HeartbeatRequest, HeartbeatResult
 from strom.coordinator.group.base import Record, append_error_code
@@ -60,7 +61,7 @@ def new_member_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
-class ConsumerHeartbeats(ConsumerBase):
+class ConsumerHeartbeats(ConsumerMigration):
     def consumer_heartbeat(
         self, req: HeartbeatRequest, now_ms: int, respond: Callable[[HeartbeatResult], None]
     ) -> None:
@@ -148,7 +149,13 @@ class ConsumerHeartbeats(ConsumerBase):
         classic = self.groups.get(group_id)
         if classic is not None and classic.state is not GroupState.DEAD:
             if classic.members or classic.pending_members or classic.state is not GroupState.EMPTY:
-                raise _error(ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group.")
+                # a consumer-protocol member joining a classic group with members (online upgrade)
+                upgraded = None
+                if create and self._can_upgrade(classic):
+                    upgraded = self._upgrade(classic, now_ms, records)
+                if upgraded is None:
+                    raise _error(ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group.")
+                return upgraded
             if not create:
                 raise _error(ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group.")
             # An empty classic group (committed offsets only) becomes a consumer group and keeps them.
@@ -214,6 +221,38 @@ class ConsumerHeartbeats(ConsumerBase):
             client_id=req.client_id,
             client_host=req.client_host,
         )
+        reconciled = self._apply_member(group, member, updated, req.owned, now_ms, records)
+        self._schedule_session(group.group_id, reconciled.member_id, now_ms)
+        full = req.member_epoch == 0 or (
+            req.rebalance_timeout_ms != -1
+            and (req.subscribed_topic_names is not None or req.subscribed_topic_regex is not None)
+            and req.owned is not None
+        )
+        assignment = None
+        if full or reconciled.assigned != member.assigned:
+            assignment = partitions_of(reconciled.assigned)
+        return records, HeartbeatResult(
+            ErrorCode.none,
+            member_id=reconciled.member_id,
+            member_epoch=reconciled.member_epoch,
+            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            assignment=assignment,
+        )
+
+    def _apply_member(
+        self,
+        group: ConsumerGroup,
+        member: ConsumerMember,
+        updated: ConsumerMember,
+        owned: dict[uuid.UUID, set[int]] | None,
+        now_ms: int,
+        records: list[Record],
+    ) -> ConsumerMember:
+        """Take a member's new subscription and metadata into the group: write what changed, move the
+        group epoch when it must, compute a new target assignment if the epoch is ahead of it, and reconcile
+        the member towards its target given what it says it `owned`. Shared by ConsumerGroupHeartbeat and
+        the JoinGroup of classic members."""
+        cfg = self.consumer_config
         bump = False
         subscription_changed = False
         is_new = member.member_id not in group.members
@@ -243,23 +282,7 @@ class ConsumerHeartbeats(ConsumerBase):
             self._compute_target(
                 group, topics, now_ms, records, new_member=updated.member_id if is_new else None
             )
-        reconciled = self._reconcile(group, updated, req, topics, subscription_changed, now_ms, records)
-        self._schedule_session(group.group_id, reconciled.member_id, now_ms)
-        full = req.member_epoch == 0 or (
-            req.rebalance_timeout_ms != -1
-            and (req.subscribed_topic_names is not None or req.subscribed_topic_regex is not None)
-            and req.owned is not None
-        )
-        assignment = None
-        if full or reconciled.assigned != member.assigned:
-            assignment = partitions_of(reconciled.assigned)
-        return records, HeartbeatResult(
-            ErrorCode.none,
-            member_id=reconciled.member_id,
-            member_epoch=reconciled.member_epoch,
-            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
-            assignment=assignment,
-        )
+        return self._reconcile(group, updated, owned, topics, subscription_changed, now_ms, records)
 
     def _dynamic_member(self, group: ConsumerGroup, member_id: str, req: HeartbeatRequest) -> ConsumerMember:
         member = group.members.get(member_id)
@@ -416,7 +439,7 @@ class ConsumerHeartbeats(ConsumerBase):
         self,
         group: ConsumerGroup,
         member: ConsumerMember,
-        req: HeartbeatRequest,
+        owned: dict[uuid.UUID, set[int]] | None,
         topics: TopicsView,
         subscription_changed: bool,
         now_ms: int,
@@ -428,7 +451,7 @@ class ConsumerHeartbeats(ConsumerBase):
             group.assignment_epoch,
             group.target_of(member.member_id),
             group.current_partition_epoch,
-            req.owned,
+            owned,
             self._topic_ids(group.member_topics(current), topics),
             subscription_changed,
         )

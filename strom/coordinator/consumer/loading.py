@@ -57,6 +57,7 @@ class ConsumerLoader(ConsumerBase):
                 subscribed_topic_regex=m.subscribed_topic_regex or "",
                 rebalance_timeout_ms=m.rebalance_timeout_ms,
                 server_assignor=m.server_assignor,
+                classic=m.classic,
             )
         elif t == rec.CURRENT_MEMBER_ASSIGNMENT:
             old = group.members.get(decoded.sub, ConsumerMember(decoded.sub))

@@ -3,7 +3,9 @@
 The member epoch is the group epoch the member last reconciled to; 0 while (re)joining, -1 once it left,
 -2 while a static member (group.instance.id) is away temporarily. `assigned` holds the partitions the
 member owns or may own now, each with the epoch at which it was assigned (KIP-1251);
-`pending_revocation` those it must give up before the group moves on. States are Kafka's MemberState,
+`pending_revocation` those it must give up before the group moves on. A member that joined with JoinGroup
+(a classic consumer in a consumer group, KIP-848's online migration) carries its session timeout and
+protocols in `classic`. States are Kafka's MemberState,
 with its byte values as ConsumerGroupCurrentMemberAssignmentValue stores them.
 """
 
@@ -13,7 +15,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field, replace
 
-from strom.coordinator.consumer.records import EpochAssignment
+from strom.coordinator.consumer.records import ClassicMemberMetadata, EpochAssignment
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
 LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
@@ -50,6 +52,12 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: EpochAssignment = field(default_factory=dict)
     pending_revocation: EpochAssignment = field(default_factory=dict)
+    # set for a member that speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat) in a consumer group
+    classic: ClassicMemberMetadata | None = None
+
+    @property
+    def uses_classic_protocol(self) -> bool:
+        return self.classic is not None
 
     def with_epoch(self, epoch: int, **changes: object) -> ConsumerMember:
         """A copy at member epoch `epoch`; the old epoch becomes the previous one when it changes (the
@@ -73,6 +81,7 @@ class ConsumerMember:
             and self.subscription_equals(other)
             and self.rebalance_timeout_ms == other.rebalance_timeout_ms
             and self.server_assignor == other.server_assignor
+            and self.classic == other.classic
         )
 
     def assignment_equals(self, other: ConsumerMember) -> bool:

@@ -35,6 +35,9 @@ class ConsumerOffsets(ConsumerBase):
             return ErrorCode.unknown_member_id
         if req.generation_id == member.member_epoch:
             return ErrorCode.none
+        if member.uses_classic_protocol:
+            # a classic member commits with its generation, which is its member epoch
+            return ErrorCode.illegal_generation
         if 0 <= req.generation_id < member.member_epoch:
             topics = self.topics_view()
             for o in req.offsets:

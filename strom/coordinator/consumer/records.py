@@ -7,7 +7,8 @@ followed by the flexible encoding (compact strings and arrays, tagged fields; KI
     3  ConsumerGroupMetadata              (group)            epoch; tag 0 metadata_hash (KIP-1101)
     4  ConsumerGroupPartitionMetadata     (group)            read only: Kafka 4.1+ replaced it by the
                                                              metadata hash and only writes its tombstone
-    5  ConsumerGroupMemberMetadata        (group, member)    the member's subscription
+    5  ConsumerGroupMemberMetadata        (group, member)    the member's subscription; tag 0 a classic
+                                                             member's session timeout and JoinGroup protocols
     6  ConsumerGroupTargetAssignmentMetadata (group)         assignment epoch; tag 0 assignment_timestamp
     7  ConsumerGroupTargetAssignmentMember   (group, member) the member's target partitions
     8  ConsumerGroupCurrentMemberAssignment  (group, member) member epoch, state, assigned and pending
@@ -86,6 +87,16 @@ class MemberMetadataValue:
     subscribed_topic_regex: str | None
     rebalance_timeout_ms: int
     server_assignor: str | None
+    # tag 0: a member that joined with JoinGroup (KIP-848's online migration)
+    classic: ClassicMemberMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicMemberMetadata:
+    """The session timeout and the JoinGroup protocols (name, metadata) of a classic member."""
+
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +203,32 @@ def encode_member_metadata(value: MemberMetadataValue) -> bytes:
             nullable_string(value.subscribed_topic_regex, True),
             _I32.pack(value.rebalance_timeout_ms),
             nullable_string(value.server_assignor, True),
-            EMPTY_TAGS,
+            EMPTY_TAGS if value.classic is None else _tags({0: _encode_classic(value.classic)}),
         )
     )
+
+
+def _encode_classic(classic: ClassicMemberMetadata) -> bytes:
+    """The nullable struct of tag 0: int8 1 (present), the session timeout, the protocols, no tags."""
+    out = bytearray(_I8.pack(1) + _I32.pack(classic.session_timeout_ms))
+    out += array_len(len(classic.protocols), True)
+    for name, metadata in classic.protocols:
+        out += string(name, True) + uvarint(len(metadata) + 1) + metadata + EMPTY_TAGS
+    return bytes(out + EMPTY_TAGS)
+
+
+def _decode_classic(data: bytes) -> ClassicMemberMetadata | None:
+    r = _Reader(data)
+    if r.i8() < 0:
+        return None
+    session_timeout = r.i32()
+    protocols = []
+    for _ in range(r.count()):
+        name = r.str()
+        metadata = r.take(max(r.uvarint() - 1, 0))
+        r.tags()
+        protocols.append((name, bytes(metadata)))
+    return ClassicMemberMetadata(session_timeout, tuple(protocols))
 
 
 def encode_target_metadata(value: TargetMetadataValue) -> bytes:
@@ -318,9 +352,10 @@ def decode_member_metadata(value: bytes | memoryview) -> MemberMetadataValue:
     regex = r.nstr()
     rebalance_timeout = r.i32()
     assignor = r.nstr()
-    r.tags()  # tag 0: the classic protocol metadata of a member that joined with JoinGroup
+    tags = r.tags()  # tag 0: the classic protocol metadata of a member that joined with JoinGroup
+    classic = _decode_classic(bytes(tags[0])) if 0 in tags else None
     return MemberMetadataValue(
-        instance_id, rack_id, client_id, client_host, topics, regex, rebalance_timeout, assignor
+        instance_id, rack_id, client_id, client_host, topics, regex, rebalance_timeout, assignor, classic
     )
 
 

@@ -51,6 +51,8 @@ class DescribedMember:
     subscribed_topic_regex: str
     assignment: list[tuple[uuid.UUID, str, list[int]]]
     target_assignment: list[tuple[uuid.UUID, str, list[int]]]
+    # ConsumerGroupDescribe v1+: 0 for a member using the classic protocol, 1 for the consumer protocol
+    member_type: int = 1
 
 
 @dataclass(frozen=True, slots=True)
