@@ -9,43 +9,45 @@ import click
 
 from strom import __version__
 
-# (module, attribute) of each sub-command; imported here so `strom --help` lists them all
-_COMMANDS = (
-    ("strom.cli.serve", "serve"),
-    ("strom.cli.topics", "topics"),
-    ("strom.cli.configs", "configs"),
-    ("strom.cli.acls", "acls"),
-    ("strom.cli.info", "cluster"),
-    ("strom.cli.info", "log_dirs"),
-    ("strom.cli.info", "offsets"),
-    ("strom.cli.produce", "produce"),
-    ("strom.cli.consume", "consume"),
-    ("strom.cli.groups", "groups"),
-    ("strom.cli.dump_log", "dump_log"),
-    ("strom.cli.reassign", "reassign"),
-    ("strom.cli.elect_leaders", "elect_leaders"),
-    ("strom.cli.storage", "storage"),
-)
+# name -> (module, attribute) of each sub-command. Modules are imported only when their command runs (or
+# for --help), so `strom serve` does not pay for importing every admin command at start-up.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("strom.cli.serve", "serve"),
+    "topics": ("strom.cli.topics", "topics"),
+    "configs": ("strom.cli.configs", "configs"),
+    "acls": ("strom.cli.acls", "acls"),
+    "cluster": ("strom.cli.info", "cluster"),
+    "log-dirs": ("strom.cli.info", "log_dirs"),
+    "offsets": ("strom.cli.info", "offsets"),
+    "produce": ("strom.cli.produce", "produce"),
+    "consume": ("strom.cli.consume", "consume"),
+    "groups": ("strom.cli.groups", "groups"),
+    "dump-log": ("strom.cli.dump_log", "dump_log"),
+    "reassign": ("strom.cli.reassign", "reassign"),
+    "elect-leaders": ("strom.cli.elect_leaders", "elect_leaders"),
+    "storage": ("strom.cli.storage", "storage"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group that imports a sub-command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module = importlib.import_module(target[0])
+        command = getattr(module, target[1], None)
+        return command if isinstance(command, click.Command) else None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="strom")
 def cli() -> None:
     """Strom: a Kafka-compatible event streaming platform."""
-
-
-def _register() -> None:
-    for module_name, attr in _COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        command = getattr(module, attr, None)
-        if isinstance(command, click.Command):
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:
