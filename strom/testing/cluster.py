@@ -102,12 +102,14 @@ class ProcessCluster:
         *,
         per_broker: Mapping[int, Mapping[str, Any]] | None = None,
         start_timeout: float = 30.0,
+        ports: Mapping[int, int] | None = None,
     ) -> None:
         self.n = n
         self.zk_connect = zk_connect
         self.node_ids = list(range(1, n + 1))
         self.root = Path(tempfile.mkdtemp(prefix="strom-cluster-"))
-        self.ports = {i: free_port() for i in self.node_ids}
+        # fixed ports (`ports`, by node id) for suites that dial well-known addresses; free ones otherwise
+        self.ports = {i: (ports or {}).get(i) or free_port() for i in self.node_ids}
         self._props = _props(overrides)
         self._per_broker = {i: dict(v) for i, v in (per_broker or {}).items()}
         self._procs: dict[int, subprocess.Popen[bytes]] = {}

@@ -15,6 +15,12 @@
 
 Exit status: 0 when no test failed or timed out, 1 otherwise, 2 when the cluster or the run could not be
 set up. SIGTERM and SIGINT stop the tests and the cluster before exiting.
+
+`--serve` (cluster mode) runs no tests: it starts the same cluster (Strom, or kfake with `--kfake-server`),
+optionally on fixed ports (`--ports 9092,9095,9098`) with extra named listeners on each broker
+(`--listener SSL=9093,9096,9099`, configured by `--set ssl.keystore.location=...`), prints its bootstrap
+servers, writes them to `<out>/cluster.json`, and waits until SIGINT/SIGTERM (or `--serve-for` seconds),
+so any other project's suite can be pointed at it. It exits 1 if a broker dies meanwhile.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from strom.testing.cluster import ProcessCluster
+from strom.testing.cluster import ProcessCluster, free_port
 from strom.testing.zookeeper import ZooKeeperServer
 
 # go test's -timeout is a Go duration; these are the units the script accepts.
@@ -208,10 +214,30 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def strom_cluster(brokers: int, out: Path, *, keep_logs: bool) -> Iterator[tuple[str, ProcessCluster]]:
-    """A ZooKeeper and `brokers` strom serve processes; broker logs are copied to `out` on the way out."""
+def strom_cluster(
+    brokers: int,
+    out: Path,
+    *,
+    keep_logs: bool,
+    ports: list[int] | None = None,
+    listeners: dict[str, list[int]] | None = None,
+    settings: dict[str, str] | None = None,
+) -> Iterator[tuple[str, ProcessCluster]]:
+    """A ZooKeeper and `brokers` strom serve processes; broker logs are copied to `out` on the way out.
+
+    `ports` fixes the PLAINTEXT ports (one per broker, else free ones); `listeners` adds named listeners
+    ({name: one port per broker}) on 127.0.0.1 beside PLAINTEXT, which stays the inter-broker listener;
+    `settings` are broker keys over the cluster preset (the same for every broker)."""
+    node_ports = {node_id: ports[node_id - 1] if ports else free_port() for node_id in range(1, brokers + 1)}
+    per_broker: dict[int, dict[str, str]] = {}
+    if listeners:
+        for node_id, port in node_ports.items():
+            extra = "".join(f",{name}://127.0.0.1:{ps[node_id - 1]}" for name, ps in listeners.items())
+            per_broker[node_id] = {"listeners": f"PLAINTEXT://127.0.0.1:{port}{extra}"}
     with ZooKeeperServer() as zk:
-        cluster = ProcessCluster(brokers, zk.connect + "/peer-suites")
+        cluster = ProcessCluster(
+            brokers, zk.connect + "/peer-suites", settings, per_broker=per_broker, ports=node_ports
+        )
         try:
             cluster.start_all()
             yield cluster.bootstrap_servers, cluster
@@ -232,11 +258,13 @@ def _stop_brokers(cluster: ProcessCluster) -> None:
 
 
 @contextlib.contextmanager
-def kfake_cluster(server: Path, brokers: int, out: Path, start_timeout: float = 30) -> Iterator[str]:
+def kfake_cluster(
+    server: Path, brokers: int, out: Path, start_timeout: float = 30, extra_args: list[str] | None = None
+) -> Iterator[str]:
     """franz-go's kfake, started from `server` (prints its comma-separated addresses, stops on EOF)."""
     log = open(out / "kfake.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
-        [str(server), "-brokers", str(brokers)],
+        [str(server), "-brokers", str(brokers), *(extra_args or [])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
     )  # fmt: skip
     try:
@@ -375,6 +403,91 @@ def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) or "none"
 
 
+# --- cluster mode ----------------------------------------------------------------------------------------
+
+
+def _ports(text: str) -> list[int]:
+    try:
+        ports = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ports, got {text!r}") from None
+    if not ports or any(not 0 < port < 65536 for port in ports):
+        raise argparse.ArgumentTypeError(f"expected comma-separated ports, got {text!r}")
+    return ports
+
+
+def _listener(text: str) -> tuple[str, list[int]]:
+    name, sep, ports = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT,PORT,..., got {text!r}")
+    return name.upper(), _ports(ports)
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start the cluster, print where it listens, and wait for SIGINT/SIGTERM (or --serve-for seconds)."""
+    listeners = dict(args.listener or [])
+    for name, ports in [("PLAINTEXT", args.ports or []), *listeners.items()]:
+        if ports and len(ports) != args.brokers:
+            print(f"peer-suites: {name} names {len(ports)} ports for {args.brokers} brokers", file=sys.stderr)
+            return 2
+    deadline = time.monotonic() + args.serve_for if args.serve_for else None
+    info: dict[str, Any] = {"target": args.target, "brokers": args.brokers}
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.target == "kfake":
+                if listeners or args.set:
+                    print("peer-suites: kfake takes no --listener or --set", file=sys.stderr)
+                    return 2
+                extra = ["-auto-create", "-partitions", str(args.kfake_partitions)]
+                if args.ports:
+                    extra += ["-ports", ",".join(map(str, args.ports))]
+                seeds = stack.enter_context(
+                    kfake_cluster(args.kfake_server, args.brokers, args.out, extra_args=extra)
+                )
+                alive: Any = lambda: True
+                info["logs"] = [str(args.out / "kfake.log")]
+            else:
+                seeds, cluster = stack.enter_context(
+                    strom_cluster(
+                        args.brokers, args.out, keep_logs=True, ports=args.ports, listeners=listeners,
+                        settings=dict(args.set or []),
+                    )
+                )  # fmt: skip
+                alive = lambda: all(cluster.running(i) for i in cluster.node_ids)
+                info["logs"] = [str(cluster.log_path(i)) for i in cluster.node_ids]
+                info["data_dirs"] = [str(cluster.data_dir(i)) for i in cluster.node_ids]
+                info["zookeeper"] = cluster.zk_connect
+            info["bootstrap_servers"] = seeds
+            info["listeners"] = {
+                name: ",".join(f"127.0.0.1:{port}" for port in ports) for name, ports in listeners.items()
+            }
+            (args.out / "cluster.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+            print(f"bootstrap.servers={seeds}")
+            for name, servers in info["listeners"].items():
+                print(f"{name} bootstrap.servers={servers}")
+            print(f"broker logs: {' '.join(info['logs'])}")
+            print("serving; stop with Ctrl-C or SIGTERM", flush=True)
+            while alive():
+                if deadline is not None and time.monotonic() > deadline:
+                    return 0
+                time.sleep(0.5)
+            print("peer-suites: a broker exited; stopping the cluster", file=sys.stderr)
+            return 1
+    except _Stop as stop:
+        print(f"peer-suites: stopped by {stop}", file=sys.stderr)
+        return 0
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"peer-suites: could not start the cluster: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="peer-suites", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", choices=("strom", "kfake"), default="strom")
@@ -388,9 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=0, help="go test -parallel")
     parser.add_argument("--timeout", default="10m", type=str, help="go test -timeout (a Go duration)")
     parser.add_argument("--grace", type=float, default=60.0, help="seconds past --timeout before a hard kill")
-    parser.add_argument("--test-binary", type=Path, required=True, help="built with go test -c")
+    parser.add_argument("--test-binary", type=Path, help="built with go test -c")
     parser.add_argument("--package", default="github.com/twmb/franz-go/pkg/kgo")
-    parser.add_argument("--package-dir", type=Path, required=True, help="the package's source directory")
+    parser.add_argument("--package-dir", type=Path, help="the package's source directory")
     parser.add_argument("--kfake-server", type=Path, help="the kfake server binary (--target kfake)")
     parser.add_argument("--go", default="go")
     parser.add_argument("--out", type=Path, required=True, help="directory for the run's files")
@@ -398,12 +511,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", type=float, default=60.0, help="print running tests every N s (0: off)")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo the tests' output")
     parser.add_argument("--label", default="", help="extra words for the summary header")
+    parser.add_argument("--serve", action="store_true", help="cluster mode: start the cluster, run no tests")
+    parser.add_argument("--serve-for", type=float, default=0, help="cluster mode: stop after N s (0: never)")
+    parser.add_argument("--ports", type=_ports, help="cluster mode: PLAINTEXT ports, one per broker")
+    parser.add_argument("--listener", type=_listener, action="append",
+                        help="cluster mode: NAME=PORT,PORT,... an extra listener on each broker")  # fmt: skip
+    parser.add_argument("--set", type=_setting, action="append", help="cluster mode: a broker key=value")
+    parser.add_argument("--kfake-partitions", type=int, default=1,
+                        help="cluster mode: kfake's partitions for auto-created topics")  # fmt: skip
     args = parser.parse_args(argv)
     parse_duration(args.timeout)
     args.out.mkdir(parents=True, exist_ok=True)
 
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
+    if args.serve:
+        if args.target == "kfake" and args.kfake_server is None:
+            parser.error("--target kfake needs --kfake-server")
+        return serve(args)
+    if args.test_binary is None or args.package_dir is None:
+        parser.error("--test-binary and --package-dir are needed to run tests")
     header = (
         f"peer-suites: {args.package} {args.label} against {args.target} ({args.brokers} brokers), "
         f"KGO_TEST_RECORDS={args.records}, -run {args.run or '(all)'}, timeout {args.timeout}"
