@@ -38,10 +38,12 @@ from strom.security.acl_authorizer import AclAuthorizer, authorizer_enabled
 from strom.security.acl_store import AclStore, LocalAclStore
 from strom.security.authorizer import AllowAll, Authorizer
 from strom.security.channel import ListenerSecurity, inter_broker_ssl_context
+from strom.security.delegation_tokens import TokenManager, TokenSettings
 from strom.security.quotas import QuotaManager, QuotaSettings
 from strom.security.quotas.store import QuotaStore, quota_store_for
 from strom.security.sasl.client import SaslClientSettings
 from strom.security.scram_store import ScramStore, scram_store_for
+from strom.security.token_store import token_store_for
 from strom.server.connection import Connection
 from strom.server.connection_limits import ConnectionLimits, Verdict
 from strom.server.fetch_sessions import FetchSessionCache
@@ -98,6 +100,8 @@ class Broker:
         # followers and markers authenticate with sasl.mechanism.inter.broker.protocol on a SASL listener
         self.inter_broker_sasl = SaslClientSettings.inter_broker(config, inter) if inter is not None else None
         self.scram_store: ScramStore | None = None  # SCRAM credentials, in this mode's place (start())
+        self.delegation_tokens: TokenManager | None = None  # delegation tokens (KIP-48; start())
+        self._token_expiry: asyncio.Task[None] | None = None
         self.authorizer: Authorizer = AllowAll()
         self.acl_authorizer: AclAuthorizer | None = None
         self.acl_store: AclStore | None = None
@@ -258,6 +262,12 @@ class Broker:
         self.metadata.add_listener(self.share_coordinator.on_metadata_change)
         await self.metadata.start()
         self.scram_store = scram_store_for(self.metadata, Path(data_dir))
+        self.delegation_tokens = TokenManager(
+            TokenSettings.from_config(self.config), token_store_for(self.metadata, Path(data_dir)),
+            lambda: int(self.clock() * 1000),
+        )
+        if self.delegation_tokens.enabled:
+            self._token_expiry = asyncio.create_task(self.delegation_tokens.run_expiry())
         await self._start_acls(Path(data_dir))
         await self.group_coordinator.start()
         await self.txn_coordinator.start()
@@ -288,6 +298,10 @@ class Broker:
             server.close()
         if self._idle_sweeper is not None:
             await self._idle_sweeper.stop()
+        if self._token_expiry is not None:
+            self._token_expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._token_expiry
         conns = list(self._connections)
         if conns:
             await asyncio.wait(

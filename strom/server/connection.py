@@ -104,6 +104,7 @@ class Connection:
         peer = stream.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else ""
         self._sasl: SaslServerAuthenticator | None = None
+        self.token_authenticated = False
         self._max_request = stream.max_request
         if security is None:
             self.listener_name, self.security_protocol, self.principal = "PLAINTEXT", "PLAINTEXT", ANONYMOUS
@@ -114,10 +115,12 @@ class Connection:
             if security.sasl is not None:
                 versions = broker.registry.get(API_VERSIONS)
                 store = getattr(broker, "scram_store", None)
+                tokens = getattr(broker, "delegation_tokens", None)
                 self._sasl = security.sasl.authenticator(
                     lambda version: versions is not None and versions.supports(version),
                     lambda: int(broker.clock() * 1000),
                     store.get if store is not None else None,
+                    tokens.scram_lookup if tokens is not None else None,
                 )
                 # the stream starts capped at sasl.server.max.receive.size; this is the cap once authenticated
                 self._max_request = int(broker.config.get("socket.request.max.bytes"))
@@ -248,6 +251,7 @@ class Connection:
             self._closing = True
         elif sasl.complete:
             self.principal = sasl.principal or self.principal
+            self.token_authenticated = sasl.token_authenticated
             self.stream.max_request = self._max_request
 
     async def _enqueue(self, result: Any) -> None:
@@ -305,6 +309,7 @@ class Connection:
             listener_name=self.listener_name,
             security_protocol=self.security_protocol,
             principal=self.principal,
+            token_authenticated=self.token_authenticated,
             header_version=header.header_version,
             effects_applied=lambda: _resolve(applied),
             request_size=len(frame),

@@ -34,6 +34,9 @@ class RequestContext:
     listener_name: str = "PLAINTEXT"
     security_protocol: str = "PLAINTEXT"
     principal: KafkaPrincipal = ANONYMOUS
+    token_authenticated: bool = False
+    """The connection authenticated with a delegation token (SCRAM `tokenauth`, KIP-48): it may not
+    create, renew, expire or describe tokens."""
     header_version: int = 1
     effects_applied: Callable[[], None] = lambda: None
     """Called by a handler once everything its request changes is in place and what remains is waiting

@@ -113,6 +113,7 @@ class SaslServerAuthenticator:
         self.mechanism: str | None = None
         self._headers = False  # SaslHandshake v1+: tokens come in SaslAuthenticate requests
         self.principal: KafkaPrincipal | None = None
+        self.token_authenticated = False  # SCRAM with a delegation token (KIP-48)
         self.session_expires_ms: int | None = None
         self._previous: tuple[str, KafkaPrincipal] | None = None  # while re-authenticating
         self._bad_mechanism_message = ""
@@ -170,6 +171,7 @@ class SaslServerAuthenticator:
                 lifetime = max(0, min(expiration - now, max_reauth))
             self.session_expires_ms = now + lifetime
         self.principal = principal
+        self.token_authenticated = bool(getattr(server, "token_authenticated", False))
         self.state = State.COMPLETE
         self._previous = None
         return lifetime

@@ -27,7 +27,7 @@ from strom.security.sasl import oauthbearer as oauth_mod
 from strom.security.sasl import plain as plain_mod
 from strom.security.sasl.authenticator import SaslServerAuthenticator
 from strom.security.sasl.jaas import JaasEntry, parse_jaas_config
-from strom.security.sasl.scram import CredentialLookup, ScramServer
+from strom.security.sasl.scram import CredentialLookup, ScramServer, TokenLookup
 from strom.server.listeners import Listener, listener_value
 
 __all__ = ["SaslListenerSettings", "config_value", "jaas_entries"]
@@ -108,7 +108,11 @@ class SaslListenerSettings:
         return {}
 
     def new_server(
-        self, mechanism: str, clock_ms: Callable[[], int], scram_lookup: CredentialLookup | None = None
+        self,
+        mechanism: str,
+        clock_ms: Callable[[], int],
+        scram_lookup: CredentialLookup | None = None,
+        token_lookup: TokenLookup | None = None,
     ) -> SaslServer:
         if mechanism == "PLAIN":
             options = self._options(mechanism, plain_mod.LOGIN_MODULE)
@@ -117,19 +121,21 @@ class SaslListenerSettings:
         if mechanism == "OAUTHBEARER":
             entries = self.jaas.get(mechanism) or []
             return oauth_mod.OAuthBearerServer(entries[0].options if entries else {}, clock_ms)
-        return ScramServer(mechanism, scram_lookup or _no_credentials)
+        return ScramServer(mechanism, scram_lookup or _no_credentials, token_lookup)
 
     def authenticator(
         self,
         serves_api_versions: Callable[[int], bool],
         clock_ms: Callable[[], int] | None = None,
         scram_lookup: CredentialLookup | None = None,
+        token_lookup: TokenLookup | None = None,
     ) -> SaslServerAuthenticator:
-        """A new connection's authenticator; `scram_lookup` reads the broker's SCRAM credentials."""
+        """A new connection's authenticator; `scram_lookup` reads the broker's SCRAM credentials,
+        `token_lookup` its delegation tokens (SCRAM `tokenauth`)."""
         clock = clock_ms or (lambda: int(time.time() * 1000))
         return SaslServerAuthenticator(
             self.mechanisms,
-            lambda mechanism: self.new_server(mechanism, clock, scram_lookup),
+            lambda mechanism: self.new_server(mechanism, clock, scram_lookup, token_lookup),
             lambda mechanism: self.reauth_ms.get(mechanism, 0),
             clock,
             serves_api_versions,

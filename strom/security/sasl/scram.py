@@ -8,9 +8,11 @@ constant time) and the server answers `v=<HMAC(ServerKey, AuthMessage)>`, provin
 too. Nonces are Kafka's 130-bit base-36 random strings. Only the gs2 header `n` (no channel binding) is
 accepted, as in Kafka.
 
-Extensions: `tokenauth=true` asks to authenticate with a delegation token (KIP-48); Strom has no
-delegation tokens, so, as Kafka does when the token id is unknown, that fails. Other extensions are
-ignored.
+Extensions: `tokenauth=true` asks to authenticate with a delegation token (KIP-48): the user name is the
+token id and the password the base64 of the token's HMAC; the credential comes from the broker's token
+manager (`TokenLookup`), an unknown or expired token fails as Kafka's "Invalid tokenId", and the
+authorization id becomes the token's owner, with the token's expiry as the credential's expiry (KIP-368
+re-authentication ends the session there). Other extensions are ignored.
 
 Failures, as Kafka reports them: every credential problem (unknown user, wrong password, a malformed
 message, a nonce mismatch, too few iterations) raises SaslError, so the client sees only "Authentication
@@ -37,12 +39,15 @@ from strom.security.scram_credentials import (
     stored_key,
 )
 
-__all__ = ["LOGIN_MODULE", "CredentialLookup", "ScramClient", "ScramServer"]
+__all__ = ["LOGIN_MODULE", "CredentialLookup", "ScramClient", "ScramServer", "TokenLookup"]
 
 LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
 CredentialLookup = Callable[[str, str], Awaitable[ScramCredential | None]]
 """(user, mechanism name) -> the stored credential, or None."""
+
+TokenLookup = Callable[[str, str], Awaitable[tuple[ScramCredential, str, int] | None]]
+"""(token id, mechanism name) -> (credential, owner name, expiry ms) of a live delegation token, or None."""
 
 # ScramMessages' patterns: Java's [\x01-\x7F&&[^=,]] etc. written out as Python classes
 _SASLNAME = r"(?:[\x01-\x2B\x2D-\x3C\x3E-\x7F]|=2C|=3D)+"
@@ -88,9 +93,13 @@ class ScramServer:
     """One connection's SCRAM exchange; `lookup(user, mechanism)` finds stored credentials."""
 
     credential_expiration_ms: int | None = None
+    token_authenticated = False
 
-    def __init__(self, mechanism: str, lookup: CredentialLookup) -> None:
+    def __init__(
+        self, mechanism: str, lookup: CredentialLookup, token_lookup: TokenLookup | None = None
+    ) -> None:
         self.mechanism = mechanism
+        self._token_lookup = token_lookup
         self._spec = SCRAM_MECHANISMS[mechanism]
         self._lookup = lookup
         self._credential: ScramCredential | None = None
@@ -129,12 +138,18 @@ class ScramServer:
         sasl_name, client_nonce = match["saslname"], match["nonce"]
         extensions = match["extensions"][1:]
         username = username_of(sasl_name)
+        authorization_id = username
         if any(part.lower() == "tokenauth=true" for part in extensions.split(",")):
-            # no delegation token exists, so no token id is valid (Kafka: "Invalid tokenId")
-            raise SaslError(f"Token Authentication failed: Invalid tokenId : {username}")
-        credential = await self._lookup(username, self.mechanism)
-        if credential is None:
-            raise SaslError("Authentication failed: Invalid user credentials")
+            found = await self._token_lookup(username, self.mechanism) if self._token_lookup else None
+            if found is None:
+                raise SaslError(f"Token Authentication failed: Invalid tokenId : {username}")
+            credential, authorization_id, self.credential_expiration_ms = found
+            self.token_authenticated = True
+        else:
+            user_credential = await self._lookup(username, self.mechanism)
+            if user_credential is None:
+                raise SaslError("Authentication failed: Invalid user credentials")
+            credential = user_credential
         authzid = match["authzid"] or ""
         if authzid and authzid != username:
             raise SaslAuthenticationError(
@@ -146,7 +161,7 @@ class ScramServer:
                 f"for {self.mechanism}"
             )
         self._credential = credential
-        self._authorization_id = username
+        self._authorization_id = authorization_id
         # AuthMessage uses the client-first-message-bare as Kafka rebuilds it
         self._client_first_bare = f"n={sasl_name},r={client_nonce}" + (f",{extensions}" if extensions else "")
         self._nonce = client_nonce + secure_random_string()
