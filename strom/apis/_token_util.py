@@ -18,8 +18,12 @@ __all__ = ["allow_token_requests", "manager_of", "ms_of", "timestamp"]
 
 
 def allow_token_requests(ctx: Any) -> bool:
+    if getattr(ctx, "token_authenticated", False):
+        return False
+    if getattr(ctx, "forwarded", False):
+        return True  # the forwarding broker refused PLAINTEXT and 1-way SSL clients itself
     protocol = ctx.security_protocol
-    if getattr(ctx, "token_authenticated", False) or protocol == "PLAINTEXT":
+    if protocol == "PLAINTEXT":
         return False
     return not (protocol == "SSL" and ctx.principal == ANONYMOUS)
 

@@ -18,11 +18,12 @@ Replay follows Kafka 4.4's control managers and image builders record by record:
 - AccessControlEntryRecord adds an ACL binding under its id, RemoveAccessControlEntryRecord drops it (Kafka's
   AclControlManager); UserScramCredentialRecord sets a user's credential of one mechanism,
   RemoveUserScramCredentialRecord drops it; ClientQuotaRecord sets (or with `remove` drops) one quota key
-  of an entity (user, client-id, ip; a null name is the entity's default). Each of these bumps a version
-  number (`acls_version`, `scram_version`, `quotas_version`) so a reader knows to reload it.
+  of an entity (user, client-id, ip; a null name is the entity's default); DelegationTokenRecord sets a
+  delegation token (KIP-48) by id, RemoveDelegationTokenRecord drops it. Each of these bumps a version
+  number (`acls_version`, `scram_version`, `quotas_version`, `tokens_version`) so a reader knows to reload it.
 - A snapshot replaces the whole state (`load_snapshot`).
 
-Records this replay does not model (delegation tokens, ELR bookkeeping) are kept by count only. An
+Records this replay does not model (ELR bookkeeping) are kept by count only. An
 unknown record type or version never gets here: the decoder raises
 `strom.metadata.errors.UnknownRecordVersionError`, and the node stops (strom.cluster.kraft.loader).
 """
@@ -39,6 +40,8 @@ from strom.metadata import records as r
 from strom.metadata.serde import ApiMessageAndVersion
 from strom.security.acl import AccessControlEntry, AclBinding, PermissionType, ResourcePattern
 from strom.security.authorizer import AclOperation, PatternType, ResourceType
+from strom.security.delegation_tokens import TokenInformation
+from strom.security.principal import KafkaPrincipal
 from strom.security.scram_credentials import ScramCredential, mechanism_by_type
 
 __all__ = [
@@ -153,7 +156,8 @@ class MetadataState:
         self.scram: dict[tuple[str, str], ScramCredential] = {}  # (user, mechanism name)
         # ((entity type, name | None), ...) sorted -> {quota key: value}
         self.client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
-        self.acls_version = self.scram_version = self.quotas_version = 0
+        self.tokens: dict[str, TokenInformation] = {}  # delegation tokens by id
+        self.acls_version = self.scram_version = self.quotas_version = self.tokens_version = 0
         self.last_offset = -1
         self.unmodelled = 0
         self._txn: list[tuple[int, ApiMessageAndVersion]] | None = None
@@ -364,6 +368,21 @@ class MetadataState:
             )
             self.scram_version += 1
 
+    def _on_token(self, m: r.DelegationTokenRecord, _offset: int) -> None:
+        owner = KafkaPrincipal.parse(m.owner)
+        self.tokens[m.token_id] = TokenInformation(
+            token_id=m.token_id, owner=owner,
+            requester=KafkaPrincipal.parse(m.requester) if m.requester else owner,
+            renewers=tuple(KafkaPrincipal.parse(p) for p in m.renewers),
+            issue_ms=int(m.issue_timestamp), max_ms=int(m.max_timestamp),
+            expiry_ms=int(m.expiration_timestamp),
+        )
+        self.tokens_version += 1
+
+    def _on_remove_token(self, m: r.RemoveDelegationTokenRecord, _offset: int) -> None:
+        if self.tokens.pop(m.token_id, None) is not None:
+            self.tokens_version += 1
+
     def _on_remove_scram(self, m: r.RemoveUserScramCredentialRecord, _offset: int) -> None:
         mechanism = _scram_mechanism(m.mechanism)
         if mechanism is not None and self.scram.pop((m.name, mechanism), None) is not None:
@@ -459,5 +478,7 @@ _HANDLERS = {
     r.UserScramCredentialRecord: MetadataState._on_scram,
     r.RemoveUserScramCredentialRecord: MetadataState._on_remove_scram,
     r.ClientQuotaRecord: MetadataState._on_client_quota,
+    r.DelegationTokenRecord: MetadataState._on_token,
+    r.RemoveDelegationTokenRecord: MetadataState._on_remove_token,
     r.ZkMigrationStateRecord: MetadataState._on_noop,
 }

@@ -162,6 +162,8 @@ class ControllerServer:
         from strom.cluster.kraft.controller import QuorumController
         from strom.cluster.kraft.controller_apis import ControllerAdmin, controller_specs
         from strom.cluster.kraft.scram import MetadataScramStore
+        from strom.cluster.kraft.tokens import MetadataTokenStore
+        from strom.security.delegation_tokens import TokenManager, TokenSettings
 
         self.config = config
         self.clock = clock
@@ -183,6 +185,13 @@ class ControllerServer:
         )
         self.metadata: Any = ControllerAdmin(self.controller)
         self.scram_store = MetadataScramStore(self.controller)
+        # delegation tokens: forwarded Create/Renew/ExpireDelegationToken write them, and the active
+        # controller removes expired ones, as Kafka's DelegationTokenControlManager does
+        self.delegation_tokens = TokenManager(
+            TokenSettings.from_config(config), MetadataTokenStore(self.controller),
+            lambda: int(clock() * 1000),
+        )
+        self._token_expiry: asyncio.Task[None] | None = None
         if authorizer_enabled(config):
             from strom.cluster.kraft.acls import ControllerAclStore
 
@@ -217,6 +226,8 @@ class ControllerServer:
             await self.acl_store.start(self.acl_authorizer.load)
         await self.raft.start()
         await self.controller.start()
+        if self.delegation_tokens.enabled:
+            self._token_expiry = asyncio.create_task(self.delegation_tokens.run_expiry())
         interval = int(self.config.get("metadata.max.idle.interval.ms"))
         if interval > 0:
             self._idle_task = asyncio.create_task(self._write_noops(interval / 1000))
@@ -225,6 +236,10 @@ class ControllerServer:
         if self._stopped:
             return
         self._stopped = True
+        if self._token_expiry is not None:
+            self._token_expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._token_expiry
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

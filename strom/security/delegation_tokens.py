@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from strom.protocol.errors import ErrorCode
+from strom.protocol.errors import ErrorCode, KafkaError
 from strom.security.principal import USER_TYPE, KafkaPrincipal
 from strom.security.scram_credentials import (
     SCRAM_MECHANISMS,
@@ -221,6 +221,8 @@ class TokenManager:
             await asyncio.sleep(self.settings.check_interval_ms / 1000)
             try:
                 removed = await self.remove_expired()
+            except KafkaError:
+                continue  # not the active controller (KRaft): the active one removes them
             except Exception:  # the store may be briefly unreachable (ZooKeeper); try next interval
                 log.exception("could not remove expired delegation tokens")
                 continue

@@ -23,6 +23,7 @@ __all__ = [
     "PrincipalSerdeError",
     "decode_client_address",
     "deserialize_principal",
+    "deserialize_principal_data",
     "encode_client_address",
     "serialize_principal",
 ]
@@ -52,6 +53,11 @@ def serialize_principal(principal: KafkaPrincipal, token_authenticated: bool = F
 
 def deserialize_principal(data: bytes | memoryview) -> KafkaPrincipal:
     """The principal in `data` (DefaultKafkaPrincipalBuilder.deserialize); PrincipalSerdeError."""
+    return deserialize_principal_data(data)[0]
+
+
+def deserialize_principal_data(data: bytes | memoryview) -> tuple[KafkaPrincipal, bool]:
+    """(principal, token authenticated) in `data`; PrincipalSerdeError."""
     buf = bytes(data)
     try:
         (version,) = I16.unpack_from(buf, 0)
@@ -66,7 +72,7 @@ def deserialize_principal(data: bytes | memoryview) -> KafkaPrincipal:
         raise
     except Exception as exc:  # struct.error, wire format errors: the bytes are not a principal
         raise PrincipalSerdeError(f"cannot read the forwarded principal: {exc}") from None
-    return KafkaPrincipal(kind, name)
+    return KafkaPrincipal(kind, name), buf[pos] != 0
 
 
 def encode_client_address(host: str) -> bytes:

@@ -37,6 +37,8 @@ class RequestContext:
     token_authenticated: bool = False
     """The connection authenticated with a delegation token (SCRAM `tokenauth`, KIP-48): it may not
     create, renew, expire or describe tokens."""
+    forwarded: bool = False
+    """Served from an Envelope (KIP-590): the forwarding broker has checked the client's connection."""
     header_version: int = 1
     effects_applied: Callable[[], None] = lambda: None
     """Called by a handler once everything its request changes is in place and what remains is waiting

@@ -211,6 +211,12 @@ class KRaftBackend:
 
         return MetadataScramStore(self)
 
+    def token_store(self) -> Any:
+        """The delegation tokens of the metadata log (DelegationTokenRecord), for Describe and SCRAM."""
+        from strom.cluster.kraft.tokens import MetadataTokenStore
+
+        return MetadataTokenStore(self)
+
     def _controller_id(self) -> int:
         # Kafka's KRaft brokers name a live broker as the controller in Metadata (KIP-590: clients send
         # controller-bound admin requests to it, and it forwards them)

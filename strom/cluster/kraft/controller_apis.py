@@ -6,7 +6,8 @@
   any other controller answers NOT_CONTROLLER, and brokers try the leader again.
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
   DeleteAcls, DescribeAcls (strom.cluster.kraft.acls), Alter/DescribeUserScramCredentials
-  (strom.cluster.kraft.scram), ElectLeaders (preferred and unclean, `ControllerRules.elect_leaders`): the
+  (strom.cluster.kraft.scram), Create/Renew/ExpireDelegationToken (strom.cluster.kraft.tokens), ElectLeaders
+  (preferred and unclean, `ControllerRules.elect_leaders`): the
   broker handlers of `strom.apis` behind their
   authorization rules, run against `ControllerAdmin`, a `ClusterBackend` over the active controller.
   These serve `--bootstrap-controller` admin clients, the brokers' own writes, and the clients' requests
@@ -284,6 +285,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     from strom.apis.alter_configs import SPEC as ALTER_CONFIGS
     from strom.apis.alter_user_scram_credentials import SPEC as ALTER_SCRAM
     from strom.apis.create_acls import SPEC as CREATE_ACLS
+    from strom.apis.create_delegation_token import SPEC as CREATE_TOKEN
     from strom.apis.create_partitions import SPEC as CREATE_PARTITIONS
     from strom.apis.create_topics import SPEC as CREATE_TOPICS
     from strom.apis.delete_acls import SPEC as DELETE_ACLS
@@ -291,7 +293,9 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     from strom.apis.describe_acls import SPEC as DESCRIBE_ACLS
     from strom.apis.describe_user_scram_credentials import SPEC as DESCRIBE_SCRAM
     from strom.apis.elect_leaders import SPEC as ELECT_LEADERS
+    from strom.apis.expire_delegation_token import SPEC as EXPIRE_TOKEN
     from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
+    from strom.apis.renew_delegation_token import SPEC as RENEW_TOKEN
     from strom.cluster.kraft.envelope import envelope_spec
 
     def bind(fn: Any) -> Any:
@@ -312,6 +316,9 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         guard(INCREMENTAL_ALTER_CONFIGS),
         guard(DESCRIBE_SCRAM),
         guard(ALTER_SCRAM),
+        CREATE_TOKEN,  # the token APIs check their own ACLs (KIP-373)
+        RENEW_TOKEN,
+        EXPIRE_TOKEN,
         ApiSpec(56, 2, 3, bind(_alter_partition), name="AlterPartition"),
         envelope_spec(),
         ApiSpec(62, 0, 4, bind(_broker_registration), name="BrokerRegistration"),

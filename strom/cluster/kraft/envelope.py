@@ -33,7 +33,11 @@ from strom.protocol.frames import RawResponse, decode_request_header, encode_res
 from strom.protocol.registry import ApiSpec, is_flexible
 from strom.raft.messages import build, response_class
 from strom.security.authorizer import AclOperation, ResourceType
-from strom.security.principal_serde import PrincipalSerdeError, decode_client_address, deserialize_principal
+from strom.security.principal_serde import (
+    PrincipalSerdeError,
+    decode_client_address,
+    deserialize_principal_data,
+)
 
 __all__ = ["ENVELOPE", "FORWARDABLE_APIS", "encode_response", "envelope_spec"]
 
@@ -72,7 +76,7 @@ async def handle_envelope(ctx: Any, request: Any) -> Any:
     try:
         if request.request_principal is None:
             raise PrincipalSerdeError("the envelope names no principal")
-        principal = deserialize_principal(request.request_principal)
+        principal, token_authenticated = deserialize_principal_data(request.request_principal)
     except PrincipalSerdeError as exc:
         log.info("envelope from %s: %s", ctx.client_host, exc)
         return _answer(ErrorCode.principal_deserialization_failure)
@@ -107,6 +111,8 @@ async def handle_envelope(ctx: Any, request: Any) -> Any:
         listener_name=ctx.listener_name,
         security_protocol=ctx.security_protocol,
         principal=principal,
+        token_authenticated=token_authenticated,
+        forwarded=True,
         header_version=header.header_version,
     )
     try:

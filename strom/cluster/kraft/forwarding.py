@@ -17,8 +17,10 @@ KafkaApis hands them over unexamined). For each forwarded API the broker's handl
 
 DescribeQuorum (55), which a KRaft broker serves only this way (`kafka-metadata-quorum --bootstrap-server`),
 goes to the active controller as well, whose Raft leader answers it. `FORWARDED_APIS` are those a Strom
-controller serves; Kafka 4.4 forwards more (FORWARDABLE_APIS in strom.cluster.kraft.envelope), which
-brokers here still answer themselves until their controller side exists.
+controller serves (with Create/Renew/ExpireDelegationToken, which the broker refuses itself on the
+connections Kafka refuses them on); Kafka 4.4 forwards more (FORWARDABLE_APIS in
+strom.cluster.kraft.envelope), which brokers here still answer themselves until their controller side
+exists.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ log = logging.getLogger("strom.kraft.forwarding")
 
 ENVELOPE = 58
 CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
-FORWARDED_APIS = frozenset({CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 43, 44, 51, 55})
+TOKEN_WRITES = frozenset({38, 39, 40})  # Create/Renew/ExpireDelegationToken
+FORWARDED_APIS = frozenset(
+    {CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 43, 44, 51, 55} | TOKEN_WRITES
+)
 # APIs only a KRaft broker serves, and only by forwarding: (key, min, max, name)
 FORWARD_ONLY = ((55, 0, 2, "DescribeQuorum"),)
 SETTLE_S = 5.0
@@ -62,13 +67,18 @@ def encode_request(request: Any, correlation_id: int, client_id: str | None) -> 
 
 
 def envelope(
-    request: Any, correlation_id: int, client_id: str | None, principal: KafkaPrincipal, client_host: str
+    request: Any,
+    correlation_id: int,
+    client_id: str | None,
+    principal: KafkaPrincipal,
+    client_host: str,
+    token_authenticated: bool = False,
 ) -> Any:
     """The EnvelopeRequest a Kafka 4.4 broker sends for a client's request."""
     return build(
         request_class(ENVELOPE, 0),
         request_data=encode_request(request, correlation_id, client_id),
-        request_principal=serialize_principal(principal),
+        request_principal=serialize_principal(principal, token_authenticated),
         client_host_address=encode_client_address(client_host),
     )
 
@@ -91,7 +101,8 @@ async def forward(ctx: Any, request: Any) -> Any:
     from strom.protocol.frames import RawResponse
 
     backend = ctx.broker.metadata
-    wrapped = envelope(request, ctx.correlation_id, ctx.client_id, ctx.principal, ctx.client_host)
+    wrapped = envelope(request, ctx.correlation_id, ctx.client_id, ctx.principal, ctx.client_host,
+                       getattr(ctx, "token_authenticated", False))
     try:
         answer = await backend.controller_request(wrapped)
     except KafkaError as exc:
@@ -145,12 +156,28 @@ async def _settle(ctx: Any, request: Any, body: memoryview) -> None:
         )
 
 
+def _token_forward(local: Any) -> Any:
+    """The token APIs: only the broker knows the client's connection, so it answers
+    DELEGATION_TOKEN_REQUEST_NOT_ALLOWED itself (PLAINTEXT, 1-way SSL, token-authenticated clients) with
+    its own handler, which touches no token then; everything else goes to the controller."""
+    from strom.apis._token_util import allow_token_requests
+
+    async def handle(ctx: Any, request: Any) -> Any:
+        if not allow_token_requests(ctx):
+            return await local(ctx, request)
+        return await forward(ctx, request)
+
+    return handle
+
+
 def forwarding_registry(registry: ApiRegistry) -> ApiRegistry:
     """`registry` with the handlers of `FORWARDED_APIS` replaced by forwarding (same version ranges), and
     the `FORWARD_ONLY` APIs added."""
     specs: list[ApiSpec] = []
     for spec in registry.specs():
-        if spec.api_key in FORWARDED_APIS:
+        if spec.api_key in TOKEN_WRITES:
+            spec = dataclasses.replace(spec, handler=_token_forward(spec.handler))
+        elif spec.api_key in FORWARDED_APIS:
             spec = dataclasses.replace(spec, handler=forward)
         specs.append(spec)
     for key, low, high, name in FORWARD_ONLY:

@@ -101,7 +101,10 @@ class _Exchange:
             # a non-empty challenge is the server's JSON error: acknowledge it to get the failure
             return b"\x01" if challenge else None
         if self._round == 1:
-            self._scram = ScramClient(mechanism, options.get("username", ""), options.get("password", ""))
+            self._scram = ScramClient(
+                mechanism, options.get("username", ""), options.get("password", ""),
+                token=options.get("tokenauth", "").lower() == "true",  # delegation token (KIP-48)
+            )
             return self._scram.first()
         assert self._scram is not None
         if self._round == 2:

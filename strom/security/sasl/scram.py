@@ -198,12 +198,14 @@ class ScramClient:
     """The client side (brokers to each other, the strom CLI): `first()`, `final(server_first)`,
     `verify(server_final)`; SaslError when the server's answers do not check out."""
 
-    def __init__(self, mechanism: str, username: str, password: str) -> None:
+    def __init__(self, mechanism: str, username: str, password: str, token: bool = False) -> None:
+        """`token`: authenticate with a delegation token (username = token id, password = its HMAC in
+        base64), sent as the `tokenauth=true` extension as Kafka's ScramLoginModule option sends it."""
         self._spec = SCRAM_MECHANISMS[mechanism]
         self._username = username
         self._password = password
         self._nonce = secure_random_string()
-        self._bare = f"n={sasl_name_of(username)},r={self._nonce}"
+        self._bare = f"n={sasl_name_of(username)},r={self._nonce}" + (",tokenauth=true" if token else "")
         self._expected_signature = b""
 
     def first(self) -> bytes:
