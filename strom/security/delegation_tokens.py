@@ -252,5 +252,9 @@ class TokenManager:
 
 
 def _random_token_id() -> str:
-    """Kafka's Uuid.randomUuid().toString(): URL-safe base64 of 16 random bytes, no padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    """Kafka's Uuid.randomUuid().toString(): URL-safe base64 of 16 random bytes, no padding, never
+    starting with '-' (Kafka draws again, so an id is never read as a command-line flag)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not text.startswith("-"):
+            return text
