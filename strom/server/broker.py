@@ -269,6 +269,8 @@ class Broker:
         if self.delegation_tokens.enabled:
             self._token_expiry = asyncio.create_task(self.delegation_tokens.run_expiry())
         await self._start_acls(Path(data_dir))
+        self.quota_store = quota_store_for(self.metadata, Path(data_dir))
+        await self.quota_store.start(self.quotas.load)
         await self.group_coordinator.start()
         await self.txn_coordinator.start()
         await self.share_coordinator.start()
