@@ -147,6 +147,8 @@ class RaftCore:
         self.rng = rng or random.Random()
         self.bootstrap_servers = list(bootstrap_servers)
         self.voter_history = VoterHistory(bootstrap_voters)
+        # the newest VotersRecord of the log or snapshot (kraft.version 1): what a new snapshot carries
+        self.voters_record: VotersRecord | None = None
         self.state: EpochState = Unattached(0, 0)
         self.high_watermark = -1
         self._inflight: dict[int, int] = {}
@@ -227,6 +229,7 @@ class RaftCore:
                     self.kraft_version = content.kraft_version.kraft_version
                 if content.voters is not None:
                     self.voter_history = VoterHistory(VoterSet.from_record(content.voters))
+                    self.voters_record = content.voters
         for batch in self.log.iter_control_batches(start_offset):
             self._apply_control(batch.records)
 
@@ -234,6 +237,7 @@ class RaftCore:
         for offset, record in records:
             if isinstance(record.message, VotersRecord):
                 self.voter_history.add(offset, VoterSet.from_record(record.message))
+                self.voters_record = record.message
             elif isinstance(record.message, KRaftVersionRecord):
                 self.kraft_version = record.message.kraft_version
 

@@ -42,6 +42,7 @@ from kio.static.primitive import i32Timedelta
 from strom.cluster.backend import MetadataListener
 from strom.cluster.election import FencedLeaderEpochError, InvalidUpdateVersionError
 from strom.cluster.kraft.loader import LogReplayer
+from strom.cluster.kraft.snapshots import SnapshotWriter
 from strom.cluster.metadata import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from strom.config import BrokerConfig, ConfigError
 from strom.metadata.errors import MetadataRecordError
@@ -148,6 +149,10 @@ class KRaftBackend:
         else:
             self.cluster_id = self.raft.core.cluster_id
         self._replayer = LogReplayer(self.raft.core.log, self.state)
+        # a broker-only node snapshots its own copy of the log; a combined node's controller does it
+        self._snapshots = (
+            SnapshotWriter(self.raft.core, self.config, clock=self.clock) if self._own_raft else None
+        )
         self._image = MetadataImage.empty(self.cluster_id)
         self._tasks.append(asyncio.create_task(self._follow(), name=f"kraft-metadata-{self.node_id}"))
         self._tasks.append(asyncio.create_task(self._lifecycle(), name=f"kraft-lifecycle-{self.node_id}"))
@@ -183,6 +188,11 @@ class KRaftBackend:
             except MetadataRecordError as exc:
                 self.on_fatal(exc)
                 return
+            if self._snapshots is not None:
+                try:
+                    self._snapshots.maybe_snapshot(self._replayer)
+                except OSError:  # a snapshot that cannot be written leaves the log as it is
+                    log.exception("cannot write a metadata snapshot")
             for watcher in self.watchers:
                 try:
                     watcher(self.state)

@@ -28,6 +28,7 @@ from pathlib import Path
 from strom.cluster.election import NotControllerError
 from strom.cluster.kraft.decisions import Change, ControllerRules
 from strom.cluster.kraft.loader import LogReplayer
+from strom.cluster.kraft.snapshots import SnapshotWriter
 from strom.config import BrokerConfig
 from strom.metadata.errors import MetadataRecordError
 from strom.metadata.image import MetadataState
@@ -71,6 +72,7 @@ class QuorumController:
         self.state = MetadataState()
         self.rules = ControllerRules(self.state, config, self.rng)
         self.replayer = LogReplayer(raft.core.log, self.state)
+        self.snapshots = SnapshotWriter(raft.core, config, clock=clock)
         self.active_epoch = -1
         self.session_timeout_ms = int(config.get("broker.session.timeout.ms"))
         self._sessions: dict[int, int] = {}
@@ -121,6 +123,10 @@ class QuorumController:
             self.replayer.reset(self.state)
         self.replayer.catch_up(core.high_watermark)
         self._notify_watchers()
+        try:
+            self.snapshots.maybe_snapshot(self.replayer)
+        except OSError:  # a snapshot that cannot be written leaves the log as it is
+            log.exception("cannot write a metadata snapshot")
         state = core.state
         if (
             self.active_epoch < 0

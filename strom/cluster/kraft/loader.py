@@ -33,11 +33,16 @@ class LogReplayer:
         self.log = log
         self.state = state
         self.next_offset = 0
+        # the epoch of the last batch replayed, and the bytes replayed: what a snapshot is named by and
+        # what metadata.log.max.record.bytes.between.snapshots counts
+        self.last_epoch = 0
+        self.bytes_replayed = 0
 
     def reset(self, state: MetadataState) -> None:
         """Start again from nothing (a controller that lost leadership drops its uncommitted writes)."""
         self.state = state
         self.next_offset = 0
+        self.last_epoch = 0
 
     def _maybe_load_snapshot(self) -> None:
         snapshot = self.log.latest_snapshot
@@ -48,6 +53,7 @@ class LogReplayer:
         content = read_snapshot(self.log.snapshot_path(snapshot))
         self.state.load_snapshot(content.records, snapshot.offset)
         self.next_offset = snapshot.offset
+        self.last_epoch = snapshot.epoch
         log.info("loaded metadata snapshot %d-%d", snapshot.offset, snapshot.epoch)
 
     def catch_up(self, high_watermark: int) -> bool:
@@ -69,4 +75,6 @@ class LogReplayer:
                         self.state.replay(record, offset)
                         replayed = True
             self.next_offset = last + 1
+            self.last_epoch = batch.header.partition_leader_epoch
+            self.bytes_replayed += batch.header.size
         return replayed
