@@ -35,6 +35,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="extra broker setting for the strom serve under test (repeatable)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `peer` tests start Strom clusters of their own and never talk to the broker under test, so the
+    yardstick pass against Kafka (`--kafka-reference`) leaves them out rather than running them twice."""
+    if not config.getoption("--kafka-reference", default=False):
+        return
+    kept = [item for item in items if item.get_closest_marker("peer") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def broker_under_test(request: pytest.FixtureRequest) -> Iterator[BrokerUnderTest]:
     """The broker every compat test talks to, started once per session."""
