@@ -5,9 +5,10 @@ Kafka's MetadataImage.write emits each image in a fixed order, and so does `imag
 RegisterBrokerRecord per broker carrying its current fencing and shutdown state, a RegisterControllerRecord
 per controller), topics (TopicRecord, then a PartitionRecord per partition at its current epochs),
 configurations (ConfigRecord), client quotas (ClientQuotaRecord), producer ids (ProducerIdsRecord with
-broker id -1, as ProducerIdsImage writes it), ACLs (AccessControlEntryRecord) and SCRAM credentials
-(UserScramCredentialRecord). Record versions follow the state's metadata.version as the controller's own
-writes do. Replaying the result into an empty state (`MetadataState.load_snapshot`) gives the same state.
+broker id -1, as ProducerIdsImage writes it), ACLs (AccessControlEntryRecord), SCRAM credentials
+(UserScramCredentialRecord) and delegation tokens (DelegationTokenRecord). Record versions follow the
+state's metadata.version as the controller's own writes do. Replaying the result into an empty state
+(`MetadataState.load_snapshot`) gives the same state.
 """
 
 from __future__ import annotations
@@ -156,6 +157,19 @@ def image_records(state: MetadataState) -> list[ApiMessageAndVersion]:
                 stored_key=credential.stored_key,
                 server_key=credential.server_key,
                 iterations=credential.iterations,
+            )
+        )
+
+    for token_id, token in sorted(state.tokens.items()):
+        add(
+            r.DelegationTokenRecord(
+                owner=str(token.owner),
+                requester=str(token.requester),
+                renewers=tuple(str(p) for p in token.renewers),
+                issue_timestamp=token.issue_ms,
+                max_timestamp=token.max_ms,
+                expiration_timestamp=token.expiry_ms,
+                token_id=token_id,
             )
         )
     return out

@@ -99,6 +99,18 @@ def history() -> list[ApiMessageAndVersion]:
             ),
             0,
         ),
+        (
+            r.DelegationTokenRecord(
+                owner="User:alice",
+                requester="User:bob",
+                renewers=("User:carol",),
+                issue_timestamp=1,
+                max_timestamp=3,
+                expiration_timestamp=2,
+                token_id="t1",
+            ),
+            0,
+        ),
     ]
     return [ApiMessageAndVersion(m, v) for m, v in items]  # type: ignore[arg-type]
 
@@ -120,7 +132,16 @@ def same(a: MetadataState, b: MetadataState) -> None:
     }
     assert strip(a) == strip(b)
     assert a.controllers == b.controllers
-    for name in ("topic_ids", "configs", "features", "next_producer_id", "acls", "scram", "client_quotas"):
+    for name in (
+        "topic_ids",
+        "configs",
+        "features",
+        "next_producer_id",
+        "acls",
+        "scram",
+        "client_quotas",
+        "tokens",
+    ):
         assert getattr(a, name) == getattr(b, name), name
 
 
