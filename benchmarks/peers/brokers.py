@@ -1,9 +1,12 @@
-"""Start Apache Kafka 4.x (KRaft, single node), Tansu (in memory) or Strom on a free loopback port.
+"""Start Apache Kafka 4.x (KRaft, single node), Tansu (in memory) or Strom on a free loopback port, and
+Apache Kafka controllers and brokers of a multi-node KRaft cluster from their server.properties.
 
 Kafka 4.x has no ZooKeeper mode: the one process is broker and controller (process.roles), its storage is
 formatted first with `kafka.tools.StorageTool format --standalone` (KIP-853 dynamic quorum of one voter).
 Internal topics get replication factor 1 and consumer groups no initial rebalance delay, so a single node
-behaves like a test cluster should.
+behaves like a test cluster should. A node of a larger cluster (`format_kafka_storage`, `kafka_node_command`)
+is formatted against the static voters of its controller.quorum.voters (kraft.version 0), as Kafka's
+config/controller.properties and config/broker.properties examples are.
 """
 
 from __future__ import annotations
@@ -90,6 +93,23 @@ def start_kafka(*, port: int | None = None, heap: str = "1g", settings: Mapping[
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     return BrokerProcess("kafka", argv, port, workdir).start(timeout)
+
+
+def format_kafka_storage(config: Path, cluster_id: str, *, timeout: float = 120.0) -> None:
+    """`kafka-storage format -t <cluster_id> -c <config>` of one KRaft node whose config names its voters in
+    controller.quorum.voters (so neither --standalone nor --initial-controllers applies)."""
+    argv = java_command("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
+    fmt = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if fmt.returncode != 0:
+        raise RuntimeError(f"kafka-storage format of {config} failed:\n{fmt.stdout}\n{fmt.stderr}")
+
+
+def kafka_node_command(config: Path, *, heap: str = "384m") -> list[str]:
+    """The command line of `kafka-server-start.sh <config>` for one controller, broker or combined node.
+    Serial GC keeps several JVMs on a small test machine from each claiming a G1 thread per core."""
+    argv = java_command("kafka.Kafka", str(config), heap=heap)
+    argv[1:1] = [f"-Xms{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+    return argv
 
 
 def start_tansu(*, port: int | None = None, timeout: float = 30.0) -> BrokerProcess:

@@ -1,8 +1,12 @@
 """The quorum controller (Kafka's QuorumController) on the Raft leader of the controller quorum.
 
 Every controller replays the committed log into its `MetadataState`. The Raft leader becomes the active
-controller once its replay has reached the start of its epoch (the LeaderChange entry is committed, so
-everything before it is), as Kafka's controller claims leadership after catching up. On activation:
+controller once its replay has reached the start of its epoch (everything before its LeaderChange entry is
+committed and replayed), as Kafka's Raft client tells its listener of the leadership only once the listener
+has read up to the epoch start offset. On a new log that is at once, so the bootstrap records follow the
+LeaderChange entry before the voters have acknowledged it: waiting for its commit left a high watermark
+with no metadata.version below it, which a Kafka broker's MetadataLoader reports as a fault ("Unknown
+metadata version for FeaturesImage"). On activation:
 - if the log holds no metadata.version yet (a new cluster), it appends the bootstrap records of the
   formatter's bootstrap snapshot (FeatureLevelRecords, SCRAM credentials) in one metadata transaction
   (KIP-868), as Kafka's ActivationRecordsGenerator does, so every reader of the log finds them;
@@ -131,7 +135,7 @@ class QuorumController:
         if (
             self.active_epoch < 0
             and isinstance(state, Leader)
-            and self.replayer.next_offset > state.epoch_start_offset
+            and self.replayer.next_offset >= state.epoch_start_offset
         ):
             self._activate(state.epoch)
         if self.is_active:
