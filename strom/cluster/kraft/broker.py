@@ -22,6 +22,10 @@
   AllocateProducerIds for producer id blocks. NOT_CONTROLLER or a lost connection retries against the
   current leader until the request's deadline. Admin calls return once this broker's image shows the
   change (or after a few seconds).
+- Versions: the controller channel asks ApiVersions first, as Kafka's NodeToControllerChannelManager does.
+  The requests are built at the versions Kafka 4.4's broker sends (a newer controller, Strom or Kafka,
+  still serves them); a controller that serves none of them is refused here with one error line naming the
+  API, the version and the controller's range, rather than sent a request it would close the connection on.
 """
 
 from __future__ import annotations
@@ -76,6 +80,23 @@ def _timeout(ms: int) -> Any:
     return i32Timedelta.parse(datetime.timedelta(milliseconds=ms))
 
 
+def version_refusal(
+    api_versions: Mapping[int, tuple[int, int]], request_type: type, address: object
+) -> str | None:
+    """Why a request of `request_type` (a kio request class) cannot go to the controller at `address` whose
+    ApiVersions answer was `api_versions` ({api key: (min, max)}), or None when it serves that version."""
+    api_key, version = int(request_type.__api_key__), int(request_type.__version__)  # type: ignore[attr-defined]
+    served = api_versions.get(api_key)
+    if served is not None and served[0] <= version <= served[1]:
+        return None
+    name = request_type.__name__.removesuffix("Request")
+    has = f"it serves v{served[0]}-{served[1]}" if served is not None else "it does not serve the API"
+    return (
+        f"the controller at {address} does not serve {name} (api {api_key}) v{version}, which this broker "
+        f"sends ({has})"
+    )
+
+
 def _raise_for(code: int, message: str | None) -> None:
     if code == ErrorCode.none:
         return
@@ -112,6 +133,7 @@ class KRaftBackend:
         self._tasks: list[asyncio.Task[None]] = []
         self._conn: Any = None
         self._conn_address: tuple[str, int] | None = None
+        self._version_refusals: set[str] = set()
         self.broker_epoch = -1
         self.incarnation_id = uuid.uuid4()
         self.fenced = True
@@ -304,9 +326,14 @@ class KRaftBackend:
                         address[1],
                         client_id=f"broker-{self.node_id}",
                         timeout=5.0,
-                        negotiate=False,
                     )
                     self._conn_address = address
+                refusal = version_refusal(self._conn.api_versions, type(request), address)
+                if refusal is not None:
+                    if refusal not in self._version_refusals:  # once per controller and version
+                        self._version_refusals.add(refusal)
+                        log.error("broker %d: %s", self.node_id, refusal)
+                    raise KafkaError(refusal, code=ErrorCode.unsupported_version)
                 response = await self._conn.request(request, timeout=max(0.1, deadline - time.monotonic()))
             except (OSError, ConnectionError) as exc:
                 last = exc
