@@ -6,7 +6,9 @@ consumes it back, kills a partition leader with -9, and loses no acknowledged re
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,35 @@ LAYOUTS = {
     "kafka-broker-under-strom-controllers": ({5}, 5),
     "all-kafka": ({1, 2, 3, 4, 5}, 4),
 }
+
+
+def batches_below(partition_dir: Path, high_watermark: int) -> list[bytes]:
+    """The record batches of a partition's segment files, in order, whose last offset is below the high
+    watermark: base offset (8 bytes), batch length (4), then the rest, last offset delta at byte 23."""
+    found: list[bytes] = []
+    for segment in sorted(partition_dir.glob("*.log")):
+        data = segment.read_bytes()
+        pos = 0
+        while pos + 12 <= len(data):
+            base, length = struct.unpack_from(">qi", data, pos)
+            if length <= 0 or pos + 12 + length > len(data):
+                break
+            (last_delta,) = struct.unpack_from(">i", data, pos + 23)
+            if base + last_delta < high_watermark:
+                found.append(data[pos : pos + 12 + length])
+            pos += 12 + length
+    return found
+
+
+def high_watermarks(cluster: MixedCluster, topic: str, partitions: int) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "hw"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)}
+    finally:
+        consumer.close()
 
 
 @pytest.fixture(params=list(LAYOUTS))
@@ -58,3 +89,16 @@ def test_produce_consume_and_leader_kill(layout: tuple[MixedCluster, int]) -> No
              "the ISR to heal")
     produce(cluster, "orders", 100, start=500)
     assert sorted(int(v) for v in consume(cluster, "orders", 600)) == list(range(600))
+
+    # below the high watermark both replicas hold the same batches, byte for byte, whichever kind led
+    def replicas_agree() -> bool:
+        marks = high_watermarks(cluster, "orders", 4)
+        return all(
+            batches_below(cluster.data_dir(4) / f"orders-{p}", hw)
+            == batches_below(cluster.data_dir(5) / f"orders-{p}", hw)
+            for p, hw in marks.items()
+        )
+
+    wait_for(replicas_agree, 20, "identical batches below the high watermark", interval=0.5)
+    assert sum(len(batches_below(cluster.data_dir(4) / f"orders-{p}", hw))
+               for p, hw in high_watermarks(cluster, "orders", 4).items()) > 0
