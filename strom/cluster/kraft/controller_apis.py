@@ -4,6 +4,9 @@
   by topic id; v3 carries each ISR member's broker epoch, KIP-903), AllocateProducerIds (67) v0 (KIP-730):
   answered by the active controller from `strom.cluster.kraft.decisions`, after the records are committed;
   any other controller answers NOT_CONTROLLER, and brokers try the leader again.
+- ControllerRegistration (70) v0 (KIP-919): the active controller writes the RegisterControllerRecord of a
+  controller that registers (Kafka 4.4's controllers send it to the active one, whatever its kind, and
+  retry with an ERROR log line each time while it is refused).
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
   DeleteAcls, DescribeAcls (strom.cluster.kraft.acls), Alter/DescribeUserScramCredentials
   (strom.cluster.kraft.scram), Create/Renew/ExpireDelegationToken (strom.cluster.kraft.tokens), ElectLeaders
@@ -174,6 +177,22 @@ async def _broker_registration(controller: QuorumController, ctx: Any, request: 
     )
 
 
+async def _controller_registration(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    cls = response_class(70, ctx.api_version)
+    error = _not_active(controller)
+    if error is None:
+        try:
+            await controller.write(controller.rules.register_controller(request))
+        except KafkaError as exc:
+            error = exc
+    return build(
+        cls,
+        throttle_time=zero_throttle(),
+        error_code=error.code if error else ErrorCode.none,
+        error_message=error.message if error else None,
+    )
+
+
 async def _broker_heartbeat(controller: QuorumController, ctx: Any, request: Any) -> Any:
     cls = response_class(63, ctx.api_version)
     error = _not_active(controller)
@@ -324,4 +343,5 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         ApiSpec(62, 0, 4, bind(_broker_registration), name="BrokerRegistration"),
         ApiSpec(63, 0, 2, bind(_broker_heartbeat), name="BrokerHeartbeat"),
         ApiSpec(67, 0, 0, bind(_allocate_producer_ids), name="AllocateProducerIds"),
+        ApiSpec(70, 0, 0, bind(_controller_registration), name="ControllerRegistration"),
     ]

@@ -8,6 +8,9 @@ ReplicationControlManager, ConfigurationControlManager and ProducerIdControlMana
 - Registration (BrokerRegistration, KIP-631): the broker epoch is the offset of its RegisterBrokerRecord;
   a live session of another incarnation is DUPLICATE_BROKER_REGISTRATION; a broker that cannot run the
   finalized metadata.version is UNSUPPORTED_VERSION; a new registration starts fenced.
+- Controller registration (ControllerRegistration, KIP-919): a RegisterControllerRecord v0 with the
+  controller's listeners and feature ranges, as Kafka's controllers send it to the active controller; a
+  controller that cannot run the finalized metadata.version is UNSUPPORTED_VERSION.
 - Heartbeats: a fenced broker is unfenced once its metadata offset reaches its registration's offset
   (it has caught up); `want_shut_down` starts a controlled shutdown (BrokerRegistrationChangeRecord v1),
   which moves leadership away and takes the broker out of ISRs; once it leads nothing it is told to shut
@@ -182,6 +185,45 @@ class ControllerRules:
             log_dirs=tuple(d for d in getattr(request, "log_dirs", ()) if d is not None),
         )
         return Change([ApiMessageAndVersion(record, mv.register_broker_record_version)], next_offset)
+
+    def register_controller(self, request: object) -> Change:
+        """ControllerRegistration: a RegisterControllerRecord v0 (the version Kafka 4.4 writes), which
+        replaces the controller's earlier registration when replayed."""
+        features = tuple(
+            r.RegisterControllerRecord.ControllerFeature(
+                name=str(f.name),
+                min_supported_version=int(f.min_supported_version),
+                max_supported_version=int(f.max_supported_version),
+            )
+            for f in request.features  # type: ignore[attr-defined]
+        )
+        level = self.metadata_version.feature_level
+        for f in features:
+            if f.name != "metadata.version":
+                continue
+            if not f.min_supported_version <= level <= f.max_supported_version:
+                raise _error(
+                    ErrorCode.unsupported_version,
+                    f"Unable to register because the controller does not support finalized version {level} "
+                    f"of metadata.version. The controller wants a version between "
+                    f"{f.min_supported_version} and {f.max_supported_version}, inclusive.",
+                )
+        record = r.RegisterControllerRecord(
+            controller_id=int(request.controller_id),  # type: ignore[attr-defined]
+            incarnation_id=request.incarnation_id,  # type: ignore[attr-defined]
+            zk_migration_ready=bool(request.zk_migration_ready),  # type: ignore[attr-defined]
+            end_points=tuple(
+                r.RegisterControllerRecord.ControllerEndpoint(
+                    name=str(listener.name),
+                    host=str(listener.host),
+                    port=int(listener.port),
+                    security_protocol=int(listener.security_protocol),
+                )
+                for listener in request.listeners  # type: ignore[attr-defined]
+            ),
+            features=features,
+        )
+        return Change([ApiMessageAndVersion(record, 0)])
 
     def heartbeat(
         self,
