@@ -2,7 +2,9 @@
 Strom brokers under a quorum of three Kafka controllers, Kafka brokers under three Strom controllers, a
 partition replicated between a Strom and a Kafka broker, and the yardstick run where every node is Kafka.
 Each run creates a topic with Kafka's kafka-topics, produces with acks=all (librdkafka, idempotent),
-consumes it back, kills a partition leader with -9, and loses no acknowledged record."""
+consumes it back, kills a partition leader with -9, and loses no acknowledged record. A quorum of two Kafka
+voters and one Strom voter keeps one metadata log, byte for byte, through kill -9 of its active
+controller."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from strom.metadata.snapshot import CLUSTER_METADATA_DIR
 from strom.testing.raft_quorum import wait_for
 from tests.cluster_kraft.test_kraft_cluster import SETTINGS, consume, leaders, produce, topics_tool
 from tests.cluster_mixed.mixed import MixedCluster
@@ -102,3 +105,39 @@ def test_produce_consume_and_leader_kill(layout: tuple[MixedCluster, int]) -> No
     wait_for(replicas_agree, 20, "identical batches below the high watermark", interval=0.5)
     assert sum(len(batches_below(cluster.data_dir(4) / f"orders-{p}", hw))
                for p, hw in high_watermarks(cluster, "orders", 4).items()) > 0
+
+
+def metadata_logs_agree(cluster: MixedCluster) -> bool:
+    """Every running voter holds the same metadata log batches below the quorum's high watermark."""
+    active = cluster.active_controller()
+    if active is None:
+        return False
+    high_watermark = int(cluster.describe_quorum(active[0]).high_watermark)
+    logs = [
+        batches_below(cluster.data_dir(n) / CLUSTER_METADATA_DIR, high_watermark)
+        for n in cluster.controller_ids
+        if cluster.running(n)
+    ]
+    return bool(logs[0]) and all(log == logs[0] for log in logs)
+
+
+def test_mixed_controller_quorum() -> None:
+    """Two Kafka voters and one Strom voter (brokers: one of each kind) elect a leader of either kind,
+    replicate one metadata log byte for byte, and elect a new active controller when it is killed with -9."""
+    with MixedCluster(controllers=3, brokers=2, kafka={1, 2, 5}, settings=SETTINGS) as cluster:
+        cluster.start_all()
+        topics_tool(cluster, "--create", "--topic", "orders", "--partitions", "2",
+                    "--replication-factor", "2")
+        wait_for(lambda: all(isr == [4, 5] for _, isr in leaders(cluster, "orders").values()), 30,
+                 "both brokers in every ISR")
+        produce(cluster, "orders", 200)
+        wait_for(lambda: metadata_logs_agree(cluster), 20, "identical metadata logs", interval=0.5)
+
+        killed, epoch = wait_for(cluster.active_controller, 20, "an active controller")
+        cluster.kill(killed)
+        wait_for(lambda: (cluster.active_controller() or (killed, epoch))[1] > epoch, 30,
+                 "a new active controller")
+        topics_tool(cluster, "--create", "--topic", "after", "--partitions", "1", "--replication-factor", "2")
+        produce(cluster, "orders", 100, start=200)
+        assert sorted(int(v) for v in consume(cluster, "orders", 300)) == list(range(300))
+        wait_for(lambda: metadata_logs_agree(cluster), 20, "identical metadata logs", interval=0.5)
