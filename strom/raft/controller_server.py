@@ -161,6 +161,7 @@ class ControllerServer:
     ) -> None:
         from strom.cluster.kraft.controller import QuorumController
         from strom.cluster.kraft.controller_apis import ControllerAdmin, controller_specs
+        from strom.cluster.kraft.controller_registration import ControllerRegistrar
         from strom.cluster.kraft.scram import MetadataScramStore
         from strom.cluster.kraft.tokens import MetadataTokenStore
         from strom.security.delegation_tokens import TokenManager, TokenSettings
@@ -184,6 +185,10 @@ class ControllerServer:
             on_fatal=on_fatal,
         )
         self.metadata: Any = ControllerAdmin(self.controller)
+        # this controller's RegisterControllerRecord, written through whichever controller is active
+        self.registrar = ControllerRegistrar(
+            self.controller, (self.listener_name, self._host or "localhost", self._port)
+        )
         self.scram_store = MetadataScramStore(self.controller)
         # delegation tokens: forwarded Create/Renew/ExpireDelegationToken write them, and the active
         # controller removes expired ones, as Kafka's DelegationTokenControlManager does
@@ -222,10 +227,12 @@ class ControllerServer:
         )
         bound = self._server.sockets[0].getsockname()
         self.bound_address = (bound[0], bound[1])
+        self.registrar.listener = (self.listener_name, self._host or "localhost", bound[1])
         if self.acl_store is not None and self.acl_authorizer is not None:
             await self.acl_store.start(self.acl_authorizer.load)
         await self.raft.start()
         await self.controller.start()
+        await self.registrar.start()
         if self.delegation_tokens.enabled:
             self._token_expiry = asyncio.create_task(self.delegation_tokens.run_expiry())
         interval = int(self.config.get("metadata.max.idle.interval.ms"))
@@ -244,6 +251,7 @@ class ControllerServer:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._idle_task
+        await self.registrar.stop()
         await self.controller.stop()
         # resign while the listener still answers, so the voters hear EndQuorumEpoch and Fetch errors
         await self.raft.stop()

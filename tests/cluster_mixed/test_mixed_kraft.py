@@ -18,6 +18,7 @@ from strom.metadata.snapshot import CLUSTER_METADATA_DIR
 from strom.testing.raft_quorum import wait_for
 from tests.cluster_kraft.test_kraft_cluster import SETTINGS, consume, leaders, produce, topics_tool
 from tests.cluster_mixed.mixed import MixedCluster
+from tests.metadata.kafka_jars import dump_cluster_metadata
 
 pytest.importorskip("confluent_kafka")
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -123,7 +124,8 @@ def metadata_logs_agree(cluster: MixedCluster) -> bool:
 
 def test_mixed_controller_quorum() -> None:
     """Two Kafka voters and one Strom voter (brokers: one of each kind) elect a leader of either kind,
-    replicate one metadata log byte for byte, and elect a new active controller when it is killed with -9."""
+    replicate one metadata log byte for byte, register every controller, and elect a new active controller
+    when it is killed with -9."""
     with MixedCluster(controllers=3, brokers=2, kafka={1, 2, 5}, settings=SETTINGS) as cluster:
         cluster.start_all()
         topics_tool(cluster, "--create", "--topic", "orders", "--partitions", "2",
@@ -132,6 +134,11 @@ def test_mixed_controller_quorum() -> None:
                  "both brokers in every ISR")
         produce(cluster, "orders", 200)
         wait_for(lambda: metadata_logs_agree(cluster), 20, "identical metadata logs", interval=0.5)
+        # every controller registered with the active one, whichever kind each is (KIP-919)
+        segment = cluster.data_dir(3) / CLUSTER_METADATA_DIR / "00000000000000000000.log"
+        registered = {data["controllerId"] for kind, data in dump_cluster_metadata(segment).values()
+                      if kind == "REGISTER_CONTROLLER_RECORD"}
+        assert registered == {1, 2, 3}
 
         killed, epoch = wait_for(cluster.active_controller, 20, "an active controller")
         cluster.kill(killed)
