@@ -62,7 +62,11 @@ def test_elect_and_replicate(quorum: ControllerQuorum) -> None:
     hw = part.high_watermark
     logs = {i: [r for r in records(quorum, i) if r[0] < hw] for i in quorum.ids}
     assert logs[1] == logs[2] == logs[3]
-    assert logs[1][0][2] == "LeaderChangeMessage" and logs[1][1][2] == "NoOpRecord"
+    kinds = [kind for _offset, _epoch, kind in logs[1]]
+    # the leader's LeaderChangeMessage first, then the active controller's bootstrap records (metadata
+    # version and features, in a metadata transaction) and its periodic NoOpRecords
+    assert kinds[0] == "LeaderChangeMessage"
+    assert "FeatureLevelRecord" in kinds and "NoOpRecord" in kinds
 
 
 def test_kill_9_of_the_leader_elects_another(quorum: ControllerQuorum) -> None:
@@ -187,7 +191,8 @@ def test_kafka_dump_log_decodes_the_segments(quorum: ControllerQuorum) -> None:
     assert dumped[0][0] == "LeaderChange"
     assert dumped[0][1]["leaderId"] == leader
     assert sorted(dumped) == [offset for offset, _, _ in ours][: len(dumped)]
-    assert {kind for kind, _ in dumped.values()} == {"LeaderChange", "NO_OP_RECORD"}
+    kinds = {kind for kind, _ in dumped.values()}
+    assert {"LeaderChange", "FEATURE_LEVEL_RECORD", "NO_OP_RECORD"} <= kinds, kinds
 
 
 def test_standalone_dynamic_quorum_writes_kafkas_first_batch(tmp_path: Path) -> None:
