@@ -18,6 +18,8 @@ transactional id).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from strom.apis._authz import may
@@ -28,6 +30,19 @@ from strom.protocol.registry import ApiSpec, response_type
 from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 10
+
+def _is_share_partition_key(key: str) -> bool:
+    """A share coordinator key is "group:topicId:partition" (Kafka's SharePartitionKey): a group id, a
+    base64url topic id of 16 bytes and a partition number; anything else is INVALID_REQUEST, as in Kafka."""
+    parts = key.split(":")
+    if len(parts) != 3 or not parts[0]:
+        return False
+    try:
+        topic_id = base64.urlsafe_b64decode(parts[1] + "==")
+    except (ValueError, binascii.Error):
+        return False
+    return len(topic_id) == 16 and parts[2].isdigit()
+
 
 async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | None, int, str, int]:
     """(error, message, node id, host, port) of the coordinator for `key`."""
@@ -41,6 +56,8 @@ async def _locate(ctx: Any, key: str, key_type: int) -> tuple[ErrorCode, str | N
         elif key_type == 1:
             info = await ctx.broker.txn_coordinator.ensure_txn_topic()
         elif key_type == 2 and ctx.api_version >= 6:
+            if not _is_share_partition_key(key):
+                return ErrorCode.invalid_request, f"Invalid coordinator key {key}", -1, "", -1
             info = await ctx.broker.share_coordinator.ensure_state_topic()
         else:
             return ErrorCode.invalid_request, f"Unsupported key type {key_type}", -1, "", -1

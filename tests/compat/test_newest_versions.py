@@ -4,8 +4,8 @@ The same tests run against Apache Kafka 4.4 (`--kafka-reference`), which is what
 taken from.
 
 - DescribeGroups v6 (KIP-1043): an unknown group answers GROUP_ID_NOT_FOUND with a message.
-- FindCoordinator v6 (KIP-932): key type 2 (share) is refused with INVALID_REQUEST by a broker without
-  share groups; groups and transactions are found as before.
+- FindCoordinator v6 (KIP-932): key type 2 finds the share coordinator of a "group:topicId:partition"
+  key and refuses any other key with INVALID_REQUEST; groups and transactions are found as before.
 - ListTransactions v2 (KIP-1152): a transactional-id pattern filters the listing; a pattern that does not
   compile answers INVALID_REGULAR_EXPRESSION.
 - DescribeLogDirs v5 (KIP-1066): directories report is_cordoned.
@@ -106,15 +106,19 @@ def test_describe_groups_v6_unknown_group(broker: str, java_tools: JavaTools) ->
 
 
 def test_find_coordinator_v6_key_types(broker: str) -> None:
-    def find(key_type: int) -> Any:
-        request = FindCoordinatorRequest(key_type=i8(key_type), coordinator_keys=("compat-g",))
-        return _until(lambda: _call(broker, request), lambda r: r.coordinators[0].error_code)
+    def find(key_type: int, key: str = "compat-g") -> Any:
+        request = FindCoordinatorRequest(key_type=i8(key_type), coordinator_keys=(key,))
+        return _until(lambda: _call(broker, request), lambda r: r.coordinators[0].error_code, 60)
 
     for key_type in (0, 1):
         found = find(key_type).coordinators[0]
         assert found.error_code == ErrorCode.none and found.node_id >= 0 and found.port > 0
+    # a share coordinator key is "group:topicId:partition" (KIP-932); anything else is refused
     share = find(2).coordinators[0]
     assert share.error_code == ErrorCode.invalid_request and share.node_id == -1
+    topic_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    share = find(2, f"compat-share:{topic_id}:0").coordinators[0]
+    assert share.error_code == ErrorCode.none and share.node_id >= 0 and share.port > 0
 
 
 def _begin_transaction(broker: str, transactional_id: str, topic: str) -> Producer:
