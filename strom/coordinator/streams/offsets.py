@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from strom.coordinator.group.base import append_error_code
+from strom.coordinator.group.epoch_offsets import (
+    commit_epoch_group_offsets,
+    settle_epoch_group_txn_offsets,
+)
 from strom.coordinator.group.results import CommitRequest, FetchedOffset
 from strom.coordinator.streams.base import StreamsBase
 from strom.coordinator.streams.group import StreamsGroup
-from strom.protocol.errors import ErrorCode, KafkaError
+from strom.protocol.errors import ErrorCode
 
 
 class StreamsOffsets(StreamsBase):
@@ -48,28 +51,7 @@ class StreamsOffsets(StreamsBase):
         if group is None:
             super().commit_offsets(req, now_ms, respond)  # type: ignore[misc]
             return
-        n = len(req.offsets)
-        status = self._status(req.group_id, allow_empty=True)
-        if status is ErrorCode.none:
-            status = self._streams_commit_error(group, req)
-        if status is not ErrorCode.none:
-            respond([status] * n)
-            return
-        results, records, accepted = self._offset_records(req.group_id, req.offsets, now_ms)
-        if not records:
-            respond(results)
-            return
-
-        def written(append_error: KafkaError | None) -> None:
-            code = append_error_code(append_error)
-            for i, tp, committed in accepted:
-                if code is ErrorCode.none and not group.dead:
-                    group.offsets[tp] = committed
-                else:
-                    results[i] = code if code is not ErrorCode.none else ErrorCode.coordinator_not_available
-            respond(results)
-
-        self._append(self.partition_for(req.group_id), records, written)
+        commit_epoch_group_offsets(self, group, req, now_ms, respond, self._streams_commit_error)
 
     def commit_txn_offsets(
         self,
@@ -88,15 +70,7 @@ class StreamsOffsets(StreamsBase):
         super().commit_txn_offsets(req, producer_id, producer_epoch, now_ms, respond)  # type: ignore[misc]
 
     def complete_txn_offsets(self, partition: int, producer_id: int, commit: bool, now_ms: int) -> None:
-        by_group = self.pending_txn_offsets.get(producer_id, {})
-        for group_id in [
-            g for g in by_group if g in self.streams_groups and self.partition_for(g) == partition
-        ]:
-            offsets = by_group.pop(group_id)
-            if commit:
-                self.streams_groups[group_id].offsets.update(offsets)
-        if producer_id in self.pending_txn_offsets and not by_group:
-            del self.pending_txn_offsets[producer_id]
+        settle_epoch_group_txn_offsets(self, self.streams_groups, partition, producer_id, commit)
         super().complete_txn_offsets(partition, producer_id, commit, now_ms)  # type: ignore[misc]
 
     def validate_offset_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode:
