@@ -113,7 +113,11 @@ async def handle(ctx: RequestContext, request: ApiVersionsParams) -> Any:
     api_keys: tuple[Any, ...] = ()
     if error is ErrorCode.none or version < 5:
         api_keys = tuple(
-            entry(api_key=i16(s.api_key), min_version=i16(s.min_version), max_version=i16(s.max_version))
+            entry(
+                api_key=i16(s.api_key),
+                min_version=i16(s.listed_min_version),
+                max_version=i16(s.max_version),
+            )
             for s in ctx.broker.registry.specs()
         )
     if version == 0:

@@ -407,4 +407,5 @@ SPEC = ApiSpec(
     handler=handle,
     decode=decode_produce_request,
     name="Produce",
+    advertised_min_version=0,  # listed, never served: a v0-2 request closes the connection, as on Kafka 4
 )

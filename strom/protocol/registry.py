@@ -70,6 +70,9 @@ class ApiSpec:
 
     `handler(ctx, request)` returns a kio response dataclass, a `RawResponse`, or None (no response).
     `decode(version, body)` replaces kio's reader for every version of this API when given.
+    `advertised_min_version`, when set, is the lowest version ApiVersions lists, below `min_version`: Kafka 4
+    lists Produce from v0 although it serves v3 and up (KAFKA-18659: librdkafka before 2.8 turns compression
+    off against a broker whose Produce range does not start at v0), and so does Strom.
     """
 
     api_key: int
@@ -78,6 +81,14 @@ class ApiSpec:
     handler: Handler
     decode: Decoder | None = None
     name: str = field(default="")
+    advertised_min_version: int | None = None
+
+    @property
+    def listed_min_version(self) -> int:
+        """The lowest version ApiVersions advertises for this API."""
+        if self.advertised_min_version is None:
+            return self.min_version
+        return self.advertised_min_version
 
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version

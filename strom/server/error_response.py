@@ -31,7 +31,7 @@ def api_versions_v0_fallback(registry: ApiRegistry) -> bytes:
         error_code=ErrorCode.unsupported_version,
         api_keys=tuple(
             ApiVersionV0(
-                api_key=i16(s.api_key), min_version=i16(s.min_version), max_version=i16(s.max_version)
+                api_key=i16(s.api_key), min_version=i16(s.listed_min_version), max_version=i16(s.max_version)
             )
             for s in registry.specs()
         ),
