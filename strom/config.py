@@ -390,6 +390,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("producer.id.expiration.ms", _T.INT, 86400000, minimum=1),
     ConfigDef("transactional.id.expiration.ms", _T.INT, 604800000, minimum=1, read_only=_RO),
     ConfigDef("transaction.max.timeout.ms", _T.INT, 900000, minimum=1, read_only=_RO),
+    ConfigDef("add.partitions.to.txn.retry.backoff.ms", _T.INT, 20, minimum=1, read_only=_RO),
+    ConfigDef("add.partitions.to.txn.retry.backoff.max.ms", _T.INT, 100, minimum=0, read_only=_RO),
     ConfigDef("transaction.state.log.num.partitions", _T.INT, 50, minimum=1, read_only=_RO),
     ConfigDef("transaction.state.log.replication.factor", _T.SHORT, 3, minimum=1, read_only=_RO),
     ConfigDef("transaction.state.log.min.isr", _T.INT, 2, minimum=1, read_only=_RO),

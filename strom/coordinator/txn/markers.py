@@ -109,39 +109,48 @@ class MarkerSender:
                     remaining.discard(tp)  # deleted topic: nothing to mark
                     continue
                 by_leader.setdefault(state.leader, []).append(tp)
-            for leader, tps in by_leader.items():
-                if leader < 0:
-                    continue
-                if leader == self.broker.node_id:
-                    results = await asyncio.gather(
-                        *(
-                            write_marker(
-                                self.broker,
-                                t,
-                                p,
-                                producer_id,
-                                producer_epoch,
-                                commit,
-                                coordinator_epoch,
-                                transaction_version=transaction_version,
-                            )
-                            for t, p in tps
-                        )
-                    )
-                    done = {tp for tp, code in zip(tps, results, strict=True) if code in _FINAL_ERRORS}
-                else:
-                    done = await self._send_remote(
-                        leader,
-                        tps,
-                        producer_id,
-                        producer_epoch,
-                        commit,
-                        coordinator_epoch,
-                        transaction_version,
-                    )
+            # every leader at once, as Kafka's marker channel manager sends them: the producer's next
+            # transaction waits (CONCURRENT_TRANSACTIONS) until the slowest partition has its marker
+            marker = (producer_id, producer_epoch, commit, coordinator_epoch, transaction_version)
+            delivered = await asyncio.gather(
+                *(self._deliver(leader, tps, *marker) for leader, tps in by_leader.items() if leader >= 0)
+            )
+            for done in delivered:
                 remaining -= done
             if remaining:
                 await asyncio.sleep(RETRY_BACKOFF_S)
+
+    async def _deliver(
+        self,
+        leader: int,
+        tps: list[tuple[str, int]],
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+        transaction_version: int,
+    ) -> set[tuple[str, int]]:
+        """The partitions of one leader that got their marker (or never can)."""
+        if leader != self.broker.node_id:
+            return await self._send_remote(
+                leader, tps, producer_id, producer_epoch, commit, coordinator_epoch, transaction_version
+            )
+        results = await asyncio.gather(
+            *(
+                write_marker(
+                    self.broker,
+                    t,
+                    p,
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                    coordinator_epoch,
+                    transaction_version=transaction_version,
+                )
+                for t, p in tps
+            )
+        )
+        return {tp for tp, code in zip(tps, results, strict=True) if code in _FINAL_ERRORS}
 
     async def _send_remote(
         self,

@@ -13,12 +13,20 @@ one error per partition: the coordinator's (NONE, TRANSACTION_ABORTABLE, PRODUCE
 INVALID_PRODUCER_ID_MAPPING, CONCURRENT_TRANSACTIONS, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...),
 COORDINATOR_NOT_AVAILABLE when no coordinator is known, NETWORK_EXCEPTION when it cannot be reached. The
 callers translate them for their clients (`produce_error`).
+
+An add (part 2) refused with CONCURRENT_TRANSACTIONS is retried here, every
+add.partitions.to.txn.retry.backoff.ms for up to add.partitions.to.txn.retry.backoff.max.ms, as Kafka's
+ReplicaManager does since KAFKA-18654: under transaction version 2 the producer's next transaction starts
+while the previous one's markers are still being written, and the client would otherwise see a
+NOT_ENOUGH_REPLICAS that most clients answer with a metadata refresh before retrying.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +105,29 @@ class PartitionAdder:
         add: bool,
     ) -> dict[TopicPartition, ErrorCode]:
         wanted = list(dict.fromkeys(partitions))
+        errors = await self._add_or_verify_once(transactional_id, producer_id, producer_epoch, wanted, add)
+        if not add:
+            return errors
+        config = self.broker.config
+        backoff_s = int(config.get("add.partitions.to.txn.retry.backoff.ms")) / 1000
+        deadline = time.monotonic() + int(config.get("add.partitions.to.txn.retry.backoff.max.ms")) / 1000
+        while time.monotonic() + backoff_s <= deadline:
+            busy = [tp for tp, error in errors.items() if error == ErrorCode.concurrent_transactions]
+            if not busy:
+                break
+            await asyncio.sleep(backoff_s)
+            again = await self._add_or_verify_once(transactional_id, producer_id, producer_epoch, busy, add)
+            errors.update(again)
+        return errors
+
+    async def _add_or_verify_once(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        wanted: list[TopicPartition],
+        add: bool,
+    ) -> dict[TopicPartition, ErrorCode]:
         node = self._coordinator_node(transactional_id)
         if node is None:
             return dict.fromkeys(wanted, ErrorCode.coordinator_not_available)
