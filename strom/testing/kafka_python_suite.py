@@ -115,7 +115,10 @@ def running_broker(target: str) -> Iterator[str]:
         tools.ensure_tools()
         proc = brokers.start_kafka()
     else:
-        proc = brokers.start_strom()
+        # Kafka's server.properties names listeners and advertised.listeners (benchmarks.peers.brokers), and
+        # the suite asks where broker configs come from, so Strom gets the same keys rather than --port alone.
+        port = brokers.free_port()
+        proc = brokers.start_strom(port=port, settings=brokers.listener_settings(port))
     try:
         yield proc.bootstrap
     finally:
