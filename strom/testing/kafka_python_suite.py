@@ -8,13 +8,15 @@ every test instead of spawning one), `KAFKA_VERSION` (the broker version the cli
 and `KAFKA_ROOT` (must name an existing directory). The SASL and SSL tests ask for brokers with those
 listeners; with `KAFKA_URI` they get the plain one, so they fail alike on every target.
 
-The targets are one `strom serve` and one Apache Kafka 4.4 (single-node KRaft), both started with the
-compatibility suite's single-node settings (benchmarks.peers.brokers). `--target both` runs Strom first,
-then Kafka, and prints the two tallies side by side; `summary.json` in `--out` holds every test's outcome
-per target (JUnit XML from pytest underneath).
+The targets: `strom` (one `strom serve`, the default single-node mode), `strom-kraft` (one Strom node with
+process.roles=broker,controller, formatted by `strom storage format`: the shape of Kafka's reference node)
+and `kafka` (Apache Kafka 4.4, single-node KRaft), all with the compatibility suite's single-node settings
+and the same listener keys (benchmarks.peers.brokers). `--target` takes a comma-separated list; `both` is
+`strom,kafka`. Targets run one after another and the tallies are printed side by side; `summary.json` in
+`--out` holds every test's outcome per target (JUnit XML from pytest underneath).
 
-Exit status: 0 when Strom passed at least as many tests as Kafka (`both`) or nothing failed (one target),
-1 otherwise, 2 when the suite or a broker could not be set up.
+Exit status: 0 when every Strom target passed at least as many tests as Kafka (when Kafka ran) or nothing
+failed (no Kafka target), 1 otherwise, 2 when the suite or a broker could not be set up.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def running_broker(target: str) -> Iterator[str]:
     if target == "kafka":
         tools.ensure_tools()
         proc = brokers.start_kafka()
+    elif target == "strom-kraft":
+        with _combined_strom_node(brokers.SINGLE_NODE_SETTINGS) as bootstrap:
+            yield bootstrap
+        return
     else:
         # Kafka's server.properties names listeners and advertised.listeners (benchmarks.peers.brokers), and
         # the suite asks where broker configs come from, so Strom gets the same keys rather than --port alone.
@@ -123,6 +129,20 @@ def running_broker(target: str) -> Iterator[str]:
         yield proc.bootstrap
     finally:
         proc.stop()
+
+
+@contextmanager
+def _combined_strom_node(settings: dict[str, str]) -> Iterator[str]:
+    """One formatted Strom node with process.roles=broker,controller, advertising its PLAINTEXT listener as
+    Kafka's reference node does."""
+    from strom.testing.kraft_cluster import KRaftCluster
+
+    with KRaftCluster(combined=1, settings=settings) as cluster:
+        port = cluster.broker_ports[1]
+        with cluster.config_path(1).open("a") as config:
+            config.write(f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n")
+        cluster.start_all()
+        yield cluster.bootstrap_servers
 
 
 def run_suite(root: Path, bootstrap: str, out: Path, *, select: str = "", timeout: float = 1200) -> Tally:
@@ -175,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="peer-suites --suite kafka-python", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--suite", default="kafka-python", help=argparse.SUPPRESS)
-    parser.add_argument("--target", choices=("strom", "kafka", "both"), default="both")
+    parser.add_argument(
+        "--target", default="both", help="comma-separated: strom, strom-kraft, kafka (both: strom,kafka)"
+    )
     parser.add_argument("--kafka-python-version", default=None, help="default: the installed kafka-python")
     parser.add_argument("--select", default="", help="pytest -k expression")
     parser.add_argument("--out", type=Path, default=None)
@@ -192,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     except (subprocess.SubprocessError, OSError, StopIteration) as exc:
         print(f"peer-suites: could not fetch kafka-python {version}'s sdist: {exc}", file=sys.stderr)
         return 2
-    targets = ["strom", "kafka"] if args.target == "both" else [args.target]
+    targets = ["strom", "kafka"] if args.target == "both" else args.target.split(",")
+    unknown = set(targets) - {"strom", "strom-kraft", "kafka"}
+    if unknown:
+        parser.error(f"unknown target {', '.join(sorted(unknown))} (strom, strom-kraft, kafka)")
     tallies: dict[str, Tally] = {}
     for target in targets:
         print(f"peer-suites: kafka-python {version} test/integration against {target}", flush=True)
@@ -208,16 +233,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"peer-suites: {target}: {tally.text()} in {tally.seconds:.0f} s", flush=True)
     summary = {t: {"outcomes": x.outcomes, "seconds": round(x.seconds, 1)} for t, x in tallies.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-    if len(tallies) == 2:
-        strom, kafka = tallies["strom"], tallies["kafka"]
+    kafka = tallies.get("kafka")
+    stroms = {t: x for t, x in tallies.items() if t != "kafka"}
+    if kafka is None:
+        return 0 if all(x.count("failed") + x.count("error") == 0 for x in stroms.values()) else 1
+    ok = True
+    for target, strom in stroms.items():
         for name in sorted(set(strom.outcomes) | set(kafka.outcomes)):
             a, b = strom.outcomes.get(name, "-"), kafka.outcomes.get(name, "-")
             if a != b:
-                print(f"  {name}: strom {a}, kafka {b}")
-        print(f"peer-suites: strom passed {strom.passed}, kafka passed {kafka.passed} ({out})")
-        return 0 if strom.passed >= kafka.passed else 1
-    only = next(iter(tallies.values()))
-    return 0 if only.count("failed") + only.count("error") == 0 else 1
+                print(f"  {name}: {target} {a}, kafka {b}")
+        print(f"peer-suites: {target} passed {strom.passed}, kafka passed {kafka.passed} ({out})")
+        ok = ok and strom.passed >= kafka.passed
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

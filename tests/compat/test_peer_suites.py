@@ -4,9 +4,10 @@ against a three-broker Strom cluster in ZooKeeper mode, through scripts/peer-sui
 TestGroupETL chains three consumer groups (range, cooperative-sticky, static members) through idempotent
 producers with members joining and leaving; TestTxnEtl does the same with transactional
 consume-transform-produce sessions (read_committed, TxnOffsetCommit, KIP-447 fencing). Both check that
-every record arrives exactly once, in order per partition. The KIP-848 subtests skip (Strom has no
-ConsumerGroupHeartbeat). The run is bounded: go test's own -timeout, a hard kill a minute later, and this
-test's timeout around both. docs/peer-suites.md has the results and how to run the whole kgo package.
+every record arrives exactly once, in order per partition; the "848" subtests use KIP-848 consumer groups
+(ConsumerGroupHeartbeat) and TestTxnEtl uses transaction version 2 (KIP-890 part 2). The run is bounded:
+go test's own -timeout, a hard kill a minute later, and this test's timeout around both.
+docs/peer-suites.md has the results and how to run the whole kgo package.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from strom.testing.zookeeper import DEFAULT_CLASSPATH
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "peer-suites"
-GO_TIMEOUT_S = 300  # go test -timeout; on an idle 2-core machine both tests take about 40 s together
+GO_TIMEOUT_S = 420  # go test -timeout; on an idle 2-core machine both tests take about 2 minutes together
 GRACE_S = 60  # scripts/peer-suites kills the test binary this long after its timeout
 BUILD_S = 240  # a cold Go build cache (the test binary is cached under .cache/peer-suites afterwards)
 
