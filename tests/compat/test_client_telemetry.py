@@ -4,8 +4,9 @@
   ListConfigResources on CLIENT_METRICS resources) and Kafka's refusal of a bad interval: the same on
   Strom and on Apache Kafka 4.4 (`--kafka-reference`).
 - Pushes, on Strom only (Kafka advertises GetTelemetrySubscriptions and PushTelemetry only with a
-  client-metrics plugin and exports nothing itself): librdkafka (confluent-kafka) pushes its metrics once
-  a subscription selects it, and they appear on Strom's Prometheus endpoint under its instance id.
+  client-metrics plugin and exports nothing itself): librdkafka (confluent-kafka) and the Java client 4.4
+  push their metrics once a subscription selects them, and they appear on Strom's Prometheus endpoint
+  under the client's instance id.
 """
 
 from __future__ import annotations
@@ -108,3 +109,25 @@ def test_pushed_metrics_are_exported(telemetry_broker: TelemetryBroker) -> None:
         assert 'client_instance_id="' in line, line
     finally:
         producer.flush(5)
+
+
+def test_java_client_pushes_are_exported(telemetry_broker: TelemetryBroker) -> None:
+    """The Java client 4.4 (Kafka's kafka-producer-perf-test) gets a subscription that selects it by
+    client id and pushes OTLP metrics every 500 ms while it produces; they appear on the endpoint."""
+    if telemetry_broker.metrics_port is None:
+        pytest.skip("Kafka serves PushTelemetry only with a client-metrics plugin and exports nothing")
+    client_id = f"java-telemetry-{uuid.uuid4().hex[:6]}"
+    telemetry_broker.client_metrics("--alter", "--name", "java-producers", "--metrics",
+                                    "org.apache.kafka.producer.", "--interval", "500",
+                                    "--match", f"client_id={client_id}")  # fmt: skip
+    telemetry_broker.tools.run(
+        "org.apache.kafka.tools.ProducerPerformance",
+        "--topic", "telemetry-java", "--num-records", "3000", "--record-size", "100",
+        "--throughput", "1000",
+        "--producer-props", f"bootstrap.servers={telemetry_broker.bootstrap}", f"client.id={client_id}",
+        timeout=120,
+    )  # fmt: skip
+    # batch.size.avg is a metric of the Java producer only (librdkafka pushes no batch sizes)
+    series = r'^org_apache_kafka_producer_batch_size_avg\{client_instance_id="[^"]+"\} (\S+)$'
+    line = _wait_for(telemetry_broker, series)
+    assert float(line.rsplit(" ", 1)[1]) > 0, line  # 100-byte records were batched
