@@ -55,6 +55,7 @@ class ConfigSource(enum.IntEnum):
     DEFAULT_CONFIG = 5
     DYNAMIC_BROKER_LOGGER_CONFIG = 6
     CLIENT_METRICS_CONFIG = 7
+    GROUP_CONFIG = 8
 
 
 class ConfigError(ValueError):
@@ -350,6 +351,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("group.consumer.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
     ConfigDef("group.consumer.min.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
     ConfigDef("group.consumer.max.heartbeat.interval.ms", _T.INT, 15000, minimum=1, read_only=_RO),
+    ConfigDef("group.consumer.assignment.interval.ms", _T.INT, 1000, minimum=0),
+    ConfigDef("group.consumer.min.assignment.interval.ms", _T.INT, 0, minimum=0, read_only=_RO),
+    ConfigDef("group.consumer.max.assignment.interval.ms", _T.INT, 15000, minimum=0, read_only=_RO),
     ConfigDef("group.consumer.max.size", _T.INT, INT_MAX, minimum=1, read_only=_RO),
     ConfigDef(
         "group.consumer.assignors", _T.LIST, ["uniform", "range"], choices=("uniform", "range"), read_only=_RO
@@ -364,19 +368,56 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ),
     # streams groups (KIP-1071)
     ConfigDef("group.streams.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.streams.min.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.streams.max.session.timeout.ms", _T.INT, 60000, minimum=1, read_only=_RO),
     ConfigDef("group.streams.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
+    ConfigDef("group.streams.min.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
+    ConfigDef("group.streams.max.heartbeat.interval.ms", _T.INT, 15000, minimum=1, read_only=_RO),
     ConfigDef("group.streams.max.size", _T.INT, INT_MAX, minimum=1, read_only=_RO),
     ConfigDef("group.streams.num.standby.replicas", _T.INT, 0, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.max.standby.replicas", _T.INT, 2, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.initial.rebalance.delay.ms", _T.INT, 3000, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.assignment.interval.ms", _T.INT, 1000, minimum=0),
+    ConfigDef("group.streams.min.assignment.interval.ms", _T.INT, 0, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.max.assignment.interval.ms", _T.INT, 15000, minimum=0, read_only=_RO),
+    ConfigDef("group.streams.assignors", _T.LIST, ["sticky"], read_only=_RO),
+    ConfigDef("group.streams.rack.aware.assignment.tags", _T.LIST, [], read_only=_RO),
     ConfigDef("group.streams.num.warmup.replicas", _T.INT, 2, minimum=0, read_only=_RO),
     ConfigDef("group.streams.acceptable.recovery.lag", _T.LONG, 10000, minimum=0, read_only=_RO),
     ConfigDef("group.streams.task.offset.interval.ms", _T.INT, 60000, minimum=1, read_only=_RO),
     # share groups (KIP-932) and the share coordinator
     ConfigDef("group.share.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.share.min.session.timeout.ms", _T.INT, 45000, minimum=1, read_only=_RO),
+    ConfigDef("group.share.max.session.timeout.ms", _T.INT, 60000, minimum=1, read_only=_RO),
     ConfigDef("group.share.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
-    ConfigDef("group.share.max.size", _T.INT, 200, minimum=1, read_only=_RO),
-    ConfigDef("group.share.record.lock.duration.ms", _T.INT, 30000, minimum=1000, read_only=_RO),
-    ConfigDef("group.share.delivery.count.limit", _T.INT, 5, minimum=2, read_only=_RO),
-    ConfigDef("group.share.partition.max.record.locks", _T.INT, 2000, minimum=100, read_only=_RO),
+    ConfigDef("group.share.min.heartbeat.interval.ms", _T.INT, 5000, minimum=1, read_only=_RO),
+    ConfigDef("group.share.max.heartbeat.interval.ms", _T.INT, 15000, minimum=1, read_only=_RO),
+    ConfigDef("group.share.max.size", _T.INT, 200, minimum=1, maximum=1000, read_only=_RO),
+    ConfigDef(
+        "group.share.record.lock.duration.ms", _T.INT, 30000, minimum=1000, maximum=3600000, read_only=_RO
+    ),
+    ConfigDef(
+        "group.share.min.record.lock.duration.ms", _T.INT, 15000, minimum=1000, maximum=30000, read_only=_RO
+    ),
+    ConfigDef(
+        "group.share.max.record.lock.duration.ms", _T.INT, 60000, minimum=30000, maximum=3600000, read_only=_RO
+    ),
+    ConfigDef("group.share.delivery.count.limit", _T.INT, 5, minimum=2, maximum=10, read_only=_RO),
+    ConfigDef("group.share.min.delivery.count.limit", _T.INT, 2, minimum=2, maximum=5, read_only=_RO),
+    ConfigDef("group.share.max.delivery.count.limit", _T.INT, 10, minimum=5, maximum=25, read_only=_RO),
+    ConfigDef(
+        "group.share.partition.max.record.locks", _T.INT, 2000, minimum=100, maximum=10000, read_only=_RO
+    ),
+    ConfigDef(
+        "group.share.min.partition.max.record.locks", _T.INT, 100, minimum=100, maximum=2000, read_only=_RO
+    ),
+    ConfigDef(
+        "group.share.max.partition.max.record.locks", _T.INT, 4000, minimum=2000, maximum=10000, read_only=_RO
+    ),
+    ConfigDef("group.share.assignment.interval.ms", _T.INT, 1000, minimum=0),
+    ConfigDef("group.share.min.assignment.interval.ms", _T.INT, 0, minimum=0, read_only=_RO),
+    ConfigDef("group.share.max.assignment.interval.ms", _T.INT, 15000, minimum=0, read_only=_RO),
+    ConfigDef("group.share.assignors", _T.LIST, ["simple"], read_only=_RO),
     ConfigDef("group.share.max.share.sessions", _T.INT, 2000, minimum=1, read_only=_RO),
     ConfigDef("share.coordinator.state.topic.num.partitions", _T.INT, 50, minimum=1, read_only=_RO),
     ConfigDef("share.coordinator.state.topic.replication.factor", _T.SHORT, 3, minimum=1, read_only=_RO),

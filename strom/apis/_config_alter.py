@@ -4,7 +4,8 @@ duplicate-resource rule, and resolving a resource to the backend call that repla
 The two APIs differ only in how a resource's new override set is computed (taken as given, or the
 current set with KIP-339 operations applied); everything after that is the same. A BROKER resource is
 this broker's id or "" for the cluster-wide dynamic defaults (KIP-226). A CLIENT_METRICS resource is a
-client-metrics subscription (KIP-714, strom.telemetry.subscriptions)."""
+client-metrics subscription (KIP-714, strom.telemetry.subscriptions). A GROUP resource is a group id's
+group configs (strom.group_config), kept with the cluster metadata; its name may not be empty."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from strom.apis._admin_util import (
     RESOURCE_BROKER,
     RESOURCE_CLIENT_METRICS,
+    RESOURCE_GROUP,
     RESOURCE_TOPIC,
     broker_id_of,
     build,
@@ -96,7 +98,15 @@ def current_overrides(ctx: Any, resource_type: int, resource_name: str) -> dict[
         return dict(image.broker_configs.get(node, {}))
     if resource_type == RESOURCE_CLIENT_METRICS:
         return ctx.broker.client_telemetry.subscriptions.get(resource_name)
+    if resource_type == RESOURCE_GROUP:
+        _check_group_name(resource_name)
+        return dict(image.group_configs.get(resource_name, {}))
     raise InvalidRequestError(f"Unsupported resource type {resource_type}")
+
+
+def _check_group_name(resource_name: str) -> None:
+    if not resource_name:
+        raise InvalidRequestError("Default group resources are not allowed.")
 
 
 def _broker_node(ctx: Any, resource_name: str) -> int | None:
@@ -122,5 +132,8 @@ async def replace_overrides(
         await backend.alter_broker_configs(node, configs, validate_only=validate_only)
     elif resource_type == RESOURCE_CLIENT_METRICS:
         ctx.broker.client_telemetry.subscriptions.replace(resource_name, configs, validate_only=validate_only)
+    elif resource_type == RESOURCE_GROUP:
+        _check_group_name(resource_name)
+        await backend.alter_group_configs(resource_name, configs, validate_only=validate_only)
     else:
         raise InvalidRequestError(f"Unsupported resource type {resource_type}")

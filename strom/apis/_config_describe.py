@@ -5,6 +5,9 @@ KIP-569). Topic keys fall back through their broker synonyms (`log.retention.ms`
 Broker keys Strom does not know (set in server.properties or dynamically) are described as Kafka 4.4
 describes keys outside its ConfigDef: type UNKNOWN, read-only, sensitive, so with a null value. The
 cluster-wide default resource (BROKER "") lists only the dynamic defaults, each with that one layer.
+A GROUP resource (KIP-848, KIP-932, KIP-1071) lists every group config: a key the group sets with source
+GROUP_CONFIG, any other with the value of the broker key it falls back to (or Kafka's default), the broker
+key's layers as synonyms, as Kafka 4.4 describes them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from strom.config import (
     ConfigType,
     parse_stored_overrides,
 )
+from strom.group_config import GROUP_CONFIGS, broker_layers
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +124,45 @@ def describe_broker(
         for name in names
         if wanted is None or name in wanted
     ]
+
+
+def describe_group(
+    config: BrokerConfig, overrides: Mapping[str, str], keys: Iterable[str] | None = None
+) -> list[ConfigEntry]:
+    """Every group config (or just `keys`) of a group with these override strings: a key the group sets
+    has source GROUP_CONFIG, any other the source and value of the top layer of the broker key it falls
+    back to (Kafka's default for a key with none); synonyms list the group's own value, then that broker
+    key's layers. Kafka's internal keys are listed only when the group sets them."""
+    wanted = set(keys) if keys is not None else None
+    entries: list[ConfigEntry] = []
+    for name, key in GROUP_CONFIGS.items():
+        if (wanted is not None and name not in wanted) or (key.internal and name not in overrides):
+            continue
+        definition = key.definition
+        if key.broker_key is None:
+            fallback = [(name, definition.render(definition.default), ConfigSource.DEFAULT_CONFIG)]
+        else:
+            broker_def = BROKER_CONFIGS.get(key.broker_key) or definition
+            fallback = [
+                (key.broker_key, broker_def.render(value), source)
+                for value, source in broker_layers(config, key.broker_key)
+            ]
+        if name in overrides:
+            value, source = overrides[name], ConfigSource.GROUP_CONFIG
+            synonyms = ((name, value, source), *fallback)
+        else:
+            _n, value, source = fallback[0]
+            synonyms = tuple(fallback)
+        entries.append(
+            ConfigEntry(
+                name=name,
+                value=value,
+                source=source,
+                read_only=False,
+                sensitive=False,
+                synonyms=synonyms,
+                config_type=int(definition.type),
+                documentation=definition.doc,
+            )
+        )
+    return entries

@@ -4,12 +4,14 @@ Behaviour: the legacy, non-incremental form: the configs given become the resour
 set (keys not listed return to their defaults). TOPIC resources change topic overrides; BROKER resources
 (this broker's id, or "" for the cluster-wide defaults) change dynamic broker configs (KIP-226), stored
 with the cluster metadata and applied at once; like Kafka 4.4, a broker key Strom does not know is kept
-as given. `validate_only` checks without changing anything. Changes reach running logs through the
-metadata listener.
+as given. GROUP resources replace a group id's group configs (strom.group_config), checked as
+IncrementalAlterConfigs checks them. `validate_only` checks without changing anything. Changes reach
+running logs through the metadata listener.
 
 Errors per resource: NONE; INVALID_REQUEST (resource named twice, a null value, a broker id that is not ours,
-a broker key that cannot change dynamically, a bad broker value, or an unsupported resource type);
-UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic key),
+a broker key that cannot change dynamically, a bad broker value, an empty group name, or an unsupported
+resource type); UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic or
+group key, a group value outside the broker's bounds),
 TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED (no ALTER_CONFIGS on
 the topic, group or, for broker resources, the cluster).
 """

@@ -9,11 +9,14 @@ sets are silently left out); `include_synonyms` lists each layer that sets the k
 first (KIP-226); v3+ adds the config type and, with `include_documentation`, its documentation
 (KIP-569). Sensitive values are answered as null. The BROKER resource with the empty name lists the
 cluster-wide dynamic defaults only (source DYNAMIC_DEFAULT_BROKER_CONFIG). A CLIENT_METRICS resource
-(KIP-714) lists its subscription's keys (source CLIENT_METRICS_CONFIG, or DEFAULT_CONFIG where unset).
+(KIP-714) lists its subscription's keys (source CLIENT_METRICS_CONFIG, or DEFAULT_CONFIG where unset). A
+GROUP resource (KIP-848, KIP-932, KIP-1071) lists every group config of that group id, whether or not a
+group of that id exists: those it sets (source GROUP_CONFIG), the others with the broker key they fall back
+to as synonyms (strom.group_config), as Kafka 4.4 does.
 
 Errors per resource: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such topic); INVALID_TOPIC_EXCEPTION (illegal topic
-name); INVALID_REQUEST (broker id not ours or not a number, or an unsupported resource type such as
-BROKER_LOGGER or GROUP), TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or
+name); INVALID_REQUEST (broker id not ours or not a number, an empty group name, or an unsupported resource
+type such as BROKER_LOGGER), TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or
 CLUSTER_AUTHORIZATION_FAILED (no DESCRIBE_CONFIGS on the topic, group or, for broker resources, the cluster).
 """
 
@@ -25,6 +28,7 @@ from strom.apis._admin_util import (
     NO_THROTTLE,
     RESOURCE_BROKER,
     RESOURCE_CLIENT_METRICS,
+    RESOURCE_GROUP,
     RESOURCE_TOPIC,
     broker_id_of,
     build,
@@ -32,7 +36,7 @@ from strom.apis._admin_util import (
     kio_module,
 )
 from strom.apis._authz import config_refusal
-from strom.apis._config_describe import ConfigEntry, describe_broker, describe_topic
+from strom.apis._config_describe import ConfigEntry, describe_broker, describe_group, describe_topic
 from strom.cluster.names import validate_topic_name
 from strom.config import ConfigSource
 from strom.protocol.errors import ErrorCode, UnknownTopicOrPartitionError
@@ -66,6 +70,11 @@ def _entries(ctx: Any, resource: Any) -> list[ConfigEntry]:
         return describe_broker(ctx.broker.config, keys)
     if resource.resource_type == RESOURCE_CLIENT_METRICS:
         return _client_metrics(ctx, name, keys)
+    if resource.resource_type == RESOURCE_GROUP:
+        if not name:
+            raise _Refused(ErrorCode.invalid_request, "Group name must not be empty")
+        overrides = ctx.broker.metadata.image.group_configs.get(name, {})
+        return describe_group(ctx.broker.config, overrides, keys)
     raise _Refused(ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}")
 
 

@@ -8,13 +8,15 @@ atomically; `validate_only` checks without changing anything. TOPIC and BROKER r
 id, or "" for the cluster-wide defaults (dynamic broker configs, KIP-226); as in Kafka 4.4 a broker key
 Strom does not know is accepted and kept as given. CLIENT_METRICS resources (KIP-714) are client-metrics
 subscriptions (`metrics`, `interval.ms`, `match`, what `kafka-client-metrics --alter` sets); deleting
-every key deletes the subscription.
+every key deletes the subscription. GROUP resources are a group id's group configs (KIP-848, KIP-932,
+KIP-1071; strom.group_config): the whole resulting set is checked against the broker's bounds, and, as in
+Kafka 4.4, APPEND and SUBTRACT are refused on every group key.
 
 Errors per resource (Kafka 4.4's codes and messages): NONE; INVALID_REQUEST (resource named twice, a key named
 twice, an unknown operation, SET to null, a broker id that is not ours, a broker key that cannot change
-dynamically, a bad broker value, an unsupported resource type); UNKNOWN_TOPIC_OR_PARTITION;
-INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic or client-metrics key, APPEND/SUBTRACT on a
-non-list key),
+dynamically, a bad broker value, an empty group name, an unsupported resource type);
+UNKNOWN_TOPIC_OR_PARTITION; INVALID_TOPIC_EXCEPTION; INVALID_CONFIG (unknown or bad topic, group or
+client-metrics key, a group value outside the broker's bounds, APPEND/SUBTRACT on a non-list key),
 TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED (no ALTER_CONFIGS on
 the topic, group or, for broker resources, the cluster).
 """
@@ -23,7 +25,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.apis._admin_util import NO_THROTTLE, RESOURCE_CLIENT_METRICS, RESOURCE_TOPIC, kio_module
+from strom.apis._admin_util import (
+    NO_THROTTLE,
+    RESOURCE_CLIENT_METRICS,
+    RESOURCE_GROUP,
+    RESOURCE_TOPIC,
+    kio_module,
+)
 from strom.apis._config_alter import alter_resources, current_overrides, refuse_null
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef, ConfigSource, ConfigType
 from strom.protocol.errors import InvalidConfigError, InvalidRequestError
@@ -47,6 +55,8 @@ _CLIENT_METRICS_DEFS = {
 def _definition(resource_type: int, name: str) -> ConfigDef | None:
     if resource_type == RESOURCE_CLIENT_METRICS:
         return _CLIENT_METRICS_DEFS.get(name)
+    if resource_type == RESOURCE_GROUP:
+        return None  # Kafka 4.4 has no list type for group keys: APPEND/SUBTRACT are refused
     if resource_type == RESOURCE_TOPIC:
         tdef = TOPIC_CONFIGS.get(name)
         return tdef.definition if tdef else None
@@ -74,7 +84,7 @@ def _effective_list(ctx: Any, resource_type: int, name: str, overrides: dict[str
 
 def _list_op_refused(resource_type: int, kind: int, name: str) -> InvalidConfigError:
     """APPEND/SUBTRACT on a key that is not a LIST, in Kafka's words (which differ by resource type)."""
-    if resource_type in (RESOURCE_TOPIC, RESOURCE_CLIENT_METRICS):
+    if resource_type in (RESOURCE_TOPIC, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP):
         verb = "APPEND" if kind == OP_APPEND else "SUBTRACT"
         return InvalidConfigError(f"Can't {verb} to key {name} because its type is not LIST.")
     if name not in BROKER_CONFIGS:

@@ -4,9 +4,9 @@ v0 (KIP-714, then named ListClientMetricsResources) lists client-metrics subscri
 takes the resource types to list (empty: every type) and answers name and type of each resource:
 TOPIC (2) every topic, BROKER (4) every registered broker by id, BROKER_LOGGER (8), CLIENT_METRICS (16)
 and GROUP (32). CLIENT_METRICS lists the client-metrics subscriptions (KIP-714, set with
-IncrementalAlterConfigs). Strom has no group configs and no broker-logger resources (DescribeConfigs
-refuses BROKER_LOGGER), so those types list nothing. A type Kafka does not
-know answers UNSUPPORTED_VERSION, as Kafka 4.4 does.
+IncrementalAlterConfigs), GROUP the group ids that have group configs (as Kafka 4.4: not every group).
+Strom has no broker-logger resources (DescribeConfigs refuses BROKER_LOGGER), so that type lists nothing.
+A type Kafka does not know answers UNSUPPORTED_VERSION, as Kafka 4.4 does.
 
 Errors: NONE, UNSUPPORTED_VERSION (an unknown resource type), CLUSTER_AUTHORIZATION_FAILED (no
 DESCRIBE_CONFIGS on the cluster).
@@ -45,6 +45,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         listed += [(name, TOPIC) for name in sorted(image.topics)]
     if CLIENT_METRICS in wanted:
         listed += [(name, CLIENT_METRICS) for name in ctx.broker.client_telemetry.subscriptions.names()]
+    if GROUP in wanted:
+        listed += [(name, GROUP) for name in sorted(image.group_configs)]
     return build(
         cls,
         throttle_time=no_throttle(),

@@ -70,4 +70,11 @@ class ClusterBackend(Protocol):
         (KIP-226). INVALID_REQUEST (a static key, a bad value, an unknown broker)."""
         ...
 
+    async def alter_group_configs(
+        self, group_id: str, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> None:
+        """Replace the group's whole config override set (GROUP resources, strom.group_config), checked
+        against this node's broker config. INVALID_CONFIG (an unknown key, a bad value, out of bounds)."""
+        ...
+
     def add_listener(self, callback: MetadataListener) -> None: ...

@@ -2,9 +2,10 @@
 
 Every partition's only replica and leader is this broker (leader epoch 0, ISR [node]); this broker is
 the controller. The file `cluster-metadata.json` holds the cluster id (Kafka's 22-character base64url
-UUID form), topics with their topic ids (KIP-516), partition assignments, topic config overrides and the
-dynamic broker configs (KIP-226). It is rewritten atomically (temp file, fsync, rename, fsync of the
-directory) in a worker thread, then the new image is published and listeners are called.
+UUID form), topics with their topic ids (KIP-516), partition assignments, topic config overrides, the
+dynamic broker configs (KIP-226) and the group configs (GROUP resources). It is rewritten atomically
+(temp file, fsync, rename, fsync of the directory) in a worker thread, then the new image is published and
+listeners are called.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from strom.cluster.validation import (
     validate_topic_configs,
 )
 from strom.config import BrokerConfig, ConfigError
+from strom.group_config import validate as validate_group_configs
 from strom.protocol.errors import InvalidRequestError
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,7 @@ class LocalBackend:
             topics=topics,
             broker_configs=broker_configs,
             default_broker_configs=dict(doc.get("default_broker_configs", {})),
+            group_configs={str(g): dict(v) for g, v in doc.get("group_configs", {}).items()},
         )
 
     @staticmethod
@@ -214,6 +217,7 @@ class LocalBackend:
             },
             "broker_configs": {str(k): v for k, v in image.broker_configs.items()},
             "default_broker_configs": image.default_broker_configs,
+            "group_configs": image.group_configs,
         }
 
     def _persist(self, image: MetadataImage) -> None:
@@ -322,6 +326,7 @@ class LocalBackend:
             topics=changes.get("topics", image.topics),
             broker_configs=changes.get("broker_configs", image.broker_configs),
             default_broker_configs=changes.get("default_broker_configs", image.default_broker_configs),
+            group_configs=changes.get("group_configs", image.group_configs),
         )
 
     async def delete_topic(self, name: str) -> TopicInfo:
@@ -432,3 +437,17 @@ class LocalBackend:
             if node_id is None or node_id == self.node_id:
                 self._apply_dynamic_broker_configs(valid, cluster_default=node_id is None)
             await self._publish(image)
+
+    async def alter_group_configs(
+        self, group_id: str, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> None:
+        async with self._lock:
+            valid = validate_group_configs(configs, self._config)
+            if validate_only or valid == self._image.group_configs.get(group_id, {}):
+                return
+            group_configs = dict(self._image.group_configs)
+            if valid:
+                group_configs[group_id] = valid
+            else:
+                group_configs.pop(group_id, None)
+            await self._commit(self._with(group_configs=group_configs))

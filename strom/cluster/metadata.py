@@ -81,8 +81,10 @@ class TopicInfo:
 class MetadataImage:
     """An immutable snapshot of cluster metadata.
 
-    `broker_configs` holds the dynamic broker config overrides by node id (KIP-226), as Kafka strings, and
-    `default_broker_configs` the cluster-wide dynamic defaults (the BROKER resource named "")."""
+    `broker_configs` holds the dynamic broker config overrides by node id (KIP-226), as Kafka strings,
+    `default_broker_configs` the cluster-wide dynamic defaults (the BROKER resource named ""), and
+    `group_configs` the group configs by group id (GROUP resources, strom.group_config), groups without
+    any left out."""
 
     cluster_id: str
     controller_id: int
@@ -90,6 +92,7 @@ class MetadataImage:
     topics: dict[str, TopicInfo]
     broker_configs: dict[int, dict[str, str]] = field(default_factory=dict)
     default_broker_configs: dict[str, str] = field(default_factory=dict)
+    group_configs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, cluster_id: str = "", controller_id: int = -1) -> MetadataImage:

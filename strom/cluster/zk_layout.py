@@ -13,6 +13,8 @@ and Kafka's ZooKeeper tooling read each other's znodes.
     /brokers/topics/<t>/partitions/<p>/state     {"controller_epoch":E,"leader":L,"version":1,
                                                   "leader_epoch":N,"isr":[...]}
     /config/topics/<t>, /config/brokers/<id>     {"version":1,"config":{...}}
+    /config/groups/<group>                       {"version":1,"config":{...}} a group's configs (GROUP
+                                                  resources; the name sanitized as Kafka's Sanitizer does)
     /config/changes/config_change_<seq>          {"version":2,"entity_path":"topics/<t>"}
     /admin/delete_topics/<t>                     (empty) a deletion request the controller carries out
     /admin/reassign_partitions                   {"version":1,"partitions":[{"topic":t,"partition":p,
@@ -24,7 +26,9 @@ and Kafka's ZooKeeper tooling read each other's znodes.
 
 One node is Strom's own, outside Kafka's layout: /strom/controlled_shutdown/<id> (ephemeral, empty), a
 broker's request that the controller move leadership and ISR membership away from it before it exits
-(Kafka sends a ControlledShutdown request to the controller instead).
+(Kafka sends a ControlledShutdown request to the controller instead). Group configs came with KRaft-only
+Kafka 4, so /config/groups is Strom's too, kept the way Kafka kept every other /config/<entity-type>: the
+znode with a change notification {"version":2,"entity_path":"groups/<group>"} in the same transaction.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
 from strom.cluster.local import base64_to_uuid, uuid_to_base64
 from strom.cluster.metadata import BrokerInfo, Endpoint
@@ -44,6 +49,7 @@ BROKER_IDS = "/brokers/ids"
 TOPICS = "/brokers/topics"
 CONFIG_TOPICS = "/config/topics"
 CONFIG_BROKERS = "/config/brokers"
+CONFIG_GROUPS = "/config/groups"
 CONFIG_CHANGES = "/config/changes"
 CONFIG_CHANGE_PREFIX = "config_change_"
 DELETE_TOPICS = "/admin/delete_topics"
@@ -58,6 +64,7 @@ PERSISTENT_PATHS: tuple[str, ...] = (
     TOPICS,
     CONFIG_TOPICS,
     CONFIG_BROKERS,
+    CONFIG_GROUPS,
     CONFIG_CHANGES,
     DELETE_TOPICS,
     CONTROLLED_SHUTDOWN,
@@ -91,6 +98,19 @@ def topic_config_path(topic: str) -> str:
 
 def broker_config_path(entity: int | str) -> str:
     return f"{CONFIG_BROKERS}/{entity}"
+
+
+def sanitize(name: str) -> str:
+    """Kafka's Sanitizer.sanitize of an entity name in a znode path (URL-encoded, `*` as %2A)."""
+    return quote(name, safe="").replace("~", "%7E").replace("*", "%2A")
+
+
+def desanitize(node: str) -> str:
+    return unquote(node)
+
+
+def group_config_path(group: str) -> str:
+    return f"{CONFIG_GROUPS}/{sanitize(group)}"
 
 
 def delete_topic_path(topic: str) -> str:

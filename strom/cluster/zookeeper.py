@@ -13,7 +13,8 @@ What each broker does
 - Admin writes go straight to ZooKeeper from whichever broker receives them, as Kafka's AdminZkClient
   did: CreateTopics writes /config/topics/<t> and /brokers/topics/<t> in one transaction (an existing
   topic fails it), CreatePartitions rewrites the topic znode with a version check, configs are replaced
-  with a version check plus a /config/changes notification, DeleteTopics creates /admin/delete_topics/<t>.
+  with a version check plus a /config/changes notification (group configs under /config/groups/<group>),
+  DeleteTopics creates /admin/delete_topics/<t>.
   The controller reacts (partition states, leaders, removal). The call returns once this broker's own
   image shows the result, or after a few seconds if the controller is slow.
 
@@ -87,6 +88,7 @@ from strom.cluster.validation import (
 )
 from strom.cluster.zk_store import ControllerClaim, ZkStore
 from strom.config import BrokerConfig, ConfigError
+from strom.group_config import validate as validate_group_configs
 from strom.protocol.errors import (
     ErrorCode,
     InvalidRequestError,
@@ -108,6 +110,7 @@ BASE_KEYS: tuple[Key, ...] = (
     ("shutdown",),
     ("reassign",),
     ("broker_config", L.DEFAULT_BROKER_ENTITY),
+    ("groups",),
 )
 
 
@@ -129,6 +132,7 @@ class ZkCache:
     states: dict[tuple[str, int], L.LeaderAndIsr] = field(default_factory=dict)
     topic_configs: dict[str, dict[str, str]] = field(default_factory=dict)
     broker_configs: dict[str, dict[str, str]] = field(default_factory=dict)
+    group_configs: dict[str, dict[str, str]] = field(default_factory=dict)
     deleting: set[str] = field(default_factory=set)
     shutdown_requests: set[int] = field(default_factory=set)
     # /admin/reassign_partitions: (requested targets, znode version), None when absent
@@ -153,6 +157,10 @@ def key_for_path(path: str) -> Key | None:
             return ("topic_config", topic)
         case ["config", "brokers", entity]:
             return ("broker_config", entity)
+        case ["config", "groups"]:
+            return ("groups",)
+        case ["config", "groups", group]:
+            return ("group_config", L.desanitize(group))
         case ["admin", "delete_topics"]:
             return ("deleting",)
         case ["admin", "reassign_partitions"]:
@@ -370,6 +378,7 @@ class ZooKeeperBackend:
         keys.update(("topic_config", t) for t in self._cache.assignments)
         keys.update(("state", t, p) for t, p in self._cache.states)
         keys.update(("broker_config", e) for e in self._cache.broker_configs)
+        keys.update(("group_config", g) for g in self._cache.group_configs)
         self._mark_dirty(keys)
 
     # --- the refresher -------------------------------------------------------------------------------
@@ -398,6 +407,7 @@ class ZooKeeperBackend:
                 frozenset(cache.assignments),
                 frozenset(cache.states),
                 frozenset(cache.broker_configs),
+                frozenset(cache.group_configs),
             )
         except Exception:
             self._dirty.update(keys)  # nothing was applied: read them all again
@@ -415,6 +425,7 @@ class ZooKeeperBackend:
         known_topics: frozenset[str],
         known_states: frozenset[tuple[str, int]],
         known_entities: frozenset[str],
+        known_groups: frozenset[str] = frozenset(),
     ) -> list[Key]:
         """Blocking: read each dirty key (re-arming its watch), following new topics into their
         partitions and configs. Returns updates for `_apply`."""
@@ -461,6 +472,13 @@ class ZooKeeperBackend:
             elif kind == "broker_config":
                 found = store.watch_data(L.broker_config_path(key[1]), watch)
                 updates.append(("broker_config", key[1], L.decode_config(found[0]) if found else {}))
+            elif kind == "groups":
+                groups = {L.desanitize(c) for c in store.watch_children(L.CONFIG_GROUPS, watch)}
+                updates.append(("groups", groups))
+                work.extend(("group_config", g) for g in groups - known_groups)
+            elif kind == "group_config":
+                found = store.watch_data(L.group_config_path(key[1]), watch)
+                updates.append(("group_config", key[1], L.decode_config(found[0]) if found else {}))
             elif kind == "deleting":
                 updates.append(("deleting", set(store.watch_children(L.DELETE_TOPICS, watch))))
             elif kind == "shutdown":
@@ -505,6 +523,11 @@ class ZooKeeperBackend:
                 cache.broker_configs[update[1]] = update[2]
                 if update[1] in (str(self.node_id), L.DEFAULT_BROKER_ENTITY):
                     self._apply_dynamic_broker_configs()
+            elif kind == "groups":
+                for gone in set(cache.group_configs) - update[1]:
+                    del cache.group_configs[gone]
+            elif kind == "group_config":
+                cache.group_configs[update[1]] = update[2]
             elif kind == "deleting":
                 cache.deleting = update[1]
             elif kind == "shutdown":
@@ -576,6 +599,7 @@ class ZooKeeperBackend:
             topics=topics,
             broker_configs=broker_configs,
             default_broker_configs=dict(cache.broker_configs.get(L.DEFAULT_BROKER_ENTITY) or {}),
+            group_configs={g: dict(c) for g, c in sorted(cache.group_configs.items()) if c},
         )
 
     async def _publish(self, image: MetadataImage) -> None:
@@ -767,6 +791,17 @@ class ZooKeeperBackend:
         await self.wait_for(lambda image: image.broker_configs.get(node_id, {}) == valid, ADMIN_WAIT_S)
 
     # --- replication and controller interfaces -------------------------------------------------------
+    async def alter_group_configs(
+        self, group_id: str, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> None:
+        """/config/groups/<group> (Kafka's sanitized name), replaced with a version check and a change
+        notification; returns once this broker's image shows it."""
+        valid = validate_group_configs(configs, self._config)
+        if validate_only or valid == self._image.group_configs.get(group_id, {}):
+            return
+        await self._zk(self.store.write_config, "groups", L.sanitize(group_id), valid)
+        await self.wait_for(lambda image: image.group_configs.get(group_id, {}) == valid, ADMIN_WAIT_S)
+
     async def claim_producer_id_block(self, size: int) -> tuple[int, int]:
         """`size` producer ids no broker of the cluster was ever given, as (first, last): Kafka's ZooKeeper
         mode block claim on /latest_producer_id_block."""

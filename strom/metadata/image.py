@@ -10,9 +10,9 @@ Replay follows Kafka 4.4's control managers and image builders record by record:
   BrokerRegistrationChangeRecord (fenced 1 = fence, -1 = unfence; in_controlled_shutdown 1), the older
   Fence/UnfenceBrokerRecord and UnregisterBrokerRecord apply only to the epoch they name.
 - ConfigRecord sets (or with a null value deletes) one key of a resource (topic 2, broker 4, "" being the
-  cluster-wide default); FeatureLevelRecord finalizes a feature (level 0 removes it); ProducerIdsRecord
-  moves the next producer id block; RegisterControllerRecord keeps a controller's endpoints; NoOpRecord
-  and the ZooKeeper migration record change nothing.
+  cluster-wide default, group 32); FeatureLevelRecord finalizes a feature (level 0 removes it);
+  ProducerIdsRecord moves the next producer id block; RegisterControllerRecord keeps a controller's
+  endpoints; NoOpRecord and the ZooKeeper migration record change nothing.
 - Records between BeginTransactionRecord and EndTransactionRecord (KIP-868) apply together at the end;
   AbortTransactionRecord drops them, so no reader ever sees half of a transaction.
 - AccessControlEntryRecord adds an ACL binding under its id, RemoveAccessControlEntryRecord drops it (Kafka's
@@ -57,6 +57,7 @@ __all__ = [
 
 TOPIC_RESOURCE = 2
 BROKER_RESOURCE = 4
+GROUP_RESOURCE = 32
 FENCE, UNFENCE = 1, -1
 NO_LEADER_CHANGE = -2
 SECURITY_PROTOCOLS: dict[int, str] = {0: "PLAINTEXT", 1: "SSL", 2: "SASL_PLAINTEXT", 3: "SASL_SSL"}
@@ -424,7 +425,8 @@ class MetadataState:
 
     def image(self, cluster_id: str, controller_id: int = -1) -> MetadataImage:
         """The immutable image brokers publish: unfenced brokers only (Kafka's alive brokers), every
-        topic with its partitions and config overrides, dynamic broker configs by id and the defaults."""
+        topic with its partitions and config overrides, dynamic broker configs by id and the defaults, and
+        the group configs by group id (ConfigRecords of resource type 32)."""
         topics: dict[str, TopicInfo] = {}
         for topic_id, topic in self.topics.items():
             info = self._topic_infos.get(topic_id)
@@ -441,7 +443,10 @@ class MetadataState:
         brokers = {broker_id: reg.info() for broker_id, reg in sorted(self.brokers.items()) if not reg.fenced}
         broker_configs: dict[int, dict[str, str]] = {}
         defaults: dict[str, str] = {}
+        group_configs: dict[str, dict[str, str]] = {}
         for (kind, name), values in self.configs.items():
+            if kind == GROUP_RESOURCE:
+                group_configs[name] = dict(values)
             if kind != BROKER_RESOURCE:
                 continue
             if name == "":
@@ -455,6 +460,7 @@ class MetadataState:
             topics=topics,
             broker_configs=broker_configs,
             default_broker_configs=defaults,
+            group_configs=dict(sorted(group_configs.items())),
         )
 
 

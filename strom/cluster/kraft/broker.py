@@ -56,7 +56,7 @@ from strom.metadata.features import (
     metadata_version,
     supported_features,
 )
-from strom.metadata.image import SECURITY_PROTOCOL_IDS, MetadataState
+from strom.metadata.image import GROUP_RESOURCE, SECURITY_PROTOCOL_IDS, MetadataState
 from strom.metadata.release_versions import FEATURES, MINIMUM_VERSION
 from strom.protocol.errors import (
     ErrorCode,
@@ -682,3 +682,14 @@ class KRaftBackend:
                 ),
                 ADMIN_WAIT_S,
             )
+
+    async def alter_group_configs(
+        self, group_id: str, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> None:
+        """IncrementalAlterConfigs on the GROUP resource to the controller, which checks the set against
+        its own bounds and writes ConfigRecords of resource type 32; returns once the image shows them."""
+        current = self._image.group_configs.get(group_id, {})
+        await self._alter_configs(GROUP_RESOURCE, group_id, current, configs, validate_only)
+        if not validate_only:
+            wanted = {k: v for k, v in configs.items() if v is not None}
+            await self.wait_for(lambda img: img.group_configs.get(group_id, {}) == wanted, ADMIN_WAIT_S)

@@ -29,7 +29,8 @@ from strom.cluster.kraft.controller import QuorumController
 from strom.cluster.kraft.decisions import HeartbeatReply, IsrMember
 from strom.cluster.metadata import MetadataImage, TopicInfo
 from strom.cluster.validation import validate_broker_configs, validate_topic_configs
-from strom.metadata.image import BROKER_RESOURCE, TOPIC_RESOURCE
+from strom.group_config import validate as validate_group_configs
+from strom.metadata.image import BROKER_RESOURCE, GROUP_RESOURCE, TOPIC_RESOURCE
 from strom.protocol.errors import ErrorCode, KafkaError, UnknownTopicOrPartitionError
 from strom.protocol.registry import ApiSpec
 from strom.raft.messages import build, item, response_class, zero_throttle
@@ -131,6 +132,19 @@ class ControllerAdmin:
             return
         name = "" if node_id is None else str(node_id)
         records = self.controller.rules.alter_configs(BROKER_RESOURCE, name, valid)
+        if records:
+            await self.controller.wait_committed(self.controller.append(records))
+
+    async def alter_group_configs(
+        self, group_id: str, configs: Mapping[str, str | None], validate_only: bool = False
+    ) -> None:
+        """Checked against this controller's bounds, as Kafka's ControllerConfigurationValidator does,
+        then written as ConfigRecords of resource type 32."""
+        self._check_active()
+        valid = validate_group_configs(configs, self.controller.config)
+        if validate_only:
+            return
+        records = self.controller.rules.alter_configs(GROUP_RESOURCE, group_id, valid)
         if records:
             await self.controller.wait_committed(self.controller.append(records))
 
