@@ -7,7 +7,9 @@ Everything here talks to the broker only through real clients, never through Str
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -131,3 +133,25 @@ class Kcat:
         if exe is None:
             raise ToolFailed("kcat is not installed (apt-get install kcat; scripts/test installs it)")
         return _run([exe, "-b", self.bootstrap, *args], input_text, timeout)
+
+
+def run_script_bounded(cmd: Sequence[str], cwd: Path, timeout: float) -> tuple[int, str]:
+    """(exit status, output) of a long script run in a process group of its own. Past `timeout` it gets
+    SIGTERM (so it can stop the brokers it started), a minute later the whole group SIGKILL, and the
+    test fails with the end of the output."""
+    proc = subprocess.Popen(
+        list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, text=True,
+    )  # fmt: skip
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate(timeout=10)
+        what = " ".join(cmd[:4])
+        raise AssertionError(f"{what} did not finish in {timeout:.0f} s:\n{output[-6000:]}") from None
+    return proc.returncode, output

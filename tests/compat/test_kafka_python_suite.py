@@ -13,12 +13,10 @@ on both; docs/peer-suites.md lists them.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
+from compat_support import run_script_bounded
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "peer-suites"
@@ -31,21 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.peer, pytest.mark.compat]
 def test_kafka_python_suite_passes_as_much_on_strom_as_on_kafka(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [str(SCRIPT), "--suite", "kafka-python", "--target", "strom-kraft,kafka", "--out", str(out)]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, text=True,
-    )  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            output, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate(timeout=10)
-        pytest.fail(f"the kafka-python suite did not finish in time:\n{output[-6000:]}")
-    assert proc.returncode == 0, f"exit {proc.returncode}:\n{output[-6000:]}\nruns in {out}"
+    code, output = run_script_bounded(cmd, REPO, RUN_TIMEOUT_S)
+    assert code == 0, f"exit {code}:\n{output[-6000:]}\nruns in {out}"
     summary = json.loads((out / "summary.json").read_text())
     passed = {t: sum(1 for o in run["outcomes"].values() if o == "passed") for t, run in summary.items()}
     assert passed["kafka"] > 30, passed  # the suite really ran against Kafka

@@ -13,13 +13,11 @@ docs/peer-suites.md has the results and how to run the whole kgo package.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
+from compat_support import run_script_bounded
 
 from strom.testing.prerequisites import missing
 from strom.testing.zookeeper import DEFAULT_CLASSPATH
@@ -38,22 +36,7 @@ def _run(out: Path) -> tuple[int, str]:
         str(SCRIPT), "--suite", "etl", "--records", "20000",
         "--timeout", f"{GO_TIMEOUT_S}s", "--out", str(out), "--progress", "0",
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, text=True,
-    )  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=GO_TIMEOUT_S + GRACE_S + BUILD_S)
-    except subprocess.TimeoutExpired:
-        # SIGTERM lets the script stop the tests, the brokers and ZooKeeper; then the whole group goes
-        proc.send_signal(signal.SIGTERM)
-        try:
-            output, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate(timeout=10)
-        pytest.fail(f"scripts/peer-suites did not finish in time:\n{output[-6000:]}")
-    return proc.returncode, output
+    return run_script_bounded(cmd, REPO, GO_TIMEOUT_S + GRACE_S + BUILD_S)
 
 
 @pytest.mark.timeout(GO_TIMEOUT_S + GRACE_S + BUILD_S + 120)
