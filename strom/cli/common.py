@@ -1,8 +1,11 @@
 """Shared plumbing of the `strom` admin sub-commands: connection options, output, errors, exit codes.
 
 Every client command takes `--bootstrap-server` (default `localhost:9092`, or `STROM_BOOTSTRAP_SERVER`),
-`--command-config FILE` (Java client properties; `bootstrap.servers` and `client.id` are honoured) and
-`--format text|json`. Failures print one clear line on stderr and exit non-zero, as Kafka's tools do.
+`--command-config FILE` (Java client properties: `bootstrap.servers`, `client.id`, and the security keys
+`security.protocol`, `ssl.*`, `sasl.mechanism`, `sasl.jaas.config` that strom.client.security reads, as
+Kafka's tools read the same file) and `--format text|json`. Failures print one clear line on stderr and
+exit non-zero, as Kafka's tools do: 1 for a failure (a bad property in the --command-config file too), 2 for
+usage.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from strom.client.cluster import ClusterClient
-from strom.config import load_properties_file
+from strom.client.connection import ConnectionClosedError
+from strom.client.security import PLAINTEXT, ClientSecurity
+from strom.config import ConfigError, load_properties_file
 from strom.protocol.errors import KafkaError
 
 T = TypeVar("T")
@@ -30,9 +35,12 @@ class ClientOptions:
     bootstrap: str
     client_id: str
     output: str
+    security: ClientSecurity = PLAINTEXT
 
     def client(self) -> ClusterClient:
-        return ClusterClient(self.bootstrap, client_id=self.client_id)
+        return ClusterClient(
+            self.bootstrap, client_id=self.client_id, ssl=self.security.ssl_context, sasl=self.security.sasl
+        )
 
 
 bootstrap_option = click.option(
@@ -47,18 +55,31 @@ command_config_option = click.option(
     "--command-config",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Client properties file (bootstrap.servers, client.id).",
+    help="Java client properties file, as Kafka's tools take (bootstrap.servers, client.id, "
+    "security.protocol, ssl.*, sasl.mechanism, sasl.jaas.config).",
 )
 
 
 def resolve_connection(bootstrap: str, command_config: str | None) -> tuple[str, str]:
     """(bootstrap servers, client id): a --command-config file's values win, as with Kafka's tools."""
+    opts = connection_options(bootstrap, command_config, "text")
+    return opts.bootstrap, opts.client_id
+
+
+def connection_options(bootstrap: str, command_config: str | None, output: str) -> ClientOptions:
+    """The bootstrap servers, client id and security settings to connect with: a --command-config file's
+    values win, as with Kafka's tools. A property that does not make a connection exits 1 with one line."""
     client_id = "strom-cli"
+    security = PLAINTEXT
     if command_config:
         props = load_properties_file(command_config)
         bootstrap = props.get("bootstrap.servers", bootstrap)
         client_id = props.get("client.id", client_id)
-    return bootstrap, client_id
+        try:
+            security = ClientSecurity.from_properties(props)
+        except ConfigError as exc:
+            fail(f"{command_config}: {exc}")
+    return ClientOptions(bootstrap, client_id, output, security)
 
 
 def client_options(func: F) -> F:
@@ -71,13 +92,12 @@ def client_options(func: F) -> F:
     )
     @functools.wraps(func)
     def wrapper(*args: Any, bootstrap: str, command_config: str | None, output: str, **kwargs: Any) -> Any:
-        bootstrap, client_id = resolve_connection(bootstrap, command_config)
-        return func(*args, opts=ClientOptions(bootstrap, client_id, output), **kwargs)
+        return func(*args, opts=connection_options(bootstrap, command_config, output), **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
@@ -89,8 +109,17 @@ def run(coro: Awaitable[T]) -> T:
     except KafkaError as exc:
         fail(f"{exc} ({exc.code.name.upper()})")
     except (ConnectionError, OSError, TimeoutError) as exc:
-        fail(f"cannot reach the cluster: {exc or type(exc).__name__}")
+        fail(f"cannot reach the cluster: {str(exc) or type(exc).__name__}{_closed_hint(exc)}")
     raise AssertionError("unreachable")
+
+
+def _closed_hint(exc: BaseException) -> str:
+    """What a connection the broker closed at once usually means: a security.protocol that is not the
+    listener's (or, on an SSL listener that requires one, no accepted client certificate)."""
+    if not isinstance(exc, ConnectionClosedError | ConnectionResetError):
+        return ""
+    return (": does security.protocol in --command-config match the listener, and does an SSL listener "
+            "that requires one get a client certificate (ssl.keystore.*)?")
 
 
 def emit_json(value: Any) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from strom.cli.common import bootstrap_option, command_config_option, fail, resolve_connection, run
+from strom.cli.common import bootstrap_option, command_config_option, connection_options, fail, run
 from strom.client.cluster import ClusterClient
 from strom.protocol.control_records import ABORT, marker_type
 from strom.protocol.errors import ErrorCode, KafkaError
@@ -341,7 +341,7 @@ def consume(
     fmt: str,
 ) -> None:
     """Print the records of TOPIC."""
-    bootstrap, client_id = resolve_connection(bootstrap, command_config)
+    connection = connection_options(bootstrap, command_config, "text")
     if offset is not None and offset not in ("earliest", "beginning", "latest", "end"):
         try:
             int(offset)
@@ -364,7 +364,7 @@ def consume(
     state = _Run()
 
     async def go() -> None:
-        async with ClusterClient(bootstrap, client_id=client_id) as client:
+        async with connection.client() as client:
             await _consume(
                 client,
                 topic,

@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import ssl as ssl_module
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from strom.client.connection import BrokerConnection
+from strom.client.connection import BrokerConnection, ConnectionClosedError
 from strom.protocol.errors import ErrorCode, KafkaError
+
+if TYPE_CHECKING:
+    from strom.security.sasl.client import SaslClientSettings
 
 __all__ = ["ClusterClient", "FetchedPartition", "parse_bootstrap", "raise_for_error"]
 
@@ -89,12 +93,24 @@ class ClusterMeta:
 
 
 class ClusterClient:
-    """Connections to the brokers of one cluster, opened lazily, and its latest metadata."""
+    """Connections to the brokers of one cluster, opened lazily, and its latest metadata. Every connection
+    goes through TLS when `ssl` is given and authenticates when `sasl` is given (a secured listener's
+    settings: strom.client.security.ClientSecurity)."""
 
-    def __init__(self, bootstrap: str, *, client_id: str = "strom-cli", timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "strom-cli",
+        timeout: float = 10.0,
+        ssl: ssl_module.SSLContext | None = None,
+        sasl: SaslClientSettings | None = None,
+    ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
         self.client_id = client_id
         self.timeout = timeout
+        self.ssl = ssl
+        self.sasl = sasl
         self._by_node: dict[int, BrokerConnection] = {}
         self._any: BrokerConnection | None = None
         self.meta: ClusterMeta | None = None
@@ -118,15 +134,18 @@ class ClusterClient:
         if self._any is not None and not self._any.closed:
             return self._any
         errors: list[str] = []
+        closed = True  # every server accepted the connection, then closed it
         for host, port in self.bootstrap:
             try:
                 self._any = await BrokerConnection.open(
-                    host, port, client_id=self.client_id, timeout=self.timeout
+                    host, port, client_id=self.client_id, timeout=self.timeout, ssl=self.ssl, sasl=self.sasl
                 )
                 return self._any
             except (TimeoutError, OSError) as exc:
-                errors.append(f"{host}:{port}: {exc or type(exc).__name__}")
-        raise ConnectionError("cannot reach any bootstrap server (" + "; ".join(errors) + ")")
+                closed = closed and isinstance(exc, ConnectionClosedError | ConnectionResetError)
+                errors.append(f"{host}:{port}: {str(exc) or type(exc).__name__}")
+        error = ConnectionClosedError if closed else ConnectionError
+        raise error("cannot reach any bootstrap server (" + "; ".join(errors) + ")")
 
     async def connection(self, node_id: int) -> BrokerConnection:
         conn = self._by_node.get(node_id)
@@ -138,7 +157,9 @@ class ClusterClient:
         if node_id not in self.meta.brokers:
             raise KafkaError(f"broker {node_id} is not in the cluster", code=ErrorCode.broker_not_available)
         host, port, _rack = self.meta.brokers[node_id]
-        conn = await BrokerConnection.open(host, port, client_id=self.client_id, timeout=self.timeout)
+        conn = await BrokerConnection.open(
+            host, port, client_id=self.client_id, timeout=self.timeout, ssl=self.ssl, sasl=self.sasl
+        )
         self._by_node[node_id] = conn
         return conn
 

@@ -132,7 +132,15 @@ class BrokerConnection:
             future = asyncio.get_running_loop().create_future()
             self._pending[correlation_id] = (future, load_response_schema(api_key, version))
         self._writer.write(I32.pack(len(payload)) + payload)
-        await self._writer.drain()
+        try:
+            await self._writer.drain()
+        except BaseException:
+            if future is not None:  # the write's error is the one raised; the read loop's is not reported
+                self._pending.pop(correlation_id, None)
+                if future.done() and not future.cancelled():
+                    future.exception()
+                future.cancel()
+            raise
         if future is None:
             return None
         try:
@@ -162,7 +170,9 @@ class BrokerConnection:
                     continue
                 if not future.done():
                     future.set_result(value)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+        except asyncio.IncompleteReadError:
+            self._fail_all(ConnectionClosedError("the broker closed the connection"))
+        except (ConnectionError, OSError) as exc:
             self._fail_all(ConnectionClosedError(f"connection closed: {exc!r}"))
         except asyncio.CancelledError:
             self._fail_all(ConnectionClosedError("connection closed"))
