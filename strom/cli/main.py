@@ -16,6 +16,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("strom.cli.topics", "topics"),
     "configs": ("strom.cli.configs", "configs"),
     "acls": ("strom.cli.acls", "acls"),
+    "users": ("strom.cli.users", "users"),
+    "quotas": ("strom.cli.quotas", "quotas"),
     "cluster": ("strom.cli.info", "cluster"),
     "log-dirs": ("strom.cli.info", "log_dirs"),
     "offsets": ("strom.cli.info", "offsets"),
