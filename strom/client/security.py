@@ -17,6 +17,11 @@
   default GSSAPI is not served) and `sasl.jaas.config` (`...PlainLoginModule required username="u"
   password="p";`, the ScramLoginModule form, or OAuthBearerLoginModule with the unsecured login's
   `unsecuredLoginStringClaim_sub="u"`), through `strom.security.sasl.client`.
+- OAUTHBEARER with a token of one's own: `sasl.login.callback.handler.class=org.apache.kafka.common.
+  security.oauthbearer.OAuthBearerLoginCallbackHandler` and `sasl.oauthbearer.token.endpoint.url=file:
+  /path/token.jwt`, as Kafka's client reads a token file (Kafka's client also asks the JVM property
+  `org.apache.kafka.sasl.oauthbearer.allowed.urls` to list the URL); the token is sent as it is, for the
+  broker to validate. Token endpoints (http, https) and other login callback handlers are refused.
 
 Every problem is a `ConfigError` with one line naming the key. Keys the Java client has and Strom's client
 does not need (`ssl.protocol`, `ssl.keymanager.algorithm`, `sasl.login.*`, ...) are ignored, as Kafka
@@ -25,10 +30,12 @@ ignores keys it does not know.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from strom.config import ConfigError
 from strom.security.sasl import MECHANISMS
@@ -40,6 +47,10 @@ __all__ = ["PLAINTEXT", "SECURITY_PROTOCOLS", "ClientSecurity"]
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _LIST_KEYS = frozenset({"ssl.enabled.protocols", "ssl.cipher.suites"})
 _JAVA_STORE_MAGIC = {b"\xfe\xed\xfe\xed": "JKS", b"\xce\xce\xce\xce": "JCEKS"}
+_OAUTH_LOGIN_HANDLERS = frozenset({
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",  # before 3.4
+})
 _JAAS_EXAMPLES = {
     "PLAIN": 'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";',
     "SCRAM": 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";',
@@ -132,6 +143,15 @@ def _sasl_settings(props: Mapping[str, str]) -> SaslClientSettings:
         )
     settings = SaslClientSettings.from_client_properties(props)
     assert settings is not None
+    handler = str(props.get("sasl.login.callback.handler.class") or "").strip()
+    if handler:
+        if mechanism != "OAUTHBEARER" or handler not in _OAUTH_LOGIN_HANDLERS:
+            raise ConfigError(
+                f"Invalid value {handler} for configuration sasl.login.callback.handler.class: Strom's "
+                "client runs no login callback handler (only OAUTHBEARER's OAuthBearerLoginCallbackHandler "
+                "with a file: token URL)"
+            )
+        return dataclasses.replace(settings, token=_token_file(props))
     if mechanism != "OAUTHBEARER":
         missing = [key for key in ("username", "password") if key not in settings.options]
         if missing:
@@ -140,3 +160,22 @@ def _sasl_settings(props: Mapping[str, str]) -> SaslClientSettings:
                 f"{' and '.join(missing)} option{'s' if len(missing) > 1 else ''} of the login module"
             )
     return settings
+
+
+def _token_file(props: Mapping[str, str]) -> str:
+    """The OAUTHBEARER token in the file a `file:` sasl.oauthbearer.token.endpoint.url names."""
+    url = str(props.get("sasl.oauthbearer.token.endpoint.url") or "").strip()
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        raise ConfigError(
+            f"Invalid value {url or '(none)'} for configuration sasl.oauthbearer.token.endpoint.url: Strom's "
+            "client reads an OAUTHBEARER token from a file: URL only (it asks no token endpoint)"
+        )
+    path = unquote(parsed.path)
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the OAUTHBEARER token file {path}: {exc.strerror}") from None
+    if not token:
+        raise ConfigError(f"The OAUTHBEARER token file {path} is empty")
+    return token

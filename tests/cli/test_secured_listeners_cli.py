@@ -5,8 +5,11 @@ properties, wrong passwords, a missing client certificate and a wrong host name 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +33,10 @@ PLAIN_JAAS = (
     'password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";'
 )
 SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+OAUTH_JAAS = (
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+    'unsecuredLoginStringClaim_sub="admin";'
+)
 LISTENERS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
@@ -38,7 +45,7 @@ def broker_settings(pki: Pki, keystore: Path) -> dict[str, str]:
     settings = {
         "listeners": endpoints,
         "advertised.listeners": endpoints,
-        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER",
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(keystore),
         "ssl.truststore.type": "PEM",
@@ -49,6 +56,7 @@ def broker_settings(pki: Pki, keystore: Path) -> dict[str, str]:
         settings[f"listener.name.{listener}.plain.sasl.jaas.config"] = PLAIN_JAAS
         settings[f"listener.name.{listener}.scram-sha-256.sasl.jaas.config"] = SCRAM_JAAS
         settings[f"listener.name.{listener}.scram-sha-512.sasl.jaas.config"] = SCRAM_JAAS
+        settings[f"listener.name.{listener}.oauthbearer.sasl.jaas.config"] = OAUTH_JAAS
     return settings
 
 
@@ -158,6 +166,13 @@ def configs(pki: Pki) -> dict[str, tuple[str, str]]:
         ),
         "sasl-ssl-scram-512": ("SASL_SSL", sasl("SASL_SSL", "SCRAM-SHA-512", "carol", "carol-pw", pki)),
         "sasl-ssl-plain": ("SASL_SSL", sasl("SASL_SSL", "PLAIN", "alice", "alice-secret", pki)),
+        # Kafka's client makes an unsecured token from the JAAS options when no login handler is named
+        "sasl-plaintext-oauthbearer": (
+            "SASL_PLAINTEXT",
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\nsasl.jaas.config="
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'unsecuredLoginStringClaim_sub="dora";\n',
+        ),
     }
 
 
@@ -168,6 +183,7 @@ CONFIG_NAMES = [
     "sasl-plaintext-scram-256",
     "sasl-ssl-scram-512",
     "sasl-ssl-plain",
+    "sasl-plaintext-oauthbearer",
 ]
 
 
@@ -253,6 +269,41 @@ def test_more_store_forms(secured: Secured, variant: str, tmp_path: Path) -> Non
     protocol = "ssl" if variant == "lower-case-protocol" else "SSL"
     config = secured.properties(variant, f"security.protocol={protocol}\n{trust}{keystore}")
     ok(strom(secured.address("SSL"), config, "topics", "list"))
+
+
+def unsecured_token(subject: str, lifetime_s: int) -> str:
+    def part(doc: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    return f"{part({'alg': 'none'})}.{part({'sub': subject, 'iat': now, 'exp': now + lifetime_s})}."
+
+
+def test_oauthbearer_token_from_a_file(secured: Secured, tmp_path: Path) -> None:
+    """Kafka's client reads a token file through OAuthBearerLoginCallbackHandler and a file: URL (the
+    broker here validates unsecured tokens only, which Kafka's own client will not send from a file)."""
+    address = secured.address("SASL_PLAINTEXT")
+    token = tmp_path / "token.jwt"
+
+    def config(url: str, handler: str = "OAuthBearerLoginCallbackHandler") -> Path:
+        return secured.properties(
+            "oauth",
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\nsasl.jaas.config="
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;\n"
+            f"sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.{handler}\n"
+            f"sasl.oauthbearer.token.endpoint.url={url}\n",
+        )
+
+    token.write_text(unsecured_token("erin", 3600) + "\n")
+    ok(strom(address, config(token.as_uri()), "topics", "list"))
+    token.write_text(unsecured_token("erin", -60))  # expired: the broker refuses it
+    failed_with(strom(address, config(token.as_uri()), "topics", "list"), "invalid_token")
+    failed_with(strom(address, config("https://idp.example/token"), "topics", "list"), "file: URL only")
+    failed_with(strom(address, config(f"file://{tmp_path}/none.jwt"), "topics", "list"), "token file")
+    failed_with(
+        strom(address, config(token.as_uri(), "MyHandler"), "topics", "list"),
+        "sasl.login.callback.handler.class",
+    )
 
 
 def test_client_id_and_bootstrap_come_from_the_file(secured: Secured) -> None:

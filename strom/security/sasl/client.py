@@ -36,10 +36,12 @@ __all__ = ["SaslClientSettings", "authenticate"]
 @dataclass(frozen=True, slots=True)
 class SaslClientSettings:
     """How to authenticate: the mechanism and the JAAS options (username, password, or the unsecured
-    OAUTHBEARER login's claims)."""
+    OAUTHBEARER login's claims); `token`, when set, is the OAUTHBEARER token to send as it is (a client's
+    token file) instead of an unsecured login token."""
 
     mechanism: str
     options: dict[str, str] = field(default_factory=dict)
+    token: str | None = None
 
     def __repr__(self) -> str:  # never show the password
         return f"SaslClientSettings(mechanism={self.mechanism!r})"
@@ -97,7 +99,8 @@ class _Exchange:
             ) else None
         if mechanism == "OAUTHBEARER":
             if self._round == 1:
-                return oauthbearer_client_token(unsecured_login_token(options, int(time.time() * 1000)))
+                token = settings.token or unsecured_login_token(options, int(time.time() * 1000))
+                return oauthbearer_client_token(token)
             # a non-empty challenge is the server's JSON error: acknowledge it to get the failure
             return b"\x01" if challenge else None
         if self._round == 1:
