@@ -400,7 +400,12 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
         "group.share.min.record.lock.duration.ms", _T.INT, 15000, minimum=1000, maximum=30000, read_only=_RO
     ),
     ConfigDef(
-        "group.share.max.record.lock.duration.ms", _T.INT, 60000, minimum=30000, maximum=3600000, read_only=_RO
+        "group.share.max.record.lock.duration.ms",
+        _T.INT,
+        60000,
+        minimum=30000,
+        maximum=3600000,
+        read_only=_RO,
     ),
     ConfigDef("group.share.delivery.count.limit", _T.INT, 5, minimum=2, maximum=10, read_only=_RO),
     ConfigDef("group.share.min.delivery.count.limit", _T.INT, 2, minimum=2, maximum=5, read_only=_RO),

@@ -3,7 +3,8 @@
 Consumer groups live beside the classic groups of `strom.coordinator.group.base.CoreBase` and share its
 __consumer_offsets partitions, its append sink, its ownership sets and its timers; a group id names either
 a classic or a consumer group, never both. `ConsumerBase` adds the consumer groups, their settings, the
-view of the cluster's topics (set by the coordinator's shell) and the record helpers every part uses.
+view of the cluster's topics and the lookup of each group's configs (both set by the coordinator's shell;
+the share and streams bases use them too) and the record helpers every part uses.
 Timer keys: ("consumer-session", group, member) and ("consumer-rebalance", group, member, epoch).
 """
 
@@ -19,6 +20,7 @@ from strom.coordinator.consumer.config import ConsumerGroupConfig
 from strom.coordinator.consumer.group import ConsumerGroup, TopicsView
 from strom.coordinator.consumer.member import ConsumerMember
 from strom.coordinator.group.base import CoreBase, Record
+from strom.coordinator.group_configs import GroupConfigLookup
 
 SESSION = "consumer-session"
 REBALANCE = "consumer-rebalance"
@@ -31,6 +33,8 @@ class ConsumerBase(CoreBase):
         self.consumer_config = ConsumerGroupConfig()
         # the cluster's topics now; the shell replaces this with a view of its metadata image
         self.topics_view: Callable[[], TopicsView] = lambda: TopicsView([])
+        # each group's configs (GROUP resources); the shell replaces this with a GroupConfigView
+        self.group_configs: GroupConfigLookup = lambda _group_id: {}
         self._consumer_loads: dict[int, dict[str, ConsumerGroup]] = {}
 
     # --- records -------------------------------------------------------------------------------------
@@ -102,13 +106,20 @@ class ConsumerBase(CoreBase):
             digest.update(f"{meta.topic_id}|{meta.name}|{meta.partitions};".encode())
         return int.from_bytes(digest.digest(), "big", signed=True)
 
+    def _consumer_config_of(self, group_id: str) -> ConsumerGroupConfig:
+        """The consumer group settings of one group: its group configs over the broker's."""
+        return self.consumer_config.for_group(self.group_configs(group_id))
+
     # --- timers --------------------------------------------------------------------------------------
 
     def _schedule_session(
         self, group_id: str, member_id: str, now_ms: int, timeout_ms: int | None = None
     ) -> None:
         # a classic member keeps the session timeout it joined with
-        timeout = self.consumer_config.session_timeout_ms if timeout_ms is None else timeout_ms
+        if timeout_ms is None:
+            timeout = self._consumer_config_of(group_id).session_timeout_ms
+        else:
+            timeout = timeout_ms
         self.timers.schedule((SESSION, group_id, member_id), now_ms + timeout)
 
     def _cancel_member_timers(self, group_id: str, member: ConsumerMember) -> None:

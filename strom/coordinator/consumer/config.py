@@ -2,11 +2,15 @@
 group.consumer.session.timeout.ms (45 s), group.consumer.heartbeat.interval.ms (5 s),
 group.consumer.max.size, group.consumer.assignors (uniform, range; the first is the default),
 group.consumer.regex.refresh.interval.ms and group.consumer.migration.policy (KIP-848's online migration
-between classic and consumer groups: disabled, upgrade, downgrade or bidirectional, the default)."""
+between classic and consumer groups: disabled, upgrade, downgrade or bidirectional, the default). A group's
+configs (consumer.session.timeout.ms, consumer.heartbeat.interval.ms) replace the broker's for that group
+(`for_group`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from strom.config import INT_MAX, BrokerConfig
 
@@ -31,6 +35,16 @@ class ConsumerGroupConfig:
     @property
     def default_assignor(self) -> str:
         return self.assignors[0]
+
+    def for_group(self, values: Mapping[str, Any]) -> ConsumerGroupConfig:
+        """These settings with a group's configs (strom.group_config.evaluate) in place of the broker's."""
+        if not values:
+            return self
+        return replace(
+            self,
+            session_timeout_ms=values.get("consumer.session.timeout.ms", self.session_timeout_ms),
+            heartbeat_interval_ms=values.get("consumer.heartbeat.interval.ms", self.heartbeat_interval_ms),
+        )
 
     @classmethod
     def from_broker_config(cls, config: BrokerConfig) -> ConsumerGroupConfig:

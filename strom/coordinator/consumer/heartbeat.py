@@ -185,7 +185,7 @@ class ConsumerHeartbeats(ConsumerMigration):
     def _heartbeat_in(
         self, group: ConsumerGroup, req: HeartbeatRequest, now_ms: int, records: list[Record]
     ) -> tuple[list[Record], HeartbeatResult]:
-        cfg = self.consumer_config
+        cfg = self._consumer_config_of(group.group_id)
         member_id = req.member_id or new_member_id()
         existing_static = group.static_member(req.instance_id)
         known = member_id in group.members or existing_static is not None

@@ -11,6 +11,8 @@ partitions of __consumer_offsets.
 - One timer task sleeps until the core's next deadline (heartbeats, delayed joins, offset expiry).
 - Consumer groups (KIP-848) see the cluster's topics through a view of the newest metadata image, rebuilt
   (with a new version, so broker-side regexes are resolved again) whenever the image changes.
+- Consumer, share and streams groups read their group configs (session timeouts, heartbeat intervals,
+  standby replicas) from the newest image too (strom.coordinator.group_configs.GroupConfigView).
 - Transactional offset commits (TxnOffsetCommit) are written as transactional batches of the producer;
   the replay keeps a transaction's offset records aside until its marker: COMMIT applies them, ABORT
   drops them, and those of a transaction still open stay pending in the core.
@@ -30,6 +32,7 @@ from strom.config import segment_size_override
 from strom.coordinator.consumer.config import ConsumerGroupConfig
 from strom.coordinator.consumer.group import TopicMeta, TopicsView
 from strom.coordinator.group.core import AppendDone, GroupConfig, GroupCoordinatorCore, Record
+from strom.coordinator.group_configs import GroupConfigView
 from strom.coordinator.share.config import ShareGroupConfig
 from strom.coordinator.streams.config import StreamsGroupConfig
 from strom.protocol.control_records import COMMIT, marker_type
@@ -64,6 +67,7 @@ class GroupCoordinator:
         self.core.share_config = ShareGroupConfig.from_broker_config(broker.config)
         self.core.on_share_state_deleted = self._delete_share_state
         self.core.streams_config = StreamsGroupConfig.from_broker_config(broker.config)
+        self.core.group_configs = GroupConfigView(lambda: broker.metadata.image, broker.config)
         self._view: tuple[Any, TopicsView] | None = None
         self._wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None

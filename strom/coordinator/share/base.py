@@ -82,12 +82,15 @@ class ShareBase(ConsumerBase):
             (rec.group_key(rec.GROUP_METADATA, gid), None),
         ]
 
+    def _share_config_of(self, group_id: str) -> ShareGroupConfig:
+        """The share group settings of one group: its group configs over the broker's."""
+        return self.share_config.for_group(self.group_configs(group_id))
+
     # --- timers --------------------------------------------------------------------------------------
 
     def _schedule_share_session(self, group_id: str, member_id: str, now_ms: int) -> None:
-        self.timers.schedule(
-            (SHARE_SESSION, group_id, member_id), now_ms + self.share_config.session_timeout_ms
-        )
+        timeout = self._share_config_of(group_id).session_timeout_ms
+        self.timers.schedule((SHARE_SESSION, group_id, member_id), now_ms + timeout)
 
     def _share_groups_of_partition(self, partition: int) -> list[str]:
         return [g for g in self.share_groups if self.partition_for(g) == partition]

@@ -175,7 +175,7 @@ class ShareHeartbeats(ShareBase):
             ErrorCode.none,
             member_id=member.member_id,
             member_epoch=member.member_epoch,
-            heartbeat_interval_ms=self.share_config.heartbeat_interval_ms,
+            heartbeat_interval_ms=self._share_config_of(group.group_id).heartbeat_interval_ms,
             assignment=member.assigned if changed or req.member_epoch == 0 else None,
         )
         return records, ShareHeartbeatResult(result, self._uninitialized(group))

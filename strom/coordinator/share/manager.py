@@ -2,9 +2,15 @@
 async shell around `SharePartition`, for ShareFetch and ShareAcknowledge.
 
 - A share-partition is loaded on first use from the share coordinator (ReadShareGroupState through the
-  persister). A start offset of -1 (never consumed) is set by share.auto.offset.reset: "latest" (Kafka's
-  default) takes the high watermark, "earliest" the log start offset. A start below the log start offset
+  persister). A start offset of -1 (never consumed) is set by the group's share.auto.offset.reset: "latest"
+  (Kafka's default) takes the high watermark, "earliest" the log start offset, "by_duration:<d>" the first
+  record written at most d ago (the high watermark when there is none). A start below the log start offset
   moves up to it.
+- The group's configs (strom.coordinator.group_configs) give each share-partition its acquisition lock
+  duration, delivery count limit and in-flight record limit (share.record.lock.duration.ms, ...), read
+  again on every fetch and acknowledgement, so a change applies to the next acquisition. With
+  share.isolation.level=read_committed records are delivered only up to the last stable offset and the
+  batches of aborted transactions are archived, never delivered (Kafka's read_committed share fetch).
 - Every change other than an acquisition (acknowledgements, releases, expired locks, the first start
   offset) is written back (WriteShareGroupState) before the request that caused it is answered; writes of
   one share-partition go one at a time, each with its whole in-flight state. FENCED_STATE_EPOCH (the
@@ -23,8 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from strom.coordinator.group_configs import GroupConfigView
 from strom.coordinator.share.config import ShareGroupConfig
-from strom.coordinator.share.partition import Acquired, FetchedBatch, SharePartition
+from strom.coordinator.share.partition import Acquired, FetchedBatch, ShareLimits, SharePartition
 from strom.coordinator.share.persister import Persister
 from strom.coordinator.share.sessions import ShareSession, ShareSessionCache
 from strom.coordinator.share.state_records import StateKey
@@ -57,10 +64,16 @@ class SharePartitionError(KafkaError):
     pass
 
 
+def _aborted(aborted: list[Any], producer_id: int, offset: int) -> bool:
+    """Whether the transactional batch of `producer_id` at `offset` belongs to an aborted transaction."""
+    return any(t.producer_id == producer_id and t.first_offset <= offset <= t.last_offset for t in aborted)
+
+
 class SharePartitionManager:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.config = ShareGroupConfig.from_broker_config(broker.config)
+        self.group_configs = GroupConfigView(lambda: broker.metadata.image, broker.config)
         self.persister = Persister(broker)
         self.sessions = ShareSessionCache(self.config.max_share_sessions)
         self.partitions: dict[StateKey, Loaded] = {}
@@ -101,6 +114,7 @@ class SharePartitionManager:
             raise SharePartitionError("not the leader", ErrorCode.not_leader_or_follower)
         loaded = self.partitions.get(key)
         if loaded is not None and loaded.leader_epoch == part.leader_epoch:
+            loaded.share.limits = self.limits(key.group_id)  # the group's configs may have changed
             return loaded
         pending = self._loading.get(key)
         if pending is None:
@@ -132,13 +146,9 @@ class SharePartitionManager:
         start = result.start_offset
         initial = start < 0
         if initial:
-            start = (
-                part.high_watermark
-                if self._reset_strategy(key.group_id) == "latest"
-                else part.log_start_offset
-            )
+            start = self._initial_start(key.group_id, part)
         share = SharePartition(
-            start, self.config.limits, state_epoch=result.state_epoch, batches=result.batches
+            start, self.limits(key.group_id), state_epoch=result.state_epoch, batches=result.batches
         )
         share.move_start(part.log_start_offset)
         loaded = Loaded(share, topic, part.leader_epoch, asyncio.Lock())
@@ -146,9 +156,21 @@ class SharePartitionManager:
             await self._persist(key, loaded)
         return loaded
 
-    def _reset_strategy(self, group_id: str) -> str:
-        """share.auto.offset.reset: group configs are not kept yet, so Kafka's default."""
-        return "latest"
+    def limits(self, group_id: str) -> ShareLimits:
+        """The lock duration, delivery count limit and in-flight record limit of a group's share-partitions:
+        its group configs over the broker's."""
+        return self.config.for_group(self.group_configs(group_id)).limits
+
+    def _initial_start(self, group_id: str, part: Any) -> int:
+        """Where a share-partition nobody consumed yet starts: the group's share.auto.offset.reset."""
+        strategy = ShareGroupConfig.reset_strategy(self.group_configs(group_id))
+        if strategy.kind == "earliest":
+            return int(part.log_start_offset)
+        if strategy.kind == "by_duration":
+            found = part.log.fetch_offset_by_timestamp(strategy.timestamp_ms(self.now_ms()))
+            if found is not None and found[0] < part.high_watermark:
+                return max(int(found[0]), int(part.log_start_offset))
+        return int(part.high_watermark)
 
     def invalidate(self, group_id: str) -> None:
         """The group's offsets were altered or deleted: read its share-partitions again."""
@@ -187,12 +209,19 @@ class SharePartitionManager:
         if share.start_offset < part.log_start_offset:
             share.move_start(part.log_start_offset)
         offset = share.fetch_offset()
-        if offset >= part.high_watermark:
+        committed = ShareGroupConfig.read_committed(self.group_configs(key.group_id))
+        visible = part.last_stable_offset if committed else part.high_watermark
+        if offset >= visible:
             return []
-        data = part.read(offset, max_bytes).read_bytes()
+        data = part.read(offset, max_bytes, stable_only=committed).read_bytes()
+        aborted = part.log.collect_aborted_txns(offset, visible) if committed else []
         out = []
         for pos, header in iter_batches(data):
-            fetched = FetchedBatch(header.base_offset, header.last_offset, header.is_control)
+            # a transaction marker, or with read_committed a batch of an aborted transaction, is archived
+            archived = header.is_control or (
+                header.is_transactional and _aborted(aborted, header.producer_id, header.base_offset)
+            )
+            fetched = FetchedBatch(header.base_offset, header.last_offset, archived)
             out.append((fetched, bytes(data[pos : pos + header.size])))
         return out
 

@@ -60,9 +60,8 @@ class StreamsBase(ConsumerBase):
         return key, rec.encode_current_assignment(value)
 
     def _streams_epoch_record(self, group: StreamsGroup) -> Record:
-        configs = (("num.standby.replicas", str(self.streams_config.num_standby_replicas)),)
         value = rec.GroupMetadataValue(
-            group.group_epoch, group.metadata_hash, group.validated_topology_epoch, configs
+            group.group_epoch, group.metadata_hash, group.validated_topology_epoch, group.assignment_configs
         )
         return rec.group_key(rec.GROUP_METADATA, group.group_id), rec.encode_group_metadata(value)
 
@@ -84,12 +83,15 @@ class StreamsBase(ConsumerBase):
             (rec.group_key(rec.TOPOLOGY, gid), None),
         ]
 
+    def _streams_config_of(self, group_id: str) -> StreamsGroupConfig:
+        """The streams group settings of one group: its group configs over the broker's."""
+        return self.streams_config.for_group(self.group_configs(group_id))
+
     # --- timers --------------------------------------------------------------------------------------
 
     def _schedule_streams_session(self, group_id: str, member_id: str, now_ms: int) -> None:
-        self.timers.schedule(
-            (STREAMS_SESSION, group_id, member_id), now_ms + self.streams_config.session_timeout_ms
-        )
+        timeout = self._streams_config_of(group_id).session_timeout_ms
+        self.timers.schedule((STREAMS_SESSION, group_id, member_id), now_ms + timeout)
 
     def _cancel_streams_timers(self, group_id: str, member: StreamsMember) -> None:
         self.timers.cancel((STREAMS_SESSION, group_id, member.member_id))

@@ -124,6 +124,8 @@ class StreamsGroup:
         self.group_epoch = 0
         self.metadata_hash = 0
         self.validated_topology_epoch = -1
+        # the settings the group epoch's assignment was computed with (num.standby.replicas, ...)
+        self.assignment_configs: tuple[tuple[str, str], ...] = ()
         self.assignment_epoch = 0
         self.assignment_timestamp = 0
         self.topology: TopologyValue | None = None

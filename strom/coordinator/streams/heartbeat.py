@@ -280,7 +280,7 @@ class StreamsHeartbeats(StreamsBase):
     def _streams_heartbeat_in(
         self, group: StreamsGroup, req: StreamsHeartbeatRequest, now_ms: int, records: list[Record]
     ) -> tuple[list[Record], StreamsHeartbeatResult]:
-        cfg = self.streams_config
+        cfg = self._streams_config_of(group.group_id)
         member = self._streams_member(group, req, records, now_ms)
         is_new = member.member_id not in group.members
         statuses: list[tuple[int, str]] = []
@@ -333,11 +333,15 @@ class StreamsHeartbeats(StreamsBase):
         metadata_hash = self._metadata_hash(group.topics(), topics)
         if metadata_hash != group.metadata_hash:
             bump = True
+        assignment_configs = tuple(sorted(cfg.assignment_configs))
+        if assignment_configs != group.assignment_configs:
+            bump = True  # the group's configs changed (num.standby.replicas, ...): assign again
         if group.configured is None or bump:
             group.configured = configure(group.topology, topics)
         if bump:
             group.group_epoch += 1
             group.metadata_hash = metadata_hash
+            group.assignment_configs = assignment_configs
             group.validated_topology_epoch = group.topology.epoch if group.configured.ready else -1
             records.append(self._streams_epoch_record(group))
         if group.group_epoch > group.assignment_epoch:
@@ -384,9 +388,8 @@ class StreamsHeartbeats(StreamsBase):
                 )
                 for mid, m in group.members.items()
             }
-            target = assignor.assign(
-                specs, configured.partitions, configured.stateful, self.streams_config.num_standby_replicas
-            )
+            standbys = self._streams_config_of(group.group_id).num_standby_replicas
+            target = assignor.assign(specs, configured.partitions, configured.stateful, standbys)
         else:
             target = {mid: TaskSet() for mid in group.members}
         for mid in sorted(group.members):

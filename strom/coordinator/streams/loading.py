@@ -40,6 +40,7 @@ class StreamsLoader(StreamsBase):
             v = rec.decode_group_metadata(value)  # type: ignore[arg-type]
             group.group_epoch, group.metadata_hash = v.epoch, v.metadata_hash
             group.validated_topology_epoch = v.validated_topology_epoch
+            group.assignment_configs = tuple(sorted(v.last_assignment_configs or ()))
         elif t == rec.TOPOLOGY:
             group.topology = None if value is None else rec.decode_topology(value)
         elif t == rec.MEMBER_METADATA:
@@ -90,6 +91,7 @@ class StreamsLoader(StreamsBase):
             group = StreamsGroup(group_id, now_ms)
             group.group_epoch, group.metadata_hash = loaded.group_epoch, loaded.metadata_hash
             group.validated_topology_epoch = loaded.validated_topology_epoch
+            group.assignment_configs = loaded.assignment_configs
             group.assignment_epoch = loaded.assignment_epoch
             group.assignment_timestamp = loaded.assignment_timestamp
             group.topology = loaded.topology
