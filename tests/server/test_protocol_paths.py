@@ -52,7 +52,8 @@ async def test_api_versions_lists_registry(broker: EmbeddedBroker) -> None:
     try:
         resp = await conn.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"))
         advertised = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in resp.api_keys}
-        assert advertised == {s.api_key: (s.listed_min_version, s.max_version) for s in build_registry().specs()}
+        listed = {s.api_key: (s.listed_min_version, s.max_version) for s in build_registry().specs()}
+        assert advertised == listed
         bad = await conn.request(
             ApiVersionsRequest(client_software_name="-bad-", client_software_version="1")
         )
