@@ -1,5 +1,6 @@
 """franz-go's own ETL integration tests (TestGroupETL, TestTxnEtl from github.com/twmb/franz-go/pkg/kgo)
-against a three-broker Strom cluster in ZooKeeper mode, through scripts/peer-suites, with 20,000 records.
+and its share-group tests against a three-broker Strom cluster in ZooKeeper mode, through
+scripts/peer-suites, with 20,000 records.
 
 TestGroupETL chains three consumer groups (range, cooperative-sticky, static members) through idempotent
 producers with members joining and leaving; TestTxnEtl does the same with transactional
@@ -31,27 +32,53 @@ BUILD_S = 240  # a cold Go build cache (the test binary is cached under .cache/p
 pytestmark = [pytest.mark.slow, pytest.mark.peer, pytest.mark.compat, pytest.mark.cluster]
 
 
-def _run(out: Path) -> tuple[int, str]:
+SHARE_TESTS = (
+    "TestShareGroup", "TestShareGroupETL", "TestShareGroupAckOnClose", "TestShareGroupOffsetsAdmin",
+    "TestConsumeRegexShareSkipsInternal",
+)  # fmt: skip
+
+
+def _run(out: Path, *selection: str) -> tuple[int, str]:
     cmd = [
-        str(SCRIPT), "--suite", "etl", "--records", "20000",
+        str(SCRIPT), *(selection or ("--suite", "etl")), "--records", "20000",
         "--timeout", f"{GO_TIMEOUT_S}s", "--out", str(out), "--progress", "0",
     ]  # fmt: skip
     return run_script_bounded(cmd, REPO, GO_TIMEOUT_S + GRACE_S + BUILD_S)
 
 
-@pytest.mark.timeout(GO_TIMEOUT_S + GRACE_S + BUILD_S + 120)
-def test_franz_go_etl_suites_pass_against_a_three_broker_cluster(tmp_path: Path) -> None:
+def _statuses(out: Path, code: int, output: str) -> dict[str, str]:
+    summary_path = out / "summary.json"
+    assert summary_path.exists(), f"exit {code}, no summary:\n{output[-6000:]}"
+    summary = json.loads(summary_path.read_text())
+    assert code == 0, f"exit {code}:\n{output[-8000:]}\nbroker logs and the go test stream in {out}"
+    return {t["name"]: t["status"] for t in summary["tests"]}
+
+
+def _require_tools() -> None:
     if shutil.which("go") is None:
         missing("go is needed to build franz-go's tests")
     if shutil.which("java") is None or not Path(DEFAULT_CLASSPATH).exists():
         missing("java and Debian's zookeeper package are needed")
+
+
+@pytest.mark.timeout(GO_TIMEOUT_S + GRACE_S + BUILD_S + 120)
+def test_franz_go_etl_suites_pass_against_a_three_broker_cluster(tmp_path: Path) -> None:
+    _require_tools()
     out = tmp_path / "run"
-    code, output = _run(out)
-    summary_path = out / "summary.json"
-    assert summary_path.exists(), f"exit {code}, no summary:\n{output[-6000:]}"
-    summary = json.loads(summary_path.read_text())
-    statuses = {t["name"]: t["status"] for t in summary["tests"]}
-    assert code == 0, f"exit {code}:\n{output[-8000:]}\nbroker logs and the go test stream in {out}"
+    statuses = _statuses(out, *_run(out))
     assert statuses.get("TestGroupETL") == "PASS" and statuses.get("TestTxnEtl") == "PASS", statuses
     ran = [name for name, status in statuses.items() if "/" in name and status == "PASS"]
     assert len(ran) >= 6, statuses  # range, cooperative-sticky and static members, in both tests
+
+
+@pytest.mark.timeout(GO_TIMEOUT_S + GRACE_S + BUILD_S + 120)
+def test_franz_go_share_group_tests_pass_against_a_three_broker_cluster(tmp_path: Path) -> None:
+    """franz-go's share-group tests (KIP-932): a share consumer reading records produced before it joined
+    (share.auto.offset.reset=earliest set as a GROUP config), acknowledgements on close, a two-level share
+    ETL with rejects and killed members where every record is accepted exactly once, and the share-group
+    offsets admin APIs."""
+    _require_tools()
+    out = tmp_path / "run"
+    run = "^(" + "|".join(SHARE_TESTS) + ")$"
+    statuses = _statuses(out, *_run(out, "--suite", "kgo", "--run", run))
+    assert {name: statuses.get(name) for name in SHARE_TESTS} == dict.fromkeys(SHARE_TESTS, "PASS"), statuses
