@@ -93,6 +93,7 @@ class Persister:
                     endpoint.port,
                     client_id=f"share-persister-{self.broker.node_id}",
                     ssl=self.broker.inter_broker_ssl,
+                    sasl=self.broker.inter_broker_sasl,
                 )
                 self._connections[node_id] = conn
             response = await conn.request(request, timeout=30)

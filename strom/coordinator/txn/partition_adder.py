@@ -185,6 +185,7 @@ class PartitionAdder:
                     endpoint.port,
                     client_id=f"add-partitions-to-txn-{self.broker.node_id}",
                     ssl=self.broker.inter_broker_ssl,
+                    sasl=self.broker.inter_broker_sasl,
                 )
                 self._connections[node] = conn
             response = await conn.request(request, timeout=REQUEST_TIMEOUT_S)
