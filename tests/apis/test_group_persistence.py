@@ -8,7 +8,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -33,9 +33,9 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def start(data_dir: Path, port: int) -> BrokerProcess:
+def start(data_dir: Path, port: int, extra: Mapping[str, str] | None = None) -> BrokerProcess:
     argv = [*strom_command(), "serve", "--data-dir", str(data_dir), "--port", str(port)]
-    for key, value in {**SINGLE_NODE_SETTINGS, "offsets.topic.num.partitions": "3"}.items():
+    for key, value in {**SINGLE_NODE_SETTINGS, "offsets.topic.num.partitions": "3", **(extra or {})}.items():
         argv += ["--set", f"{key}={value}"]
     env = {"PYTHONPATH": str(REPO_ROOT)}
     return BrokerProcess("strom", argv, port, make_workdir("strom-groups-run-"), env=env).start(30)
