@@ -355,6 +355,29 @@ def consume_all(
         consumer.close()
 
 
+def wait_full_isr(admin: AdminClient, topic: str, replicas: int, timeout: float = 30) -> None:
+    """Waits until every partition of `topic` has `replicas` replicas in its ISR, as Metadata says."""
+
+    def full() -> bool:
+        info = admin.list_topics(topic, timeout=5).topics[topic]
+        return all(len(p.isrs) == replicas for p in info.partitions.values())
+
+    wait_until(full, timeout, f"every replica of {topic} in the ISR")
+
+
+def received_values(consumer: Any, wanted: int, timeout: float = 60) -> set[bytes]:
+    """The distinct values a subscribed Consumer or ShareConsumer receives until
+    it has `wanted` of them or `timeout` passes; errors are skipped."""
+    got: set[bytes] = set()
+    deadline = time.monotonic() + timeout
+    while len(got) < wanted and time.monotonic() < deadline:
+        polled = consumer.poll(0.5)
+        # a Consumer answers one message or None, a ShareConsumer a batch of them
+        batch = [] if polled is None else [polled] if hasattr(polled, "error") else polled
+        got.update(m.value() for m in batch if m.error() is None)
+    return got
+
+
 def high_watermark(cluster: ProcessCluster | EmbeddedCluster, topic: str, partition: int = 0) -> int:
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "hw-probe"})
     try:

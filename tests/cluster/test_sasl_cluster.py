@@ -32,7 +32,14 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from strom.testing.cluster import ProcessCluster, free_port, wait_replicas_identical, wait_until
+from strom.testing.cluster import (
+    ProcessCluster,
+    free_port,
+    received_values,
+    wait_full_isr,
+    wait_replicas_identical,
+    wait_until,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -138,11 +145,7 @@ def test_brokers_replicate_and_authorize_over_sasl(cluster: ProcessCluster) -> N
         producer.produce(topic, value, partition=i % 3)
     producer.commit_transaction(60)
 
-    def full_isr() -> bool:
-        info = admin.list_topics(topic, timeout=5).topics[topic]
-        return all(len(p.isrs) == 3 for p in info.partitions.values())
-
-    wait_until(full_isr, 30, "every replica in the ISR")
+    wait_full_isr(admin, topic, 3)
     for partition in range(3):
         wait_replicas_identical(cluster, topic, partition, cluster.node_ids, timeout=30)
 
@@ -150,23 +153,13 @@ def test_brokers_replicate_and_authorize_over_sasl(cluster: ProcessCluster) -> N
         {**alice, "group.id": group, "auto.offset.reset": "earliest", "isolation.level": "read_committed"}
     )
     consumer.subscribe([topic])
-    got: set[bytes] = set()
-    deadline = time.monotonic() + 60
-    while len(got) < len(values) and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None:
-            got.add(msg.value())
+    got = received_values(consumer, len(values))
     consumer.close()
     assert got == set(values)
 
     shared = ShareConsumer({**alice, "group.id": share_group})
     shared.subscribe([topic])
-    got = set()
-    deadline = time.monotonic() + 60
-    while len(got) < len(values) and time.monotonic() < deadline:
-        for msg in shared.poll(0.5):
-            if msg.error() is None:
-                got.add(msg.value())
+    got = received_values(shared, len(values))
     shared.close()
     assert got == set(values)
 

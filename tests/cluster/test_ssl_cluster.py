@@ -6,7 +6,6 @@ addresses, and records written through TLS with acks=all are replicated to every
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 
 from strom.testing.certs import Pki, make_pki
-from strom.testing.cluster import ProcessCluster, free_port, wait_replicas_identical, wait_until
+from strom.testing.cluster import (
+    ProcessCluster,
+    free_port,
+    received_values,
+    wait_full_isr,
+    wait_replicas_identical,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -92,11 +97,7 @@ def test_cluster_replicates_and_serves_through_tls(
         producer.produce(topic, value, partition=i % 3)
     assert producer.flush(60) == 0
 
-    def full_isr() -> bool:
-        info = admin.list_topics(topic, timeout=5).topics[topic]
-        return all(len(p.isrs) == 3 for p in info.partitions.values())
-
-    wait_until(full_isr, 30, "every replica in the ISR")
+    wait_full_isr(admin, topic, 3)
     for partition in range(3):
         wait_replicas_identical(cluster, topic, partition, cluster.node_ids, timeout=30)
 
@@ -104,11 +105,6 @@ def test_cluster_replicates_and_serves_through_tls(
         {**_ssl_conf(cluster, pki), "group.id": "tls-readers", "auto.offset.reset": "earliest"}
     )
     consumer.subscribe([topic])
-    got: set[bytes] = set()
-    deadline = time.monotonic() + 40
-    while len(got) < len(values) and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None:
-            got.add(msg.value())
+    got = received_values(consumer, len(values), 40)
     consumer.close()
     assert got == set(values)
