@@ -98,6 +98,20 @@ def _error(code: ErrorCode, message: str) -> KafkaError:
     return KafkaError(message, code=code)
 
 
+def _check_metadata_version(level: int, supported: tuple[int, int] | None, node: str) -> None:
+    """A registering `node` ("broker" or "controller") must support the finalized metadata.version (Kafka's
+    ClusterControlManager message); None: it named no range, nothing to check."""
+    if supported is None:
+        return
+    low, high = supported
+    if not low <= level <= high:
+        raise _error(
+            ErrorCode.unsupported_version,
+            f"Unable to register because the {node} does not support finalized version {level} of "
+            f"metadata.version. The {node} wants a version between {low} and {high}, inclusive.",
+        )
+
+
 class ControllerRules:
     """The decisions of the active controller over `state`. `config` gives the controller's defaults
     (num.partitions, default.replication.factor, unclean.leader.election.enable, delete.topic.enable)."""
@@ -151,14 +165,7 @@ class ControllerRules:
         features = {
             f.name: (int(f.min_supported_version), int(f.max_supported_version)) for f in request.features
         }  # type: ignore[attr-defined]
-        low, high = features.get("metadata.version", (0, 0))
-        if not low <= mv.feature_level <= high:
-            raise _error(
-                ErrorCode.unsupported_version,
-                f"Unable to register because the broker does not support finalized version "
-                f"{mv.feature_level} of metadata.version. The broker wants a version between {low} and "
-                f"{high}, inclusive.",
-            )
+        _check_metadata_version(mv.feature_level, features.get("metadata.version", (0, 0)), "broker")
         record = r.RegisterBrokerRecord(
             broker_id=broker_id,
             is_migrating_zk_broker=False,
@@ -197,17 +204,9 @@ class ControllerRules:
             )
             for f in request.features  # type: ignore[attr-defined]
         )
+        ranges = {f.name: (f.min_supported_version, f.max_supported_version) for f in features}
         level = self.metadata_version.feature_level
-        for f in features:
-            if f.name != "metadata.version":
-                continue
-            if not f.min_supported_version <= level <= f.max_supported_version:
-                raise _error(
-                    ErrorCode.unsupported_version,
-                    f"Unable to register because the controller does not support finalized version {level} "
-                    f"of metadata.version. The controller wants a version between "
-                    f"{f.min_supported_version} and {f.max_supported_version}, inclusive.",
-                )
+        _check_metadata_version(level, ranges.get("metadata.version"), "controller")
         record = r.RegisterControllerRecord(
             controller_id=int(request.controller_id),  # type: ignore[attr-defined]
             incarnation_id=request.incarnation_id,  # type: ignore[attr-defined]
