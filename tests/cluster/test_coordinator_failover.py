@@ -1,0 +1,311 @@
+"""Group coordinator fail-over through the broker, in a three-broker cluster: the broker FindCoordinator names
+for a group is killed (-9) and the group goes on at the leader that takes over its partition of
+__consumer_offsets (and, for a share group, of __share_group_state), as with Kafka.
+
+- A KIP-848 consumer group (confluent-kafka, group.protocol=consumer) reads records an idempotent producer
+  keeps writing, committing as it goes; its coordinator is killed mid-stream. The member carries on with the
+  new coordinator (which FindCoordinator and DescribeGroups name), its commits succeed there, and no record
+  below an offset committed before the kill is delivered again; a second member that replaces it starts at
+  exactly the offsets committed last, and between them they read every acknowledged record.
+- A share group (KIP-932, confluent-kafka's ShareConsumer in explicit acknowledgement mode) whose group
+  coordinator, share coordinator (FindCoordinator key type 2) and share-partition leader are one broker:
+  a member accepts some records and holds others unacknowledged, the broker is killed, and a new member gets
+  every record held but never one that was accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    ShareConsumer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
+
+from strom.client.cluster import ClusterClient
+from strom.testing.cluster import (
+    IdempotentWriter,
+    ProcessCluster,
+    admin,
+    controller_id,
+    create_assigned,
+    produce,
+    wait_full_isr,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+GROUP_KEY, SHARE_KEY = 0, 2
+
+
+@pytest.fixture
+def cluster(chroot_connect: str) -> Iterator[ProcessCluster]:
+    settings = {
+        "share.coordinator.state.topic.num.partitions": "3",
+        "share.coordinator.state.topic.replication.factor": "3",
+        "share.coordinator.state.topic.min.isr": "2",
+    }
+    with ProcessCluster(3, chroot_connect, settings) as running:
+        yield running
+
+
+def find_coordinator(cluster: ProcessCluster, key: str, key_type: int = GROUP_KEY) -> int:
+    """The node FindCoordinator (v6, batched keys) names for `key`; -1 while there is none."""
+
+    async def ask() -> int:
+        live = ",".join(cluster.address(i) for i in cluster.node_ids if cluster.running(i))
+        async with ClusterClient(live, timeout=5) as client:
+            request = FindCoordinatorRequest(key_type=key_type, coordinator_keys=(key,))
+            response = await client.request_any(request)
+        (entry,) = response.coordinators
+        return int(entry.node_id) if entry.error_code == 0 else -1
+
+    return asyncio.run(ask())
+
+
+def _topic_id(cluster: ProcessCluster, topic: str) -> str:
+    """The topic's id as Kafka writes it (Uuid.toString: base64url without padding)."""
+
+    async def ask() -> str:
+        async with ClusterClient(cluster.bootstrap_servers, timeout=5) as client:
+            meta = await client.metadata([topic])
+        return base64.urlsafe_b64encode(meta.topics[topic].topic_id.bytes).rstrip(b"=").decode()
+
+    return asyncio.run(ask())
+
+
+def _commit(consumer: Consumer) -> bool:
+    """A synchronous commit of the consumer's positions; False if it failed (nothing new to commit, which
+    librdkafka reports as _NO_OFFSET, is no failure)."""
+    try:
+        result = consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        return bool(exc.args[0].code() == KafkaError._NO_OFFSET)
+    return result is not None and all(tp.error is None for tp in result)
+
+
+def _group_offsets(client: AdminClient, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offsets of `topic` (OffsetFetch at its coordinator), partitions without one
+    left out."""
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(3)])
+    answer = client.list_consumer_group_offsets([request])[group].result(30)
+    return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.error is None and tp.offset >= 0}
+
+
+def test_consumer_group_survives_its_coordinator(cluster: ProcessCluster) -> None:
+    topic = f"cg-{uuid.uuid4().hex[:8]}"
+    controller = controller_id(cluster)
+    others = [i for i in cluster.node_ids if i != controller]
+    # leaders spread over the brokers, so the kill also moves a partition the members read
+    create_assigned(cluster, topic, [[1, 2, 3], [2, 3, 1], [3, 1, 2]], min_insync_replicas="2")
+    client = admin(cluster)
+    wait_full_isr(client, topic, 3)
+    # a group coordinated by a broker that is not the controller: the kill moves the group, not the cluster
+    candidates = (f"g-{uuid.uuid4().hex[:8]}" for _ in range(100))
+    group = next(g for g in candidates if find_coordinator(cluster, g) in others)
+    victim = find_coordinator(cluster, group)
+
+    writer = IdempotentWriter(cluster.bootstrap_servers, topic, 3, pause_s=0.01)
+    writer.start()
+    conf = {
+        "bootstrap.servers": cluster.bootstrap_servers,
+        "group.id": group,
+        "group.protocol": "consumer",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "log_level": 0,
+    }
+    members = [Consumer({**conf, "client.id": f"member-{i}"}) for i in range(2)]
+    for member in members:
+        member.subscribe([topic])
+    seen: set[bytes] = set()
+    after_kill: list[tuple[int, int]] = []
+    before: dict[int, int] = {}
+    commits_after = 0
+    killed = False
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and commits_after < 6:
+            for member in members:
+                for msg in member.consume(100, 0.1):
+                    if msg.error() is None:
+                        seen.add(msg.value())
+                        if killed:
+                            after_kill.append((msg.partition(), msg.offset()))
+                if (
+                    not killed
+                    and len(seen) >= 300
+                    and all(m.assignment() for m in members)
+                    and _commit(member)
+                ):
+                    before = _group_offsets(client, group, topic)
+                    if len(before) == 3:
+                        cluster.kill(victim)
+                        killed = True
+                elif killed and len(seen) >= 600 and _commit(member):
+                    commits_after += 1
+        assert killed and commits_after >= 6, (len(seen), before, commits_after)
+        new = find_coordinator(cluster, group)
+        assert new not in (-1, victim), new
+        description = client.describe_consumer_groups([group])[group].result(30)
+        assert description.coordinator.id == new, description
+        # both members are still in the group and share the partitions (no rebalance lost one of them)
+        assignments = [{tp.partition for tp in m.assignment()} for m in members]
+        assert all(assignments) and not set.intersection(*assignments), assignments
+        assert set.union(*assignments) == {0, 1, 2}, assignments
+        assert len(description.members) == 2, description
+        # a committed record is not delivered again: the members kept their places across the fail-over
+        behind = [(p, o) for p, o in after_kill if o < before[p]]
+        assert not behind, (behind[:5], before)
+        for member in members:
+            wait_until(lambda m=member: _commit(m), 30, "a commit at the new coordinator")
+    finally:
+        for member in members:
+            member.close()
+    writer.stop()
+    assert not writer.failed and writer.unflushed == 0, writer.failed[:3]
+    last = _group_offsets(client, group, topic)
+    assert all(last[p] >= before[p] for p in range(3)) and last != before, (last, before)
+
+    # a new member starts exactly where the group committed, reads to the end of every partition, and the
+    # members read every acknowledged record between them
+    end = {p: max(o for o, _v in records) + 1 for p, records in writer.acked.items()}
+    assert any(end[p] > last[p] for p in range(3)), (end, last)  # records written after the last commit
+    successor = Consumer({**conf, "client.id": "successor"})
+    successor.subscribe([topic])
+    first: dict[int, int] = {}
+    position = dict(last)
+    try:
+        deadline = time.monotonic() + 60
+        while position != end and time.monotonic() < deadline:
+            for msg in successor.consume(500, 0.2):
+                if msg.error() is None:
+                    first.setdefault(msg.partition(), msg.offset())
+                    position[msg.partition()] = msg.offset() + 1
+                    seen.add(msg.value())
+    finally:
+        successor.close()
+    assert position == end, (position, end)
+    assert first == {p: last[p] for p in range(3) if end[p] > last[p]}, (first, last)
+    acked = {v for records in writer.acked.values() for _o, v in records}
+    assert acked <= seen, f"{len(acked - seen)} acknowledged records never delivered"
+
+
+def _share_consumer(cluster: ProcessCluster, group: str) -> ShareConsumer:
+    return ShareConsumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": group,
+            "share.acknowledgement.mode": "explicit",
+            "log_level": 0,
+        }
+    )
+
+
+def _poll(consumer: ShareConsumer, timeout: float = 0.5) -> list[Any]:
+    return [m for m in consumer.poll(timeout) if m.error() is None]
+
+
+@pytest.mark.parametrize("leader_too", [True, False], ids=["leader-killed", "leader-stays"])
+def test_share_group_survives_its_coordinators(cluster: ProcessCluster, leader_too: bool) -> None:
+    topic = f"sg-{uuid.uuid4().hex[:8]}"
+    controller = controller_id(cluster)
+    victim = next(i for i in cluster.node_ids if i != controller)
+    # the share-partition's leader is the broker killed, or one that stays (whose share-partition then
+    # writes its state through the share coordinator that takes over)
+    leader = victim if leader_too else next(i for i in cluster.node_ids if i != victim)
+    replicas = [leader, *[i for i in cluster.node_ids if i != leader]]
+    create_assigned(cluster, topic, [replicas], min_insync_replicas="2")
+    client = admin(cluster)
+    wait_full_isr(client, topic, 3)
+    topic_id = _topic_id(cluster, topic)
+
+    def on_victim(group: str) -> bool:
+        return (
+            find_coordinator(cluster, group)
+            == victim
+            == find_coordinator(cluster, f"{group}:{topic_id}:0", SHARE_KEY)
+        )
+
+    # one broker leads the partition and coordinates both the group and its share-partition's state (the
+    # first share key creates __share_group_state)
+    wait_until(
+        lambda: find_coordinator(cluster, f"s:{topic_id}:0", SHARE_KEY) >= 0, 30, "a share coordinator"
+    )
+    group = next(g for g in (f"s-{uuid.uuid4().hex[:8]}" for _ in range(200)) if on_victim(g))
+    configs = [
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET),
+        # a live leader keeps the first member's records acquired until their locks run out
+        ConfigEntry("share.record.lock.duration.ms", "15000", incremental_operation=AlterConfigOpType.SET),
+    ]
+    resource = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=configs)
+    client.incremental_alter_configs([resource])[resource].result(30)
+    values = [f"v{i}".encode() for i in range(40)]
+    produce(cluster, topic, values)
+    wait_full_isr(client, topic, 3)
+
+    first = _share_consumer(cluster, group)
+    first.subscribe([topic])
+    got: list[Any] = []
+    deadline = time.monotonic() + 60
+    while len(got) < 10 and time.monotonic() < deadline:
+        got += _poll(first)
+    assert len(got) >= 2, got
+    accepted = {m.value() for m in got[: len(got) // 2]}
+    held = {m.value() for m in got[len(got) // 2 :]}
+    for m in got[: len(got) // 2]:
+        first.acknowledge(m)
+    result = first.commit_sync(30)
+    assert result and all(error is None for error in result.values()), result
+
+    cluster.kill(victim)
+    second = _share_consumer(cluster, group)
+    second.subscribe([topic])
+    again: list[Any] = []
+
+    def take(wanted: set[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not wanted <= {m.value() for m in again} | accepted and time.monotonic() < deadline:
+            batch = _poll(second)
+            for m in batch:
+                second.acknowledge(m)
+            if batch:
+                second.commit_sync(30)
+            again.extend(batch)
+
+    try:
+        take(set(values), 90)
+        # records written after the fail-over: an accepted record delivered again would come before them
+        late = [b"late-0", b"late-1"]
+        produce(cluster, topic, late)
+        take(set(late), 60)
+    finally:
+        second.close()
+        first.close()
+    redelivered = {m.value() for m in again}
+    print(
+        "STATS",
+        len(got),
+        len(accepted),
+        len(held),
+        len(again),
+        sorted((m.value(), m.delivery_count()) for m in again)[:50],
+    )
+    assert set(late) <= redelivered, sorted(late)
+    assert not redelivered & accepted, sorted(redelivered & accepted)  # accepted records stay accepted
+    assert held <= redelivered, sorted(held - redelivered)  # held ones come back
+    assert redelivered | accepted == set(values + late), sorted(set(values) - redelivered - accepted)
+    assert find_coordinator(cluster, group) not in (-1, victim)
