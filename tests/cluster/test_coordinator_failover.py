@@ -2,15 +2,17 @@
 for a group is killed (-9) and the group goes on at the leader that takes over its partition of
 __consumer_offsets (and, for a share group, of __share_group_state), as with Kafka.
 
-- A KIP-848 consumer group (confluent-kafka, group.protocol=consumer) reads records an idempotent producer
-  keeps writing, committing as it goes; its coordinator is killed mid-stream. The member carries on with the
-  new coordinator (which FindCoordinator and DescribeGroups name), its commits succeed there, and no record
-  below an offset committed before the kill is delivered again; a second member that replaces it starts at
-  exactly the offsets committed last, and between them they read every acknowledged record.
+- A KIP-848 consumer group (two confluent-kafka members, group.protocol=consumer) reads records an
+  idempotent producer keeps writing, committing as it goes; its coordinator is killed mid-stream, with the
+  group steady or just as the second member joins. Both members carry on with the new coordinator (which
+  FindCoordinator and DescribeGroups name) with disjoint assignments, their commits succeed there, no record
+  below an offset committed before the kill is delivered again, the committed offsets only move forward; a
+  new member starts at exactly the offsets committed last, and every acknowledged record was read.
 - A share group (KIP-932, confluent-kafka's ShareConsumer in explicit acknowledgement mode) whose group
-  coordinator, share coordinator (FindCoordinator key type 2) and share-partition leader are one broker:
-  a member accepts some records and holds others unacknowledged, the broker is killed, and a new member gets
-  every record held but never one that was accepted.
+  coordinator and share coordinator (FindCoordinator key type 2) are one broker, which also leads the
+  share-partition or not: a member accepts some records and holds others unacknowledged, the broker is
+  killed, and a new member gets every record held but never one that was accepted, nor one accepted through
+  the new share coordinator after a second move.
 """
 
 from __future__ import annotations
@@ -105,7 +107,10 @@ def _group_offsets(client: AdminClient, group: str, topic: str) -> dict[int, int
     return {tp.partition: tp.offset for tp in answer.topic_partitions if tp.error is None and tp.offset >= 0}
 
 
-def test_consumer_group_survives_its_coordinator(cluster: ProcessCluster) -> None:
+@pytest.mark.parametrize("joining", [False, True], ids=["steady", "member-joining"])
+def test_consumer_group_survives_its_coordinator(cluster: ProcessCluster, joining: bool) -> None:
+    """`joining`: the second member joins just before the kill, so the new coordinator finishes the
+    rebalance (member 0 giving partitions up to member 1) that the old one started."""
     topic = f"cg-{uuid.uuid4().hex[:8]}"
     controller = controller_id(cluster)
     others = [i for i in cluster.node_ids if i != controller]
@@ -128,7 +133,7 @@ def test_consumer_group_survives_its_coordinator(cluster: ProcessCluster) -> Non
         "enable.auto.commit": False,
         "log_level": 0,
     }
-    members = [Consumer({**conf, "client.id": f"member-{i}"}) for i in range(2)]
+    members = [Consumer({**conf, "client.id": f"member-{i}"}) for i in range(1 if joining else 2)]
     for member in members:
         member.subscribe([topic])
     seen: set[bytes] = set()
@@ -136,27 +141,33 @@ def test_consumer_group_survives_its_coordinator(cluster: ProcessCluster) -> Non
     before: dict[int, int] = {}
     commits_after = 0
     killed = False
+
+    def settled() -> bool:
+        """Two members, each with partitions, none with another's."""
+        assignments = [{tp.partition for tp in m.assignment()} for m in members]
+        return len(members) == 2 and all(assignments) and sum(map(len, assignments)) == 3
+
     deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and commits_after < 6:
+        while time.monotonic() < deadline and (commits_after < 6 or not settled()):
             for member in members:
                 for msg in member.consume(100, 0.1):
                     if msg.error() is None:
                         seen.add(msg.value())
                         if killed:
                             after_kill.append((msg.partition(), msg.offset()))
-                if (
-                    not killed
-                    and len(seen) >= 300
-                    and all(m.assignment() for m in members)
-                    and _commit(member)
-                ):
+                if killed:
+                    commits_after += len(seen) >= 600 and _commit(member)
+                elif len(seen) >= 300 and (joining or settled()) and _commit(member):
                     before = _group_offsets(client, group, topic)
                     if len(before) == 3:
+                        if joining:  # member 1 joins (its first heartbeat) and the coordinator dies
+                            members.append(Consumer({**conf, "client.id": "member-1"}))
+                            members[1].subscribe([topic])
+                            members[1].consume(100, 0.3)
                         cluster.kill(victim)
                         killed = True
-                elif killed and len(seen) >= 600 and _commit(member):
-                    commits_after += 1
+                        break
         assert killed and commits_after >= 6, (len(seen), before, commits_after)
         new = find_coordinator(cluster, group)
         assert new not in (-1, victim), new
@@ -309,3 +320,60 @@ def test_share_group_survives_its_coordinators(cluster: ProcessCluster, leader_t
     assert held <= redelivered, sorted(held - redelivered)  # held ones come back
     assert redelivered | accepted == set(values + late), sorted(set(values) - redelivered - accepted)
     assert find_coordinator(cluster, group) not in (-1, victim)
+
+
+def test_share_state_survives_a_second_move(cluster: ProcessCluster) -> None:
+    """Acknowledgements written through the share coordinator that took over are kept when that one dies
+    too: the killed broker comes back, the new share coordinator is killed, and a third member gets only
+    the records nobody accepted."""
+    topic = f"sg2-{uuid.uuid4().hex[:8]}"
+    controller = controller_id(cluster)
+    victim = next(i for i in cluster.node_ids if i != controller)
+    create_assigned(cluster, topic, [[victim, *[i for i in cluster.node_ids if i != victim]]])
+    client = admin(cluster)
+    wait_full_isr(client, topic, 3)
+    topic_id = _topic_id(cluster, topic)
+
+    def share_coordinator(group: str) -> int:
+        return find_coordinator(cluster, f"{group}:{topic_id}:0", SHARE_KEY)
+
+    wait_until(lambda: share_coordinator("s") >= 0, 30, "a share coordinator")
+    group = next(
+        g for g in (f"s-{uuid.uuid4().hex[:8]}" for _ in range(200)) if share_coordinator(g) == victim
+    )
+    earliest = ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=[earliest])
+    client.incremental_alter_configs([resource])[resource].result(30)
+
+    def accept_all(batch_name: str) -> list[bytes]:
+        """A new member accepts records until it has the 20 of `batch_name`; what it got, in order."""
+        wanted = {f"{batch_name}{i}".encode() for i in range(20)}
+        consumer = _share_consumer(cluster, group)
+        consumer.subscribe([topic])
+        got: list[bytes] = []
+        deadline = time.monotonic() + 90
+        try:
+            while not wanted <= set(got) and time.monotonic() < deadline:
+                batch = _poll(consumer)
+                for m in batch:
+                    consumer.acknowledge(m)
+                if batch:
+                    consumer.commit_sync(30)
+                got.extend(m.value() for m in batch)
+        finally:
+            consumer.close()
+        return got
+
+    produce(cluster, topic, [f"a{i}".encode() for i in range(20)])
+    assert sorted(accept_all("a")) == sorted(f"a{i}".encode() for i in range(20))
+    cluster.kill(victim)
+    produce(cluster, topic, [f"b{i}".encode() for i in range(20)])
+    assert sorted(accept_all("b")) == sorted(f"b{i}".encode() for i in range(20))  # no "a" again
+    cluster.start(victim)
+    wait_full_isr(client, topic, 3)
+    wait_full_isr(client, "__share_group_state", 3)
+    second = share_coordinator(group)
+    assert second not in (-1, victim), second
+    cluster.kill(second)
+    produce(cluster, topic, [f"c{i}".encode() for i in range(20)])
+    assert sorted(accept_all("c")) == sorted(f"c{i}".encode() for i in range(20))  # no "a" nor "b" again
