@@ -231,6 +231,7 @@ def test_record_past_the_delivery_count_limit_is_archived(
     rejected = [f"x{i}" for i in range(3)]
     _produce_one_by_one(broker, topic, rejected)
     w = workers(worker_classes, broker, group, topic)
+    w.wait_line("READY", 90)
 
     def released_twice(w: Workers) -> bool:
         second = {r.value for r in w.records() if r.delivery_count == 2 and r.action == "RELEASE"}
