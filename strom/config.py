@@ -801,34 +801,48 @@ class BrokerConfig:
 
     # topic-level resolution ----------------------------------------------------------------------
     def topic_default(self, name: str) -> tuple[Any, ConfigSource, list[tuple[str, Any, ConfigSource]]]:
-        """The value a topic key takes when the topic does not override it, with its broker synonyms."""
+        """The value a topic key takes when the topic does not override it, with the source and the broker
+        synonyms DescribeConfigs reports for it.
+
+        The value comes from the most specific broker synonym that is set (`log.retention.minutes` before
+        `log.retention.hours`), else from the synonyms' defaults. The synonyms are Kafka 4.4's
+        (ConfigHelper.configSynonyms): every layer of every broker synonym, layer by layer (dynamic, dynamic
+        default, static, default), with the leading entries not named after the first synonym dropped; the
+        source is the first synonym's, or DEFAULT_CONFIG. So `retention.ms` on a broker where only
+        `log.retention.hours` is set (or defaulted) has no synonyms and source DEFAULT_CONFIG, as Kafka
+        describes it, though its value follows the hours."""
         tdef = TOPIC_CONFIGS[name]
-        synonyms: list[tuple[str, Any, ConfigSource]] = []
-        chosen: tuple[Any, ConfigSource] | None = None
+        chosen: Any = None
+        found = False
         for syn in tdef.synonyms:
             if self.is_set(syn.name):
                 value = self.get(syn.name)
                 if value is None:
                     continue
-                scaled = value * syn.scale if syn.scale != 1 else value
-                synonyms.append((syn.name, value, self.source(syn.name)))
-                if chosen is None:
-                    chosen = (scaled, self.source(syn.name))
-        if chosen is None:
-            # the last synonym with a non-null default defines the broker-wide default
+                chosen, found = (value * syn.scale if syn.scale != 1 else value), True
+                break
+        if not found:
+            # the first synonym with a non-null default defines the broker-wide default
             for syn in tdef.synonyms:
                 default = BROKER_CONFIGS[syn.name].default
                 if default is not None:
-                    synonyms.append((syn.name, default, ConfigSource.DEFAULT_CONFIG))
-                    if chosen is None:
-                        chosen = (
-                            default * syn.scale if syn.scale != 1 else default,
-                            ConfigSource.DEFAULT_CONFIG,
-                        )
+                    chosen, found = (default * syn.scale if syn.scale != 1 else default), True
                     break
-        if chosen is None:
-            chosen = (tdef.definition.default, ConfigSource.DEFAULT_CONFIG)
-        return chosen[0], chosen[1], synonyms
+        if not found:
+            chosen = tdef.definition.default
+        layered = [
+            (syn.name, value, source)
+            for syn in tdef.synonyms
+            if syn.name in BROKER_CONFIGS
+            for value, source in self.layers(syn.name)
+            if value is not None
+        ]
+        layered.sort(key=lambda entry: int(entry[2]))  # stable: synonym order within a layer
+        primary = tdef.synonyms[0].name if tdef.synonyms else None
+        while layered and layered[0][0] != primary:
+            layered.pop(0)
+        source = layered[0][2] if layered else ConfigSource.DEFAULT_CONFIG
+        return chosen, source, layered
 
     def resolve_topic(self, overrides: Mapping[str, Any]) -> dict[str, ResolvedValue]:
         """Every topic key's effective value for a topic with these (already parsed) overrides."""

@@ -53,20 +53,29 @@ def test_unknown_broker_keys_are_kept_not_fatal() -> None:
 
 
 def test_retention_synonym_chain_uses_the_most_specific_key() -> None:
+    # Kafka 4.4 describes only synonyms from the first one named after log.retention.ms on, so with the
+    # hours (or minutes) alone the value follows them but the synonyms are empty and the source DEFAULT
     hours = BrokerConfig({"log.retention.hours": "2"})
     value, source, synonyms = hours.topic_default("retention.ms")
     assert value == 2 * 3_600_000
-    assert source == ConfigSource.STATIC_BROKER_CONFIG
-    assert synonyms[0] == ("log.retention.hours", 2, ConfigSource.STATIC_BROKER_CONFIG)
+    assert (source, synonyms) == (ConfigSource.DEFAULT_CONFIG, [])
 
     minutes = BrokerConfig({"log.retention.hours": "2", "log.retention.minutes": "5"})
     assert minutes.topic_default("retention.ms")[0] == 5 * 60_000
 
     default = BrokerConfig()
-    value, source, synonyms = default.topic_default("retention.ms")
-    assert value == 168 * 3_600_000
-    assert source == ConfigSource.DEFAULT_CONFIG
-    assert synonyms == [("log.retention.hours", 168, ConfigSource.DEFAULT_CONFIG)]
+    assert default.topic_default("retention.ms") == (168 * 3_600_000, ConfigSource.DEFAULT_CONFIG, [])
+
+    millis = BrokerConfig({"log.retention.ms": "5000", "log.retention.hours": "2"})
+    assert millis.topic_default("retention.ms") == (
+        5000,
+        ConfigSource.STATIC_BROKER_CONFIG,
+        [
+            ("log.retention.ms", 5000, ConfigSource.STATIC_BROKER_CONFIG),
+            ("log.retention.hours", 2, ConfigSource.STATIC_BROKER_CONFIG),
+            ("log.retention.hours", 168, ConfigSource.DEFAULT_CONFIG),
+        ],
+    )
 
 
 def test_topic_overrides_win_and_report_dynamic_topic_source() -> None:
@@ -74,7 +83,9 @@ def test_topic_overrides_win_and_report_dynamic_topic_source() -> None:
     resolved = config.resolve_topic(parse_topic_overrides({"segment.bytes": str(4 << 20)}))
     assert resolved["segment.bytes"].value == 4 << 20
     assert resolved["segment.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG
-    assert [s[0] for s in resolved["segment.bytes"].synonyms] == ["segment.bytes", "log.segment.bytes"]
+    assert [s[0] for s in resolved["segment.bytes"].synonyms] == [
+        "segment.bytes", "log.segment.bytes", "log.segment.bytes"
+    ]
     plain = config.resolve_topic({})
     assert plain["segment.bytes"].value == 2 << 20
     assert plain["segment.bytes"].source == ConfigSource.STATIC_BROKER_CONFIG

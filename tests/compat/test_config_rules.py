@@ -288,6 +288,32 @@ def test_new_topic_keys_are_described_with_kafkas_defaults(
     assert "internal.segment.bytes" not in configs  # described only where a topic sets it
 
 
+def test_topic_key_synonyms_start_at_the_key_kafka_names(admin: AdminClient, make_topic: TopicMaker) -> None:
+    """retention.ms, segment.ms and flush.ms fall back to log.retention.hours, log.roll.hours and
+    log.flush.scheduler.interval.ms, but Kafka lists a topic key's broker synonyms only from the first one
+    named after its own broker key (log.retention.ms, ...) on: with those unset, no synonyms, source
+    DEFAULT_CONFIG (kafkajs's describeConfigs test expects exactly that for retention.ms)."""
+    plain = make_topic()
+    overridden = make_topic(configs={"retention.ms": "1000"})
+
+    def described(topic: str) -> dict[str, ConfigEntry]:
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        return admin.describe_configs([resource])[resource].result(timeout=15)
+
+    def synonyms(entry: ConfigEntry) -> dict[str, int]:
+        return {name: synonym.source for name, synonym in entry.synonyms.items()}
+
+    configs = described(plain)
+    for key in ("retention.ms", "segment.ms", "flush.ms"):
+        described_key = (key, configs[key].source, synonyms(configs[key]))
+        assert described_key == (key, ConfigSource.DEFAULT_CONFIG.value, {})
+    assert configs["retention.ms"].value == str(168 * 3600 * 1000)
+    assert list(synonyms(configs["segment.bytes"])) == ["log.segment.bytes"]
+    assert list(synonyms(configs["compression.type"])) == ["compression.type"]
+    configs = _eventually(lambda: described(overridden), lambda c: c["retention.ms"].value == "1000")
+    assert synonyms(configs["retention.ms"]) == {"retention.ms": ConfigSource.DYNAMIC_TOPIC_CONFIG.value}
+
+
 def test_incremental_alter_of_topic_keys(admin: AdminClient, make_topic: TopicMaker) -> None:
     topic = make_topic()
 
