@@ -103,10 +103,12 @@ class ProcessCluster:
         per_broker: Mapping[int, Mapping[str, Any]] | None = None,
         start_timeout: float = 30.0,
         ports: Mapping[int, int] | None = None,
+        first_node_id: int = 1,
     ) -> None:
         self.n = n
         self.zk_connect = zk_connect
-        self.node_ids = list(range(1, n + 1))
+        # broker ids first_node_id .. first_node_id + n - 1 (a peer suite may expect Kafka's 0, 1, 2)
+        self.node_ids = list(range(first_node_id, first_node_id + n))
         self.root = Path(tempfile.mkdtemp(prefix="strom-cluster-"))
         # fixed ports (`ports`, by node id) for suites that dial well-known addresses; free ones otherwise
         self.ports = {i: (ports or {}).get(i) or free_port() for i in self.node_ids}

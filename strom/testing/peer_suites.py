@@ -20,7 +20,9 @@ set up. SIGTERM and SIGINT stop the tests and the cluster before exiting.
 optionally on fixed ports (`--ports 9092,9095,9098`) with extra named listeners on each broker
 (`--listener SSL=9093,9096,9099`, configured by `--set ssl.keystore.location=...`), prints its bootstrap
 servers, writes them to `<out>/cluster.json`, and waits until SIGINT/SIGTERM (or `--serve-for` seconds),
-so any other project's suite can be pointed at it. It exits 1 if a broker dies meanwhile.
+so any other project's suite can be pointed at it. It exits 1 if a broker dies meanwhile. `--first-node-id 0`
+and `--advertised-host localhost` give the brokers the ids and the advertised name of a suite's own
+docker-compose cluster (kafkajs's expects brokers 0, 1, 2 advertised as localhost).
 """
 
 from __future__ import annotations
@@ -222,22 +224,32 @@ def strom_cluster(
     ports: list[int] | None = None,
     listeners: dict[str, list[int]] | None = None,
     settings: dict[str, str] | None = None,
+    first_node_id: int = 1,
+    advertised_host: str | None = None,
 ) -> Iterator[tuple[str, ProcessCluster]]:
     """A ZooKeeper and `brokers` strom serve processes; broker logs are copied to `out` on the way out.
 
     `ports` fixes the PLAINTEXT ports (one per broker, else free ones); `listeners` adds named listeners
     ({name: one port per broker}) on 127.0.0.1 beside PLAINTEXT, which stays the inter-broker listener;
-    `settings` are broker keys over the cluster preset (the same for every broker)."""
-    node_ports = {node_id: ports[node_id - 1] if ports else free_port() for node_id in range(1, brokers + 1)}
+    `settings` are broker keys over the cluster preset (the same for every broker). The brokers' ids start
+    at `first_node_id`; `advertised_host` is the host name every listener advertises in Metadata and
+    FindCoordinator (`advertised.listeners`; the sockets still bind 127.0.0.1), for suites that compare it
+    with the name they dial, as kafkajs's do with `localhost`."""
+    node_ids = range(first_node_id, first_node_id + brokers)
+    node_ports = {node_id: ports[i] if ports else free_port() for i, node_id in enumerate(node_ids)}
     per_broker: dict[int, dict[str, str]] = {}
-    if listeners:
-        for node_id, port in node_ports.items():
-            extra = "".join(f",{name}://127.0.0.1:{ps[node_id - 1]}" for name, ps in listeners.items())
-            per_broker[node_id] = {"listeners": f"PLAINTEXT://127.0.0.1:{port}{extra}"}
+    for i, (node_id, port) in enumerate(node_ports.items()):
+        named = {"PLAINTEXT": port, **{name: ps[i] for name, ps in (listeners or {}).items()}}
+        if len(named) > 1:
+            per_broker[node_id] = {"listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in named.items())}
+        if advertised_host:
+            advertised = ",".join(f"{n}://{advertised_host}:{p}" for n, p in named.items())
+            per_broker.setdefault(node_id, {})["advertised.listeners"] = advertised
     with ZooKeeperServer() as zk:
         cluster = ProcessCluster(
-            brokers, zk.connect + "/peer-suites", settings, per_broker=per_broker, ports=node_ports
-        )
+            brokers, zk.connect + "/peer-suites", settings, per_broker=per_broker, ports=node_ports,
+            first_node_id=first_node_id,
+        )  # fmt: skip
         try:
             cluster.start_all()
             yield cluster.bootstrap_servers, cluster
@@ -442,8 +454,9 @@ def serve(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             if args.target == "kfake":
-                if listeners or args.set:
-                    print("peer-suites: kfake takes no --listener or --set", file=sys.stderr)
+                if listeners or args.set or args.first_node_id != 1 or args.advertised_host:
+                    print("peer-suites: kfake takes no --listener, --set, --first-node-id or "
+                          "--advertised-host", file=sys.stderr)  # fmt: skip
                     return 2
                 extra = ["-auto-create", "-partitions", str(args.kfake_partitions)]
                 if args.ports:
@@ -457,7 +470,8 @@ def serve(args: argparse.Namespace) -> int:
                 seeds, cluster = stack.enter_context(
                     strom_cluster(
                         args.brokers, args.out, keep_logs=True, ports=args.ports, listeners=listeners,
-                        settings=dict(args.set or []),
+                        settings=dict(args.set or []), first_node_id=args.first_node_id,
+                        advertised_host=args.advertised_host,
                     )
                 )  # fmt: skip
                 alive = lambda: all(cluster.running(i) for i in cluster.node_ids)
@@ -517,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listener", type=_listener, action="append",
                         help="cluster mode: NAME=PORT,PORT,... an extra listener on each broker")  # fmt: skip
     parser.add_argument("--set", type=_setting, action="append", help="cluster mode: a broker key=value")
+    parser.add_argument("--first-node-id", type=int, default=1,
+                        help="cluster mode: the first broker's id (0 for a suite written for ids 0, 1, 2)")
+    parser.add_argument("--advertised-host", default=None,
+                        help="cluster mode: the host name listeners advertise")  # fmt: skip
     parser.add_argument("--kfake-partitions", type=int, default=1,
                         help="cluster mode: kfake's partitions for auto-created topics")  # fmt: skip
     args = parser.parse_args(argv)

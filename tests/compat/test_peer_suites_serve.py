@@ -50,14 +50,23 @@ def _read_until_serving(proc: subprocess.Popen[bytes], deadline: float) -> list[
 
 
 @pytest.mark.timeout(START_S + 120)
-def test_serve_mode_starts_a_cluster_on_the_given_ports_and_stops_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "first_id", "host"),
+    [([], 1, "127.0.0.1"), (["--first-node-id", "0", "--advertised-host", "localhost"], 0, "localhost")],
+    ids=["default", "kafkajs-shape"],
+)
+def test_serve_mode_starts_a_cluster_on_the_given_ports_and_stops_on_sigterm(
+    tmp_path: Path, extra: list[str], first_id: int, host: str
+) -> None:
+    """The second case is the shape of kafkajs's docker-compose cluster: broker ids 0, 1, 2 advertised as
+    localhost (its tests compare both with what they expect)."""
     if not Path(DEFAULT_CLASSPATH).exists():
         missing("Debian's zookeeper package is needed")
     ports = [free_port() for _ in range(3)]
     out = tmp_path / "serve"
     cmd = [
         str(SCRIPT), "--serve", "--ports", ",".join(map(str, ports)), "--set", "num.partitions=2",
-        "--out", str(out),
+        "--out", str(out), *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -77,6 +86,8 @@ def test_serve_mode_starts_a_cluster_on_the_given_ports_and_stops_on_sigterm(tmp
         md = AdminClient({"bootstrap.servers": bootstrap}).list_topics("served", timeout=10)
         assert len(md.topics["served"].partitions) == 2  # --set num.partitions=2 reached the brokers
         assert {b.port for b in md.brokers.values()} == set(ports)
+        assert {b.id for b in md.brokers.values()} == {first_id, first_id + 1, first_id + 2}
+        assert {b.host for b in md.brokers.values()} == {host}
 
         consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": "served", "auto.offset.reset": "earliest"}
@@ -97,7 +108,8 @@ def test_serve_mode_starts_a_cluster_on_the_given_ports_and_stops_on_sigterm(tmp
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-    assert sorted(p.name for p in out.glob("broker-*.log")) == [f"broker-{i}.log" for i in (1, 2, 3)]
+    ids = (first_id, first_id + 1, first_id + 2)
+    assert sorted(p.name for p in out.glob("broker-*.log")) == [f"broker-{i}.log" for i in ids]
     for port in ports:  # nothing listens any more
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
