@@ -162,9 +162,11 @@ class ControllerServer:
         from strom.cluster.kraft.controller import QuorumController
         from strom.cluster.kraft.controller_apis import ControllerAdmin, controller_specs
         from strom.cluster.kraft.controller_registration import ControllerRegistrar
+        from strom.cluster.kraft.quotas import MetadataQuotaStore
         from strom.cluster.kraft.scram import MetadataScramStore
         from strom.cluster.kraft.tokens import MetadataTokenStore
         from strom.security.delegation_tokens import TokenManager, TokenSettings
+        from strom.security.quotas import QuotaManager, QuotaSettings
 
         self.config = config
         self.clock = clock
@@ -190,6 +192,9 @@ class ControllerServer:
             self.controller, (self.listener_name, self._host or "localhost", self._port)
         )
         self.scram_store = MetadataScramStore(self.controller)
+        # client quotas: forwarded AlterClientQuotas writes ClientQuotaRecords, decided against this table
+        self.quotas = QuotaManager(QuotaSettings.from_config(config), clock=clock)
+        self.quota_store = MetadataQuotaStore(self.controller)
         # delegation tokens: forwarded Create/Renew/ExpireDelegationToken write them, and the active
         # controller removes expired ones, as Kafka's DelegationTokenControlManager does
         self.delegation_tokens = TokenManager(
@@ -230,6 +235,7 @@ class ControllerServer:
         self.registrar.listener = (self.listener_name, self._host or "localhost", bound[1])
         if self.acl_store is not None and self.acl_authorizer is not None:
             await self.acl_store.start(self.acl_authorizer.load)
+        await self.quota_store.start(self.quotas.load)
         await self.raft.start()
         await self.controller.start()
         await self.registrar.start()
@@ -252,6 +258,7 @@ class ControllerServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._idle_task
         await self.registrar.stop()
+        await self.quota_store.stop()
         await self.controller.stop()
         # resign while the listener still answers, so the voters hear EndQuorumEpoch and Fetch errors
         await self.raft.stop()

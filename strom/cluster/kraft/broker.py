@@ -243,6 +243,12 @@ class KRaftBackend:
 
         return MetadataScramStore(self)
 
+    def quota_store(self) -> Any:
+        """The client quotas of the metadata log (ClientQuotaRecord), which the quota manager enforces."""
+        from strom.cluster.kraft.quotas import MetadataQuotaStore
+
+        return MetadataQuotaStore(self)
+
     def token_store(self) -> Any:
         """The delegation tokens of the metadata log (DelegationTokenRecord), for Describe and SCRAM."""
         from strom.cluster.kraft.tokens import MetadataTokenStore

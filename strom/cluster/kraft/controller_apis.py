@@ -315,6 +315,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     """The controller's APIs beyond Raft's. The admin APIs are the broker handlers behind the same
     authorization rules (strom.apis._authz), so a forwarded request is checked as its client."""
     from strom.apis._authz import guard
+    from strom.apis.alter_client_quotas import SPEC as ALTER_CLIENT_QUOTAS
     from strom.apis.alter_configs import SPEC as ALTER_CONFIGS
     from strom.apis.alter_user_scram_credentials import SPEC as ALTER_SCRAM
     from strom.apis.create_acls import SPEC as CREATE_ACLS
@@ -349,6 +350,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         guard(INCREMENTAL_ALTER_CONFIGS),
         guard(DESCRIBE_SCRAM),
         guard(ALTER_SCRAM),
+        guard(ALTER_CLIENT_QUOTAS),
         CREATE_TOKEN,  # the token APIs check their own ACLs (KIP-373)
         RENEW_TOKEN,
         EXPIRE_TOKEN,
