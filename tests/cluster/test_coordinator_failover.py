@@ -12,7 +12,8 @@ __consumer_offsets (and, for a share group, of __share_group_state), as with Kaf
   coordinator and share coordinator (FindCoordinator key type 2) are one broker, which also leads the
   share-partition or not: a member accepts some records and holds others unacknowledged, the broker is
   killed, and a new member gets every record held but never one that was accepted, nor one accepted through
-  the new share coordinator after a second move.
+  the new share coordinator after a second move. Kafka 4.4's own KafkaShareConsumer (two members) goes on
+  across the same kill, and never gets a record again once its ACCEPT was committed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
 
+from benchmarks.peers import tools
 from strom.client.cluster import ClusterClient
 from strom.testing.cluster import (
     IdempotentWriter,
@@ -47,6 +50,7 @@ from strom.testing.cluster import (
     wait_full_isr,
     wait_until,
 )
+from strom.testing.share_workers import ShareWorkers, compile_share_workers
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -377,3 +381,53 @@ def test_share_state_survives_a_second_move(cluster: ProcessCluster) -> None:
     cluster.kill(second)
     produce(cluster, topic, [f"c{i}".encode() for i in range(20)])
     assert sorted(accept_all("c")) == sorted(f"c{i}".encode() for i in range(20))  # no "a" nor "b" again
+
+
+def test_java_share_consumers_across_the_failover(cluster: ProcessCluster, tmp_path: Path) -> None:
+    """Two members of Kafka 4.4's KafkaShareConsumer (explicit acknowledgement, strom.testing.share_workers)
+    accept records while the broker leading the share-partition and coordinating the group and its state is
+    killed: they carry on at the new leader and coordinators, every record is accepted, none is delivered
+    again once its ACCEPT was committed, and ListShareGroupOffsets then reports no lag."""
+    tools.ensure_tools()
+    classes = compile_share_workers(tools.kafka_home(), tmp_path)
+    topic = f"sgj-{uuid.uuid4().hex[:8]}"
+    controller = controller_id(cluster)
+    victim = next(i for i in cluster.node_ids if i != controller)
+    create_assigned(cluster, topic, [[victim, *[i for i in cluster.node_ids if i != victim]]])
+    client = admin(cluster)
+    wait_full_isr(client, topic, 3)
+    topic_id = _topic_id(cluster, topic)
+    wait_until(
+        lambda: find_coordinator(cluster, f"s:{topic_id}:0", SHARE_KEY) >= 0, 30, "a share coordinator"
+    )
+
+    def on_victim(group: str) -> bool:
+        share = find_coordinator(cluster, f"{group}:{topic_id}:0", SHARE_KEY)
+        return find_coordinator(cluster, group) == victim == share
+
+    group = next(g for g in (f"s-{uuid.uuid4().hex[:8]}" for _ in range(200)) if on_victim(g))
+    earliest = ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=[earliest])
+    client.incremental_alter_configs([resource])[resource].result(30)
+
+    # acknowledgements in flight to the killed leader fail (the client reports UnknownServerException, see
+    # docs/client-quirks.md): those records come back, which is why commit errors are tolerated here
+    workers = ShareWorkers(
+        classes, tools.kafka_home(), cluster.bootstrap_servers, group, topic,
+        members=2, work_ms=20, max_poll_records=5, tolerate_commit_errors=True,
+    )  # fmt: skip
+    try:
+        workers.wait_line("READY", 90)
+        one_by_one = {"linger.ms": 0, "batch.num.messages": 1}  # batches Strom can hand out a few at a time
+        values = [f"a{i}" for i in range(60)]
+        produce(cluster, topic, [v.encode() for v in values], **one_by_one)
+        workers.wait_for(lambda w: len(w.accepted()) >= 15, 60, "15 records accepted")
+        cluster.kill(victim)
+        late = [f"b{i}" for i in range(20)]
+        produce(cluster, topic, [v.encode() for v in late], **one_by_one)
+        workers.wait_for(lambda w: w.accepted() >= set(values + late), 120, "every record accepted")
+        start, lag = workers.finish()
+    finally:
+        workers.kill()
+    assert not workers.delivered_after_commit(), workers.delivered_after_commit()[:5]
+    assert (start, lag) == (len(values) + len(late), 0), (start, lag)

@@ -15,14 +15,9 @@ and on Kafka 4.4 (--kafka-reference):
 from __future__ import annotations
 
 import collections
-import queue
-import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,109 +26,24 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from benchmarks.peers import tools
+from strom.testing.share_workers import ShareWorkers, compile_share_workers
 
 pytestmark = [pytest.mark.compat, pytest.mark.slow]
-
-SOURCE = Path(__file__).parent / "java" / "ShareWorkers.java"
 
 
 @pytest.fixture(scope="module")
 def worker_classes(fetched_tools: None) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="strom-share-workers-") as out:
-        classpath = str(tools.kafka_home() / "libs" / "*")
-        subprocess.run(["javac", "-d", out, "-cp", classpath, str(SOURCE)], check=True, timeout=120,
-                       capture_output=True)  # fmt: skip
-        yield Path(out)
-
-
-@dataclass(frozen=True)
-class Rec:
-    """One REC line: a record a member got, and what it did with it."""
-
-    client: str
-    value: str
-    offset: int
-    delivery_count: int
-    action: str
-
-
-class Workers:
-    """One ShareWorkers JVM: its members' output lines, collected by a thread as they come."""
-
-    def __init__(self, classes: Path, broker: str, group: str, topic: str, *, members: int = 1,
-                 mode: str = "ack", work_ms: int = 0, max_poll_records: int = 100) -> None:  # fmt: skip
-        classpath = f"{classes}:{tools.kafka_home() / 'libs' / '*'}"
-        argv = ["java", "-Xmx192m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                f"-Dlog4j2.configurationFile={tools.kafka_home() / 'log4j2.properties'}", "-cp", classpath,
-                "ShareWorkers", broker, group, topic, str(members), mode, str(work_ms),
-                str(max_poll_records), "100000"]  # fmt: skip
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        self.lines: list[str] = []
-        self._new: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._new.put(line.strip())
-        self._new.put(None)
-
-    def wait_for(self, condition: Callable[[Workers], bool], timeout: float, what: str) -> None:
-        """Collects lines until `condition(self)` holds; fails after `timeout` s or when the JVM ends."""
-        deadline = time.monotonic() + timeout
-        while not condition(self):
-            left = deadline - time.monotonic()
-            try:
-                line = self._new.get(timeout=max(left, 0.01))
-            except queue.Empty:
-                tail = self.lines[-30:]
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}: {tail}") from None
-            if line is None:
-                raise AssertionError(f"ShareWorkers ended before {what}: {self.lines[-30:]}")
-            self.lines.append(line)
-            assert not line.startswith(("ERROR", "COMMIT-ERROR", "NOT-READY")), self.lines[-30:]
-
-    def wait_line(self, start: str, timeout: float) -> str:
-        self.wait_for(lambda w: any(line.startswith(start) for line in w.lines), timeout, start)
-        return next(line for line in self.lines if line.startswith(start))
-
-    def records(self) -> list[Rec]:
-        out = []
-        for line in self.lines:
-            if line.startswith("REC "):
-                _, client, value, offset, count, action = line.split()
-                out.append(Rec(client, value, int(offset), int(count), action))
-        return out
-
-    def accepted(self) -> set[str]:
-        return {r.value for r in self.records() if r.action == "ACCEPT"}
-
-    def finish(self, timeout: float = 60) -> tuple[int, int]:
-        """Closes the members (standard input ends) and returns (start offset, lag) of partition 0 once
-        no record waits (or ListShareGroupOffsets' last answer)."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.wait_line("CLOSED", timeout)
-        self.proc.wait(timeout=10)
-        lag = self.wait_line("LAG", 1).split()
-        assert lag[1:] != ["none"], self.lines[-10:]
-        return int(lag[1]), int(lag[2])
-
-    def kill(self) -> None:
-        """kill -9 of the JVM: its members neither acknowledge nor leave the group."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
+        yield compile_share_workers(tools.kafka_home(), Path(out))
 
 
 @pytest.fixture
-def workers() -> Iterator[Callable[..., Workers]]:
-    started: list[Workers] = []
+def workers() -> Iterator[Callable[..., ShareWorkers]]:
+    """workers(classes, bootstrap, group, topic, **options): a started ShareWorkers JVM, killed at the end."""
+    started: list[ShareWorkers] = []
 
-    def start(*args: object, **kwargs: object) -> Workers:
-        w = Workers(*args, **kwargs)  # type: ignore[arg-type]
+    def start(classes: Path, *args: str, **kwargs: object) -> ShareWorkers:
+        w = ShareWorkers(classes, tools.kafka_home(), *args, **kwargs)  # type: ignore[arg-type]
         started.append(w)
         return w
 
@@ -164,7 +74,7 @@ def _produce_one_by_one(broker: str, topic: str, values: list[str]) -> None:
 
 
 def test_three_members_share_accept_and_release(
-    broker: str, make_topic: TopicMaker, worker_classes: Path, workers: Callable[..., Workers]
+    broker: str, make_topic: TopicMaker, worker_classes: Path, workers: Callable[..., ShareWorkers]
 ) -> None:
     topic = make_topic(partitions=1)
     group = _share_group(broker)
@@ -197,7 +107,7 @@ def test_three_members_share_accept_and_release(
 
 
 def test_records_of_a_killed_member_come_back(
-    broker: str, make_topic: TopicMaker, worker_classes: Path, workers: Callable[..., Workers]
+    broker: str, make_topic: TopicMaker, worker_classes: Path, workers: Callable[..., ShareWorkers]
 ) -> None:
     topic = make_topic(partitions=1)
     group = _share_group(broker, share_record_lock_duration_ms="15000")
@@ -224,7 +134,7 @@ def test_records_of_a_killed_member_come_back(
 
 
 def test_record_past_the_delivery_count_limit_is_archived(
-    broker: str, make_topic: TopicMaker, worker_classes: Path, workers: Callable[..., Workers]
+    broker: str, make_topic: TopicMaker, worker_classes: Path, workers: Callable[..., ShareWorkers]
 ) -> None:
     topic = make_topic(partitions=1)
     group = _share_group(broker, share_delivery_count_limit="2")  # Kafka's least
@@ -233,7 +143,7 @@ def test_record_past_the_delivery_count_limit_is_archived(
     w = workers(worker_classes, broker, group, topic)
     w.wait_line("READY", 90)
 
-    def released_twice(w: Workers) -> bool:
+    def released_twice(w: ShareWorkers) -> bool:
         second = {r.value for r in w.records() if r.delivery_count == 2 and r.action == "RELEASE"}
         return second == set(rejected)
 
