@@ -190,3 +190,16 @@ def test_elect_leaders_preferred_and_unclean(rules: ControllerRules) -> None:
     apply(state, unclean.records)
     part = state.partition(topic_id, 2)
     assert (part.leader, part.isr) == (1, (1,))  # type: ignore[union-attr]
+
+
+def test_unregister_moves_leadership_then_removes_the_registration(rules: ControllerRules) -> None:
+    state = rules.state
+    apply(state, rules.create_topic("gone", -1, -1, {}, {0: [1, 2]}).records)
+    topic_id = state.topic_ids["gone"]
+    apply(state, rules.unregister_broker(1).records)
+    assert 1 not in state.brokers
+    part = state.partition(topic_id, 0)
+    assert (part.leader, part.isr) == (2, (2,))  # type: ignore[union-attr]
+    with pytest.raises(KafkaError) as unknown:
+        rules.unregister_broker(1)
+    assert unknown.value.code == ErrorCode.broker_id_not_registered

@@ -7,6 +7,8 @@
 - ControllerRegistration (70) v0 (KIP-919): the active controller writes the RegisterControllerRecord of a
   controller that registers (Kafka 4.4's controllers send it to the active one, whatever its kind, and
   retry with an ERROR log line each time while it is refused).
+- UpdateFeatures (57) v0-2 (`kafka-features`, checks in strom.cluster.kraft.feature_updates) and
+  UnregisterBroker (64) v0 (`kafka-cluster unregister`), CLUSTER ALTER, on the active controller.
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
   DeleteAcls, DescribeAcls (strom.cluster.kraft.acls), Alter/DescribeUserScramCredentials
   (strom.cluster.kraft.scram), Create/Renew/ExpireDelegationToken (strom.cluster.kraft.tokens), ElectLeaders
@@ -36,6 +38,8 @@ from strom.protocol.registry import ApiSpec
 from strom.raft.messages import build, item, response_class, zero_throttle
 
 __all__ = ["ControllerAdmin", "controller_specs"]
+
+CLUSTER_NAME = "kafka-cluster"
 
 
 def _fail(exc: KafkaError) -> tuple[ErrorCode, str]:
@@ -311,6 +315,58 @@ async def _allocate_producer_ids(controller: QuorumController, ctx: Any, request
     )
 
 
+def _cluster_alter_denied(ctx: Any) -> KafkaError | None:
+    from strom.security.authorizer import AclOperation, ResourceType
+
+    if ctx.authorize(AclOperation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        return None
+    return KafkaError("Cluster authorization failed.", code=ErrorCode.cluster_authorization_failed)
+
+
+async def _update_features(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    """UpdateFeatures (57) v0-2: strom.cluster.kraft.feature_updates decides; below v2 every feature's
+    result repeats the top-level error, as Kafka's UpdateFeaturesResponse.createWithErrors does."""
+    from strom.cluster.kraft.feature_updates import SAFE_DOWNGRADE, UPGRADE, FeatureUpdate, update_features
+
+    cls = response_class(57, ctx.api_version)
+    updates = [
+        FeatureUpdate(
+            str(u.feature),
+            int(u.max_version_level),
+            int(u.upgrade_type) if ctx.api_version >= 1 else SAFE_DOWNGRADE if u.allow_downgrade else UPGRADE,
+        )
+        for u in request.feature_updates
+    ]
+    error = _cluster_alter_denied(ctx) or _not_active(controller)
+    if error is None:
+        try:
+            records = update_features(controller.state, controller.raft.core.node_id, updates)
+            if records and not (ctx.api_version >= 1 and request.validate_only):
+                await controller.wait_committed(controller.append(records))
+        except KafkaError as exc:
+            error = exc
+    code, message = (error.code, error.message) if error else (ErrorCode.none, None)
+    fields: dict[str, Any] = {}
+    if ctx.api_version < 2:
+        fields["results"] = tuple(
+            item(cls, "results")(feature=u.name, error_code=code, error_message=message) for u in updates
+        )
+    return build(cls, throttle_time=zero_throttle(), error_code=code, error_message=message, **fields)
+
+
+async def _unregister_broker(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    """UnregisterBroker (64) v0 (KIP-631, `kafka-cluster unregister`)."""
+    cls = response_class(64, ctx.api_version)
+    error = _cluster_alter_denied(ctx) or _not_active(controller)
+    if error is None:
+        try:
+            await controller.write(controller.rules.unregister_broker(int(request.broker_id)))
+        except KafkaError as exc:
+            error = exc
+    code, message = (error.code, error.message) if error else (ErrorCode.none, None)
+    return build(cls, throttle_time=zero_throttle(), error_code=code, error_message=message)
+
+
 def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     """The controller's APIs beyond Raft's. The admin APIs are the broker handlers behind the same
     authorization rules (strom.apis._authz), so a forwarded request is checked as its client."""
@@ -360,4 +416,6 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         ApiSpec(63, 0, 2, bind(_broker_heartbeat), name="BrokerHeartbeat"),
         ApiSpec(67, 0, 0, bind(_allocate_producer_ids), name="AllocateProducerIds"),
         ApiSpec(70, 0, 0, bind(_controller_registration), name="ControllerRegistration"),
+        ApiSpec(57, 0, 2, bind(_update_features), name="UpdateFeatures"),
+        ApiSpec(64, 0, 0, bind(_unregister_broker), name="UnregisterBroker"),
     ]

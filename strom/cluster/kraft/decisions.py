@@ -292,6 +292,18 @@ class ControllerRules:
         records = self._registration_change(reg, fenced=UNFENCE)
         return records + self.leader_and_isr_updates(add=reg.broker_id)
 
+    def unregister_broker(self, broker_id: int) -> Change:
+        """handleBrokerUnregistered (`kafka-cluster unregister`): leadership and ISR membership move away,
+        then the UnregisterBrokerRecord of the registration's epoch."""
+        reg = self.state.brokers.get(broker_id)
+        if reg is None:
+            raise _error(
+                ErrorCode.broker_id_not_registered, f"Broker ID {broker_id} is not currently registered"
+            )
+        records = self.leader_and_isr_updates(remove=broker_id)
+        record = r.UnregisterBrokerRecord(broker_id=broker_id, broker_epoch=reg.epoch)
+        return Change([*records, ApiMessageAndVersion(record, 0)])
+
     def begin_controlled_shutdown(self, reg: BrokerRegistration) -> list[ApiMessageAndVersion]:
         records = self._registration_change(reg, shutdown=IN_CONTROLLED_SHUTDOWN)
         return records + self.leader_and_isr_updates(remove=reg.broker_id)
