@@ -2,6 +2,10 @@
 
 Behaviour: deletes each named topic (v6 also by topic id, KIP-516); the metadata change reaches the
 replica manager, which removes the partitions' logs. Deletion is synchronous, so `timeout` is not waited on.
+The topics of one request are deleted concurrently, so the answer waits about as long as the slowest
+deletion, not their sum, as Kafka's controller deletes a request's topics together (librdkafka's tests
+delete 100 topics in one request with a 30 s timeout; one after the other took longer than that in a
+three-broker cluster). A name given twice is deleted once, its second entry answered after the first.
 
 Errors per topic: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such name); UNKNOWN_TOPIC_ID (v6, no such id);
 INVALID_REQUEST (both a name and an id, or neither; or an internal topic such as `__consumer_offsets`);
@@ -11,7 +15,9 @@ id, no DESCRIBE either).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import defaultdict
 from typing import Any
 
 from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
@@ -37,9 +43,20 @@ async def handle(ctx: Any, request: Any) -> Any:
     mod = kio_module("delete_topics", ctx.api_version, "response")
     backend = ctx.broker.metadata
     results: list[Any] = []
+    # (slot in results, requested topic id) by topic name, deleted after the checks below
+    pending: defaultdict[str, list[tuple[int, uuid.UUID | None]]] = defaultdict(list)
+
+    def result(name: str | None, topic_id: uuid.UUID | None, code: ErrorCode, message: str | None) -> Any:
+        return build(
+            mod.DeletableTopicResult,
+            name=name,
+            topic_id=topic_id or _ZERO,
+            error_code=code,
+            error_message=message,
+        )
+
     for name, topic_id in _targets(request):
         code, message = ErrorCode.none, None
-        deleted_id: uuid.UUID | None = topic_id
         if name is not None and topic_id is not None:
             code, message = ErrorCode.invalid_request, "Topic name and topic id cannot both be set."
         elif name is None and topic_id is None:
@@ -56,21 +73,21 @@ async def handle(ctx: Any, request: Any) -> Any:
                     name = found.name
             if code == ErrorCode.none and not may(ctx, AclOperation.DELETE, ResourceType.TOPIC, str(name)):
                 code, message = ErrorCode.topic_authorization_failed, None
-            if code == ErrorCode.none:
-                try:
-                    info = await backend.delete_topic(name)
-                    deleted_id = info.topic_id
-                except Exception as exc:
-                    code, message = error_of(exc)
-        results.append(
-            build(
-                mod.DeletableTopicResult,
-                name=name,
-                topic_id=deleted_id or _ZERO,
-                error_code=code,
-                error_message=message,
-            )
-        )
+        if code == ErrorCode.none:
+            pending[str(name)].append((len(results), topic_id))
+        results.append(result(name, topic_id, code, message))
+
+    async def delete_in_order(name: str, slots: list[tuple[int, uuid.UUID | None]]) -> None:
+        for slot, topic_id in slots:
+            try:
+                info = await backend.delete_topic(name)
+            except Exception as exc:
+                code, message = error_of(exc)
+                results[slot] = result(name, topic_id, code, message)
+            else:
+                results[slot] = result(name, info.topic_id, ErrorCode.none, None)
+
+    await asyncio.gather(*(delete_in_order(name, slots) for name, slots in pending.items()))
     return mod.DeleteTopicsResponse(throttle_time=NO_THROTTLE, responses=tuple(results))
 
 
