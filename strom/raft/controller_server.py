@@ -11,7 +11,8 @@ What Kafka 4.4 configures, read the same way:
 - `controller.quorum.*` timeouts, `metadata.log.segment.bytes` / `metadata.log.segment.ms`.
 
 APIs served on the listener (ApiVersions lists exactly these): ApiVersions, Fetch (the metadata partition
-only), Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum (answered by the leader; Kafka's
+only), Vote, BeginQuorumEpoch, EndQuorumEpoch, AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter (KIP-853,
+strom.raft.voter_changes), DescribeQuorum (answered by the leader; Kafka's
 `kafka-metadata-quorum --bootstrap-controller` asks it), FetchSnapshot and DescribeCluster with endpoint
 type 2 (controllers: the voters, and the leader as controller id, as a Kafka controller answers KIP-919
 clients). The quorum controller (strom.cluster.kraft) adds BrokerRegistration, BrokerHeartbeat,
@@ -233,6 +234,8 @@ class ControllerServer:
         bound = self._server.sockets[0].getsockname()
         self.bound_address = (bound[0], bound[1])
         self.registrar.listener = (self.listener_name, self._host or "localhost", bound[1])
+        # KIP-853: a voter whose VotersRecord entry names other endpoints sends UpdateRaftVoter
+        self.raft.core.local_endpoints = {self.listener_name: (self._host or "localhost", bound[1])}
         if self.acl_store is not None and self.acl_authorizer is not None:
             await self.acl_store.start(self.acl_authorizer.load)
         await self.quota_store.start(self.quotas.load)
@@ -312,7 +315,31 @@ class ControllerServer:
             ApiSpec(55, 0, 2, raft(55), name="DescribeQuorum"),
             ApiSpec(59, 0, 1, raft(59), name="FetchSnapshot"),
             ApiSpec(60, 0, 2, self._describe_cluster, name="DescribeCluster"),
+            ApiSpec(80, 0, 1, self._voter_change(80), name="AddRaftVoter"),
+            ApiSpec(81, 0, 0, self._voter_change(81), name="RemoveRaftVoter"),
+            ApiSpec(82, 0, 0, self._voter_change(82), name="UpdateRaftVoter"),
         ]
+
+    def _voter_change(self, api_key: int) -> Callable[[Any, Any], Any]:
+        """KIP-853 voter changes: Add/Remove need ALTER on the cluster, Update CLUSTER_ACTION (the voters'
+        own request), as Kafka's ControllerApis checks; then the Raft leader decides."""
+        from strom.raft.voter_changes import add_voter_response, remove_voter_response
+        from strom.security.authorizer import AclOperation, ResourceType
+
+        async def handle(ctx: Any, request: Any) -> Any:
+            operation = AclOperation.CLUSTER_ACTION if api_key == 82 else AclOperation.ALTER
+            if not ctx.authorize(operation, ResourceType.CLUSTER, "kafka-cluster"):
+                denied = ErrorCode.cluster_authorization_failed
+                if api_key == 80:
+                    return add_voter_response(ctx.api_version, denied)
+                if api_key == 81:
+                    return remove_voter_response(ctx.api_version, denied)
+                cls = response_class(82, ctx.api_version)
+                leader = item(cls, "current_leader")(leader_id=-1, leader_epoch=-1, host="", port=-1)
+                return build(cls, throttle_time=zero_throttle(), error_code=denied, current_leader=leader)
+            return await self.raft.handle(api_key, request)
+
+        return handle
 
     async def _describe_cluster(self, ctx: Any, request: Any) -> Any:
         """KIP-919: a controller describes the controllers (the voters) and names the active one."""

@@ -70,13 +70,14 @@ from strom.raft.states import (
     SnapshotFetch,
     Unattached,
 )
-from strom.raft.voters import VoterHistory, VoterSet
+from strom.raft.voters import Voter, VoterHistory, VoterSet
 
 __all__ = ["NotLeaderError", "Outbound", "RaftConfig", "RaftCore"]
 
 log = logging.getLogger("strom.raft")
 
 VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, DESCRIBE_QUORUM, FETCH_SNAPSHOT, FETCH = 52, 53, 54, 55, 59, 1
+UPDATE_RAFT_VOTER = 82
 SNAPSHOT_CHUNK_BYTES = requests.SNAPSHOT_CHUNK_BYTES
 
 
@@ -155,6 +156,10 @@ class RaftCore:
         self._backoff_until: dict[int, int] = {}
         self._election_retries = 0
         self._endpoints: dict[int, tuple[str, int]] = {}
+        # KIP-853: this replica's own controller endpoints and kraft.version range (a controller sets them;
+        # a voter whose entry in the voter set differs sends its leader UpdateRaftVoter)
+        self.local_endpoints: dict[str, tuple[str, int]] | None = None
+        self.local_kraft_versions: tuple[int, int] = (0, 1)
         self.notify: Callable[[], None] = lambda: None
         """Called whenever the log end, the high watermark or the state changes (wakes parked fetches)."""
         self.on_state_change: Callable[[EpochState], None] = lambda state: None
@@ -342,23 +347,7 @@ class RaftCore:
         self._leader_appended(now_ms)
 
     def _voters_record(self) -> VotersRecord:
-        return VotersRecord(
-            version=0,
-            voters=tuple(
-                VotersRecord.Voter(
-                    voter_id=v.node_id,
-                    voter_directory_id=v.directory_id or uuid.UUID(int=0),
-                    endpoints=tuple(
-                        VotersRecord.Voter.Endpoint(name=name, host=host, port=port)
-                        for name, (host, port) in v.endpoints.items()
-                    ),
-                    kraft_version_feature=VotersRecord.Voter.KRaftVersionFeature(
-                        min_supported_version=v.kraft_versions[0], max_supported_version=v.kraft_versions[1]
-                    ),
-                )
-                for v in (self.voters.voters[i] for i in self.voters.ids)
-            ),
-        )
+        return self.voters.to_record()
 
     def _to_resigned(self, now_ms: int) -> None:
         s = self.state
@@ -397,6 +386,32 @@ class RaftCore:
         self.log.flush()
         self._leader_appended(now_ms)
         return info.last_offset
+
+    def append_voters(self, voters: VoterSet, now_ms: int) -> int:
+        """KIP-853 (the leader only): append a VotersRecord naming `voters`; the set is in force from now
+        on, committed or not, as in Kafka. The leader's replica progress follows the new set at once (an
+        added observer becomes a voter, a removed voter an observer). Returns the record's offset."""
+        state = self.state
+        if not isinstance(state, Leader):
+            raise NotLeaderError(f"node {self.node_id} is not the leader (leader {self.leader_id})")
+        record = voters.to_record()
+        batch = build_control_batch([record], base_offset=0, timestamp_ms=now_ms, leader_epoch=state.epoch)
+        info = self.log.append_as_leader(batch, state.epoch, now_ms)
+        self.log.flush()
+        self.voter_history.add(info.first_offset, voters)
+        self.voters_record = record
+        for node_id in list(state.voters):
+            if node_id not in voters.voters:
+                state.observers[node_id] = state.voters.pop(node_id)
+        for node_id, voter in voters.voters.items():
+            if node_id not in state.voters:
+                progress = state.observers.pop(node_id, None) or ReplicaProgress(node_id, voter.directory_id)
+                if node_id == self.node_id:
+                    progress.end_offset = self.log.end_offset
+                state.voters[node_id] = progress
+        log.info("raft node %d: voters are now %s (offset %d)", self.node_id, voters.ids, info.first_offset)
+        self._leader_appended(now_ms)
+        return info.first_offset
 
     def _leader_appended(self, now_ms: int) -> None:
         state = self.state
@@ -464,6 +479,13 @@ class RaftCore:
                 return self.poll(now_ms)
             if not self._ready(s.leader_id, now_ms):
                 return []
+            if s.update_voter_due_ms < 0:
+                s.update_voter_due_ms = now_ms + self._update_voter_period_ms
+            elif now_ms >= s.update_voter_due_ms:
+                # Kafka's pollFollowerAsVoter: every 3 fetch timeouts, a voter whose entry is stale updates it
+                s.update_voter_due_ms = now_ms + self._update_voter_period_ms
+                if self._needs_voter_update():
+                    return [self._sent(Outbound(s.leader_id, requests.update_voter_request(self)))]
             if s.snapshot_fetch is not None:
                 return [
                     self._sent(Outbound(s.leader_id, requests.fetch_snapshot_request(self, s.snapshot_fetch)))
@@ -481,6 +503,20 @@ class RaftCore:
             )
         return []
 
+    @property
+    def _update_voter_period_ms(self) -> int:
+        return self.config.fetch_timeout_ms * 3
+
+    def _needs_voter_update(self) -> bool:
+        """Kafka's VoterSet.voterNodeNeedsUpdate for this replica (kraft.version 1 voters only)."""
+        if self.kraft_version < 1 or not self.local_endpoints or not self.is_voter:
+            return False
+        entry = self.voters.voters.get(self.node_id)
+        local = Voter(self.node_id, self.directory_id, dict(self.local_endpoints), self.local_kraft_versions)
+        return entry is not None and (
+            dict(entry.endpoints) != local.endpoints or entry.kraft_versions != local.kraft_versions
+        )
+
     def next_wakeup_ms(self, now_ms: int) -> int:
         """When `poll` next has something to do on its own (requests and responses call it sooner)."""
         s = self.state
@@ -491,6 +527,8 @@ class RaftCore:
             deadlines.append(s.backoff_until_ms)
         if isinstance(s, Follower):
             deadlines.append(s.fetch_deadline_ms)
+            if s.update_voter_due_ms >= 0:
+                deadlines.append(s.update_voter_due_ms)
         if isinstance(s, Leader):
             deadlines += [s.check_quorum_deadline_ms, s.begin_epoch_due_ms]
         deadlines += [t for t in self._backoff_until.values() if t > now_ms]
@@ -524,6 +562,16 @@ class RaftCore:
         return [self._sent(Outbound(self.rng.choice(ready), requests.fetch_request(self)))]
 
     def _poll_leader(self, s: Leader, now_ms: int) -> list[Outbound]:
+        if not self.is_voter and self.voter_history.latest_offset < s.high_watermark:
+            # KIP-853: a leader that removed itself resigns once the new voter set is committed
+            log.info(
+                "raft node %d: not in the committed voter set %s; resigning from epoch %d",
+                self.node_id,
+                self.voters.ids,
+                s.epoch,
+            )
+            self._to_resigned(now_ms)
+            return self.poll(now_ms)
         if now_ms >= s.check_quorum_deadline_ms:
             if len(self.voters) <= 1:
                 s.check_quorum_deadline_ms = now_ms + self._check_quorum_timeout_ms
@@ -943,7 +991,10 @@ class RaftCore:
             self._backoff_until[destination] = now_ms + self.config.retry_backoff_ms
             return
         self._learn_node_endpoints(getattr(response, "node_endpoints", ()))
-        if api_key == FETCH:
+        if api_key == UPDATE_RAFT_VOTER:
+            leader = response.current_leader
+            self._maybe_handle_common(ErrorCode.none, leader.leader_id, leader.leader_epoch, now_ms)
+        elif api_key == FETCH:
             self._handle_fetch_response(destination, response, now_ms)
         elif api_key == FETCH_SNAPSHOT:
             self._handle_fetch_snapshot_response(destination, response, now_ms)

@@ -6,6 +6,10 @@
   closes that connection; the core backs off and retries.
 - A Fetch the leader has nothing for waits (Kafka's fetch purgatory) until the log end or the high
   watermark moves, or its max_wait_ms runs out, then is answered.
+- AddRaftVoter, RemoveRaftVoter and UpdateRaftVoter (KIP-853) are decided by `strom.raft.voter_changes`;
+  here an AddRaftVoter asks the new voter its ApiVersions (its kraft.version range) as Kafka's leader
+  does, and Add/Remove wait until their VotersRecord is committed (REQUEST_TIMED_OUT after the request's
+  timeout).
 - `stop()` resigns a leader first (EndQuorumEpoch) and gives the voters a moment to hear it, so the next
   leader is elected without waiting for a fetch timeout (Kafka's graceful shutdown).
 
@@ -23,8 +27,11 @@ from typing import Any
 
 from strom.client.connection import BrokerConnection
 from strom.metadata.serde import ApiMessageAndVersion
+from strom.protocol.errors import ErrorCode
+from strom.raft import voter_changes
 from strom.raft.core import FETCH, Outbound, RaftCore
 from strom.raft.states import Leader, Resigned, Role
+from strom.raft.voter_changes import ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, UPDATE_RAFT_VOTER
 
 __all__ = ["RaftNode"]
 
@@ -169,6 +176,11 @@ class RaftNode:
     # -- inbound requests ----------------------------------------------------------------------------
     async def handle(self, api_key: int, request: Any) -> Any:
         """Answer a Raft request (the response of the request's version)."""
+        if api_key in (ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, UPDATE_RAFT_VOTER):
+            try:
+                return await self._voter_change(api_key, request)
+            finally:
+                self._wake.set()
         response = self.core.handle_request(api_key, request, self.now_ms(), can_wait=api_key == FETCH)
         if response is None:
             max_wait = request.max_wait.total_seconds()
@@ -177,6 +189,75 @@ class RaftNode:
             response = self.core.handle_request(api_key, request, self.now_ms(), can_wait=False)
         self._wake.set()
         return response
+
+    async def _voter_change(self, api_key: int, request: Any) -> Any:
+        version = int(request.__version__)
+        if api_key == UPDATE_RAFT_VOTER:
+            return voter_changes.handle_update_voter(self.core, request, self.now_ms())
+        timeout = self.core.config.request_timeout_ms / 1000
+        if api_key == REMOVE_RAFT_VOTER:
+            outcome = voter_changes.handle_remove_voter(self.core, request, self.now_ms())
+            if not isinstance(outcome, int):
+                return outcome
+            return await self._committed(outcome, timeout, voter_changes.remove_voter_response, version)
+        timeout = max(timeout, int(request.timeout.total_seconds() * 1000) / 1000)
+        plan = voter_changes.handle_add_voter(self.core, request, self.now_ms())
+        if not isinstance(plan, voter_changes.AddVoterPlan):
+            return plan
+        error: ErrorCode | None = None
+        kraft_versions: tuple[int, int] | None = None
+        try:
+            error, kraft_versions = await self._ask_kraft_versions(plan.address, timeout)
+        finally:
+            s = self.core.state
+            if isinstance(s, Leader):
+                s.voter_change_pending = False
+        outcome = voter_changes.finish_add_voter(
+            self.core, plan, version, error, kraft_versions, self.now_ms()
+        )
+        if not isinstance(outcome, int):
+            return outcome
+        if version >= 1 and not getattr(request, "ack_when_committed", True):
+            return voter_changes.add_voter_response(version, ErrorCode.none)
+        return await self._committed(outcome, timeout, voter_changes.add_voter_response, version)
+
+    async def _committed(self, offset: int, timeout: float, respond: Callable[..., Any], version: int) -> Any:
+        self._wake.set()
+        if await self.wait_committed(offset, timeout):
+            return respond(version, ErrorCode.none)
+        return respond(
+            version, ErrorCode.request_timed_out, "Request timed out waiting for the voters to commit"
+        )
+
+    async def _ask_kraft_versions(
+        self, address: tuple[str, int], timeout: float
+    ) -> tuple[ErrorCode | None, tuple[int, int] | None]:
+        """ApiVersions to a would-be voter: (its error, its kraft.version range), (None, None) when it does
+        not answer."""
+        from kio.schema.api_versions.v4.request import ApiVersionsRequest
+
+        conn: BrokerConnection | None = None
+        try:
+            conn = await BrokerConnection.open(
+                address[0], address[1], client_id=self.client_id, timeout=timeout, negotiate=False
+            )
+            response = await conn.request(
+                ApiVersionsRequest(client_software_name="apache-kafka-java", client_software_version="4.4.0"),
+                timeout=timeout,
+            )
+        except Exception as exc:
+            log.info("raft node %d: the new voter at %s did not answer ApiVersions: %r", self.core.node_id,
+                     address, exc)
+            return None, None
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        error = ErrorCode(int(response.error_code))
+        for feature in response.supported_features:
+            if feature.name == "kraft.version":
+                return error, (int(feature.min_version), int(feature.max_version))
+        return error, None
 
     # -- the client side -----------------------------------------------------------------------------
     @property

@@ -23,10 +23,11 @@ __all__ = [
     "end_epoch_request",
     "fetch_request",
     "fetch_snapshot_request",
+    "update_voter_request",
     "vote_request",
 ]
 
-VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH_SNAPSHOT, FETCH = 52, 53, 54, 59, 1
+VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH_SNAPSHOT, FETCH, UPDATE_RAFT_VOTER = 52, 53, 54, 59, 1, 82
 VOTE_VERSION, BEGIN_VERSION, END_VERSION, FETCH_VERSION, FETCH_SNAPSHOT_VERSION = 2, 1, 1, 18, 1
 FETCH_MAX_BYTES = 8 * 1024 * 1024
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
@@ -185,4 +186,23 @@ def fetch_snapshot_request(core: RaftCore, fetch: SnapshotFetch) -> Any:
                 ),
             ),
         ),
+    )
+
+
+def update_voter_request(core: RaftCore) -> Any:
+    """UpdateRaftVoter v0 (KIP-853): this voter's key, listeners and kraft.version range, to its leader."""
+    cls = request_class(UPDATE_RAFT_VOTER, 0)
+    listener_cls = item(cls, "listeners")
+    feature_cls = item(cls, "k_raft_version_feature")
+    low, high = core.local_kraft_versions
+    return cls(
+        cluster_id=core.cluster_id,
+        current_leader_epoch=core.epoch,
+        voter_id=core.node_id,
+        voter_directory_id=core.directory_id,
+        listeners=tuple(
+            listener_cls(name=name, host=host, port=port)
+            for name, (host, port) in (core.local_endpoints or {}).items()
+        ),
+        k_raft_version_feature=feature_cls(min_supported_version=low, max_supported_version=high),
     )

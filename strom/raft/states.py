@@ -123,6 +123,8 @@ class Leader:
     fetched_since_check: set[int] = field(default_factory=set)
     high_watermark: int = -1
     leader_id: int = -1
+    # KIP-853: an AddRaftVoter between its checks and its VotersRecord (the new voter's ApiVersions)
+    voter_change_pending: bool = False
     role: Role = Role.LEADER
 
 
@@ -144,6 +146,8 @@ class Follower:
     last_fetch_ok_ms: int = -1
     leader_resigned: bool = False
     snapshot_fetch: SnapshotFetch | None = None
+    # KIP-853: when a voter next checks that the voter set holds its endpoints (-1: from the first poll)
+    update_voter_due_ms: int = -1
     role: Role = Role.FOLLOWER
 
 

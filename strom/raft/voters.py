@@ -68,6 +68,33 @@ class VoterSet:
             return True
         return voter.directory_id == directory_id
 
+    def with_voter(self, voter: Voter) -> VoterSet:
+        """This set with `voter` added, or put in place of the voter of its id (UpdateRaftVoter)."""
+        return VoterSet({**self.voters, voter.node_id: voter})
+
+    def without(self, node_id: int) -> VoterSet:
+        return VoterSet({i: v for i, v in self.voters.items() if i != node_id})
+
+    def to_record(self) -> VotersRecord:
+        """The VotersRecord (version 0) of this set, voters by id."""
+        return VotersRecord(
+            version=0,
+            voters=tuple(
+                VotersRecord.Voter(
+                    voter_id=v.node_id,
+                    voter_directory_id=v.directory_id or ZERO_UUID,
+                    endpoints=tuple(
+                        VotersRecord.Voter.Endpoint(name=name, host=host, port=port)
+                        for name, (host, port) in v.endpoints.items()
+                    ),
+                    kraft_version_feature=VotersRecord.Voter.KRaftVersionFeature(
+                        min_supported_version=v.kraft_versions[0], max_supported_version=v.kraft_versions[1]
+                    ),
+                )
+                for v in (self.voters[i] for i in self.ids)
+            ),
+        )
+
     @classmethod
     def from_record(cls, record: VotersRecord) -> VoterSet:
         return cls(
@@ -115,6 +142,11 @@ class VoterHistory:
     @property
     def latest(self) -> VoterSet:
         return self._sets[-1]
+
+    @property
+    def latest_offset(self) -> int:
+        """The log offset of the newest VotersRecord (-1: the bootstrap set)."""
+        return self._offsets[-1]
 
     @property
     def only_bootstrap(self) -> bool:

@@ -15,9 +15,10 @@ KafkaApis hands them over unexamined). For each forwarded API the broker's handl
 - CreateTopics, CreatePartitions and DeleteTopics then wait (a few seconds at most) until this broker's
   metadata shows what the controller did, so a client's next request to this broker finds the topic.
 
-DescribeQuorum (55), UpdateFeatures (57) and UnregisterBroker (64), which a KRaft broker serves only this
-way (`kafka-metadata-quorum`, `kafka-features`, `kafka-cluster unregister` with --bootstrap-server), go to
-the active controller as well. `FORWARDED_APIS` are those a Strom
+DescribeQuorum (55), UpdateFeatures (57), UnregisterBroker (64), AddRaftVoter (80) and RemoveRaftVoter
+(81), which a KRaft broker serves only this way (`kafka-metadata-quorum describe / add-controller /
+remove-controller`, `kafka-features`, `kafka-cluster unregister` with --bootstrap-server), go to the
+active controller as well. `FORWARDED_APIS` are those a Strom
 controller serves (with Create/Renew/ExpireDelegationToken, which the broker refuses itself on the
 connections Kafka refuses them on); Kafka 4.4 forwards more (FORWARDABLE_APIS in
 strom.cluster.kraft.envelope), which brokers here still answer themselves until their controller side
@@ -49,10 +50,17 @@ ENVELOPE = 58
 CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
 TOKEN_WRITES = frozenset({38, 39, 40})  # Create/Renew/ExpireDelegationToken
 FORWARDED_APIS = frozenset(
-    {CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 43, 44, 49, 51, 55, 57, 64} | TOKEN_WRITES
+    {CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 43, 44, 49, 51, 55, 57, 64, 80, 81}
+    | TOKEN_WRITES
 )
 # APIs only a KRaft broker serves, and only by forwarding: (key, min, max, name)
-FORWARD_ONLY = ((55, 0, 2, "DescribeQuorum"), (57, 0, 2, "UpdateFeatures"), (64, 0, 0, "UnregisterBroker"))
+FORWARD_ONLY = (
+    (55, 0, 2, "DescribeQuorum"),
+    (57, 0, 2, "UpdateFeatures"),
+    (64, 0, 0, "UnregisterBroker"),
+    (80, 0, 1, "AddRaftVoter"),
+    (81, 0, 0, "RemoveRaftVoter"),
+)
 SETTLE_S = 5.0
 
 
