@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from strom.raft.core import Outbound, RaftConfig, RaftCore
 from strom.raft.metadata_log import MetadataLog
 from strom.raft.quorum_state import QUORUM_STATE_FILE, QuorumStateStore
 from strom.raft.states import Role
-from strom.raft.voters import parse_static_voters
+from strom.raft.voters import Voter, VoterSet, parse_static_voters
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
 CONFIG = RaftConfig(
@@ -54,8 +55,12 @@ class Network:
         seed: int = 1,
         config: RaftConfig = CONFIG,
         cluster_id: str = CLUSTER_ID,
+        dynamic: bool = False,
     ) -> None:
+        """`dynamic`: kraft.version 1 (KIP-853), every node with a directory id and the voters in the
+        bootstrap snapshot's VotersRecord (observers read the same snapshot and are not in it)."""
         self.root = root
+        self.dynamic = dynamic
         self.now = 1_000_000
         self.config = config
         self.cluster_id = cluster_id
@@ -69,22 +74,37 @@ class Network:
         for node_id in [*self.voter_ids, *observers]:
             self.start(node_id)
 
+    @staticmethod
+    def directory_id(node_id: int) -> uuid.UUID:
+        return uuid.UUID(int=0xD1 << 64 | node_id)
+
     def directory(self, node_id: int) -> Path:
         return self.root / f"node-{node_id}"
 
     def start(self, node_id: int) -> RaftCore:
         directory = self.directory(node_id)
         snapshot = directory / CLUSTER_METADATA_DIR / BOOTSTRAP_SNAPSHOT
+        voters = parse_static_voters(self.static, "CONTROLLER")
+        if self.dynamic:
+            voters = VoterSet(
+                {i: Voter(i, self.directory_id(i), v.endpoints) for i, v in voters.voters.items()}
+            )
         if not snapshot.exists():
-            write_snapshot(snapshot, [], kraft_version=0, voters=None, timestamp_ms=self.now)
+            write_snapshot(
+                snapshot,
+                [],
+                kraft_version=1 if self.dynamic else 0,
+                voters=voters.to_record() if self.dynamic else None,
+                timestamp_ms=self.now,
+            )
         core = RaftCore(
             node_id=node_id,
-            directory_id=None,
+            directory_id=self.directory_id(node_id) if self.dynamic else None,
             cluster_id=self.cluster_id,
             log=MetadataLog.open(directory, clock=lambda: self.now / 1000),
             store=QuorumStateStore(directory / CLUSTER_METADATA_DIR / QUORUM_STATE_FILE),
-            bootstrap_voters=parse_static_voters(self.static, "CONTROLLER"),
-            kraft_version=0,
+            bootstrap_voters=voters,
+            kraft_version=1 if self.dynamic else 0,
             listener_name="CONTROLLER",
             config=self.config,
             rng=random.Random(self.rng.random()),
