@@ -269,6 +269,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("max.connection.creation.rate", _T.INT, 2147483647, minimum=0),
     ConfigDef("quota.window.num", _T.INT, 11, minimum=1, read_only=_RO),
     ConfigDef("quota.window.size.seconds", _T.INT, 1, minimum=1, read_only=_RO),
+    ConfigDef("controller.quota.window.num", _T.INT, 11, minimum=1, read_only=_RO),
+    ConfigDef("controller.quota.window.size.seconds", _T.INT, 1, minimum=1, read_only=_RO),
     ConfigDef("client.quota.callback.class", _T.CLASS, None, read_only=_RO),
     # topics
     ConfigDef("auto.create.topics.enable", _T.BOOLEAN, True, read_only=_RO),

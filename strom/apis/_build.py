@@ -38,3 +38,8 @@ def entry_type(cls: type, field_name: str) -> type:
 
 def no_throttle() -> i32Timedelta:
     return i32Timedelta.parse(datetime.timedelta(0))
+
+
+def throttle_time(ms: int) -> i32Timedelta:
+    """A response's throttle_time_ms field."""
+    return i32Timedelta.parse(datetime.timedelta(milliseconds=ms))

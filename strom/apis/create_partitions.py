@@ -6,7 +6,8 @@ placed with Kafka's replica assignment continuing from partition 0's layout, or 
 
 Errors per topic: NONE; INVALID_REQUEST (topic named twice); UNKNOWN_TOPIC_OR_PARTITION; INVALID_PARTITIONS
 (count equal to or lower than the current count); INVALID_REPLICA_ASSIGNMENT (wrong number of assignments,
-duplicate or unknown brokers), TOPIC_AUTHORIZATION_FAILED (no ALTER on the topic).
+duplicate or unknown brokers), TOPIC_AUTHORIZATION_FAILED (no ALTER on the topic); THROTTLING_QUOTA_EXCEEDED
+(v3+, the controller_mutation_rate quota was already exhausted; new partitions count against it, KIP-599).
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
+from strom.apis._admin_util import build, error_of, kio_module
 from strom.apis._authz import may
+from strom.apis._build import throttle_time
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 from strom.security.authorizer import AclOperation, ResourceType
+from strom.security.quotas.controller_mutation import ThrottlingQuotaExceeded
+from strom.security.quotas.throttling import mutation_quota, mutation_throttle_ms
 
 API_KEY = 37
 MIN_VERSION = 0
 MAX_VERSION = 3
+STRICT_QUOTA_SINCE = 3  # KIP-599: older versions are throttled but never refused
 
 
 async def handle(ctx: Any, request: Any) -> Any:
@@ -31,6 +36,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     counts = Counter(t.name for t in request.topics)
     results: list[Any] = []
     answered: set[str] = set()
+    quota = mutation_quota(ctx, STRICT_QUOTA_SINCE)
     for topic in request.topics:
         code, message = ErrorCode.none, None
         if counts[topic.name] > 1:
@@ -44,16 +50,21 @@ async def handle(ctx: Any, request: Any) -> Any:
             assignments = (
                 [list(a.broker_ids) for a in topic.assignments] if topic.assignments is not None else None
             )
+            current = backend.image.topics.get(topic.name)
             try:
+                quota.record(int(topic.count) - len(current.partitions) if current else 0)
                 await backend.create_partitions(
                     topic.name, int(topic.count), assignments, validate_only=bool(request.validate_only)
                 )
+            except ThrottlingQuotaExceeded as exc:
+                code, message = exc.code, None  # as CreateTopics answers it
             except Exception as exc:
                 code, message = error_of(exc)
         results.append(
             build(mod.CreatePartitionsTopicResult, name=topic.name, error_code=code, error_message=message)
         )
-    return mod.CreatePartitionsResponse(throttle_time=NO_THROTTLE, results=tuple(results))
+    throttle = throttle_time(mutation_throttle_ms(ctx, quota))
+    return mod.CreatePartitionsResponse(throttle_time=throttle, results=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="CreatePartitions")

@@ -18,7 +18,8 @@ assignment given); TOPIC_ALREADY_EXISTS; INVALID_TOPIC_EXCEPTION (name not 1..24
 broker count); INVALID_REPLICA_ASSIGNMENT (gaps in partition ids, duplicate or unknown brokers);
 INVALID_CONFIG (unknown key, null or unparsable value), TOPIC_AUTHORIZATION_FAILED (no CREATE on the cluster
 or the topic; v5+ `topic_config_error_code` too without DESCRIBE_CONFIGS on the topic, whose configs are then
-left out).
+left out); THROTTLING_QUOTA_EXCEEDED (v6+, the user's or client's controller_mutation_rate was already
+exhausted when the topic came up; its partitions count against the quota in request order, KIP-599).
 """
 
 from __future__ import annotations
@@ -27,17 +28,21 @@ import asyncio
 from collections import Counter, defaultdict
 from typing import Any
 
-from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
+from strom.apis._admin_util import build, error_of, kio_module
 from strom.apis._authz import allowed, may
+from strom.apis._build import throttle_time
 from strom.apis._config_describe import describe_topic
 from strom.cluster.metadata import TopicInfo
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 from strom.security.authorizer import AclOperation, ResourceType
+from strom.security.quotas.controller_mutation import ThrottlingQuotaExceeded
+from strom.security.quotas.throttling import mutation_quota, mutation_throttle_ms
 
 API_KEY = 19
 MIN_VERSION = 2
 MAX_VERSION = 7
+STRICT_QUOTA_SINCE = 6  # KIP-599: older versions are throttled but never refused
 
 
 def _result(mod: Any, name: str, **values: Any) -> Any:
@@ -101,6 +106,8 @@ async def handle(ctx: Any, request: Any) -> Any:
     describable = allowed(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, names)
     # (slot in results, topic, manual assignment) by collision key, created after the checks below
     pending: defaultdict[str, list[tuple[int, Any, dict[int, list[int]] | None]]] = defaultdict(list)
+    quota = mutation_quota(ctx, STRICT_QUOTA_SINCE)
+    default_partitions = int(ctx.broker.config.get("num.partitions"))
     for topic in request.topics:
         if counts[topic.name] > 1:
             # Kafka answers a duplicated name once, with INVALID_REQUEST
@@ -136,6 +143,13 @@ async def handle(ctx: Any, request: Any) -> Any:
                 )
             )
             continue
+        partitions = len(assignments) if assignments else int(topic.num_partitions)
+        try:
+            quota.record(default_partitions if partitions == -1 else partitions)
+        except ThrottlingQuotaExceeded as exc:
+            # Kafka 4.4 answers this error without a message
+            results.append(_result(mod, topic.name, error_code=exc.code, error_message=None))
+            continue
         pending[str(topic.name).replace(".", "_")].append((len(results), topic, assignments))
         results.append(None)
 
@@ -160,7 +174,8 @@ async def handle(ctx: Any, request: Any) -> Any:
             results[slot] = await create(topic, assignments)
 
     await asyncio.gather(*(create_in_order(group) for group in pending.values()))
-    return mod.CreateTopicsResponse(throttle_time=NO_THROTTLE, topics=tuple(results))
+    throttle = throttle_time(mutation_throttle_ms(ctx, quota))
+    return mod.CreateTopicsResponse(throttle_time=throttle, topics=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="CreateTopics")

@@ -10,7 +10,8 @@ three-broker cluster). A name given twice is deleted once, its second entry answ
 Errors per topic: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such name); UNKNOWN_TOPIC_ID (v6, no such id);
 INVALID_REQUEST (both a name and an id, or neither; or an internal topic such as `__consumer_offsets`);
 TOPIC_DELETION_DISABLED (`delete.topic.enable=false`), TOPIC_AUTHORIZATION_FAILED (no DELETE on the topic; by
-id, no DESCRIBE either).
+id, no DESCRIBE either); THROTTLING_QUOTA_EXCEEDED (v5+, the controller_mutation_rate quota was already
+exhausted; a deleted topic's partitions count against it, KIP-599).
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from strom.apis._admin_util import NO_THROTTLE, build, error_of, kio_module
+from strom.apis._admin_util import build, error_of, kio_module
 from strom.apis._authz import may
+from strom.apis._build import throttle_time
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
 from strom.security.authorizer import AclOperation, ResourceType
+from strom.security.quotas.controller_mutation import ThrottlingQuotaExceeded
+from strom.security.quotas.throttling import mutation_quota, mutation_throttle_ms
 
 API_KEY = 20
 MIN_VERSION = 1
 MAX_VERSION = 6
+STRICT_QUOTA_SINCE = 5  # KIP-599: older versions are throttled but never refused
 
 _ZERO = uuid.UUID(int=0)
 
@@ -55,6 +60,7 @@ async def handle(ctx: Any, request: Any) -> Any:
             error_message=message,
         )
 
+    quota = mutation_quota(ctx, STRICT_QUOTA_SINCE)
     for name, topic_id in _targets(request):
         code, message = ErrorCode.none, None
         if name is not None and topic_id is not None:
@@ -74,6 +80,12 @@ async def handle(ctx: Any, request: Any) -> Any:
             if code == ErrorCode.none and not may(ctx, AclOperation.DELETE, ResourceType.TOPIC, str(name)):
                 code, message = ErrorCode.topic_authorization_failed, None
         if code == ErrorCode.none:
+            existing = backend.image.topics.get(str(name))
+            try:
+                quota.record(len(existing.partitions) if existing else 0)
+            except ThrottlingQuotaExceeded as exc:
+                code, message = exc.code, None  # as CreateTopics answers it
+        if code == ErrorCode.none:
             pending[str(name)].append((len(results), topic_id))
         results.append(result(name, topic_id, code, message))
 
@@ -88,7 +100,8 @@ async def handle(ctx: Any, request: Any) -> Any:
                 results[slot] = result(name, info.topic_id, ErrorCode.none, None)
 
     await asyncio.gather(*(delete_in_order(name, slots) for name, slots in pending.items()))
-    return mod.DeleteTopicsResponse(throttle_time=NO_THROTTLE, responses=tuple(results))
+    throttle = throttle_time(mutation_throttle_ms(ctx, quota))
+    return mod.DeleteTopicsResponse(throttle_time=throttle, responses=tuple(results))
 
 
 SPEC = ApiSpec(API_KEY, MIN_VERSION, MAX_VERSION, handle, name="DeleteTopics")

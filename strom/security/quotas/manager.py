@@ -13,6 +13,8 @@ What is measured, as Kafka measures it:
 - consumer_byte_rate: the record bytes a consumer's Fetch response carries; a single fetch is capped at
   what fits the quota's window (`max_bytes_in_window`, quota x (quota.window.num - 1) x window), so a
   throttled consumer is not handed one huge response;
+- controller_mutation_rate: partitions created or deleted, in a token bucket rather than a windowed rate
+  (`controller_mutation_quota`, strom.security.quotas.controller_mutation);
 - request_percentage: Kafka counts the time a request spends on its network and I/O threads, as a
   percentage of one thread (100 = one thread's whole time). Strom serves every connection on one event
   loop, so it counts the time the request's handler runs on the loop (each step between awaits, not the
@@ -27,8 +29,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from strom.security.quotas.controller_mutation import UNBOUNDED, MutationQuota, TokenBucket
 from strom.security.quotas.entities import (
     CONSUMER_BYTE_RATE,
+    CONTROLLER_MUTATION_RATE,
     IP,
     PRODUCER_BYTE_RATE,
     REQUEST_PERCENTAGE,
@@ -47,15 +51,23 @@ _SWEEP_EVERY = 1024
 
 @dataclass(frozen=True, slots=True)
 class QuotaSettings:
-    """quota.window.num and quota.window.size.seconds."""
+    """quota.window.num and quota.window.size.seconds; controller.quota.window.* for the token buckets of
+    controller mutation quotas."""
 
     samples: int = 11
     window_ms: int = 1000
+    controller_samples: int = 11
+    controller_window_ms: int = 1000
 
     @classmethod
     def from_config(cls, config: object) -> QuotaSettings:
         get = getattr(config, "get")  # noqa: B009 - a BrokerConfig, kept loose for tests
-        return cls(int(get("quota.window.num")), int(get("quota.window.size.seconds")) * 1000)
+        return cls(
+            int(get("quota.window.num")),
+            int(get("quota.window.size.seconds")) * 1000,
+            int(get("controller.quota.window.num")),
+            int(get("controller.quota.window.size.seconds")) * 1000,
+        )
 
 
 class QuotaManager:
@@ -69,6 +81,7 @@ class QuotaManager:
         self._quotas: Quotas = {}
         self._keys: frozenset[str] = frozenset()
         self._rates: dict[tuple[str, str, str], tuple[Rate, list[int]]] = {}
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self._records = 0
 
     # --- the table --------------------------------------------------------------------------------
@@ -115,6 +128,22 @@ class QuotaManager:
         self._sweep(now_ms)
         cap = self.settings.window_ms if key == REQUEST_PERCENTAGE else None
         return rate.record(value, now_ms, max_throttle_ms=cap)
+
+    def controller_mutation_quota(self, user: str, client_id: str | None, *, strict: bool) -> MutationQuota:
+        """The controller_mutation_rate quota of one CreateTopics, CreatePartitions or DeleteTopics request
+        (strom.security.quotas.controller_mutation); unbounded when no quota applies."""
+        if CONTROLLER_MUTATION_RATE not in self._keys:
+            return UNBOUNDED
+        resolved = resolve(self._quotas, CONTROLLER_MUTATION_RATE, user, client_id or "")
+        if resolved is None:
+            return UNBOUNDED
+        budget = (CONTROLLER_MUTATION_RATE, resolved.user, resolved.client_id)
+        bucket = self._buckets.get(budget)
+        if bucket is None:
+            burst_seconds = self.settings.controller_samples * self.settings.controller_window_ms / 1000
+            bucket = self._buckets[budget] = TokenBucket(resolved.bound, burst_seconds)
+        bucket.bound = resolved.bound  # quotas change while budgets live on
+        return MutationQuota(bucket, strict, self._clock)
 
     def record_produce(self, user: str, client_id: str | None, size: int) -> int:
         return self.record(PRODUCER_BYTE_RATE, user, client_id, size)

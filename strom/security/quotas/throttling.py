@@ -8,6 +8,8 @@ response back. Handlers call these helpers with their request context; the conne
 - `fetch_max_bytes(ctx, max_bytes)` before a consumer's Fetch reads, `fetch_throttle_ms(ctx, size)` once
   its response size is known (consumer_byte_rate). Follower fetches are never throttled here (replication
   quotas are Kafka's other mechanism).
+- `mutation_quota(ctx, strict_since)` for CreateTopics, CreatePartitions and DeleteTopics
+  (controller_mutation_rate, KIP-599), then `mutation_throttle_ms(ctx, quota)` when the response is built.
 - `OnLoopTimer`: wraps a handler's coroutine and adds up the time its steps run on the event loop, for
   request_percentage (strom.security.quotas.manager says how that maps to Kafka's thread time).
 """
@@ -18,12 +20,20 @@ import time
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
+from strom.security.quotas.controller_mutation import UNBOUNDED, MutationQuota
 from strom.security.quotas.entities import CONSUMER_BYTE_RATE
 
 if TYPE_CHECKING:
     from strom.server.context import RequestContext
 
-__all__ = ["OnLoopTimer", "fetch_max_bytes", "fetch_throttle_ms", "produce_throttle_ms"]
+__all__ = [
+    "OnLoopTimer",
+    "fetch_max_bytes",
+    "fetch_throttle_ms",
+    "mutation_quota",
+    "mutation_throttle_ms",
+    "produce_throttle_ms",
+]
 
 
 def produce_throttle_ms(ctx: RequestContext) -> int:
@@ -52,6 +62,23 @@ def fetch_throttle_ms(ctx: RequestContext, size: int) -> int:
     if ms > 0:
         ctx.throttle(ms)
     return int(ms)
+
+
+def mutation_quota(ctx: RequestContext, strict_since: int) -> MutationQuota:
+    """The request's controller mutation quota: strict from version `strict_since` on, permissive below."""
+    quotas = getattr(ctx.broker, "quotas", None)
+    if quotas is None:
+        return UNBOUNDED
+    strict = ctx.api_version >= strict_since
+    return quotas.controller_mutation_quota(ctx.principal.name, ctx.client_id, strict=strict)  # type: ignore[no-any-return]
+
+
+def mutation_throttle_ms(ctx: RequestContext, quota: MutationQuota) -> int:
+    """The throttle time the response carries (the connection is muted for it)."""
+    ms = quota.throttle_ms
+    if ms > 0:
+        ctx.throttle(ms)
+    return ms
 
 
 class OnLoopTimer:
