@@ -21,15 +21,36 @@ __all__ = ["DynamicQuorum"]
 
 
 class DynamicQuorum(ControllerQuorum):
-    """`n` controllers: node 1 the standalone voter, nodes 2..n observers until added."""
+    """`n` controllers: node 1 the standalone voter, nodes 2..n observers until added; then `brokers`
+    broker-only nodes (`broker_ports`, `bootstrap_servers`), started with `start` like the others."""
 
     def __init__(
-        self, n: int = 3, *, settings: Mapping[str, str] | None = None, root: Path | None = None
+        self,
+        n: int = 3,
+        *,
+        brokers: int = 0,
+        settings: Mapping[str, str] | None = None,
+        root: Path | None = None,
     ) -> None:
         super().__init__(0, root=root)
         self.ids = list(range(1, n + 1))
         self.ports = {i: _free_port() for i in self.ids}
+        self.broker_ports = {i: _free_port() for i in range(n + 1, n + 1 + brokers)}
         self.settings = dict(settings or {})
+        for i in self.broker_ports:
+            self.write_config(
+                i,
+                **{
+                    "process.roles": "broker",
+                    "listeners": f"PLAINTEXT://127.0.0.1:{self.broker_ports[i]}",
+                    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "inter.broker.listener.name": "PLAINTEXT",
+                },
+            )
+            config = BrokerConfig(load_properties_file(str(self.config_path(i))))
+            format_storage(
+                NodeStorage.from_config(config), FormatOptions(cluster_id=self.cluster_id), out=lambda _: None
+            )
         for i in self.ids:
             self.write_config(i)
             config = BrokerConfig(load_properties_file(str(self.config_path(i))))
@@ -45,7 +66,7 @@ class DynamicQuorum(ControllerQuorum):
             "process.roles": "controller",
             "node.id": str(node_id),
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.ports[1]}",
-            "listeners": f"CONTROLLER://127.0.0.1:{self.ports[node_id]}",
+            "listeners": f"CONTROLLER://127.0.0.1:{self.ports.get(node_id, 0)}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir(node_id)),
@@ -54,6 +75,14 @@ class DynamicQuorum(ControllerQuorum):
         }
         self.config_path(node_id).parent.mkdir(parents=True, exist_ok=True)
         self.config_path(node_id).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{p}" for p in self.broker_ports.values())
+
+    def ready_marker(self, node_id: int) -> str:
+        role = "broker" if node_id in self.broker_ports else "controller"
+        return f"Strom {role} {node_id} listening on"
 
     def meta(self, node_id: int) -> dict[str, str]:
         text = (self.data_dir(node_id) / "meta.properties").read_text()

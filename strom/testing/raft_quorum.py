@@ -123,7 +123,7 @@ class ControllerQuorum:
         finally:
             log.close()
         self.procs[node_id] = proc
-        marker = f"Strom controller {node_id} listening on".encode()
+        marker = self.ready_marker(node_id).encode()
 
         def ready() -> bool:
             if proc.poll() is not None:
@@ -133,6 +133,10 @@ class ControllerQuorum:
             return marker in self.log_path(node_id).read_bytes()
 
         wait_for(ready, timeout, f"controller {node_id} to listen")
+
+    def ready_marker(self, node_id: int) -> str:
+        """The line a node prints once it serves."""
+        return f"Strom controller {node_id} listening on"
 
     def start_all(self) -> ControllerQuorum:
         for i in self.ids:
