@@ -77,7 +77,7 @@ __all__ = ["NotLeaderError", "Outbound", "RaftConfig", "RaftCore"]
 log = logging.getLogger("strom.raft")
 
 VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, DESCRIBE_QUORUM, FETCH_SNAPSHOT, FETCH = 52, 53, 54, 55, 59, 1
-UPDATE_RAFT_VOTER = 82
+ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, UPDATE_RAFT_VOTER = 80, 81, 82
 SNAPSHOT_CHUNK_BYTES = requests.SNAPSHOT_CHUNK_BYTES
 
 
@@ -95,6 +95,7 @@ class RaftConfig:
     retry_backoff_ms: int = 20
     request_timeout_ms: int = 2000
     fetch_max_wait_ms: int = 500  # KafkaRaftClient's fetchMaxWaitMs
+    auto_join: bool = False  # controller.quorum.auto.join.enable
 
     @classmethod
     def from_broker_config(cls, config: BrokerConfig) -> RaftConfig:
@@ -104,6 +105,7 @@ class RaftConfig:
             election_backoff_max_ms=int(config.get("controller.quorum.election.backoff.max.ms")),
             retry_backoff_ms=int(config.get("controller.quorum.retry.backoff.ms")),
             request_timeout_ms=int(config.get("controller.quorum.request.timeout.ms")),
+            auto_join=bool(config.get("controller.quorum.auto.join.enable")),
         )
 
 
@@ -482,10 +484,10 @@ class RaftCore:
             if s.update_voter_due_ms < 0:
                 s.update_voter_due_ms = now_ms + self._update_voter_period_ms
             elif now_ms >= s.update_voter_due_ms:
-                # Kafka's pollFollowerAsVoter: every 3 fetch timeouts, a voter whose entry is stale updates it
                 s.update_voter_due_ms = now_ms + self._update_voter_period_ms
-                if self._needs_voter_update():
-                    return [self._sent(Outbound(s.leader_id, requests.update_voter_request(self)))]
+                change = self._voter_set_request()
+                if change is not None:
+                    return [self._sent(Outbound(s.leader_id, change))]
             if s.snapshot_fetch is not None:
                 return [
                     self._sent(Outbound(s.leader_id, requests.fetch_snapshot_request(self, s.snapshot_fetch)))
@@ -506,6 +508,19 @@ class RaftCore:
     @property
     def _update_voter_period_ms(self) -> int:
         return self.config.fetch_timeout_ms * 3
+
+    def _voter_set_request(self) -> Any | None:
+        """KIP-853, every 3 fetch timeouts as a follower: a voter whose entry is stale sends UpdateRaftVoter
+        (Kafka's pollFollowerAsVoter); with controller.quorum.auto.join.enable, a controller outside the
+        voter set asks to be added, after asking to remove the voter of its id with another directory id."""
+        if self.is_voter:
+            return requests.update_voter_request(self) if self._needs_voter_update() else None
+        if not (self.config.auto_join and self.kraft_version >= 1 and self.local_endpoints):
+            return None
+        stale = self.voters.voters.get(self.node_id)
+        if stale is not None:
+            return requests.remove_voter_request(self, stale.directory_id)
+        return requests.add_voter_request(self)
 
     def _needs_voter_update(self) -> bool:
         """Kafka's VoterSet.voterNodeNeedsUpdate for this replica (kraft.version 1 voters only)."""
@@ -994,6 +1009,8 @@ class RaftCore:
         if api_key == UPDATE_RAFT_VOTER:
             leader = response.current_leader
             self._maybe_handle_common(ErrorCode.none, leader.leader_id, leader.leader_epoch, now_ms)
+        elif api_key in (ADD_RAFT_VOTER, REMOVE_RAFT_VOTER):
+            log.info("raft node %d: leader %d took its voter change (auto-join)", self.node_id, destination)
         elif api_key == FETCH:
             self._handle_fetch_response(destination, response, now_ms)
         elif api_key == FETCH_SNAPSHOT:

@@ -19,15 +19,18 @@ if TYPE_CHECKING:
     from strom.raft.core import RaftCore
 
 __all__ = [
+    "add_voter_request",
     "begin_epoch_request",
     "end_epoch_request",
     "fetch_request",
     "fetch_snapshot_request",
+    "remove_voter_request",
     "update_voter_request",
     "vote_request",
 ]
 
-VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH_SNAPSHOT, FETCH, UPDATE_RAFT_VOTER = 52, 53, 54, 59, 1, 82
+VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, FETCH_SNAPSHOT, FETCH = 52, 53, 54, 59, 1
+ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, UPDATE_RAFT_VOTER = 80, 81, 82
 VOTE_VERSION, BEGIN_VERSION, END_VERSION, FETCH_VERSION, FETCH_SNAPSHOT_VERSION = 2, 1, 1, 18, 1
 FETCH_MAX_BYTES = 8 * 1024 * 1024
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
@@ -206,3 +209,28 @@ def update_voter_request(core: RaftCore) -> Any:
         ),
         k_raft_version_feature=feature_cls(min_supported_version=low, max_supported_version=high),
     )
+
+
+def add_voter_request(core: RaftCore) -> Any:
+    """AddRaftVoter v1 for this replica itself (auto-join), answered once appended (ack_when_committed
+    false), as a Kafka 4.4 controller with controller.quorum.auto.join.enable sends it."""
+    cls = request_class(ADD_RAFT_VOTER, 1)
+    listener_cls = item(cls, "listeners")
+    return cls(
+        cluster_id=core.cluster_id,
+        timeout=_timedelta(core.config.request_timeout_ms),
+        voter_id=core.node_id,
+        voter_directory_id=core.directory_id,
+        listeners=tuple(
+            listener_cls(name=name, host=host, port=port)
+            for name, (host, port) in (core.local_endpoints or {}).items()
+        ),
+        ack_when_committed=False,
+    )
+
+
+def remove_voter_request(core: RaftCore, directory_id: Any) -> Any:
+    """RemoveRaftVoter v0 for this replica's id with another directory id (auto-join: the voter this node
+    was before its log dir was replaced)."""
+    cls = request_class(REMOVE_RAFT_VOTER, 0)
+    return cls(cluster_id=core.cluster_id, voter_id=core.node_id, voter_directory_id=directory_id)

@@ -1,13 +1,14 @@
 """Dynamic voters (KIP-853) on Strom controller processes, driven by Kafka 4.4's kafka-metadata-quorum:
 add-controller promotes observers formatted with --no-initial-controllers, remove-controller takes a
 voter (the leader itself) out, and a voter restarted on another port updates its endpoints with
-UpdateRaftVoter."""
+UpdateRaftVoter; with controller.quorum.auto.join.enable observers add themselves."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,20 @@ def test_a_voter_on_a_new_port_updates_its_endpoints(quorum: DynamicQuorum) -> N
         10,
         "voter 3 to fetch at its new address",
     )
+
+
+def test_controllers_with_auto_join_add_themselves(tmp_path: Path) -> None:
+    """controller.quorum.auto.join.enable: observers formatted --no-initial-controllers send AddRaftVoter
+    for themselves once they follow the leader, and become voters without any tool."""
+    settings = {**SETTINGS, "controller.quorum.auto.join.enable": "true"}
+    with DynamicQuorum(3, settings=settings, root=tmp_path) as q:
+        for node_id in q.ids:
+            q.start(node_id)
+        wait_for(lambda: q.leader() == (1, 1), 20, "the standalone voter to lead")
+        wait_for(
+            lambda: sorted(v.replica_id for v in q.describe(1).current_voters) == [1, 2, 3],
+            30,
+            "both observers to join the voters",
+        )
+        assert status(q, 3)["CurrentVoters"] == voters_text(q, [1, 2, 3])
+        assert q.describe(1).observers == ()
