@@ -504,6 +504,16 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     ConfigDef("sasl.jaas.config", _T.PASSWORD, None, sensitive=True, read_only=_RO),
     ConfigDef("sasl.server.max.receive.size", _T.INT, 524288, read_only=_RO),
     ConfigDef("connections.max.reauth.ms", _T.LONG, 0, read_only=_RO),
+    # OAUTHBEARER tokens validated against a JWKS (KIP-768, strom.security.sasl.jwt_validator)
+    ConfigDef("sasl.oauthbearer.jwks.endpoint.url", _T.STRING, None, read_only=_RO),
+    ConfigDef("sasl.oauthbearer.jwks.endpoint.refresh.ms", _T.LONG, 3600000, read_only=_RO),
+    ConfigDef("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", _T.LONG, 100, read_only=_RO),
+    ConfigDef("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", _T.LONG, 10000, read_only=_RO),
+    ConfigDef("sasl.oauthbearer.expected.audience", _T.LIST, None, read_only=_RO),
+    ConfigDef("sasl.oauthbearer.expected.issuer", _T.STRING, None, read_only=_RO),
+    ConfigDef("sasl.oauthbearer.sub.claim.name", _T.STRING, "sub", read_only=_RO),
+    ConfigDef("sasl.oauthbearer.scope.claim.name", _T.STRING, "scope", read_only=_RO),
+    ConfigDef("sasl.oauthbearer.clock.skew.seconds", _T.INT, 30, read_only=_RO),
     # delegation tokens (KIP-48, strom.security.delegation_tokens): disabled without a secret key
     ConfigDef("delegation.token.secret.key", _T.PASSWORD, None, sensitive=True, read_only=_RO),
     ConfigDef("delegation.token.max.lifetime.ms", _T.LONG, 604800000, read_only=_RO),

@@ -7,7 +7,9 @@ its connections gets.
   `listener.name.<listener>.<mechanism lower-cased>.sasl.jaas.config`, as a Kafka broker does (a plain
   `sasl.jaas.config` is a client setting there, ignored with a warning); without it start-up fails with
   Kafka's message. PLAIN's users are its `user_<name>` options; OAUTHBEARER reads the unsecured
-  validator's options; SCRAM looks credentials up in the broker's credential store.
+  validator's options, or with `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class` set to
+  Kafka's OAuthBearerValidatorCallbackHandler validates signed JWTs against a JWKS
+  (strom.security.sasl.jwt_validator); SCRAM looks credentials up in the broker's credential store.
 - `connections.max.reauth.ms` (KIP-368), per mechanism as
   `listener.name.<l>.<mechanism>.connections.max.reauth.ms`.
 - `sasl.server.max.receive.size` (default 524288): the largest frame read before authentication completes.
@@ -27,6 +29,7 @@ from strom.security.sasl import oauthbearer as oauth_mod
 from strom.security.sasl import plain as plain_mod
 from strom.security.sasl.authenticator import SaslServerAuthenticator
 from strom.security.sasl.jaas import JaasEntry, parse_jaas_config
+from strom.security.sasl.jwt_validator import VALIDATOR_HANDLERS, JwtSettings, JwtValidator
 from strom.security.sasl.scram import CredentialLookup, ScramServer, TokenLookup
 from strom.server.listeners import Listener, listener_value
 
@@ -62,6 +65,28 @@ def jaas_entries(config: BrokerConfig, listener: str, mechanism: str) -> list[Ja
         ) from None
 
 
+UNSECURED_VALIDATOR = (
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
+)
+
+
+def _oauthbearer_validator(config: BrokerConfig, listener: str) -> JwtValidator | None:
+    """The listener's JWKS validator when its OAUTHBEARER server callback is Kafka's
+    OAuthBearerValidatorCallbackHandler; None for the default (unsecured) one."""
+    handler = config_value(config, listener, "oauthbearer.sasl.server.callback.handler.class")
+    if handler in (None, "", UNSECURED_VALIDATOR):
+        return None
+    if handler not in VALIDATOR_HANDLERS:
+        raise ConfigError(
+            f"OAUTHBEARER server callback handler {handler} of listener {listener} is not supported by Strom "
+            "(supported: OAuthBearerValidatorCallbackHandler and the unsecured default; docs/GAPS.md)"
+        )
+    try:
+        return JwtValidator(JwtSettings.from_config(config, listener))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read the JWKS of listener {listener}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class SaslListenerSettings:
     """What a SASL listener needs to authenticate its connections."""
@@ -71,6 +96,7 @@ class SaslListenerSettings:
     jaas: dict[str, list[JaasEntry]]
     reauth_ms: dict[str, int]
     max_receive_size: int
+    jwt_validator: JwtValidator | None = None
 
     @classmethod
     def build(cls, config: BrokerConfig, listener: Listener) -> SaslListenerSettings:
@@ -98,7 +124,8 @@ class SaslListenerSettings:
             for m in mechanisms
         }
         max_receive = int(config_value(config, name, "sasl.server.max.receive.size"))
-        return cls(name, mechanisms, jaas, reauth, max_receive)
+        validator = _oauthbearer_validator(config, name) if "OAUTHBEARER" in mechanisms else None
+        return cls(name, mechanisms, jaas, reauth, max_receive, validator)
 
     def _options(self, mechanism: str, login_module: str) -> dict[str, str]:
         # Kafka's JaasContext.configEntryOption: the options of the entry naming the mechanism's module
@@ -120,7 +147,9 @@ class SaslListenerSettings:
             return plain_mod.PlainServer(users)
         if mechanism == "OAUTHBEARER":
             entries = self.jaas.get(mechanism) or []
-            return oauth_mod.OAuthBearerServer(entries[0].options if entries else {}, clock_ms)
+            return oauth_mod.OAuthBearerServer(
+                entries[0].options if entries else {}, clock_ms, self.jwt_validator
+            )
         return ScramServer(mechanism, scram_lookup or _no_credentials, token_lookup)
 
     def authenticator(

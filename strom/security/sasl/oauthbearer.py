@@ -9,7 +9,8 @@ bounds the session (SaslAuthenticate v1+ `session_lifetime_ms`, KIP-368), even w
 (`{"status":"invalid_token"}`, or `insufficient_scope` with the missing scope); the client acknowledges
 with a single 0x01 byte and then gets SASL_AUTHENTICATION_FAILED carrying that JSON.
 
-JWT validation against a JWKS (KIP-768, OAuthBearerValidatorCallbackHandler) is not served: docs/GAPS.md.
+A listener configured with Kafka's OAuthBearerValidatorCallbackHandler validates signed JWTs against its
+JWKS instead (KIP-768, strom.security.sasl.jwt_validator); the exchange is the same.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from strom.security.sasl import SaslAuthenticationError, SaslError
-from strom.security.sasl.unsecured_jws import InvalidToken, validate_unsecured
+from strom.security.sasl.unsecured_jws import InvalidToken, UnsecuredToken, validate_unsecured
+
+if TYPE_CHECKING:
+    from strom.security.sasl.jwt_validator import JwtValidator, ValidatedJwt
 
 __all__ = ["LOGIN_MODULE", "OAuthBearerServer", "oauthbearer_client_token"]
 
@@ -34,13 +39,20 @@ _AUTH = re.compile(r"(?P<scheme>\w+) +(?P<token>[-_.a-zA-Z0-9]+)")
 
 
 class OAuthBearerServer:
-    """One connection's OAUTHBEARER exchange, validating unsecured JWS tokens with the JAAS `options`."""
+    """One connection's OAUTHBEARER exchange, validating unsecured JWS tokens with the JAAS `options`, or
+    signed JWTs with the listener's `jwt_validator`."""
 
     mechanism = MECHANISM
 
-    def __init__(self, options: Mapping[str, str], clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        options: Mapping[str, str],
+        clock_ms: Callable[[], int],
+        jwt_validator: JwtValidator | None = None,
+    ) -> None:
         self._options = options
         self._clock_ms = clock_ms
+        self._jwt_validator = jwt_validator
         self._error: str | None = None
         self._principal: str | None = None
         self.credential_expiration_ms: int | None = None
@@ -72,7 +84,12 @@ class OAuthBearerServer:
         if auth_match["scheme"].lower() != "bearer":
             raise SaslError(f"Invalid scheme in OAUTHBEARER client first message: {auth_match['scheme']}")
         try:
-            jws = validate_unsecured(auth_match["token"], self._options, self._clock_ms())
+            if self._jwt_validator is not None:
+                jws: UnsecuredToken | ValidatedJwt = await self._jwt_validator.validate(
+                    auth_match["token"], self._clock_ms()
+                )
+            else:
+                jws = validate_unsecured(auth_match["token"], self._options, self._clock_ms())
         except (InvalidToken, ValueError) as exc:
             scope = exc.scope if isinstance(exc, InvalidToken) else None
             log.debug("OAUTHBEARER token refused: %s", exc)
