@@ -8,7 +8,9 @@ group instance id, which are checked against the group when a generation is give
 Before the producer's first transactional write to the group's partition, the transaction coordinator is
 asked about it, as for a Produce (KIP-890, `strom.coordinator.txn.partition_adder`): v4 and below verify
 that AddOffsetsToTxn added it (INVALID_TXN_STATE when not; v4 answers TRANSACTION_ABORTABLE), v5+
-(transaction version 2, KIP-890 part 2: the client sends no AddOffsetsToTxn) adds it. v6 names topics
+(transaction version 2, KIP-890 part 2: the client sends no AddOffsetsToTxn) adds it. Before
+__consumer_offsets exists, that check answers COORDINATOR_NOT_AVAILABLE (Kafka's order: verification, then
+the group coordinator, which would say NOT_COORDINATOR). v6 names topics
 by id (KIP-516), answered by id; an id this broker does not know answers UNKNOWN_TOPIC_ID. kio has no v6
 schema: `decode` reads it and the response is encoded here.
 
@@ -158,8 +160,16 @@ async def _join_transaction(ctx: Any, request: Any, pid: int, epoch: int) -> Err
     groups = broker.group_coordinator
     partition = groups.core.partition_for(request.group_id)
     part = broker.replica_manager.get_partition(OFFSETS_TOPIC, partition)
-    if part is None or not part.is_leader:
-        return ErrorCode.none  # not led here: the group coordinator answers NOT_COORDINATOR
+    if part is None:
+        # Kafka verifies before the group coordinator looks (ReplicaManager.getPartitionOrError): a partition
+        # the metadata does not have (no group has found its coordinator yet, so __consumer_offsets does not
+        # exist) is UNKNOWN_TOPIC_OR_PARTITION, which the group coordinator answers COORDINATOR_NOT_AVAILABLE
+        offsets_topic = broker.metadata.image.topic(OFFSETS_TOPIC)
+        if offsets_topic is None or partition not in offsets_topic.partitions:
+            return ErrorCode.coordinator_not_available
+        return ErrorCode.none  # led elsewhere: the group coordinator answers NOT_COORDINATOR
+    if not part.is_leader:
+        return ErrorCode.none
     if part.producer_state.has_ongoing_txn(pid, epoch):
         return ErrorCode.none
     version = ctx.api_version
