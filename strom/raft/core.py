@@ -162,6 +162,8 @@ class RaftCore:
         # a voter whose entry in the voter set differs sends its leader UpdateRaftVoter)
         self.local_endpoints: dict[str, tuple[str, int]] | None = None
         self.local_kraft_versions: tuple[int, int] = (0, 1)
+        # what static voters (kraft.version 0) told this leader with UpdateRaftVoter (Kafka's volatile voters)
+        self.volatile_voters: dict[int, Voter] = {}
         self.notify: Callable[[], None] = lambda: None
         """Called whenever the log end, the high watermark or the state changes (wakes parked fetches)."""
         self.on_state_change: Callable[[EpochState], None] = lambda state: None
@@ -481,6 +483,17 @@ class RaftCore:
                 return self.poll(now_ms)
             if not self._ready(s.leader_id, now_ms):
                 return []
+            if (
+                self.kraft_version < 1
+                and not s.updated_leader
+                and self.is_voter
+                and self.local_endpoints
+                and self.directory_id is not None
+            ):
+                # KAFKA-16538: a static voter tells each new leader its directory id and endpoints, which
+                # a kraft.version upgrade writes into the first VotersRecord
+                s.updated_leader = True
+                return [self._sent(Outbound(s.leader_id, requests.update_voter_request(self)))]
             if s.update_voter_due_ms < 0:
                 s.update_voter_due_ms = now_ms + self._update_voter_period_ms
             elif now_ms >= s.update_voter_due_ms:

@@ -148,6 +148,8 @@ class Follower:
     snapshot_fetch: SnapshotFetch | None = None
     # KIP-853: when a voter next checks that the voter set holds its endpoints (-1: from the first poll)
     update_voter_due_ms: int = -1
+    # KIP-853 at kraft.version 0: this voter told this leader its directory id and endpoints
+    updated_leader: bool = False
     role: Role = Role.FOLLOWER
 
 

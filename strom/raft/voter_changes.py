@@ -17,7 +17,9 @@ Checks, in Kafka's order, with Kafka's error codes and messages:
   LeaderState.isReplicaCaughtUp; else REQUEST_TIMED_OUT);
 - Remove: the voter (id and directory id) must be in the set and not the last one (VOTER_NOT_FOUND);
 - Update: the voter's kraft.version range must hold the finalized level (INVALID_REQUEST) and the voter
-  (id and directory id) must be in the set (VOTER_NOT_FOUND).
+  (id and directory id) must be in the set (VOTER_NOT_FOUND). At kraft.version 0 (static voters,
+  KAFKA-16538) the leader only keeps what the voter sent in memory and answers NONE; Kafka 4.4's voters send
+  it once to each new leader, and so do Strom's.
 Then the leader appends a VotersRecord with the new set (in force at once, committed or not). Add and
 Remove answer once it is committed (AddRaftVoter v1 with `ack_when_committed` false: once appended);
 Update answers at once. A leader that removed itself resigns once the removal is committed (the core's
@@ -296,6 +298,8 @@ def handle_update_voter(core: RaftCore, request: Any, now_ms: int) -> Any:
     low, high = int(feature.min_supported_version), int(feature.max_supported_version)
     if low < 0 or high < 0 or high < low:
         return answer(ErrorCode.invalid_request)
+    if core.kraft_version < 1:
+        return _update_static_voter(core, request, endpoints, (low, high), answer)
     refusal = _change_error(core, "updating")
     if refusal is not None:
         return answer(refusal[0])
@@ -307,4 +311,28 @@ def handle_update_voter(core: RaftCore, request: Any, now_ms: int) -> Any:
         return answer(ErrorCode.voter_not_found)
     updated = Voter(current.node_id, directory_id, endpoints, (low, high))
     core.append_voters(voters.with_voter(updated), now_ms)
+    return answer(ErrorCode.none)
+
+
+def _update_static_voter(
+    core: RaftCore,
+    request: Any,
+    endpoints: dict[str, tuple[str, int]],
+    versions: tuple[int, int],
+    answer: Any,
+) -> Any:
+    """UpdateRaftVoter at kraft.version 0 (KAFKA-16538, Kafka 4.4): nothing is written; the leader keeps the
+    static voter's directory id, endpoints and kraft.version range in memory and answers NONE."""
+    s = core.state
+    assert isinstance(s, Leader)
+    if s.high_watermark < 0:
+        return answer(ErrorCode.request_timed_out)
+    if not versions[0] <= 0 <= versions[1]:
+        return answer(ErrorCode.invalid_request)
+    current = core.voters.voters.get(request.voter_id)
+    directory_id = request.voter_directory_id
+    if current is None or current.directory_id not in (None, directory_id):
+        return answer(ErrorCode.voter_not_found)
+    voter_id = int(request.voter_id)
+    core.volatile_voters[voter_id] = Voter(voter_id, directory_id, endpoints, versions)
     return answer(ErrorCode.none)

@@ -4,6 +4,7 @@ VotersRecord, committed or not; one change at a time; truncation reverts it; rem
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,3 +280,26 @@ def test_update_voter_writes_the_new_endpoints(net: Network) -> None:
     assert int(bad.error_code) == ErrorCode.invalid_request
     unknown = voter_changes.handle_update_voter(leader, update_request(net, 3, 7779), net.now)
     assert int(unknown.error_code) == ErrorCode.voter_not_found
+
+
+def test_update_voter_at_kraft_version_0_is_kept_in_memory(tmp_path: Path) -> None:
+    """KAFKA-16538: a static voter's UpdateRaftVoter is answered NONE and nothing is written."""
+    net = Network(tmp_path, [1, 2, 3])
+    try:
+        net.run_until(net.stable_leader)
+        leader_id = net.leader()
+        assert leader_id is not None
+        leader = net.nodes[leader_id]
+        net.run_until(lambda: leader.high_watermark > 0)
+        follower = next(i for i in (1, 2, 3) if i != leader_id)
+        end = leader.log.end_offset
+        response = voter_changes.handle_update_voter(leader, update_request(net, follower, 7777), net.now)
+        assert int(response.error_code) == ErrorCode.none
+        assert leader.volatile_voters[follower].endpoints == {"CONTROLLER": ("127.0.0.1", 7777)}
+        assert leader.volatile_voters[follower].directory_id == net.directory_id(follower)
+        assert leader.log.end_offset == end and leader.voters.voters[follower].directory_id is None
+        stranger = dataclasses.replace(update_request(net, follower, 7777), voter_id=9)
+        unknown = voter_changes.handle_update_voter(leader, stranger, net.now)
+        assert int(unknown.error_code) == ErrorCode.voter_not_found
+    finally:
+        net.close()
