@@ -33,6 +33,10 @@ The per-API rules of Kafka 4.4, as served here (resource: operation):
   DescribeTransactions: TransactionalId DESCRIBE.  ListTransactions: the ids with DESCRIBE.
   DescribeTopicPartitions: Topic DESCRIBE.  ListConfigResources: Cluster DESCRIBE_CONFIGS.
   DescribeCluster: none (its authorized operations need Cluster DESCRIBE).  ApiVersions: none.
+  ShareGroupHeartbeat: Group READ.  ShareGroupDescribe, DescribeShareGroupOffsets: Group DESCRIBE (and
+  Topic DESCRIBE for the offsets).  ShareFetch, ShareAcknowledge: Group READ, Topic READ.
+  AlterShareGroupOffsets: Group READ, Topic READ.  DeleteShareGroupOffsets: Group DELETE, Topic READ.
+  Initialize/Read/Write/DeleteShareGroupState, ReadShareGroupStateSummary: Cluster CLUSTER_ACTION.
 """
 
 from __future__ import annotations
@@ -174,6 +178,17 @@ REQUEST_RULES: dict[int, tuple[Check, ...]] = {
     47: (Check(Op.DELETE, Rt.GROUP, GROUP_DENIED, _group),),  # OffsetDelete (its topics: the handler)
     68: _read_group(),  # ConsumerGroupHeartbeat
     74: (Check(Op.DESCRIBE_CONFIGS, Rt.CLUSTER, CLUSTER_DENIED),),  # ListConfigResources
+    76: _read_group(),  # ShareGroupHeartbeat
+    78: _read_group(),  # ShareFetch (its topics: the handler)
+    79: _read_group(),  # ShareAcknowledge (its topics: the handler)
+    # the share coordinator's state APIs are for brokers only
+    83: (Check(Op.CLUSTER_ACTION, Rt.CLUSTER, CLUSTER_DENIED),),  # InitializeShareGroupState
+    84: (Check(Op.CLUSTER_ACTION, Rt.CLUSTER, CLUSTER_DENIED),),  # ReadShareGroupState
+    85: (Check(Op.CLUSTER_ACTION, Rt.CLUSTER, CLUSTER_DENIED),),  # WriteShareGroupState
+    86: (Check(Op.CLUSTER_ACTION, Rt.CLUSTER, CLUSTER_DENIED),),  # DeleteShareGroupState
+    87: (Check(Op.CLUSTER_ACTION, Rt.CLUSTER, CLUSTER_DENIED),),  # ReadShareGroupStateSummary
+    91: _read_group(),  # AlterShareGroupOffsets (its topics: the handler)
+    92: (Check(Op.DELETE, Rt.GROUP, GROUP_DENIED, _group),),  # DeleteShareGroupOffsets (topics: the handler)
 }
 
 
@@ -201,6 +216,9 @@ def _topic_partitions(cls: type, topics_field: str, parts_field: str, topics: It
         )
         for t in topics
     )
+
+
+SHARE_STATE_APIS = frozenset({83, 84, 85, 86, 87})
 
 
 def _denied(api_key: int, version: int, request: Any, code: ErrorCode) -> Any:
@@ -235,6 +253,17 @@ def _denied(api_key: int, version: int, request: Any, code: ErrorCode) -> Any:
         allow_change = getattr(request, "allow_replication_factor_change", True)
         return build(cls, throttle_time=no_throttle(), error_code=code, error_message=None,
                      allow_replication_factor_change=allow_change, responses=responses)  # fmt: skip
+    if api_key in SHARE_STATE_APIS:  # every partition of every topic, with no state
+        topic_cls = entry_type(cls, "results")
+        part_cls = entry_type(topic_cls, "partitions")
+        no_state = {"state_epoch": -1, "leader_epoch": -1, "start_offset": -1, "state_batches": ()}
+        results = tuple(
+            build(topic_cls, topic_id=t.topic_id, partitions=tuple(
+                build(part_cls, partition=p.partition, error_code=code, error_message=None, **no_state)
+                for p in t.partitions))
+            for t in request.topics
+        )  # fmt: skip
+        return build(cls, results=results)
     return empty_response(cls, code)
 
 

@@ -1,17 +1,33 @@
-"""Shared by ShareFetch and ShareAcknowledge (KIP-932): the share session step and the acknowledgements
-a request carries, per partition."""
+"""Shared by ShareFetch and ShareAcknowledge (KIP-932): the share session step, the acknowledgements a
+request carries, per partition, and the topics its principal may not read."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
+from strom.apis._authz import allowed, enforcing
 from strom.coordinator.share.sessions import FINAL_EPOCH, ShareSession, ShareSessionError
 from strom.coordinator.share.state_records import StateKey
 from strom.protocol.errors import ErrorCode
+from strom.security.authorizer import AclOperation, ResourceType
 
 PartitionKey = tuple[uuid.UUID, int]
+
+
+def unreadable(ctx: Any, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
+    """The partitions among `keys` of known topics the principal may not READ (TOPIC_AUTHORIZATION_FAILED
+    for them, as Kafka's ShareFetch and ShareAcknowledge answer); unknown topic ids are left to the
+    handler."""
+    keys = list(keys)
+    if not keys or not enforcing(ctx):
+        return set()
+    image = ctx.broker.metadata.image
+    names = {tid: info.name for tid in {k[0] for k in keys} if (info := image.topic_by_id(tid)) is not None}
+    readable = allowed(ctx, AclOperation.READ, ResourceType.TOPIC, names.values())
+    return {key for key in keys if key[0] in names and names[key[0]] not in readable}
 
 
 def ack_batches(partition: Any) -> list[tuple[int, int, list[int]]]:

@@ -15,10 +15,12 @@ from typing import Any
 
 from kio.static.primitive import i32
 
+from strom.apis._authz import allowed
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.share.state_records import StateKey
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 91
 
@@ -44,12 +46,15 @@ async def handle(ctx: Any, request: Any) -> Any:
     image = ctx.broker.metadata.image
     done: dict[Any, tuple[str, frozenset[int]]] = {}
     topics = []
+    readable = allowed(ctx, AclOperation.READ, ResourceType.TOPIC, (t.topic_name for t in request.topics))
     for t in request.topics:
         info = image.topic(t.topic_name)
         parts = []
         for p in t.partitions:
             index = int(p.partition_index)
-            if info is None or index not in info.partitions:
+            if t.topic_name not in readable:
+                code = ErrorCode.topic_authorization_failed
+            elif info is None or index not in info.partitions:
                 code = ErrorCode.unknown_topic_or_partition
             else:
                 code = await _reset(

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from strom.apis._authz import allowed
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.share.state_records import StateKey
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 92
 
@@ -33,9 +35,12 @@ async def handle(ctx: Any, request: Any) -> Any:
     image = ctx.broker.metadata.image
     deleted = []
     topics = []
+    readable = allowed(ctx, AclOperation.READ, ResourceType.TOPIC, (t.topic_name for t in request.topics))
     for t in request.topics:
         info = image.topic(t.topic_name)
-        if info is None:
+        if t.topic_name not in readable:
+            code = ErrorCode.topic_authorization_failed
+        elif info is None:
             code = ErrorCode.unknown_topic_or_partition
         else:
             parts = sorted(initialized.get(info.topic_id, (t.topic_name, frozenset()))[1])

@@ -4,8 +4,9 @@ for kafka-share-groups --describe. Topics null means every partition the group h
 the lag: the high watermark minus the start offset, when this broker leads the partition (else -1). A
 partition without state answers start offset -1.
 
-Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND;
-per partition UNKNOWN_TOPIC_OR_PARTITION and the share coordinator's errors.
+Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND,
+GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group); per partition UNKNOWN_TOPIC_OR_PARTITION,
+TOPIC_AUTHORIZATION_FAILED (no DESCRIBE on the topic) and the share coordinator's errors.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 
 from kio.static.primitive import i32, i64
 
+from strom.apis._authz import allowed, may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.share.state_records import StateKey
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 90
 
@@ -35,6 +38,9 @@ async def _describe_group(ctx: Any, cls: Any, group: Any) -> Any:
     persister = ctx.broker.share_partitions.persister
     topic_cls = entry_type(cls, "topics")
     part_cls = entry_type(topic_cls, "partitions")
+    if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group.group_id):
+        return build(cls, group_id=group.group_id, topics=(), error_code=ErrorCode.group_authorization_failed,
+                     error_message=None)
     error, message, initialized = core.share_partitions(group.group_id)
     if error is not ErrorCode.none:
         return build(cls, group_id=group.group_id, topics=(), error_code=error, error_message=message)
@@ -49,9 +55,10 @@ async def _describe_group(ctx: Any, cls: Any, group: Any) -> Any:
             wanted.append(
                 (t.topic_name, None if info is None else info.topic_id, [int(p) for p in t.partitions])
             )
+    describable = allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (w[0] for w in wanted))
     topics = []
     for name, topic_id, parts in wanted:
-        if topic_id is None:
+        if topic_id is None or name not in describable:
             entries = [
                 build(
                     part_cls,
@@ -59,7 +66,9 @@ async def _describe_group(ctx: Any, cls: Any, group: Any) -> Any:
                     start_offset=i64(-1),
                     leader_epoch=i32(-1),
                     lag=i64(-1),
-                    error_code=ErrorCode.unknown_topic_or_partition,
+                    error_code=ErrorCode.unknown_topic_or_partition
+                    if name in describable
+                    else ErrorCode.topic_authorization_failed,
                     error_message=None,
                 )
                 for p in parts

@@ -6,8 +6,9 @@ still holds (a consumer closing). Each partition's acknowledgements are applied 
 batch) and persisted through the share coordinator before the answer.
 
 Errors: top level SHARE_SESSION_NOT_FOUND, INVALID_SHARE_SESSION_EPOCH, INVALID_REQUEST,
-INVALID_GROUP_ID; per partition INVALID_RECORD_STATE, INVALID_REQUEST, UNKNOWN_TOPIC_ID,
-NOT_LEADER_OR_FOLLOWER, COORDINATOR_NOT_AVAILABLE.
+INVALID_GROUP_ID, GROUP_AUTHORIZATION_FAILED (no READ on the group); per partition INVALID_RECORD_STATE,
+INVALID_REQUEST, UNKNOWN_TOPIC_ID, NOT_LEADER_OR_FOLLOWER, COORDINATOR_NOT_AVAILABLE,
+TOPIC_AUTHORIZATION_FAILED (no READ on the topic: its acknowledgements are not applied).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from typing import Any
 from kio.static.primitive import i32, i32Timedelta
 
 from strom.apis._build import build, entry_type, no_throttle
-from strom.apis._share_acks import PartitionKey, ack_batches, acknowledge_all, close_if_final, open_session
+from strom.apis._share_acks import (
+    PartitionKey,
+    ack_batches,
+    acknowledge_all,
+    close_if_final,
+    open_session,
+    unreadable,
+)
 from strom.coordinator.share.sessions import INITIAL_EPOCH
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
@@ -74,11 +82,14 @@ async def handle(ctx: Any, request: Any) -> Any:
         for topic in request.topics
         for partition in topic.partitions
     }
+    denied = unreadable(ctx, acks)
     session, error, message = open_session(ctx, group_id, member_id, epoch, [], [])
     if session is None:
         return _response(ctx, error, message, {})
     ctx.effects_applied()
-    errors = await acknowledge_all(ctx, group_id, member_id, acks)
+    readable = {k: v for k, v in acks.items() if k not in denied}
+    errors = await acknowledge_all(ctx, group_id, member_id, readable)
+    errors.update(dict.fromkeys(denied, ErrorCode.topic_authorization_failed))
     await close_if_final(ctx, session, epoch)
     return _response(ctx, ErrorCode.none, None, errors)
 

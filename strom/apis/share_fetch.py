@@ -17,9 +17,10 @@ partitions' leader, and acknowledge those they processed.
   batch only as far as whole batches allow here) and is_renew_ack.
 
 Errors: top level SHARE_SESSION_NOT_FOUND, INVALID_SHARE_SESSION_EPOCH, SHARE_SESSION_LIMIT_REACHED,
-INVALID_REQUEST, INVALID_GROUP_ID; per partition UNKNOWN_TOPIC_ID, NOT_LEADER_OR_FOLLOWER,
-UNKNOWN_TOPIC_OR_PARTITION, COORDINATOR_NOT_AVAILABLE (share state unreachable) and the acknowledgement
-errors above.
+INVALID_REQUEST, INVALID_GROUP_ID, GROUP_AUTHORIZATION_FAILED (no READ on the group); per partition
+UNKNOWN_TOPIC_ID, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, COORDINATOR_NOT_AVAILABLE (share
+state unreachable), TOPIC_AUTHORIZATION_FAILED (no READ on the topic: neither fetched nor acknowledged)
+and the acknowledgement errors above.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from typing import Any
 from kio.static.primitive import Records, i16, i32, i32Timedelta, i64
 
 from strom.apis._build import build, entry_type, no_throttle
-from strom.apis._share_acks import PartitionKey, ack_batches, acknowledge_all, close_if_final, open_session
+from strom.apis._share_acks import (
+    PartitionKey,
+    ack_batches,
+    acknowledge_all,
+    close_if_final,
+    open_session,
+    unreadable,
+)
 from strom.coordinator.share.manager import FetchResult, SharePartitionError
 from strom.coordinator.share.sessions import FINAL_EPOCH, INITIAL_EPOCH
 from strom.coordinator.share.state_records import StateKey
@@ -99,8 +107,10 @@ async def handle(ctx: Any, request: Any) -> Any:
                 acks[key] = batches
     if epoch == INITIAL_EPOCH and acks:
         return _top_error(ctx, ErrorCode.invalid_request, "Acknowledge data present in Initial Fetch Request")
+    denied = unreadable(ctx, wanted)
+    acks = {k: v for k, v in acks.items() if k not in denied}
     forgotten = [(t.topic_id, int(p)) for t in request.forgotten_topics_data for p in t.partitions]
-    added = [] if epoch == FINAL_EPOCH else wanted
+    added = [] if epoch == FINAL_EPOCH else [k for k in wanted if k not in denied]
     session, error, message = open_session(ctx, group_id, member_id, epoch, added, forgotten)
     if session is None:
         return _top_error(ctx, error, message)
@@ -122,6 +132,7 @@ async def handle(ctx: Any, request: Any) -> Any:
             await ctx.broker.share_partitions.wait_for_records(
                 [StateKey(group_id, t, p) for t, p in keys], remaining
             )
+    results.update({k: FetchResult(ErrorCode.topic_authorization_failed, None) for k in denied})
     return _respond(ctx, wanted, results, ack_errors)
 
 

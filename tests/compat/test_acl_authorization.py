@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from compat_support import JavaTools
+from confluent_kafka import TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -31,18 +32,21 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from kio.schema.alter_share_group_offsets.v0 import request as alter_share_offsets
 from kio.schema.consumer_group_describe.v0 import request as cgd
 from kio.schema.create_acls.v3 import request as create_acls
 from kio.schema.create_partitions.v3 import request as create_partitions
 from kio.schema.create_topics.v7 import request as create_topics
 from kio.schema.delete_groups.v2 import request as delete_groups
 from kio.schema.delete_records.v2 import request as delete_records
+from kio.schema.delete_share_group_offsets.v0 import request as delete_share_offsets
 from kio.schema.delete_topics.v6 import request as delete_topics
 from kio.schema.describe_acls.v3 import request as describe_acls
 from kio.schema.describe_configs.v4 import request as describe_configs
 from kio.schema.describe_groups.v5 import request as describe_groups
 from kio.schema.describe_log_dirs.v4 import request as describe_log_dirs
 from kio.schema.describe_producers.v0 import request as describe_producers
+from kio.schema.describe_share_group_offsets.v0 import request as describe_share_offsets
 from kio.schema.describe_topic_partitions.v0 import request as dtp
 from kio.schema.elect_leaders.v2 import request as elect_leaders
 from kio.schema.find_coordinator.v4 import request as find_coordinator
@@ -55,6 +59,10 @@ from kio.schema.metadata.v12 import request as metadata
 from kio.schema.offset_commit.v8 import request as offset_commit
 from kio.schema.offset_fetch.v7 import request as offset_fetch
 from kio.schema.offset_for_leader_epoch.v4 import request as ofle
+from kio.schema.read_share_group_state.v0 import request as read_share_state
+from kio.schema.share_acknowledge.v1 import request as share_acknowledge
+from kio.schema.share_fetch.v1 import request as share_fetch
+from kio.schema.share_group_heartbeat.v1 import request as share_heartbeat
 from kio.static.primitive import i8, i16, i32, i64
 from wire_helpers import fetch_request, ms, produce_request, records
 
@@ -67,6 +75,7 @@ from strom.testing.certs import Party, Pki, add_client, make_pki
 
 TOPIC = "authz-t"
 GROUP = "authz-g1"
+SHARE_GROUP = "authz-g-share"
 TXN = "authz-txn"
 AUTH_ERRORS = {
     ErrorCode.topic_authorization_failed,
@@ -215,6 +224,10 @@ X_DENIED = ErrorCode.transactional_id_authorization_failed
 
 def _unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+def _member_id() -> str:
+    return str(uuid.uuid4())
 
 
 CASES = [
@@ -480,6 +493,60 @@ CASES = [
         T_DENIED,
     ),
     Case(
+        "ShareGroupHeartbeat",
+        lambda: share_heartbeat.ShareGroupHeartbeatRequest(
+            group_id=SHARE_GROUP, member_id=_member_id(), member_epoch=i32(0), rack_id=None,
+            subscribed_topic_names=(TOPIC,),
+        ),
+        lambda r: r.error_code,
+        G_DENIED,
+    ),
+    Case(
+        "ShareFetch",
+        lambda: share_fetch.ShareFetchRequest(
+            group_id=SHARE_GROUP, member_id=_member_id(), share_session_epoch=i32(0), max_wait=ms(0),
+            min_bytes=i32(1), max_bytes=i32(1 << 20), max_records=i32(10), batch_size=i32(10),
+            topics=(), forgotten_topics_data=(),
+        ),
+        lambda r: r.error_code,
+        G_DENIED,
+    ),
+    Case(
+        "ShareAcknowledge",
+        lambda: share_acknowledge.ShareAcknowledgeRequest(
+            group_id=SHARE_GROUP, member_id=_member_id(), share_session_epoch=i32(1), topics=(),
+        ),
+        lambda r: r.error_code,
+        G_DENIED,
+    ),
+    Case(
+        "DescribeShareGroupOffsets",
+        lambda: describe_share_offsets.DescribeShareGroupOffsetsRequest(groups=(
+            describe_share_offsets.DescribeShareGroupOffsetsRequestGroup(group_id=SHARE_GROUP, topics=None),
+        )),
+        lambda r: r.groups[0].error_code,
+        G_DENIED,
+    ),
+    Case(
+        "AlterShareGroupOffsets",
+        lambda: alter_share_offsets.AlterShareGroupOffsetsRequest(group_id=_unique("authz-g-s"), topics=(
+            alter_share_offsets.AlterShareGroupOffsetsRequestTopic(topic_name=TOPIC, partitions=(
+                alter_share_offsets.AlterShareGroupOffsetsRequestPartition(
+                    partition_index=i32(0), start_offset=i64(0)),
+            )),
+        )),
+        lambda r: r.error_code,
+        G_DENIED,
+    ),
+    Case(
+        "DeleteShareGroupOffsets",
+        lambda: delete_share_offsets.DeleteShareGroupOffsetsRequest(group_id=_unique("authz-g-s"), topics=(
+            delete_share_offsets.DeleteShareGroupOffsetsRequestTopic(topic_name=TOPIC),
+        )),
+        lambda r: r.error_code,
+        G_DENIED,
+    ),
+    Case(
         "DescribeAcls",
         lambda: describe_acls.DescribeAclsRequest(
             resource_type_filter=i8(1),
@@ -620,3 +687,24 @@ def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path, fetched_tools: 
     assert removed.returncode == 0, removed.stderr
     again = tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group)
     assert "User:carol" not in again.stdout
+
+
+def test_share_group_state_apis_need_cluster_action(secured: SecuredBroker) -> None:
+    """The share coordinator's state APIs are for brokers: CLUSTER_AUTHORIZATION_FAILED on every partition
+    for a client without CLUSTER_ACTION (alice too), served for a super user."""
+    admin = AdminClient(secured.rdkafka(secured.admin))
+    uid = admin.describe_topics(TopicCollection([TOPIC]))[TOPIC].result(30).topic_id
+    mask = (1 << 64) - 1
+    high, low = uid.get_most_significant_bits() & mask, uid.get_least_significant_bits() & mask
+    topic_id = uuid.UUID(int=high << 64 | low)
+
+    def read_state() -> Any:
+        return read_share_state.ReadShareGroupStateRequest(group_id=SHARE_GROUP, topics=(
+            read_share_state.ReadStateData(topic_id=topic_id, partitions=(
+                read_share_state.PartitionData(partition=i32(0), leader_epoch=i32(0)),)),))  # fmt: skip
+
+    for party in (secured.bob, secured.alice):
+        refused = asyncio.run(_ask(secured, party, read_state()))
+        assert _first_partition(refused, "results") == C_DENIED, (party.subject, secured.kind)
+    served = asyncio.run(_ask(secured, secured.admin, read_state()))
+    assert _first_partition(served, "results") not in AUTH_ERRORS, secured.kind
