@@ -708,3 +708,27 @@ def test_share_group_state_apis_need_cluster_action(secured: SecuredBroker) -> N
         assert _first_partition(refused, "results") == C_DENIED, (party.subject, secured.kind)
     served = asyncio.run(_ask(secured, secured.admin, read_state()))
     assert _first_partition(served, "results") not in AUTH_ERRORS, secured.kind
+
+
+def test_share_fetch_refuses_topics_the_principal_may_not_read(secured: SecuredBroker) -> None:
+    """alice may read the share group and TOPIC but not authz-del-1: that partition alone answers
+    TOPIC_AUTHORIZATION_FAILED."""
+    admin = AdminClient(secured.rdkafka(secured.admin))
+    ids = {}
+    mask = (1 << 64) - 1
+    for name in (TOPIC, "authz-del-1"):
+        uid = admin.describe_topics(TopicCollection([name]))[name].result(30).topic_id
+        ids[name] = uuid.UUID(int=(uid.get_most_significant_bits() & mask) << 64
+                              | uid.get_least_significant_bits() & mask)
+    request = share_fetch.ShareFetchRequest(
+        group_id=SHARE_GROUP, member_id=_member_id(), share_session_epoch=i32(0), max_wait=ms(0),
+        min_bytes=i32(1), max_bytes=i32(1 << 20), max_records=i32(10), batch_size=i32(10),
+        topics=tuple(share_fetch.FetchTopic(topic_id=ids[name], partitions=(
+            share_fetch.FetchPartition(partition_index=i32(0), acknowledgement_batches=()),))
+            for name in (TOPIC, "authz-del-1")),
+        forgotten_topics_data=(),
+    )  # fmt: skip
+    response = asyncio.run(_ask(secured, secured.alice, request))
+    codes = {t.topic_id: t.partitions[0].error_code for t in response.responses}
+    assert codes.get(ids["authz-del-1"]) == T_DENIED, (response, secured.kind)
+    assert codes.get(ids[TOPIC], ErrorCode.none) not in AUTH_ERRORS, (response, secured.kind)
