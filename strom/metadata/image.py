@@ -12,7 +12,8 @@ Replay follows Kafka 4.4's control managers and image builders record by record:
 - ConfigRecord sets (or with a null value deletes) one key of a resource (topic 2, broker 4, "" being the
   cluster-wide default, group 32); FeatureLevelRecord finalizes a feature (level 0 removes it);
   ProducerIdsRecord moves the next producer id block; RegisterControllerRecord keeps a controller's
-  endpoints; NoOpRecord and the ZooKeeper migration record change nothing.
+  endpoints and UnregisterControllerRecord forgets them; NoOpRecord and the ZooKeeper migration record
+  change nothing.
 - Records between BeginTransactionRecord and EndTransactionRecord (KIP-868) apply together at the end;
   AbortTransactionRecord drops them, so no reader ever sees half of a transaction.
 - AccessControlEntryRecord adds an ACL binding under its id, RemoveAccessControlEntryRecord drops it (Kafka's
@@ -345,6 +346,9 @@ class MetadataState:
             _endpoints(m.end_points),  # type: ignore[arg-type]
         )
 
+    def _on_unregister_controller(self, m: r.UnregisterControllerRecord, _offset: int) -> None:
+        self.controllers.pop(m.controller_id, None)
+
     def _on_noop(self, _m: object, _offset: int) -> None:
         return
 
@@ -478,6 +482,7 @@ _HANDLERS = {
     r.FeatureLevelRecord: MetadataState._on_feature,
     r.ProducerIdsRecord: MetadataState._on_producer_ids,
     r.RegisterControllerRecord: MetadataState._on_register_controller,
+    r.UnregisterControllerRecord: MetadataState._on_unregister_controller,
     r.NoOpRecord: MetadataState._on_noop,
     r.AccessControlEntryRecord: MetadataState._on_acl,
     r.RemoveAccessControlEntryRecord: MetadataState._on_remove_acl,

@@ -1,7 +1,8 @@
 """Dynamic voters (KIP-853) through a KRaft broker: kafka-metadata-quorum --bootstrap-server add-controller
-and remove-controller are forwarded by the broker to the active controller (AddRaftVoter/RemoveRaftVoter in
-an Envelope, as Kafka 4.4's brokers do); the quorum moves to a new controller, the old one is stopped, and
-topics, produce and consume keep working."""
+and remove-controller, and kafka-cluster unregister-controller, are forwarded by the broker to the active
+controller (AddRaftVoter, RemoveRaftVoter and UnregisterController in an Envelope, as Kafka 4.4's brokers
+do); the quorum moves to a new controller, the old one is stopped, and topics, produce and consume keep
+working."""
 
 from __future__ import annotations
 
@@ -63,8 +64,27 @@ def test_controllers_change_through_a_broker(cluster: DynamicQuorum) -> None:
         cluster, "remove-controller", "--controller-id", "1", "--controller-directory-id", directory
     )
     assert removed.returncode == 0, removed.stderr[-2000:]
+    assert removed.stdout.strip() == f"Removed KRaft controller 1 with directory id {directory}"
     wait_for(lambda: cluster.leader([2]) == (2, 2), 20, "controller 2 to lead")
     cluster.stop(1)
+    # UnregisterController (94), forwarded too: the first call removes its RegisterControllerRecord, the
+    # second finds none (CONTROLLER_ID_NOT_REGISTERED)
+    for expected in (0, 1):
+        unregistered = tool(
+            "org.apache.kafka.tools.ClusterTool",
+            "unregister-controller",
+            "--bootstrap-server",
+            cluster.bootstrap_servers,
+            "--id",
+            "1",
+        )
+        assert unregistered.returncode == expected, unregistered.stderr[-2000:]
+        if expected == 0:
+            assert unregistered.stdout.strip() == "Controller 1 is no longer registered."
+    assert unregistered.stdout == ""
+    assert "ControllerIdNotRegisteredException: Controller ID 1 is not currently registered." in (
+        unregistered.stderr
+    )
     status = quorum_tool(cluster, "describe", "--status")
     lines = dict(line.split(":", 1) for line in status.stdout.strip().splitlines())
     assert lines["LeaderId"].strip() == "2"

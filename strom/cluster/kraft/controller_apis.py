@@ -387,6 +387,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
     from strom.apis.renew_delegation_token import SPEC as RENEW_TOKEN
     from strom.cluster.kraft.envelope import envelope_spec
+    from strom.cluster.kraft.unregister_controller import controller_spec as unregister_controller_spec
 
     def bind(fn: Any) -> Any:
         async def handle(ctx: Any, request: Any) -> Any:
@@ -418,4 +419,5 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         ApiSpec(70, 0, 0, bind(_controller_registration), name="ControllerRegistration"),
         ApiSpec(57, 0, 2, bind(_update_features), name="UpdateFeatures"),
         ApiSpec(64, 0, 0, bind(_unregister_broker), name="UnregisterBroker"),
+        unregister_controller_spec(controller),
     ]

@@ -94,6 +94,11 @@ class IsrMember:
     broker_epoch: int = -1
 
 
+# metadata.version 4.4-IV2: Kafka's MetadataVersion.isControllerUnregistrationSupported
+CONTROLLER_UNREGISTRATION_LEVEL = 33
+CONTROLLER_ID_NOT_REGISTERED = 136  # Kafka 4.4's Errors.CONTROLLER_ID_NOT_REGISTERED
+
+
 def _error(code: ErrorCode, message: str) -> KafkaError:
     return KafkaError(message, code=code)
 
@@ -303,6 +308,23 @@ class ControllerRules:
         records = self.leader_and_isr_updates(remove=broker_id)
         record = r.UnregisterBrokerRecord(broker_id=broker_id, broker_epoch=reg.epoch)
         return Change([*records, ApiMessageAndVersion(record, 0)])
+
+    def unregister_controller(self, controller_id: int) -> Change:
+        """UnregisterController (KIP-853's follow-up, `kafka-metadata-quorum remove-controller --unregister`):
+        Kafka 4.4's ClusterControlManager.unregisterController, from metadata.version 4.4-IV2, writes an
+        UnregisterControllerRecord for a registered controller."""
+        if self.state.metadata_version and self.state.metadata_version < CONTROLLER_UNREGISTRATION_LEVEL:
+            raise _error(
+                ErrorCode.unsupported_version,
+                "The current MetadataVersion is too old to support controller unregistration.",
+            )
+        if controller_id not in self.state.controllers:
+            raise _error(
+                CONTROLLER_ID_NOT_REGISTERED,  # type: ignore[arg-type]  # Kafka 4.4's code, newer than kio's
+                f"Controller ID {controller_id} is not currently registered.",
+            )
+        record = r.UnregisterControllerRecord(controller_id=controller_id)
+        return Change([ApiMessageAndVersion(record, 0)])
 
     def begin_controlled_shutdown(self, reg: BrokerRegistration) -> list[ApiMessageAndVersion]:
         records = self._registration_change(reg, shutdown=IN_CONTROLLED_SHUTDOWN)

@@ -15,9 +15,10 @@ KafkaApis hands them over unexamined). For each forwarded API the broker's handl
 - CreateTopics, CreatePartitions and DeleteTopics then wait (a few seconds at most) until this broker's
   metadata shows what the controller did, so a client's next request to this broker finds the topic.
 
-DescribeQuorum (55), UpdateFeatures (57), UnregisterBroker (64), AddRaftVoter (80) and RemoveRaftVoter
-(81), which a KRaft broker serves only this way (`kafka-metadata-quorum describe / add-controller /
-remove-controller`, `kafka-features`, `kafka-cluster unregister` with --bootstrap-server), go to the
+DescribeQuorum (55), UpdateFeatures (57), UnregisterBroker (64), AddRaftVoter (80), RemoveRaftVoter (81)
+and UnregisterController (94, written by strom.cluster.kraft.unregister_controller), which a KRaft broker
+serves only this way (`kafka-metadata-quorum describe / add-controller / remove-controller [--unregister]`,
+`kafka-features`, `kafka-cluster unregister` with --bootstrap-server), go to the
 active controller as well. `FORWARDED_APIS` are those a Strom
 controller serves (with Create/Renew/ExpireDelegationToken, which the broker refuses itself on the
 connections Kafka refuses them on); Kafka 4.4 forwards more (FORWARDABLE_APIS in
@@ -71,7 +72,11 @@ def encode_request(request: Any, correlation_id: int, client_id: str | None) -> 
     buf.write(
         encode_request_header(api_key, version, correlation_id, client_id, is_flexible(api_key, version))
     )
-    entity_writer(type(request))(buf, request)
+    encode_body = getattr(request, "encode_body", None)  # an API kio has no schema for
+    if encode_body is not None:
+        buf.write(encode_body())
+    else:
+        entity_writer(type(request))(buf, request)
     return buf.getvalue()
 
 
@@ -192,4 +197,8 @@ def forwarding_registry(registry: ApiRegistry) -> ApiRegistry:
     for key, low, high, name in FORWARD_ONLY:
         if registry.get(key) is None:
             specs.append(ApiSpec(key, low, high, forward, name=name))
+    if registry.get(94) is None:
+        from strom.cluster.kraft.unregister_controller import broker_spec
+
+        specs.append(broker_spec())  # UnregisterController: kio has no schema; its own forwarding
     return ApiRegistry(specs)
