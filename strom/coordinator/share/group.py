@@ -60,14 +60,3 @@ class ShareGroup:
 
     def subscribed_topics(self) -> set[str]:
         return {t for m in self.members.values() for t in m.subscribed_topic_names}
-
-    def target_for(self, member: ShareMember, topic_ids: dict[str, uuid.UUID]) -> Partitions:
-        out: Partitions = {}
-        for name in member.subscribed_topic_names:
-            topic_id = topic_ids.get(name)
-            if topic_id is None or topic_id not in self.initialized:
-                continue
-            parts = self.initialized[topic_id][1]
-            if parts:
-                out[topic_id] = parts
-        return out

@@ -8,7 +8,8 @@
   leaves: the member's records get tombstones and the group epoch moves. A group id of a classic or
   consumer group is GROUP_ID_NOT_FOUND "Group X is not a share group.".
 - A new or changed subscription moves the group epoch; the target assignment is then recomputed
-  (ShareGroupTargetAssignmentMember per member, ShareGroupTargetAssignmentMetadata) and a member takes
+  (strom.coordinator.share.assignor, Kafka's `simple` assignor's rules; ShareGroupTargetAssignmentMember
+  per member, ShareGroupTargetAssignmentMetadata) and a member takes
   its target on its next heartbeat (ShareGroupCurrentMemberAssignment, member epoch = assignment epoch).
   The answer carries the assignment when it changed, or to a joining member.
 - Subscribed partitions whose share state was never initialized are handed back (`to_initialize`): the
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from strom.coordinator.consumer.results import HeartbeatResult
 from strom.coordinator.group.base import Record, append_error_code
 from strom.coordinator.share import records as rec
+from strom.coordinator.share.assignor import assign_share_partitions
 from strom.coordinator.share.base import SHARE_SESSION, ShareBase
 from strom.coordinator.share.group import ShareGroup, ShareMember
 from strom.protocol.errors import ErrorCode, KafkaError
@@ -191,9 +193,15 @@ class ShareHeartbeats(ShareBase):
             return []
         topics = self.topics_view()
         ids = {name: meta.topic_id for name, meta in topics.by_name.items()}
+        subscriptions = {
+            m.member_id: [ids[name] for name in m.subscribed_topic_names if name in ids]
+            for m in group.members.values()
+        }
+        assignable = {topic_id: parts for topic_id, (_name, parts) in group.initialized.items()}
+        targets = assign_share_partitions(subscriptions, assignable, group.target)
         records: list[Record] = []
         for member in group.members.values():
-            target = group.target_for(member, ids)
+            target = targets[member.member_id]
             if group.target.get(member.member_id) != target:
                 group.target[member.member_id] = target
                 key = rec.member_key(rec.TARGET_ASSIGNMENT_MEMBER, group.group_id, member.member_id)
