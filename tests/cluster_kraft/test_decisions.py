@@ -203,3 +203,31 @@ def test_unregister_moves_leadership_then_removes_the_registration(rules: Contro
     with pytest.raises(KafkaError) as unknown:
         rules.unregister_broker(1)
     assert unknown.value.code == ErrorCode.broker_id_not_registered
+
+
+def test_assign_replicas_to_dirs_records_each_replicas_directory(rules: ControllerRules) -> None:
+    import dataclasses
+
+    state = rules.state
+    online, gone = uuid.UUID(int=11), uuid.UUID(int=12)
+    state.brokers[1] = dataclasses.replace(state.brokers[1], log_dirs=(online,))
+    apply(state, rules.create_topic("jbod", -1, -1, {}, {0: [1, 2], 1: [2, 3]}).records)
+    topic_id = state.topic_ids["jbod"]
+    epoch = state.brokers[1].epoch
+    change = rules.assign_replicas_to_dirs(1, epoch, [(online, [(topic_id, [0, 1, 7])])])
+    assert change.result == {
+        (online, topic_id, 0): ErrorCode.none,
+        (online, topic_id, 1): ErrorCode.not_leader_or_follower,  # broker 1 holds no replica of it
+        (online, topic_id, 7): ErrorCode.unknown_topic_or_partition,
+    }
+    apply(state, change.records)
+    part = state.partition(topic_id, 0)
+    assert part is not None and part.directories[0] == online and part.isr == (1, 2)
+    assert rules.assign_replicas_to_dirs(1, epoch, [(online, [(topic_id, [0])])]).records == []  # no change
+    # a directory the broker does not report online: the replica leaves the ISR and leadership
+    apply(state, rules.assign_replicas_to_dirs(1, epoch, [(gone, [(topic_id, [0])])]).records)
+    part = state.partition(topic_id, 0)
+    assert part is not None and part.directories[0] == gone and part.isr == (2,) and part.leader == 2
+    with pytest.raises(KafkaError) as stale:
+        rules.assign_replicas_to_dirs(1, epoch + 1, [])
+    assert stale.value.code == ErrorCode.stale_broker_epoch

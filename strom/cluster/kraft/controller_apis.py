@@ -7,6 +7,7 @@
 - ControllerRegistration (70) v0 (KIP-919): the active controller writes the RegisterControllerRecord of a
   controller that registers (Kafka 4.4's controllers send it to the active one, whatever its kind, and
   retry with an ERROR log line each time while it is refused).
+- AssignReplicasToDirs (73) v0 (KIP-858): a JBOD broker's replicas' directories, as PartitionChangeRecords.
 - UpdateFeatures (57) v0-2 (`kafka-features`, checks in strom.cluster.kraft.feature_updates) and
   UnregisterBroker (64) v0 (`kafka-cluster unregister`), CLUSTER ALTER, on the active controller.
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
@@ -367,6 +368,39 @@ async def _unregister_broker(controller: QuorumController, ctx: Any, request: An
     return build(cls, throttle_time=zero_throttle(), error_code=code, error_message=message)
 
 
+async def _assign_replicas_to_dirs(controller: QuorumController, ctx: Any, request: Any) -> Any:
+    """AssignReplicasToDirs (73) v0 (KIP-858): a broker's replicas' log directories, per partition."""
+    cls = response_class(73, ctx.api_version)
+    dir_cls = item(cls, "directories")
+    topic_cls = item(dir_cls, "topics")
+    part_cls = item(topic_cls, "partitions")
+    asked = [
+        (d.id_, [(t.topic_id, [int(p.partition_index) for p in t.partitions]) for t in d.topics])
+        for d in request.directories
+    ]
+    error = _not_active(controller)
+    errors: dict[tuple[uuid.UUID, uuid.UUID, int], ErrorCode] = {}
+    if error is None:
+        try:
+            change = controller.rules.assign_replicas_to_dirs(
+                int(request.broker_id), int(request.broker_epoch), asked
+            )
+            errors = change.result  # type: ignore[assignment]
+            await controller.write(change)
+        except KafkaError as exc:
+            error = exc
+    if error is not None:
+        return build(cls, throttle_time=zero_throttle(), error_code=error.code, directories=())
+    directories = tuple(
+        dir_cls(id_=d, topics=tuple(
+            topic_cls(topic_id=t, partitions=tuple(
+                part_cls(partition_index=p, error_code=errors[(d, t, p)]) for p in parts))
+            for t, parts in topics))
+        for d, topics in asked
+    )  # fmt: skip
+    return build(cls, throttle_time=zero_throttle(), error_code=ErrorCode.none, directories=directories)
+
+
 def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     """The controller's APIs beyond Raft's. The admin APIs are the broker handlers behind the same
     authorization rules (strom.apis._authz), so a forwarded request is checked as its client."""
@@ -418,6 +452,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         ApiSpec(67, 0, 0, bind(_allocate_producer_ids), name="AllocateProducerIds"),
         ApiSpec(70, 0, 0, bind(_controller_registration), name="ControllerRegistration"),
         ApiSpec(57, 0, 2, bind(_update_features), name="UpdateFeatures"),
+        ApiSpec(73, 0, 0, bind(_assign_replicas_to_dirs), name="AssignReplicasToDirs"),
         ApiSpec(64, 0, 0, bind(_unregister_broker), name="UnregisterBroker"),
         unregister_controller_spec(controller),
     ]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from strom.cluster.assignment import assign_replicas, start_index_for_new_partitions
@@ -71,6 +71,8 @@ NO_LEADER = -1
 FENCE, UNFENCE = 1, -1
 IN_CONTROLLED_SHUTDOWN = 1
 UNASSIGNED_DIR = uuid.UUID(int=0)
+# (directory id, [(topic id, [partition index, ...]), ...]) of one AssignReplicasToDirs request
+DirectoryAssignment = tuple[uuid.UUID, Sequence[tuple[uuid.UUID, Sequence[int]]]]
 
 
 @dataclass(slots=True)
@@ -383,15 +385,22 @@ class ControllerRules:
         return ApiMessageAndVersion(record, self.metadata_version.partition_change_record_version)
 
     def leader_and_isr_updates(
-        self, *, remove: int = NO_LEADER, add: int = NO_LEADER
+        self,
+        *,
+        remove: int = NO_LEADER,
+        add: int = NO_LEADER,
+        only: Collection[tuple[uuid.UUID, int]] | None = None,
     ) -> list[ApiMessageAndVersion]:
         """generateLeaderAndIsrUpdates: with `remove`, every partition whose ISR holds that broker loses it
-        (and a new leader where it led); with `add`, leaderless partitions elect one now that it is back."""
+        (and a new leader where it led); with `add`, leaderless partitions elect one now that it is back.
+        `only` limits it to those partitions."""
         active = self._active(remove, add)
         records = []
         for topic_id, topic in self.state.topics.items():
             unclean: bool | None = None
             for p, part in topic.partitions.items():
+                if only is not None and (topic_id, p) not in only:
+                    continue
                 if remove != NO_LEADER and remove in part.isr:
                     target = tuple(b for b in part.isr if b != remove)
                 elif add != NO_LEADER and part.leader == NO_LEADER and add in part.replicas:
@@ -652,6 +661,49 @@ class ControllerRules:
             after,
             ApiMessageAndVersion(record, self.metadata_version.partition_change_record_version),
         )
+
+    # -- directories (KIP-858) ------------------------------------------------------------------------------
+    def assign_replicas_to_dirs(
+        self, broker_id: int, broker_epoch: int, directories: Sequence[DirectoryAssignment]
+    ) -> Change:
+        """AssignReplicasToDirs: the broker says in which of its log directories each of its replicas lives
+        (JBOD, KIP-858). A PartitionChangeRecord sets that replica's directory where it changes; per
+        partition UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER for a partition
+        the broker holds no replica of. `result`: {(directory, topic id, partition): error}. A replica
+        assigned to a directory the broker does not report online loses leadership and ISR membership, as
+        Kafka's handleAssignReplicasToDirs has it."""
+        reg = self.check_broker_epoch(broker_id, broker_epoch)
+        if self.metadata_version.partition_record_version < 1:
+            raise _error(ErrorCode.unsupported_version, "Directory assignment is not supported yet.")
+        records: list[ApiMessageAndVersion] = []
+        errors: dict[tuple[uuid.UUID, uuid.UUID, int], ErrorCode] = {}
+        offline: list[tuple[uuid.UUID, int]] = []
+        for directory, topics in directories:
+            for topic_id, partitions in topics:
+                topic = self.state.topics.get(topic_id)
+                for index in partitions:
+                    part = topic.partitions.get(index) if topic is not None else None
+                    if topic is None:
+                        errors[(directory, topic_id, index)] = ErrorCode.unknown_topic_id
+                    elif part is None:
+                        errors[(directory, topic_id, index)] = ErrorCode.unknown_topic_or_partition
+                    elif broker_id not in part.replicas:
+                        errors[(directory, topic_id, index)] = ErrorCode.not_leader_or_follower
+                    else:
+                        errors[(directory, topic_id, index)] = ErrorCode.none
+                        dirs = list(part.directories) or [UNASSIGNED_DIR] * len(part.replicas)
+                        dirs[part.replicas.index(broker_id)] = directory
+                        if tuple(dirs) != part.directories:
+                            record = r.PartitionChangeRecord(
+                                partition_id=index, topic_id=topic_id, directories=tuple(dirs)
+                            )
+                            version = self.metadata_version.partition_change_record_version
+                            records.append(ApiMessageAndVersion(record, version))
+                        if directory not in reg.log_dirs:
+                            offline.append((topic_id, index))
+        if offline:
+            records += self.leader_and_isr_updates(remove=broker_id, only=set(offline))
+        return Change(records, errors)
 
     # -- producer ids ---------------------------------------------------------------------------------------
     def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> Change:
