@@ -8,6 +8,13 @@
   message to stderr and exit 1.
 - `info -c server.properties`: the directories, their meta.properties and any problems, as Kafka prints.
 - `version-mapping [--release-version V]`: the feature levels a release starts with.
+- `migrate-from-zookeeper -c server.properties [--zookeeper-connect HOST:PORT[/chroot]] [--release-version V]
+  [--feature NAME=LEVEL] [--standalone | --initial-controllers ... | --no-initial-controllers]
+  [--ignore-formatted]`: Strom's own, the offline move of a stopped ZooKeeper-mode cluster to KRaft (Kafka's
+  online path is KIP-866): formats the node with the ZooKeeper cluster's id, a controller's bootstrap
+  snapshot holding the ZooKeeper metadata, and rewrites a broker's ZooKeeper-mode meta.properties
+  (`strom.metadata.migration`). Refused with one line and exit 1: ZooKeeper unreachable, a broker still
+  registered, directories already formatted for KRaft.
 
 Flags, short forms and exit codes are Kafka 4.4's.
 """
@@ -18,6 +25,7 @@ from pathlib import Path
 
 import click
 
+from strom.cluster.zk_migration import MigrationError, read_zookeeper
 from strom.config import BrokerConfig, ConfigError, load_properties_file
 from strom.metadata.features import FeatureError, latest_production, metadata_version
 from strom.metadata.formatter import (
@@ -29,13 +37,21 @@ from strom.metadata.formatter import (
     parse_feature_flags,
     random_uuid,
 )
+from strom.metadata.migration import migrate_storage
 from strom.metadata.release_versions import FEATURES
 from strom.storage.checkpoint import read_meta_properties, uuid_to_kafka
 
 
+def _config(config_file: str) -> BrokerConfig:
+    try:
+        return BrokerConfig(load_properties_file(config_file))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _node(config_file: str) -> NodeStorage:
     try:
-        return NodeStorage.from_config(BrokerConfig(load_properties_file(config_file)))
+        return NodeStorage.from_config(_config(config_file))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -155,3 +171,57 @@ def version_mapping_command(release_version: str | None) -> None:
     click.echo(f"metadata.version={release.feature_level} ({release.version})")
     for info in FEATURES:
         click.echo(f"{info.name}={info.default_levels.get(release.version, 0)}")
+
+
+@storage.command("migrate-from-zookeeper")
+@click.option("--config", "-c", "config_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The KRaft server.properties of this node (a controller, a broker or both).")
+@click.option("--zookeeper-connect", "-z", "zk_connect", default=None,
+              help="The ZooKeeper cluster to read, HOST:PORT[,HOST:PORT][/chroot] (default: "
+                   "zookeeper.connect of the config).")
+@click.option("--ignore-formatted", "-g", is_flag=True,
+              help="Skip directories already formatted for KRaft instead of failing.")
+@click.option("--release-version", "-r", default=None,
+              help="The release version for the initial feature levels (default: the latest production).")
+@click.option("--feature", "-f", "features", multiple=True, help="A feature level, as feature=level.")
+@click.option("--standalone", "-s", is_flag=True, help="Initialize a controller as a one-voter quorum.")
+@click.option("--no-initial-controllers", "-N", is_flag=True,
+              help="Initialize a server without a dynamic quorum topology.")
+@click.option("--initial-controllers", "-I", default=None,
+              help="The initial dynamic quorum: id@host:port:directory,... (the same on every node).")
+@click.option("--zookeeper-timeout", default=10.0, show_default=True, type=float,
+              help="Seconds to wait for the ZooKeeper session.")
+def migrate_command(
+    config_file: str,
+    zk_connect: str | None,
+    ignore_formatted: bool,
+    release_version: str | None,
+    features: tuple[str, ...],
+    standalone: bool,
+    no_initial_controllers: bool,
+    initial_controllers: str | None,
+    zookeeper_timeout: float,
+) -> None:
+    """Format this node for KRaft from a stopped ZooKeeper-mode cluster's metadata."""
+    if sum((standalone, no_initial_controllers, initial_controllers is not None)) > 1:
+        raise click.UsageError("--standalone, --no-initial-controllers and --initial-controllers are "
+                               "mutually exclusive")
+    config = _config(config_file)
+    connect = zk_connect or config.get("zookeeper.connect")
+    if not connect:
+        raise click.ClickException("No ZooKeeper to read: give --zookeeper-connect or set zookeeper.connect")
+    node = _node(config_file)
+    try:
+        cluster = read_zookeeper(str(connect), timeout=zookeeper_timeout)
+        options = FormatOptions(
+            cluster_id=cluster.cluster_id,
+            release_version=release_version,
+            features=parse_feature_flags(features),
+            standalone=standalone,
+            initial_controllers=initial_controllers,
+            no_initial_controllers=no_initial_controllers,
+            ignore_formatted=ignore_formatted,
+        )
+        migrate_storage(node, cluster, options, out=click.echo)
+    except (MigrationError, FormatterError) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -12,6 +12,9 @@ What Kafka refuses is refused here, with Kafka's messages: a node without proces
 a controller with neither static voters nor one of the three quorum flags; kraft.version levels against
 the quorum kind; unknown features, levels or release versions; formatting an already formatted
 directory without --ignore-formatted (then only the unformatted ones are written).
+
+`FormatOptions.extra_records` and `adopt` serve the offline ZooKeeper migration (`strom.metadata.migration`):
+more bootstrap records after the features, and ZooKeeper-mode directories rewritten rather than refused.
 """
 
 from __future__ import annotations
@@ -36,9 +39,15 @@ from strom.metadata.features import (
 )
 from strom.metadata.release_versions import MetadataVersionInfo
 from strom.metadata.scram import ScramParseError, parse_scram
+from strom.metadata.serde import ApiMessageAndVersion
 from strom.metadata.snapshot import BOOTSTRAP_SNAPSHOT, CLUSTER_METADATA_DIR, write_snapshot
 from strom.metadata.voters import DynamicVoter, VoterParseError, parse_dynamic_voters, voters_record
-from strom.storage.checkpoint import read_meta_properties, uuid_to_kafka, write_meta_properties
+from strom.storage.checkpoint import (
+    read_meta_properties,
+    uuid_from_kafka,
+    uuid_to_kafka,
+    write_meta_properties,
+)
 
 __all__ = [
     "META_PROPERTIES",
@@ -138,6 +147,11 @@ class FormatOptions:
     no_initial_controllers: bool = False
     ignore_formatted: bool = False
     add_scram: Sequence[str] = ()
+    extra_records: Callable[[MetadataVersionInfo], Sequence[ApiMessageAndVersion]] | None = None
+    """Records for a controller's bootstrap snapshot after the features (a ZooKeeper migration's)."""
+    adopt: frozenset[str] = frozenset()
+    """Directories whose meta.properties (a ZooKeeper-mode broker's, already checked by the caller) is
+    rewritten for KRaft, keeping its directory.id, instead of counting as formatted."""
 
 
 def parse_feature_flags(flags: Sequence[str]) -> dict[str, int]:
@@ -180,10 +194,12 @@ def format_storage(
             if not release.scram:
                 raise FormatterError("SCRAM is only supported in metadata.version 3.5-IV2 or later.")
             records += [parse_scram(arg) for arg in options.add_scram]
+        if options.extra_records is not None and node.is_controller:
+            records += list(options.extra_records(release))
     except (FeatureError, VoterParseError, ScramParseError) as exc:
         raise FormatterError(str(exc)) from None
 
-    existing = _formatted(node, options.cluster_id)
+    existing = _formatted(node, options.cluster_id, options.adopt)
     if existing and not options.ignore_formatted:
         raise FormatterError(f"Log directory {existing[0]} is already formatted. "
                              "Use --ignore-formatted to ignore this directory and format the others.")
@@ -195,6 +211,9 @@ def format_storage(
     used: set[str] = set()
     for directory in empty:
         kind, directory_id = _directory_kind(node, directory, voters)
+        kept = read_meta_properties(Path(directory) / META_PROPERTIES).get("directory.id")
+        if directory_id is None and kept and directory in options.adopt:
+            directory_id = uuid_from_kafka(kept)
         if directory_id is None:
             directory_id = random_uuid()
             while uuid_to_kafka(directory_id) in used:
@@ -284,10 +303,12 @@ def _directory_kind(
     return "dynamic metadata directory", None
 
 
-def _formatted(node: NodeStorage, cluster_id: str | None) -> list[str]:
+def _formatted(node: NodeStorage, cluster_id: str | None, adopt: frozenset[str] = frozenset()) -> list[str]:
     """Directories that already have a meta.properties, after checking they agree with this node."""
     formatted = []
     for directory in node.directories:
+        if directory in adopt:
+            continue
         props = read_meta_properties(Path(directory) / META_PROPERTIES)
         if not props:
             continue

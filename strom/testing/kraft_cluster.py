@@ -7,6 +7,7 @@ hit exactly it. Every wait has a deadline.
     with KRaftCluster(controllers=3, brokers=2) as cluster:      # nodes 1-3 controllers, 4-5 brokers
         cluster.start_all(); cluster.bootstrap_servers            # "127.0.0.1:p4,127.0.0.1:p5"
     with KRaftCluster(combined=3) as cluster: ...                 # nodes 1-3 broker,controller
+    KRaftCluster(controllers=1, brokers=3, format=False)          # server.properties only, unformatted
     cluster.active_controller()                                   # (leader id, epoch) from DescribeQuorum
 """
 
@@ -43,6 +44,7 @@ class KRaftCluster:
         combined: int = 0,
         settings: Mapping[str, str] | None = None,
         cluster_id: str = "MkU3OEVBNTcwNTJENDM2Qg",
+        format: bool = True,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="strom-kraft-"))
         self.cluster_id = cluster_id
@@ -78,6 +80,8 @@ class KRaftCluster:
             }
             self.config_path(node_id).parent.mkdir(parents=True, exist_ok=True)
             self.config_path(node_id).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+            if not format:  # the test formats the directories itself (a migration from ZooKeeper)
+                continue
             config = BrokerConfig(load_properties_file(str(self.config_path(node_id))))
             format_storage(
                 NodeStorage.from_config(config), FormatOptions(cluster_id=cluster_id), out=lambda _: None
