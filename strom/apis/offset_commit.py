@@ -90,6 +90,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         member_id=request.member_id,
         group_instance_id=getattr(request, "group_instance_id", None),
         offsets=offsets,
+        api_version=ctx.api_version,
     )
     if offsets:
         core, now = coordinator.core, coordinator.now_ms()

@@ -177,13 +177,16 @@ def test_offset_commits_check_member_epochs() -> None:
     h = ConsumerHarness({"t": 2})
     a = h.hb("a", 0)
 
-    def commit(member: str, epoch: int) -> ErrorCode:
+    def commit(member: str, epoch: int, version: int | None = 9) -> ErrorCode:
         box = Box()
-        req = CommitRequest("g", epoch, member, None, [OffsetToCommit("t", 0, 5)])
+        req = CommitRequest("g", epoch, member, None, [OffsetToCommit("t", 0, 5)], api_version=version)
         h.core.commit_offsets(req, h.now, box)
         return box.value[0]  # type: ignore[no-any-return]
 
     assert commit("a", a.member_epoch) is E.none
+    # a KIP-848 member must commit with OffsetCommit v9+ (TxnOffsetCommit: no version to check)
+    assert commit("a", a.member_epoch, version=8) is E.unsupported_version
+    assert commit("a", a.member_epoch, version=None) is E.none
     assert commit("a", a.member_epoch + 1) is E.stale_member_epoch
     assert commit("zz", 2) is E.unknown_member_id
     assert commit("", -1) is E.unknown_member_id  # members present: an admin commit is refused

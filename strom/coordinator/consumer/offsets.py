@@ -4,7 +4,8 @@
   epoch -1 is accepted while the group has no members (admin tools, manual assignment); otherwise the
   member must exist (UNKNOWN_MEMBER_ID) and send its current epoch (STALE_MEMBER_EPOCH), except that a
   commit from an older epoch is accepted for partitions the member was assigned at or before that epoch
-  (KIP-1251: a commit racing a new epoch that did not take those partitions away).
+  (KIP-1251: a commit racing a new epoch that did not take those partitions away). A member of the
+  consumer protocol committing with OffsetCommit below v9 gets UNSUPPORTED_VERSION, as in Kafka 4.4.
 - OffsetFetch v9+ with a member id checks the member and its epoch the same way (no exception there).
 - OffsetDelete removes only offsets of topics no member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
 - Expiry (KIP-211): an offset of a topic the group does not subscribe to expires
@@ -37,11 +38,15 @@ class ConsumerOffsets(ConsumerBase):
         member = group.members.get(req.member_id)
         if member is None:
             return ErrorCode.unknown_member_id
-        if req.generation_id == member.member_epoch:
-            return ErrorCode.none
         if member.uses_classic_protocol:
             # a classic member commits with its generation, which is its member epoch
-            return ErrorCode.illegal_generation
+            ok = req.generation_id == member.member_epoch
+            return ErrorCode.none if ok else ErrorCode.illegal_generation
+        if req.api_version is not None and req.api_version < 9:
+            # "OffsetCommit version 9 or above must be used by members using the modern group protocol"
+            return ErrorCode.unsupported_version
+        if req.generation_id == member.member_epoch:
+            return ErrorCode.none
         if 0 <= req.generation_id < member.member_epoch:
             topics = self.topics_view()
             for o in req.offsets:

@@ -79,6 +79,8 @@ class CommitRequest:
     member_id: str
     group_instance_id: str | None
     offsets: list[OffsetToCommit]
+    # the OffsetCommit version (None for TxnOffsetCommit): below v9 a KIP-848 member may not commit
+    api_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
