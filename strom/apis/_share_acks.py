@@ -1,5 +1,6 @@
 """Shared by ShareFetch and ShareAcknowledge (KIP-932): the share session step, the acknowledgements a
-request carries, per partition, and the topics its principal may not read."""
+request carries, per partition, the topics its principal may not read, and the leader hints of
+partitions this broker does not lead."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from kio.static.primitive import i32
+
 from strom.apis._authz import allowed, enforcing
+from strom.apis._leader_hints import HINTED_ERRORS, current_leader, leader_endpoints
 from strom.coordinator.share.sessions import FINAL_EPOCH, ShareSession, ShareSessionError
 from strom.coordinator.share.state_records import StateKey
 from strom.protocol.errors import ErrorCode
@@ -28,6 +32,24 @@ def unreadable(ctx: Any, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
     names = {tid: info.name for tid in {k[0] for k in keys} if (info := image.topic_by_id(tid)) is not None}
     readable = allowed(ctx, AclOperation.READ, ResourceType.TOPIC, names.values())
     return {key for key in keys if key[0] in names and names[key[0]] not in readable}
+
+
+def leader_hint(ctx: Any, key: PartitionKey, *codes: ErrorCode | None) -> tuple[int, int]:
+    """(leader id, leader epoch) for a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH
+    (its error or acknowledge error), so the consumer goes to the leader at once (KIP-951, as Kafka's
+    ShareFetch and ShareAcknowledge answer); (-1, -1) otherwise."""
+    if not any(code in HINTED_ERRORS for code in codes):
+        return -1, -1
+    info = ctx.broker.metadata.image.topic_by_id(key[0])
+    return current_leader(ctx, info.name, key[1]) if info is not None else (-1, -1)
+
+
+def hinted_endpoints(ctx: Any, endpoint_cls: type, leader_ids: Iterable[int]) -> tuple[Any, ...]:
+    """The response's node_endpoints: the hinted leaders on the client's listener."""
+    return tuple(
+        endpoint_cls(node_id=i32(e.node_id), host=e.host, port=i32(e.port), rack=e.rack)
+        for e in leader_endpoints(ctx, [i for i in leader_ids if i >= 0])
+    )
 
 
 def ack_batches(partition: Any) -> list[tuple[int, int, list[int]]]:

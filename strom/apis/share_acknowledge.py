@@ -24,6 +24,8 @@ from strom.apis._share_acks import (
     ack_batches,
     acknowledge_all,
     close_if_final,
+    hinted_endpoints,
+    leader_hint,
     open_session,
     unreadable,
 )
@@ -40,14 +42,17 @@ def _response(ctx: Any, code: ErrorCode, message: str | None, errors: dict[Parti
     part_cls = entry_type(topic_cls, "partitions")
     leader_cls = part_cls.__dataclass_fields__["current_leader"].type
     by_topic: dict[Any, list[Any]] = {}
+    leaders: set[int] = set()
     for (tid, p), error in errors.items():
+        leader_id, leader_epoch = leader_hint(ctx, (tid, p), error)
+        leaders.add(leader_id)
         by_topic.setdefault(tid, []).append(
             build(
                 part_cls,
                 partition_index=i32(p),
                 error_code=error,
                 error_message=None,
-                current_leader=leader_cls(leader_id=i32(-1), leader_epoch=i32(-1)),
+                current_leader=leader_cls(leader_id=i32(leader_id), leader_epoch=i32(leader_epoch)),
             )
         )
     lock_ms = ctx.broker.share_partitions.config.record_lock_duration_ms if code is ErrorCode.none else 0
@@ -58,7 +63,7 @@ def _response(ctx: Any, code: ErrorCode, message: str | None, errors: dict[Parti
         error_message=message,
         acquisition_lock_timeout=i32Timedelta.parse(datetime.timedelta(milliseconds=lock_ms)),
         responses=tuple(topic_cls(topic_id=tid, partitions=tuple(parts)) for tid, parts in by_topic.items()),
-        node_endpoints=(),
+        node_endpoints=hinted_endpoints(ctx, entry_type(cls, "node_endpoints"), leaders),
     )
 
 

@@ -37,6 +37,8 @@ from strom.apis._share_acks import (
     ack_batches,
     acknowledge_all,
     close_if_final,
+    hinted_endpoints,
+    leader_hint,
     open_session,
     unreadable,
 )
@@ -149,12 +151,15 @@ def _respond(
     acquired_cls = entry_type(part_cls, "acquired_records")
     listed = list(dict.fromkeys([*wanted, *results, *ack_errors]))
     by_topic: dict[Any, list[Any]] = {}
+    leaders: set[int] = set()
     for tid, p in listed:
         result = results.get((tid, p))
         ack = ack_errors.get((tid, p))
         if result is None and ack is None and (tid, p) not in wanted:
             continue
         result = result or FetchResult()
+        leader_id, leader_epoch = leader_hint(ctx, (tid, p), result.error, ack)
+        leaders.add(leader_id)
         by_topic.setdefault(tid, []).append(
             build(
                 part_cls,
@@ -163,7 +168,7 @@ def _respond(
                 error_message=result.message,
                 acknowledge_error_code=i16(int(ack or ErrorCode.none)),
                 acknowledge_error_message=None,
-                current_leader=leader_cls(leader_id=i32(-1), leader_epoch=i32(-1)),
+                current_leader=leader_cls(leader_id=i32(leader_id), leader_epoch=i32(leader_epoch)),
                 records=Records(result.records),
                 acquired_records=tuple(
                     acquired_cls(
@@ -183,7 +188,7 @@ def _respond(
         error_message=None,
         acquisition_lock_timeout=i32Timedelta.parse(datetime.timedelta(milliseconds=lock_ms)),
         responses=tuple(topic_cls(topic_id=tid, partitions=tuple(parts)) for tid, parts in by_topic.items()),
-        node_endpoints=(),
+        node_endpoints=hinted_endpoints(ctx, entry_type(cls, "node_endpoints"), leaders),
     )
 
 

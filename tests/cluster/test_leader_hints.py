@@ -1,6 +1,6 @@
-"""Leader hints (KIP-951) on a three-broker cluster: a Produce v10+ or Fetch v16+ sent to a broker that
-does not lead the partition answers NOT_LEADER_OR_FOLLOWER with the current leader's id and epoch and
-that leader's endpoint, so a client can go straight to it. Produce v13 names topics by id."""
+"""Leader hints (KIP-951) on a three-broker cluster: a Produce v10+, Fetch v16+ or ShareFetch sent to a
+broker that does not lead the partition answers NOT_LEADER_OR_FOLLOWER with the current leader's id and
+epoch and that leader's endpoint, so a client can go straight to it. Produce v13 names topics by id."""
 
 from __future__ import annotations
 
@@ -112,3 +112,33 @@ def _topic_id(cluster: ProcessCluster, node: int) -> Any:
 
 def _other_id(topic_id: Any) -> Any:
     return uuid.UUID(int=(topic_id.int + 1) % (1 << 128))
+
+
+def test_share_fetch_from_a_follower_names_the_leader(cluster: ProcessCluster) -> None:
+    from kio.schema.share_fetch.v1 import request as share_fetch
+
+    ids = sorted(cluster.node_ids)
+    topic = "hinted-share"
+    create_assigned(cluster, topic, [[ids[0], ids[1]]])
+    wait_until(lambda: layout(cluster, topic)[0][0] == ids[0], what="leader elected")
+    leader, follower = ids[0], ids[1]
+    metadata = MetadataRequest(
+        topics=(MetadataRequestTopic(name=topic, topic_id=None),),
+        allow_auto_topic_creation=False,
+        include_topic_authorized_operations=False,
+    )
+    topic_id = _request(cluster, leader, metadata).topics[0].topic_id
+    request = share_fetch.ShareFetchRequest(
+        group_id="hinted-share", member_id=str(uuid.uuid4()), share_session_epoch=i32(0),
+        max_wait=i32Timedelta.parse(datetime.timedelta(0)), min_bytes=i32(1), max_bytes=i32(1 << 20),
+        max_records=i32(10), batch_size=i32(10),
+        topics=(share_fetch.FetchTopic(topic_id=topic_id, partitions=(
+            share_fetch.FetchPartition(partition_index=i32(0), acknowledgement_batches=()),)),),
+        forgotten_topics_data=(),
+    )  # fmt: skip
+    response = _request(cluster, follower, request)
+    part = response.responses[0].partitions[0]
+    assert part.error_code == ErrorCode.not_leader_or_follower, response
+    assert part.current_leader.leader_id == leader and part.current_leader.leader_epoch >= 0
+    endpoints = {int(e.node_id): f"{e.host}:{e.port}" for e in response.node_endpoints}
+    assert endpoints == {leader: cluster.address(leader)}
