@@ -340,18 +340,21 @@ class RaftCore:
                 granting_voters=tuple(LeaderChangeMessage.Voter(voter_id=v) for v in sorted(granting)),
             )
         ]
+        voters = self.voters
+        if self._needs_voter_update():
+            # KIP-853: a leader whose own entry is stale (new endpoints) writes itself anew at once
+            voters = voters.with_voter(self._local_voter())
         if self.kraft_version >= 1 and self.voter_history.only_bootstrap:
             messages.append(KRaftVersionRecord(version=0, kraft_version=self.kraft_version))
-            messages.append(self._voters_record())
+        if self.kraft_version >= 1 and (self.voter_history.only_bootstrap or voters is not self.voters):
+            messages.append(voters.to_record())
         batch = build_control_batch(messages, base_offset=0, timestamp_ms=now_ms, leader_epoch=epoch)
         info = self.log.append_as_leader(batch, epoch, now_ms)
-        if len(messages) > 2:
-            self.voter_history.add(info.first_offset + 2, self.voters)
+        if isinstance(messages[-1], VotersRecord):
+            self.voter_history.add(info.first_offset + len(messages) - 1, voters)
+            self.voters_record = messages[-1]
         self.log.flush()
         self._leader_appended(now_ms)
-
-    def _voters_record(self) -> VotersRecord:
-        return self.voters.to_record()
 
     def _to_resigned(self, now_ms: int) -> None:
         s = self.state
@@ -535,12 +538,16 @@ class RaftCore:
             return requests.remove_voter_request(self, stale.directory_id)
         return requests.add_voter_request(self)
 
+    def _local_voter(self) -> Voter:
+        endpoints = dict(self.local_endpoints or {})
+        return Voter(self.node_id, self.directory_id, endpoints, self.local_kraft_versions)
+
     def _needs_voter_update(self) -> bool:
         """Kafka's VoterSet.voterNodeNeedsUpdate for this replica (kraft.version 1 voters only)."""
         if self.kraft_version < 1 or not self.local_endpoints or not self.is_voter:
             return False
         entry = self.voters.voters.get(self.node_id)
-        local = Voter(self.node_id, self.directory_id, dict(self.local_endpoints), self.local_kraft_versions)
+        local = self._local_voter()
         return entry is not None and (
             dict(entry.endpoints) != local.endpoints or entry.kraft_versions != local.kraft_versions
         )

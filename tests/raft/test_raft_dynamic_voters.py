@@ -112,7 +112,7 @@ def test_add_then_remove_controllers_with_kafkas_tool(quorum: DynamicQuorum) -> 
     assert removed.returncode == 0, removed.stderr[-2000:]
     assert removed.stdout.strip() == f"Removed KRaft controller 1 with directory id {quorum.directory_id(1)}"
     leader, epoch = wait_for(lambda: quorum.leader([2, 3]), 20, "a new leader among 2 and 3")
-    assert leader in (2, 3) and epoch == 2
+    assert leader in (2, 3) and epoch > 1
     lines = status(quorum, 3)
     assert lines["CurrentVoters"] == voters_text(quorum, [2, 3])
     wait_for(lambda: 1 in {o.replica_id for o in quorum.describe(leader).observers}, 10, "1 as an observer")

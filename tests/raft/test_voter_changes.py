@@ -303,3 +303,21 @@ def test_update_voter_at_kraft_version_0_is_kept_in_memory(tmp_path: Path) -> No
         assert int(unknown.error_code) == ErrorCode.voter_not_found
     finally:
         net.close()
+
+
+def test_a_leader_with_new_endpoints_writes_its_own_entry(tmp_path: Path) -> None:
+    """KIP-853: a voter elected leader whose VotersRecord entry names other endpoints rewrites it in the
+    batch that starts its epoch (followers would not find it at the old address)."""
+    net = Network(tmp_path, [1], dynamic=True)
+    try:
+        net.run_until(lambda: net.leader() == 1 and net.nodes[1].high_watermark > 0)
+        first = net.nodes[1].voter_history.latest_offset
+        net.stop(1)
+        core = net.restart(1)
+        core.local_endpoints = {"CONTROLLER": ("127.0.0.1", 7001)}
+        net.run_until(lambda: net.leader() == 1 and core.high_watermark > core.voter_history.latest_offset)
+        assert core.voter_history.latest_offset > first
+        assert core.voters.voters[1].endpoints == {"CONTROLLER": ("127.0.0.1", 7001)}
+        assert core.voters_record is not None and core.voters_record.voters[0].endpoints[0].port == 7001
+    finally:
+        net.close()
