@@ -28,6 +28,7 @@ controller epoch and broker registrations (KRaft brokers register anew).
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -89,7 +90,13 @@ class ZkCluster:
 
 def read_zookeeper(connect: str, *, timeout: float = 10.0, require_stopped: bool = True) -> ZkCluster:
     """Connect (`host:port[,host:port][/chroot]`), check that no broker is registered and read the tree."""
-    client = KazooClient(hosts=connect, timeout=timeout)
+    # kazoo's own connection warnings would add lines to the one-line refusal: keep them out of stderr
+    quiet = logging.getLogger("strom.cluster.zk_migration.kazoo")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+    client = KazooClient(hosts=connect, timeout=timeout, logger=quiet,
+                         connection_retry={"max_tries": 5, "delay": 0.2, "max_delay": 1.0})
     try:
         client.start(timeout)
     except Exception as exc:  # kazoo's timeout, or a connect string it cannot use
