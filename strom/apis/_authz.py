@@ -18,23 +18,30 @@ The per-API rules of Kafka 4.4, as served here (resource: operation):
   Cluster CLUSTER_ACTION (followers).  ListOffsets, OffsetForLeaderEpoch (consumers): Topic DESCRIBE.
   Metadata: Topic DESCRIBE (unlisted when all topics are asked for), Cluster or Topic CREATE to
   auto-create.  OffsetCommit: Group READ, Topic READ.  OffsetFetch: Group DESCRIBE, Topic DESCRIBE.
-  FindCoordinator: Group DESCRIBE / TransactionalId DESCRIBE.  Join/Sync/Heartbeat/LeaveGroup,
-  ConsumerGroupHeartbeat: Group READ.  DescribeGroups, ConsumerGroupDescribe: Group DESCRIBE.  ListGroups:
-  Cluster DESCRIBE, else the groups with DESCRIBE.  DeleteGroups: Group DELETE.  OffsetDelete: Group
-  DELETE, Topic READ.  CreateTopics: Cluster CREATE or Topic CREATE (and Topic DESCRIBE_CONFIGS for the
+  FindCoordinator: Group DESCRIBE / TransactionalId DESCRIBE.  Join/Sync/Heartbeat/LeaveGroup: Group READ.
+  ConsumerGroupHeartbeat: Group READ, then Topic DESCRIBE on every subscribed name (else the heartbeat
+  answers TOPIC_AUTHORIZATION_FAILED).  StreamsGroupHeartbeat: Group READ, then Topic DESCRIBE on every
+  topic of the topology (source, repartition, changelog).  DescribeGroups, ConsumerGroupDescribe,
+  StreamsGroupDescribe: Group DESCRIBE.  ListGroups: Cluster DESCRIBE, else the groups with DESCRIBE.
+  DeleteGroups: Group DELETE.  OffsetDelete: Group DELETE, Topic READ.  CreateTopics: Cluster CREATE or
+  Topic CREATE (and Topic DESCRIBE_CONFIGS for the
   returned configs).  DeleteTopics: Topic DELETE.  DeleteRecords: Topic DELETE.  CreatePartitions: Topic
   ALTER.  InitProducerId: TransactionalId WRITE, or without one Cluster IDEMPOTENT_WRITE or WRITE on some
-  topic (KIP-679).  AddPartitionsToTxn: TransactionalId WRITE, Topic WRITE.  AddOffsetsToTxn: TransactionalId
-  WRITE, Group READ.  EndTxn: TransactionalId WRITE.  TxnOffsetCommit: TransactionalId WRITE, Group READ,
+  topic (KIP-679).  AddPartitionsToTxn: v0-3 (clients) TransactionalId WRITE, Topic WRITE; v4+ (brokers
+  verifying, KIP-890) Cluster CLUSTER_ACTION.  AddOffsetsToTxn: TransactionalId WRITE, Group READ.
+  EndTxn: TransactionalId WRITE.  TxnOffsetCommit: TransactionalId WRITE, Group READ,
   Topic READ.  WriteTxnMarkers: Cluster CLUSTER_ACTION.  DescribeAcls: Cluster DESCRIBE.  Create/DeleteAcls:
   Cluster ALTER.  DescribeConfigs: DESCRIBE_CONFIGS, Alter/IncrementalAlterConfigs: ALTER_CONFIGS on the
   Topic, Group or (broker resources) Cluster.  DescribeLogDirs, ListPartitionReassignments: Cluster
-  DESCRIBE.  ElectLeaders, AlterPartitionReassignments: Cluster ALTER.  DescribeProducers: Topic READ.
-  DescribeTransactions: TransactionalId DESCRIBE.  ListTransactions: the ids with DESCRIBE.
+  DESCRIBE.  ElectLeaders, AlterPartitionReassignments, AlterReplicaLogDirs: Cluster ALTER.
+  DescribeClientQuotas: Cluster DESCRIBE_CONFIGS.  AlterClientQuotas: Cluster ALTER_CONFIGS.
+  DescribeUserScramCredentials: Cluster DESCRIBE.  AlterUserScramCredentials: Cluster ALTER.
+  DescribeProducers: Topic READ.  DescribeTransactions: TransactionalId DESCRIBE (its partitions listed
+  only for topics with DESCRIBE).  ListTransactions: the ids with DESCRIBE.
   DescribeTopicPartitions: Topic DESCRIBE.  ListConfigResources: Cluster DESCRIBE_CONFIGS.
-  DescribeCluster: none (its authorized operations need Cluster DESCRIBE).  ApiVersions: none.
-  ShareGroupHeartbeat: Group READ.  ShareGroupDescribe, DescribeShareGroupOffsets: Group DESCRIBE (and
-  Topic DESCRIBE for the offsets).  ShareFetch, ShareAcknowledge: Group READ, Topic READ.
+  DescribeCluster: none (its authorized operations, of the cluster's seven, need Cluster DESCRIBE, else 0).
+  ApiVersions: none.  ShareGroupHeartbeat: Group READ.  ShareGroupDescribe, DescribeShareGroupOffsets:
+  Group DESCRIBE (and Topic DESCRIBE for the offsets).  ShareFetch, ShareAcknowledge: Group READ, Topic READ.
   AlterShareGroupOffsets: Group READ, Topic READ.  DeleteShareGroupOffsets: Group DELETE, Topic READ.
   Initialize/Read/Write/DeleteShareGroupState, ReadShareGroupStateSummary: Cluster CLUSTER_ACTION.
 """

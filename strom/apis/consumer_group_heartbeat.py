@@ -11,7 +11,9 @@ v0 members get one from the broker. Fields left null keep their previous value. 
 Errors: NONE, NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST (with
 Kafka's messages), UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID,
 UNSUPPORTED_ASSIGNOR, GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND (a classic group),
-INVALID_REGULAR_EXPRESSION, GROUP_AUTHORIZATION_FAILED (no READ on the group).
+INVALID_REGULAR_EXPRESSION, GROUP_AUTHORIZATION_FAILED (no READ on the group), TOPIC_AUTHORIZATION_FAILED
+(a subscribed topic name the principal may not DESCRIBE; the whole heartbeat is refused, as Kafka 4.4's
+handler refuses it before the coordinator sees it).
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from typing import Any
 
 from kio.static.primitive import i32, i32Timedelta
 
+from strom.apis._authz import denied_topics, enforcing
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.consumer.results import HeartbeatRequest, HeartbeatResult
+from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation
+from strom.server.error_response import empty_response
 
 API_KEY = 68
 
@@ -33,6 +39,10 @@ def _ms(value: Any) -> int:
 
 
 async def handle(ctx: Any, request: Any) -> Any:
+    # (READ on the group is checked before: REQUEST_RULES) clients may not learn of topics they may not see
+    names = request.subscribed_topic_names
+    if names and enforcing(ctx) and denied_topics(ctx, AclOperation.DESCRIBE, names):
+        return empty_response(response_type(API_KEY, ctx.api_version), ErrorCode.topic_authorization_failed)
     coordinator = ctx.broker.group_coordinator
     host = ctx.client_host
     owned = None

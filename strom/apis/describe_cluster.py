@@ -5,7 +5,8 @@ cluster) and every live broker with its advertised host and port on the listener
 through (brokers without that listener are left out), and its rack. v1+ `endpoint_type` must be 1
 (brokers); a broker does not describe controller endpoints. v2 reports `is_fenced` false for every listed
 broker. With `include_cluster_authorized_operations`, the CLUSTER operations the principal may perform
-(every one without an authorizer, as Kafka answers), or none without DESCRIBE on the cluster.
+(every one the cluster supports without an authorizer, as Kafka answers), or none without DESCRIBE on
+the cluster.
 
 Errors: NONE; UNSUPPORTED_ENDPOINT_TYPE (endpoint_type other than 1).
 """
@@ -18,6 +19,7 @@ from strom.apis._admin_util import NO_THROTTLE, build, kio_module
 from strom.apis._authz import CLUSTER_NAME, authorized_operations, may
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec
+from strom.security.acl import SUPPORTED_OPERATIONS
 from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 60
@@ -26,10 +28,10 @@ MAX_VERSION = 2
 
 ENDPOINT_BROKERS = 1
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
-# AclOperation codes the CLUSTER resource supports: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
-# DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE_TOKENS 13, DESCRIBE_TOKENS 14
-_CLUSTER_OPS = tuple(AclOperation(op) for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
-CLUSTER_OPERATIONS = sum(1 << op for op in _CLUSTER_OPS)
+# the operations the CLUSTER resource supports (Kafka's AclEntry.supportedOperations): CREATE, ALTER,
+# DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE; the token operations are the
+# USER resource's
+_CLUSTER_OPS = SUPPORTED_OPERATIONS[ResourceType.CLUSTER]
 
 
 async def handle(ctx: Any, request: Any) -> Any:

@@ -2,7 +2,9 @@
 
 Answered by the ids' coordinator: state name (Kafka's: Empty, Ongoing, PrepareCommit, PrepareAbort,
 CompleteCommit, CompleteAbort, Dead, PrepareEpochFence), timeout, start time (-1 when none), producer
-id and epoch, and the partitions of the open transaction.
+id and epoch, and the partitions of the open transaction, only those of topics the principal may
+DESCRIBE (as Kafka's handler filters them). An id answered with an error carries the schema's zeros
+(empty state, timeout, start time, producer id and epoch 0), as Kafka leaves them.
 
 Errors per id: NONE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, TRANSACTIONAL_ID_NOT_FOUND,
 COORDINATOR_NOT_AVAILABLE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no DESCRIBE on the id).
@@ -15,7 +17,7 @@ from typing import Any
 
 from kio.static.primitive import i32Timedelta
 
-from strom.apis._authz import may
+from strom.apis._authz import allowed, enforcing, may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.apis._txn_util import coordinator_of
 from strom.protocol.errors import ErrorCode
@@ -47,6 +49,9 @@ async def handle(ctx: Any, request: Any) -> Any:
         if meta is not None:
             for topic, partition in sorted(meta.partitions):
                 by_topic.setdefault(topic, []).append(partition)
+            if enforcing(ctx):
+                visible = allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, by_topic)
+                by_topic = {t: ps for t, ps in by_topic.items() if t in visible}
         states.append(
             build(
                 state_cls,
@@ -56,9 +61,9 @@ async def handle(ctx: Any, request: Any) -> Any:
                 transaction_timeout=i32Timedelta.parse(
                     datetime.timedelta(milliseconds=meta.timeout_ms if meta else 0)
                 ),
-                transaction_start_time=_time(meta.start_ms if meta else -1),
-                producer_id=meta.producer_id if meta else -1,
-                producer_epoch=meta.producer_epoch if meta else -1,
+                transaction_start_time=_time(meta.start_ms if meta else 0),
+                producer_id=meta.producer_id if meta else 0,
+                producer_epoch=meta.producer_epoch if meta else 0,
                 topics=tuple(build(topic_cls, topic=t, partitions=tuple(ps)) for t, ps in by_topic.items()),
             )
         )

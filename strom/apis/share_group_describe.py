@@ -1,10 +1,11 @@
 """ShareGroupDescribe (api key 77), version 1: share groups (KIP-932) as their coordinator sees them:
 state (Empty, Stable), group epoch, assignment epoch, the assignor ("simple") and per member its epoch,
-rack, client, subscription and assignment. Authorized operations (KIP-430) are all a group has when asked
-for, as there is no authorizer yet.
+rack, client, subscription and assignment. Authorized operations (KIP-430), when asked for, are those of
+the group's operations the principal may do.
 
-Errors per group: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND
-("Group X not found.", or "Group X is not a share group." for a group of another type).
+Errors per group: GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group; the entry otherwise carries the
+schema's defaults, as Kafka's does), NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID,
+GROUP_ID_NOT_FOUND ("Group X not found.", or "Group X is not a share group." for a group of another type).
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from typing import Any
 
 from kio.static.primitive import i32
 
+from strom.apis._authz import authorized_operations, may
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.share.admin import DescribedShareGroup
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiSpec, response_type
+from strom.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 77
-# READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (bits of AclOperation codes), as for other groups
-_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+# READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (AclOperation codes), as for other groups
+_GROUP_OPERATIONS = tuple(AclOperation(op) for op in (3, 6, 8, 10, 11))
 _NOT_REQUESTED = -(2**31)
 
 
@@ -31,9 +34,18 @@ async def handle(ctx: Any, request: Any) -> Any:
     member_cls = entry_type(group_cls, "members")
     assignment_cls = member_cls.__dataclass_fields__["assignment"].type
     tp_cls = entry_type(assignment_cls, "topic_partitions")
-    ops = _GROUP_OPERATIONS if request.include_authorized_operations else _NOT_REQUESTED
     groups = []
     for group_id in request.group_ids:
+        if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
+            denied = build(group_cls, error_code=ErrorCode.group_authorization_failed, error_message=None,
+                           group_id=group_id, group_state="", group_epoch=i32(0), assignment_epoch=i32(0),
+                           assignor_name="", members=(),
+                           authorized_operations=i32(_NOT_REQUESTED))  # fmt: skip
+            groups.append(denied)
+            continue
+        ops = _NOT_REQUESTED
+        if request.include_authorized_operations:
+            ops = authorized_operations(ctx, ResourceType.GROUP, group_id, _GROUP_OPERATIONS)
         d: DescribedShareGroup = core.share_describe(group_id)
         ok = d.error is ErrorCode.none
         groups.append(

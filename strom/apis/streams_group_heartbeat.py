@@ -17,7 +17,8 @@ replication factor (the broker default for -1/0) and the client's topic configs,
 tells the member MISSING_INTERNAL_TOPICS; its next heartbeat finds them and gets its tasks. The work happens
 in `strom.coordinator.streams`.
 
-Errors: NONE, GROUP_AUTHORIZATION_FAILED (no READ on the group), NOT_COORDINATOR,
+Errors: NONE, GROUP_AUTHORIZATION_FAILED (no READ on the group), TOPIC_AUTHORIZATION_FAILED (a topic of
+the topology, source, repartition or changelog, the principal may not DESCRIBE), NOT_COORDINATOR,
 COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST (Kafka's messages),
 UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID,
 GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND (a group of another type).
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from strom.apis._authz import may
+from strom.apis._authz import denied_topics, enforcing, may
 from strom.apis._streams_wire import Writer
 from strom.coordinator.streams.heartbeat import StreamsHeartbeatRequest, StreamsHeartbeatResult
 from strom.coordinator.streams.records import (
@@ -191,6 +192,16 @@ async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
     if not may(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
         return RawResponse([encode(version, StreamsHeartbeatResult(ErrorCode.group_authorization_failed))])
+    if request.topology is not None and enforcing(ctx):
+        required = {
+            *(name for s in request.topology.subtopologies for name in s.source_topics),
+            *(name for s in request.topology.subtopologies for name in s.repartition_sink_topics),
+            *(t.name for s in request.topology.subtopologies for t in s.repartition_source_topics),
+            *(t.name for s in request.topology.subtopologies for t in s.state_changelog_topics),
+        }
+        if denied_topics(ctx, AclOperation.DESCRIBE, required):
+            hidden = StreamsHeartbeatResult(ErrorCode.topic_authorization_failed)
+            return RawResponse([encode(version, hidden)])
     coordinator = ctx.broker.group_coordinator
     req = to_request(ctx, request)
     result: StreamsHeartbeatResult = await coordinator.call(
