@@ -5,7 +5,8 @@ type (1: a member of the consumer protocol; Strom has no classic members in cons
 operations (KIP-430), when asked for, are those of READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
 (what Kafka 4.4 reports) the principal may do on the group.
 
-Errors per group: GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group), NOT_COORDINATOR,
+Errors per group: GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group; the entry's other fields are the
+schema's defaults, epochs 0, as Kafka builds it), NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND ("Group X not found.", or "Group X is not a
 consumer group." for a classic group, after which the admin client asks DescribeGroups).
 """
@@ -49,7 +50,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     for group_id in request.group_ids:
         if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
             denied = build(group_cls, error_code=ErrorCode.group_authorization_failed, error_message=None,
-                           group_id=group_id, group_state="", group_epoch=i32(-1), assignment_epoch=i32(-1),
+                           group_id=group_id, group_state="", group_epoch=i32(0), assignment_epoch=i32(0),
                            assignor_name="", members=(),
                            authorized_operations=i32(_NOT_REQUESTED))  # fmt: skip
             groups.append(denied)

@@ -8,7 +8,8 @@ plugin is configured, as in a default Kafka 4.4), TopologyDescriptionStatus (0) 
 ("sticky") to each group. Authorized operations (KIP-430), when asked for, are those of READ, DELETE,
 DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS the principal may do on the group.
 
-Errors per group: GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group), NOT_COORDINATOR,
+Errors per group: GROUP_AUTHORIZATION_FAILED (no DESCRIBE on the group; epochs 0 and no topology, as
+Kafka builds it), NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID, GROUP_ID_NOT_FOUND ("Group X not found." or "Group X is not
 a streams group.").
 """
@@ -70,8 +71,10 @@ def _assignment(w: Writer, tasks: TaskSet) -> None:
 
 def _group(w: Writer, version: int, g: DescribedStreamsGroup, ops: int) -> None:
     w.i16(int(g.error)).nstr(g.message).str(g.group_id).str(g.state)
-    w.i32(g.group_epoch if g.error is ErrorCode.none else -1)
-    w.i32(g.assignment_epoch if g.error is ErrorCode.none else -1)
+    # a group refused by the authorizer carries the schema's zeros, as Kafka builds it; other errors -1
+    epochs = g.error in (ErrorCode.none, ErrorCode.group_authorization_failed)
+    w.i32(g.group_epoch if epochs else -1)
+    w.i32(g.assignment_epoch if epochs else -1)
     if g.subtopologies is None and g.topology_epoch < 0:
         w.i8(-1)
     else:

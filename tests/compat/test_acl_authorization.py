@@ -1162,3 +1162,29 @@ def test_group_heartbeats_need_describe_on_the_subscribed_topics(secured: Secure
         client_tags=(), task_offsets=(), task_end_offsets=(), shutdown_application=False,
     )  # fmt: skip
     assert asyncio.run(_ask(secured, secured.alice, streams)).error_code == T_DENIED, secured.kind
+
+
+def test_refused_entries_carry_the_schema_defaults(secured: SecuredBroker) -> None:
+    """An item refused by the authorizer is answered as Kafka builds it: the id, the error code and the
+    schema's defaults (zeros, not -1) in every other field."""
+    groups = asyncio.run(_ask(secured, secured.bob, cgd.ConsumerGroupDescribeRequest(
+        group_ids=(GROUP,), include_authorized_operations=True)))  # fmt: skip
+    share = asyncio.run(_ask(secured, secured.bob, share_describe.ShareGroupDescribeRequest(
+        group_ids=(SHARE_GROUP,), include_authorized_operations=True)))  # fmt: skip
+    streams = asyncio.run(_ask(secured, secured.bob, streams_describe.StreamsGroupDescribeRequest(
+        group_ids=(GROUP,), include_authorized_operations=True)))  # fmt: skip
+    assert streams.groups[0].topology is None, (streams, secured.kind)
+    for described in (groups.groups[0], share.groups[0], streams.groups[0]):
+        assert described.error_code == G_DENIED, secured.kind
+        assert (described.group_state, described.group_epoch, described.assignment_epoch) == ("", 0, 0), (
+            described, secured.kind)  # fmt: skip
+        assert getattr(described, "assignor_name", "") == "" and described.members == (), secured.kind
+        assert described.authorized_operations == -(2**31), secured.kind
+    txns = asyncio.run(_ask(secured, secured.bob, describe_txns.DescribeTransactionsRequest(
+        transactional_ids=(TXN,))))  # fmt: skip
+    state = txns.transaction_states[0]
+    assert state.error_code == X_DENIED, secured.kind
+    described_txn = (state.transaction_state, state.producer_id, state.producer_epoch, state.topics)
+    assert described_txn == ("", 0, 0, ()), (state, secured.kind)
+    assert state.transaction_timeout.total_seconds() == 0, secured.kind
+    assert state.transaction_start_time.timestamp() == 0, secured.kind
