@@ -5,7 +5,8 @@ replica manager, which removes the partitions' logs. Deletion is synchronous, so
 The topics of one request are deleted concurrently, so the answer waits about as long as the slowest
 deletion, not their sum, as Kafka's controller deletes a request's topics together (librdkafka's tests
 delete 100 topics in one request with a 30 s timeout; one after the other took longer than that in a
-three-broker cluster). A name given twice is deleted once, its second entry answered after the first.
+three-broker cluster). A name (or an id) given twice is not deleted and is answered once, INVALID_REQUEST
+"Duplicate topic name." ("Duplicate topic id."), as Kafka 4.4's controller answers.
 
 Errors per topic: NONE; UNKNOWN_TOPIC_OR_PARTITION (no such name); UNKNOWN_TOPIC_ID (v6, no such id);
 INVALID_REQUEST (both a name and an id, or neither; or an internal topic such as `__consumer_offsets`);
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from strom.apis._admin_util import build, error_of, kio_module
@@ -61,9 +62,23 @@ async def handle(ctx: Any, request: Any) -> Any:
         )
 
     quota = mutation_quota(ctx, STRICT_QUOTA_SINCE)
-    for name, topic_id in _targets(request):
+    targets = _targets(request)
+    named = Counter(name for name, topic_id in targets if name is not None and topic_id is None)
+    by_id = Counter(topic_id for name, topic_id in targets if topic_id is not None and name is None)
+    answered: set[object] = set()
+    for name, topic_id in targets:
         code, message = ErrorCode.none, None
-        if name is not None and topic_id is not None:
+        duplicate = (name is not None and topic_id is None and named[name] > 1) or (
+            topic_id is not None and name is None and by_id[topic_id] > 1
+        )
+        if duplicate:
+            # Kafka's controller deletes no topic named twice and answers it once
+            if (name, topic_id) in answered:
+                continue
+            answered.add((name, topic_id))
+            code = ErrorCode.invalid_request
+            message = "Duplicate topic name." if topic_id is None else "Duplicate topic id."
+        elif name is not None and topic_id is not None:
             code, message = ErrorCode.invalid_request, "Topic name and topic id cannot both be set."
         elif name is None and topic_id is None:
             code, message = ErrorCode.invalid_request, "Neither topic name nor topic id was set."
