@@ -63,6 +63,7 @@ from strom.server.error_response import empty_response
 __all__ = [
     "CLUSTER_NAME",
     "EVERY_NAME",
+    "NOT_REQUESTED",
     "REQUEST_RULES",
     "Check",
     "allowed",
@@ -73,6 +74,7 @@ __all__ = [
     "error_response",
     "guard",
     "may",
+    "refused_group",
 ]
 
 T = TypeVar("T")
@@ -129,6 +131,17 @@ def authorized_operations(
         if ctx.authorize(op, resource_type, name):
             bits |= 1 << int(op)
     return bits
+
+
+NOT_REQUESTED = -(2**31)  # authorized_operations when the request did not ask for them
+
+
+def refused_group(group_cls: type, group_id: str) -> Any:
+    """A ConsumerGroupDescribe or ShareGroupDescribe entry for a group the principal may not DESCRIBE:
+    GROUP_AUTHORIZATION_FAILED with the schema's zero values, as Kafka answers it."""
+    return build(group_cls, error_code=GROUP_DENIED, error_message=None, group_id=group_id, group_state="",
+                 group_epoch=0, assignment_epoch=0, assignor_name="", members=(),
+                 authorized_operations=NOT_REQUESTED)  # fmt: skip
 
 
 # ConfigResource.Type codes -> the ACL resource a config request acts on (broker, broker-logger and

@@ -17,7 +17,7 @@ from typing import Any
 
 from kio.static.primitive import i8, i32
 
-from strom.apis._authz import authorized_operations, may
+from strom.apis._authz import authorized_operations, may, refused_group
 from strom.apis._build import build, entry_type, no_throttle
 from strom.coordinator.consumer.results import DescribedGroup
 from strom.protocol.errors import ErrorCode
@@ -49,11 +49,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     groups = []
     for group_id in request.group_ids:
         if not may(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
-            denied = build(group_cls, error_code=ErrorCode.group_authorization_failed, error_message=None,
-                           group_id=group_id, group_state="", group_epoch=i32(0), assignment_epoch=i32(0),
-                           assignor_name="", members=(),
-                           authorized_operations=i32(_NOT_REQUESTED))  # fmt: skip
-            groups.append(denied)
+            groups.append(refused_group(group_cls, group_id))
             continue
         ops = _NOT_REQUESTED
         if request.include_authorized_operations:

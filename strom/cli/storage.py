@@ -21,7 +21,9 @@ Flags, short forms and exit codes are Kafka 4.4's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -41,6 +43,8 @@ from strom.metadata.migration import migrate_storage
 from strom.metadata.release_versions import FEATURES
 from strom.storage.checkpoint import read_meta_properties, uuid_to_kafka
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def _config(config_file: str) -> BrokerConfig:
     try:
@@ -54,6 +58,35 @@ def _node(config_file: str) -> NodeStorage:
         return NodeStorage.from_config(_config(config_file))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _format_options(command: F) -> F:
+    """The options `format` and `migrate-from-zookeeper` share (Kafka's StorageTool format options)."""
+    options = [
+        click.option("--ignore-formatted", "-g", is_flag=True,
+                     help="Skip already formatted directories instead of failing."),
+        click.option("--release-version", "-r", default=None,
+                     help="The release version for the initial feature levels (default: the latest "
+                          "production)."),
+        click.option("--feature", "-f", "features", multiple=True, help="A feature level, as feature=level."),
+        click.option("--standalone", "-s", is_flag=True,
+                     help="Initialize a controller as a one-voter quorum."),
+        click.option("--no-initial-controllers", "-N", is_flag=True,
+                     help="Initialize a server without a dynamic quorum topology."),
+        click.option("--initial-controllers", "-I", default=None,
+                     help="The initial dynamic quorum: id@host:port:directory,... (the same on every node)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _check_quorum_flags(
+    standalone: bool, no_initial_controllers: bool, initial_controllers: str | None
+) -> None:
+    if sum((standalone, no_initial_controllers, initial_controllers is not None)) > 1:
+        raise click.UsageError("--standalone, --no-initial-controllers and --initial-controllers are "
+                               "mutually exclusive")
 
 
 @click.group("storage", context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,16 +107,7 @@ def random_uuid_command() -> None:
 @click.option("--add-scram", "-S", "add_scram", multiple=True,
               help="A SCRAM credential for the __cluster_metadata log, e.g. "
                    "'SCRAM-SHA-256=[name=alice,password=alice-secret]'.")
-@click.option("--ignore-formatted", "-g", is_flag=True,
-              help="Skip already formatted directories instead of failing.")
-@click.option("--release-version", "-r", default=None,
-              help="The release version for the initial feature levels (default: the latest production).")
-@click.option("--feature", "-f", "features", multiple=True, help="A feature level, as feature=level.")
-@click.option("--standalone", "-s", is_flag=True, help="Initialize a controller as a one-voter quorum.")
-@click.option("--no-initial-controllers", "-N", is_flag=True,
-              help="Initialize a server without a dynamic quorum topology.")
-@click.option("--initial-controllers", "-I", default=None,
-              help="The initial dynamic quorum: id@host:port:directory,... (the same on every node).")
+@_format_options
 def format_command(
     config_file: str,
     cluster_id: str,
@@ -96,9 +120,7 @@ def format_command(
     initial_controllers: str | None,
 ) -> None:
     """Format the log directories of this node."""
-    if sum((standalone, no_initial_controllers, initial_controllers is not None)) > 1:
-        raise click.UsageError("--standalone, --no-initial-controllers and --initial-controllers are "
-                               "mutually exclusive")
+    _check_quorum_flags(standalone, no_initial_controllers, initial_controllers)
     node = _node(config_file)
     try:
         options = FormatOptions(
@@ -179,16 +201,7 @@ def version_mapping_command(release_version: str | None) -> None:
 @click.option("--zookeeper-connect", "-z", "zk_connect", default=None,
               help="The ZooKeeper cluster to read, HOST:PORT[,HOST:PORT][/chroot] (default: "
                    "zookeeper.connect of the config).")
-@click.option("--ignore-formatted", "-g", is_flag=True,
-              help="Skip directories already formatted for KRaft instead of failing.")
-@click.option("--release-version", "-r", default=None,
-              help="The release version for the initial feature levels (default: the latest production).")
-@click.option("--feature", "-f", "features", multiple=True, help="A feature level, as feature=level.")
-@click.option("--standalone", "-s", is_flag=True, help="Initialize a controller as a one-voter quorum.")
-@click.option("--no-initial-controllers", "-N", is_flag=True,
-              help="Initialize a server without a dynamic quorum topology.")
-@click.option("--initial-controllers", "-I", default=None,
-              help="The initial dynamic quorum: id@host:port:directory,... (the same on every node).")
+@_format_options
 @click.option("--zookeeper-timeout", default=10.0, show_default=True, type=float,
               help="Seconds to wait for the ZooKeeper session.")
 def migrate_command(
@@ -203,9 +216,7 @@ def migrate_command(
     zookeeper_timeout: float,
 ) -> None:
     """Format this node for KRaft from a stopped ZooKeeper-mode cluster's metadata."""
-    if sum((standalone, no_initial_controllers, initial_controllers is not None)) > 1:
-        raise click.UsageError("--standalone, --no-initial-controllers and --initial-controllers are "
-                               "mutually exclusive")
+    _check_quorum_flags(standalone, no_initial_controllers, initial_controllers)
     config = _config(config_file)
     connect = zk_connect or config.get("zookeeper.connect")
     if not connect:
