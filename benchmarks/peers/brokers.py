@@ -11,14 +11,15 @@ config/controller.properties and config/broker.properties examples are.
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
+
+from strom.metadata.formatter import random_uuid
+from strom.storage.checkpoint import uuid_to_kafka
 
 from .process import BrokerProcess, make_workdir
 from .tools import REPO_ROOT, free_port, java_command, tansu_binary
@@ -80,7 +81,8 @@ def start_kafka(*, port: int | None = None, heap: str = "1g", settings: Mapping[
     try:
         config = workdir / "server.properties"
         config.write_text(kafka_server_properties(port, free_port(), workdir / "data", settings, listeners))
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Kafka's Uuid.randomUuid never starts with "-", which kafka-storage would read as an option
+        cluster_id = uuid_to_kafka(random_uuid())
         fmt = subprocess.run(
             java_command("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
                          "-c", str(config)),
