@@ -47,6 +47,16 @@ def _topic_configs(admin: AdminClient, topic: str) -> dict[str, ConfigEntry]:
     return admin.describe_configs([res])[res].result(timeout=15)
 
 
+def _configs_once(admin: AdminClient, topic: str, key: str, value: str) -> dict[str, ConfigEntry]:
+    """The topic's configs once `key` reads `value`: Kafka's broker answers DescribeConfigs from its
+    metadata, which a change reaches a moment after the controller acknowledged it."""
+    deadline = time.monotonic() + 15
+    while (configs := _topic_configs(admin, topic))[key].value != value:
+        assert time.monotonic() < deadline, f"{key} still {configs[key].value}, not {value}"
+        time.sleep(0.1)
+    return configs
+
+
 def test_create_describe_delete_topic(admin: AdminClient, topic_name: str) -> None:
     futures = admin.create_topics([NewTopic(topic_name, 3, 1, config={"retention.ms": "123456"})])
     futures[topic_name].result(timeout=30)
@@ -95,8 +105,7 @@ def test_incremental_alter_configs(admin: AdminClient, topic: str) -> None:
         ConfigEntry("message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET),
     ])
     admin.incremental_alter_configs([res])[res].result(timeout=15)
-    configs = _topic_configs(admin, topic)
-    assert configs["segment.ms"].value == "3600000"
+    configs = _configs_once(admin, topic, "segment.ms", "3600000")
     assert configs["segment.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert configs["message.timestamp.type"].value == "LogAppendTime"
 
@@ -104,8 +113,7 @@ def test_incremental_alter_configs(admin: AdminClient, topic: str) -> None:
     res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
         ConfigEntry("segment.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
     admin.incremental_alter_configs([res])[res].result(timeout=15)
-    configs = _topic_configs(admin, topic)
-    assert configs["segment.ms"].value == str(7 * 24 * 3600 * 1000)
+    configs = _configs_once(admin, topic, "segment.ms", str(7 * 24 * 3600 * 1000))
     assert configs["segment.ms"].source == ConfigSource.DEFAULT_CONFIG.value
     assert configs["message.timestamp.type"].value == "LogAppendTime"
 
@@ -115,8 +123,7 @@ def test_legacy_alter_configs_replaces_all_overrides(admin: AdminClient, make_to
     topic = make_topic(configs={"retention.ms": "60000"})
     res = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.bytes": "1048576"})
     admin.alter_configs([res])[res].result(timeout=15)
-    configs = _topic_configs(admin, topic)
-    assert configs["retention.bytes"].value == "1048576"
+    configs = _configs_once(admin, topic, "retention.bytes", "1048576")
     # AlterConfigs (not incremental) replaces the whole set of overrides.
     assert configs["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
     assert configs["retention.ms"].value == str(7 * 24 * 3600 * 1000)
