@@ -990,14 +990,19 @@ def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path, fetched_tools: 
     assert "User:carol" not in again.stdout
 
 
+def _topic_id(secured: SecuredBroker, name: str) -> uuid.UUID:
+    """A topic's id, from confluent-kafka's describe_topics (its Uuid holds two signed 64-bit halves)."""
+    admin = AdminClient(secured.rdkafka(secured.admin))
+    uid = admin.describe_topics(TopicCollection([name]))[name].result(30).topic_id
+    mask = (1 << 64) - 1
+    high, low = uid.get_most_significant_bits() & mask, uid.get_least_significant_bits() & mask
+    return uuid.UUID(int=high << 64 | low)
+
+
 def test_share_group_state_apis_need_cluster_action(secured: SecuredBroker) -> None:
     """The share coordinator's state APIs are for brokers: CLUSTER_AUTHORIZATION_FAILED on every partition
     for a client without CLUSTER_ACTION (alice too), served for a super user."""
-    admin = AdminClient(secured.rdkafka(secured.admin))
-    uid = admin.describe_topics(TopicCollection([TOPIC]))[TOPIC].result(30).topic_id
-    mask = (1 << 64) - 1
-    high, low = uid.get_most_significant_bits() & mask, uid.get_least_significant_bits() & mask
-    topic_id = uuid.UUID(int=high << 64 | low)
+    topic_id = _topic_id(secured, TOPIC)
 
     def read_state() -> Any:
         return read_share_state.ReadShareGroupStateRequest(group_id=SHARE_GROUP, topics=(
@@ -1014,13 +1019,7 @@ def test_share_group_state_apis_need_cluster_action(secured: SecuredBroker) -> N
 def test_share_fetch_refuses_topics_the_principal_may_not_read(secured: SecuredBroker) -> None:
     """alice may read the share group and TOPIC but not NOT_READ: that partition alone answers
     TOPIC_AUTHORIZATION_FAILED."""
-    admin = AdminClient(secured.rdkafka(secured.admin))
-    ids = {}
-    mask = (1 << 64) - 1
-    for name in (TOPIC, NOT_READ):
-        uid = admin.describe_topics(TopicCollection([name]))[name].result(30).topic_id
-        ids[name] = uuid.UUID(int=(uid.get_most_significant_bits() & mask) << 64
-                              | uid.get_least_significant_bits() & mask)
+    ids = {name: _topic_id(secured, name) for name in (TOPIC, NOT_READ)}
     request = share_fetch.ShareFetchRequest(
         group_id=SHARE_GROUP, member_id=_member_id(), share_session_epoch=i32(0), max_wait=ms(0),
         min_bytes=i32(1), max_bytes=i32(1 << 20), max_records=i32(10), batch_size=i32(10),
