@@ -3,7 +3,8 @@
 For each producer id the partition remembers its epoch and the metadata of its last 5 batches (first and
 last sequence, first and last offset, max timestamp). A new batch is checked before it is appended:
 - an older epoch than the one we know: INVALID_PRODUCER_EPOCH (the producer was fenced);
-- a newer epoch must start at sequence 0, except for a producer we have no sequence for;
+- a newer epoch, or an epoch without a batch yet (a transaction marker bumped it), must start at
+  sequence 0;
 - a batch whose sequences match one of the last 5 is a duplicate (answered as success with the offsets
   the first copy got); in an append of several batches the first duplicate answers for all of them and
   nothing is written, as in Kafka;
@@ -221,12 +222,16 @@ class ProducerStateManager:
                 raise InvalidProducerEpochError(
                     f"producer {pid} epoch {header.producer_epoch} is older than {epoch}"
                 )
+            # A known producer starts every epoch at sequence 0, also an epoch that a transaction marker
+            # bumped (transaction version 2) and that has no batch yet: accepting any sequence there lets
+            # a pipelined later batch overtake a refused earlier one, whose retry then fails
+            # OUT_OF_ORDER_SEQUENCE_NUMBER (Kafka's ProducerAppendInfo.checkSequence).
             if header.producer_epoch > epoch:
-                if first_seq != 0 and prev_seq >= 0:
+                if first_seq != 0:
                     raise OutOfOrderSequenceError(
                         f"producer {pid} new epoch {header.producer_epoch} starts at {first_seq}"
                     )
-            elif prev_seq >= 0 and first_seq != _next_seq(prev_seq):
+            elif first_seq != _next_seq(prev_seq):
                 raise OutOfOrderSequenceError(f"producer {pid}: sequence {first_seq} after {prev_seq}")
             pending[pid] = (header.producer_epoch, last_seq)
         return None
@@ -332,12 +337,17 @@ def list_snapshots(log_dir: Path) -> list[tuple[int, Path]]:
     return found
 
 
+_NO_BATCH = BatchMetadata(-1, -1, -1, -1, -1)
+
+
 def encode_snapshot(entries: Iterable[ProducerEntry]) -> bytes:
     body = bytearray()
-    items = [e for e in entries if e.batches]
+    # an entry without batches (its epoch bumped by a marker) is kept too, as Kafka keeps it: its epoch
+    # still fences older ones and its next batch must start at sequence 0
+    items = list(entries)
     body += _COUNT.pack(len(items))
     for entry in items:
-        last = entry.batches[-1]
+        last = entry.batches[-1] if entry.batches else _NO_BATCH
         body += _ENTRY.pack(
             entry.producer_id,
             entry.epoch,
@@ -369,8 +379,9 @@ def decode_snapshot(data: bytes) -> dict[int, ProducerEntry]:
         pid, epoch, last_seq, last_offset, delta, ts, coord_epoch, txn_first = _ENTRY.unpack_from(data, pos)
         pos += _ENTRY.size
         entry = ProducerEntry(pid, epoch, coordinator_epoch=coord_epoch, current_txn_first_offset=txn_first)
-        first_seq = last_seq - delta if last_seq >= delta else last_seq - delta + INT_MAX + 1
-        entry.batches.append(BatchMetadata(first_seq, last_seq, last_offset - delta, last_offset, ts))
+        if last_offset >= 0:
+            first_seq = last_seq - delta if last_seq >= delta else last_seq - delta + INT_MAX + 1
+            entry.batches.append(BatchMetadata(first_seq, last_seq, last_offset - delta, last_offset, ts))
         producers[pid] = entry
     return producers
 

@@ -51,6 +51,33 @@ def test_fenced_epoch(tmp_path: Path) -> None:
         state.check(_header(8, 2, 3))
 
 
+def test_epoch_bumped_by_a_marker_starts_at_sequence_zero(tmp_path: Path) -> None:
+    """Transaction version 2: the commit marker bumps the producer's epoch and forgets its sequences. The
+    next transaction's first batch must be sequence 0, as in Kafka: a pipelined later batch (sequence 5)
+    must not be accepted while the earlier one waits for a retry, or that retry fails
+    OUT_OF_ORDER_SEQUENCE_NUMBER and the transactional producer dies."""
+    state = ProducerStateManager(tmp_path)
+    txn = _header(21, 4, 0)
+    state.update(txn, 0, 2, 1)
+    state.check_marker(21, 5, 0, transaction_version=2)
+    state.complete_txn(21, 5, True, 3, 0)
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(_header(21, 5, 5))  # same (bumped) epoch, no batch yet
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(_header(21, 6, 5))  # a newer epoch
+    assert state.check(_header(21, 5, 0)) is None
+    # the rule and the epoch survive a restart through the producer snapshot
+    state.take_snapshot(4)
+    fresh = ProducerStateManager(tmp_path)
+    assert fresh.load_snapshot(log_end_offset=4) == 4
+    assert fresh.producers[21].epoch == 5 and not fresh.producers[21].batches
+    with pytest.raises(OutOfOrderSequenceError):
+        fresh.check(_header(21, 5, 5))
+    with pytest.raises(InvalidProducerEpochError):
+        fresh.check(_header(21, 4, 3))
+    assert fresh.check(_header(21, 5, 0)) is None
+
+
 def test_only_last_five_batches_are_remembered(tmp_path: Path) -> None:
     state = ProducerStateManager(tmp_path)
     for i in range(7):
