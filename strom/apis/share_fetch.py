@@ -12,7 +12,8 @@ partitions' leader, and acknowledge those they processed.
   ones first and then new ones below the high watermark; each partition answers its acquired ranges
   (first, last, delivery count) with the batches holding them. With nothing acquired the request waits
   up to max_wait_ms for new records or released ones. acquisition_lock_timeout_ms is
-  group.share.record.lock.duration.ms.
+  group.share.record.lock.duration.ms. A max_bytes of 0 acquires nothing and answers no partition
+  (only acknowledgement outcomes and refusals), as Kafka 4.4 does.
 - v2 adds share_acquire_mode (0 batch-optimized; 1 record limit, which stops at max_records within a
   batch only as far as whole batches allow here) and is_renew_ack.
 
@@ -121,10 +122,14 @@ async def handle(ctx: Any, request: Any) -> Any:
     results: dict[PartitionKey, FetchResult] = {}
     if epoch == FINAL_EPOCH:
         await close_if_final(ctx, session, epoch)
+    elif int(request.max_bytes) <= 0:
+        # Kafka 4.4's fetch refuses to divide a max bytes of 0 among the partitions and answers none of
+        # them, acquiring nothing (a share consumer with fetch.max.bytes=0 gets no records)
+        wanted = []
     else:
         keys = list(session.partitions)
         max_records = max(int(request.max_records), 1) if ctx.api_version >= 1 else 500
-        max_bytes = max(int(request.max_bytes), 1)
+        max_bytes = int(request.max_bytes)
         deadline = time.monotonic() + max(_ms(request.max_wait), 0) / 1000
         while True:
             results = await _acquire(ctx, group_id, member_id, keys, max_records, max_bytes)
