@@ -3,7 +3,9 @@
 - BrokerRegistration (62) v0-4, BrokerHeartbeat (63) v0-2 (KIP-631), AlterPartition (56) v2-3 (KIP-497,
   by topic id; v3 carries each ISR member's broker epoch, KIP-903), AllocateProducerIds (67) v0 (KIP-730):
   answered by the active controller from `strom.cluster.kraft.decisions`, after the records are committed;
-  any other controller answers NOT_CONTROLLER, and brokers try the leader again.
+  any other controller answers NOT_CONTROLLER, and brokers try the leader again. An AlterPartition whose
+  ISR completes a reassignment writes the completing change too; when that moves the leadership away
+  from the sender, it is answered NEW_LEADER_ELECTED, as Kafka's controller does.
 - ControllerRegistration (70) v0 (KIP-919): the active controller writes the RegisterControllerRecord of a
   controller that registers (Kafka 4.4's controllers send it to the active one, whatever its kind, and
   retry with an ERROR log line each time while it is refused).
@@ -13,9 +15,10 @@
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
   DeleteAcls, DescribeAcls (strom.cluster.kraft.acls), Alter/DescribeUserScramCredentials
   (strom.cluster.kraft.scram), Create/Renew/ExpireDelegationToken (strom.cluster.kraft.tokens), ElectLeaders
-  (preferred and unclean, `ControllerRules.elect_leaders`): the
-  broker handlers of `strom.apis` behind their
-  authorization rules, run against `ControllerAdmin`, a `ClusterBackend` over the active controller.
+  (preferred and unclean, `ControllerRules.elect_leaders`), AlterPartitionReassignments and
+  ListPartitionReassignments (KIP-455, `ControllerRules.alter_partition_reassignments`, rules in
+  strom.cluster.kraft.partition_change): the broker handlers of `strom.apis` behind their authorization
+  rules, run against `ControllerAdmin`, a `ClusterBackend` over the active controller.
   These serve `--bootstrap-controller` admin clients, the brokers' own writes, and the clients' requests
   brokers forward in an Envelope (KIP-590, strom.cluster.kraft.envelope), served as the client they name.
 """
@@ -31,6 +34,7 @@ from strom.cluster.election import NotControllerError
 from strom.cluster.kraft.controller import QuorumController
 from strom.cluster.kraft.decisions import HeartbeatReply, IsrMember
 from strom.cluster.metadata import MetadataImage, TopicInfo
+from strom.cluster.reassignment import ReplicaSet
 from strom.cluster.validation import validate_broker_configs, validate_topic_configs
 from strom.group_config import validate as validate_group_configs
 from strom.metadata.image import BROKER_RESOURCE, GROUP_RESOURCE, TOPIC_RESOURCE
@@ -158,6 +162,22 @@ class ControllerAdmin:
     ) -> dict[tuple[str, int], ErrorCode]:
         self._check_active()
         return await self.controller.write(self.controller.rules.elect_leaders(partitions, election_type))  # type: ignore[return-value]
+
+    async def alter_partition_reassignments(
+        self, wanted: Sequence[tuple[tuple[str, int], Sequence[int] | None]]
+    ) -> dict[tuple[str, int], tuple[ErrorCode, str | None]]:
+        """AlterPartitionReassignments (KIP-455): one batch of PartitionChangeRecords, answered once it
+        is committed (strom.cluster.kraft.partition_change has the rules)."""
+        self._check_active()
+        return await self.controller.write(self.controller.rules.alter_partition_reassignments(wanted))  # type: ignore[return-value]
+
+    async def list_partition_reassignments(
+        self, wanted: Sequence[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], ReplicaSet]:
+        """ListPartitionReassignments: the partitions with adding or removing replicas, from the active
+        controller's state (its own writes are answered only once committed)."""
+        self._check_active()
+        return self.controller.rules.list_partition_reassignments(wanted)
 
 
 # -- the broker-to-controller APIs ------------------------------------------------------------------------
@@ -407,6 +427,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     from strom.apis._authz import guard
     from strom.apis.alter_client_quotas import SPEC as ALTER_CLIENT_QUOTAS
     from strom.apis.alter_configs import SPEC as ALTER_CONFIGS
+    from strom.apis.alter_partition_reassignments import SPEC as ALTER_REASSIGNMENTS
     from strom.apis.alter_user_scram_credentials import SPEC as ALTER_SCRAM
     from strom.apis.create_acls import SPEC as CREATE_ACLS
     from strom.apis.create_delegation_token import SPEC as CREATE_TOKEN
@@ -419,6 +440,7 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
     from strom.apis.elect_leaders import SPEC as ELECT_LEADERS
     from strom.apis.expire_delegation_token import SPEC as EXPIRE_TOKEN
     from strom.apis.incremental_alter_configs import SPEC as INCREMENTAL_ALTER_CONFIGS
+    from strom.apis.list_partition_reassignments import SPEC as LIST_REASSIGNMENTS
     from strom.apis.renew_delegation_token import SPEC as RENEW_TOKEN
     from strom.cluster.kraft.envelope import envelope_spec
     from strom.cluster.kraft.unregister_controller import controller_spec as unregister_controller_spec
@@ -438,6 +460,8 @@ def controller_specs(controller: QuorumController) -> list[ApiSpec]:
         guard(ALTER_CONFIGS),
         guard(CREATE_PARTITIONS),
         guard(ELECT_LEADERS),
+        guard(ALTER_REASSIGNMENTS),
+        guard(LIST_REASSIGNMENTS),
         guard(INCREMENTAL_ALTER_CONFIGS),
         guard(DESCRIBE_SCRAM),
         guard(ALTER_SCRAM),

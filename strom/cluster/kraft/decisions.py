@@ -39,8 +39,16 @@ from strom.cluster.errors import (
     InvalidReplicationFactorError,
     TopicAlreadyExistsError,
 )
+from strom.cluster.kraft.partition_change import (
+    merge,
+    partition_change,
+    reassignment_target,
+    revert_reassignment,
+    validate_reassignment_target,
+)
 from strom.cluster.metadata import PartitionState, TopicInfo
 from strom.cluster.names import is_internal, validate_topic_name
+from strom.cluster.reassignment import ReplicaSet
 from strom.cluster.validation import (
     check_collision,
     check_partition_growth,
@@ -365,24 +373,26 @@ class ControllerRules:
         unclean: bool,
     ) -> ApiMessageAndVersion | None:
         """PartitionChangeBuilder: a PartitionChangeRecord moving `part` to `target_isr` and a leader
-        chosen from it, or None when nothing changes."""
-        isr = tuple(target_isr) or part.isr[:1]  # never empty the ISR: the last member stays
-        leader = part.leader
-        if not (leader in isr and active(leader)):
-            leader = next((b for b in part.replicas if b in isr and active(b)), NO_LEADER)
-            if leader == NO_LEADER and unclean:
-                leader = next((b for b in part.replicas if active(b)), NO_LEADER)
-                if leader != NO_LEADER:
-                    isr = (leader,)
-        if leader == part.leader and isr == part.isr:
-            return None
-        record = r.PartitionChangeRecord(
-            partition_id=partition,
-            topic_id=topic_id,
-            isr=isr if isr != part.isr else None,
-            leader=leader if leader != part.leader else -2,
+        chosen from it (completing a reassignment the new ISR allows), or None when nothing changes."""
+        return partition_change(
+            part,
+            topic_id,
+            partition,
+            acceptable=active,
+            version=self.metadata_version.partition_change_record_version,
+            isr=target_isr,
+            unclean=unclean,
+            default_dir=self._dir_provider(),
         )
-        return ApiMessageAndVersion(record, self.metadata_version.partition_change_record_version)
+
+    def _default_dir(self, broker_id: int) -> uuid.UUID:
+        """ClusterControlManager.defaultDir: a broker's only log dir, else UNASSIGNED."""
+        reg = self.state.brokers.get(broker_id)
+        return reg.log_dirs[0] if reg is not None and len(reg.log_dirs) == 1 else UNASSIGNED_DIR
+
+    def _dir_provider(self) -> Callable[[int], uuid.UUID] | None:
+        """The new replicas' directories where PartitionChangeRecord carries them (v2, KIP-858)."""
+        return self._default_dir if self.metadata_version.partition_change_record_version >= 2 else None
 
     def leader_and_isr_updates(
         self,
@@ -642,25 +652,110 @@ class ControllerRules:
                 return ErrorCode.ineligible_replica, None, None
             if check_member_epochs and m.broker_epoch != -1 and reg.epoch != m.broker_epoch:
                 return ErrorCode.ineligible_replica, None, None
-        if isr == part.isr:
-            return ErrorCode.none, part, None
-        record = r.PartitionChangeRecord(partition_id=partition, topic_id=topic_id, isr=isr)
-        after = PartitionRegistration(
-            replicas=part.replicas,
+        # the builder also completes a reassignment the new ISR allows (which may move the leadership)
+        record = partition_change(
+            part,
+            topic_id,
+            partition,
+            acceptable=self._active(),
+            version=self.metadata_version.partition_change_record_version,
             isr=isr,
-            leader=part.leader,
-            leader_epoch=part.leader_epoch,
-            partition_epoch=part.partition_epoch + 1,
-            removing_replicas=part.removing_replicas,
-            adding_replicas=part.adding_replicas,
-            leader_recovery_state=part.leader_recovery_state,
-            directories=part.directories,
+            unclean=self._unclean_allowed(topic.name),
+            default_dir=self._dir_provider(),
         )
-        return (
-            ErrorCode.none,
-            after,
-            ApiMessageAndVersion(record, self.metadata_version.partition_change_record_version),
+        if record is None:
+            return ErrorCode.none, part, None
+        change: r.PartitionChangeRecord = record.message  # type: ignore[assignment]
+        if change.leader not in (broker_id, -2):
+            # Kafka answers NEW_LEADER_ELECTED (v2+) and still writes the change
+            return ErrorCode.new_leader_elected, None, record
+        return ErrorCode.none, merge(part, change), record
+
+    # -- reassignments (KIP-455) ----------------------------------------------------------------------------
+    def alter_partition_reassignments(
+        self, wanted: Iterable[tuple[tuple[str, int], Sequence[int] | None]]
+    ) -> Change:
+        """ReplicationControlManager.alterPartitionReassignments: a PartitionChangeRecord per partition
+        (strom.cluster.kraft.partition_change), all in one batch; `result`: {(topic, partition): (error,
+        message)} with NONE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT or
+        NO_REASSIGNMENT_IN_PROGRESS."""
+        records: list[ApiMessageAndVersion] = []
+        result: dict[tuple[str, int], tuple[ErrorCode, str | None]] = {}
+        for (name, p), target in wanted:
+            try:
+                record = self._reassign(name, p, target)
+            except KafkaError as exc:
+                result[(name, p)] = (exc.code, exc.message)
+                continue
+            if record is not None:
+                records.append(record)
+            result[(name, p)] = (ErrorCode.none, None)
+        return Change(records, result)
+
+    def _reassign(self, name: str, p: int, target: Sequence[int] | None) -> ApiMessageAndVersion | None:
+        topic = self.state.topic(name)
+        if topic is None:
+            raise UnknownTopicOrPartitionError(f"Unable to find a topic named {name}.")
+        part = topic.partitions.get(p)
+        if part is None:
+            raise UnknownTopicOrPartitionError(f"Unable to find partition {name}:{p}.")
+        version = self.metadata_version.partition_change_record_version
+        unclean = self._unclean_allowed(name)
+        if target is None:
+            if not (part.adding_replicas or part.removing_replicas):
+                raise _error(
+                    ErrorCode.no_reassignment_in_progress,
+                    "No partition reassignment is in progress for the topic partition.",
+                )
+            replicas, isr, needs_unclean = revert_reassignment(part)
+            if needs_unclean and not unclean:
+                raise InvalidReplicaAssignmentError(
+                    f"Unable to revert partition assignment for {name}:{p} because it would require an "
+                    "unclean leader election."
+                )
+            return partition_change(
+                part,
+                topic.topic_id,
+                p,
+                acceptable=self._active(),
+                version=version,
+                isr=isr,
+                replicas=replicas,
+                adding=(),
+                removing=(),
+                unclean=unclean,
+                default_dir=self._dir_provider(),
+            )
+        validate_reassignment_target(target, self.state.brokers)
+        replicas, adding, removing = reassignment_target(part.replicas, target)
+        return partition_change(
+            part,
+            topic.topic_id,
+            p,
+            acceptable=self._active(),
+            version=version,
+            replicas=replicas,
+            adding=adding or None,
+            removing=removing or None,
+            default_dir=self._dir_provider(),
         )
+
+    def list_partition_reassignments(
+        self, wanted: Iterable[tuple[str, int]] | None
+    ) -> dict[tuple[str, int], ReplicaSet]:
+        """ListPartitionReassignments: the partitions (all, or those of `wanted` that exist) with adding or
+        removing replicas: {(topic, partition): ReplicaSet(replicas, adding, removing)}."""
+        ongoing: dict[tuple[str, int], ReplicaSet] = {}
+        if wanted is None:
+            keys = [(t.name, p) for t in self.state.topics.values() for p in sorted(t.partitions)]
+        else:
+            keys = list(wanted)
+        for name, p in keys:
+            topic = self.state.topic(name)
+            part = topic.partitions.get(p) if topic is not None else None
+            if part is not None and (part.adding_replicas or part.removing_replicas):
+                ongoing[(name, p)] = ReplicaSet(part.replicas, part.adding_replicas, part.removing_replicas)
+        return ongoing
 
     # -- directories (KIP-858) ------------------------------------------------------------------------------
     def assign_replicas_to_dirs(

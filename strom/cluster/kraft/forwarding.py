@@ -51,7 +51,7 @@ ENVELOPE = 58
 CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
 TOKEN_WRITES = frozenset({38, 39, 40})  # Create/Renew/ExpireDelegationToken
 FORWARDED_APIS = frozenset(
-    {CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 43, 44, 49, 51, 55, 57, 64, 80, 81}
+    {CREATE_TOPICS, DELETE_TOPICS, 30, 31, 33, CREATE_PARTITIONS, 43, 44, 45, 46, 49, 51, 55, 57, 64, 80, 81}
     | TOKEN_WRITES
 )
 # APIs only a KRaft broker serves, and only by forwarding: (key, min, max, name)
