@@ -107,6 +107,8 @@ from strom.protocol.errors import ErrorCode
 from strom.protocol.records import build_batch
 from strom.testing.certs import Party, Pki, add_client, make_pki
 
+pytestmark = pytest.mark.compat
+
 TOPIC = "authz-t"
 GROUP = "authz-g1"
 SHARE_GROUP = "authz-g-share"

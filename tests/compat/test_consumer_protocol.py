@@ -12,8 +12,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import pytest
 from compat_support import JavaTools, TopicMaker
 from confluent_kafka import Consumer, Producer
+
+pytestmark = pytest.mark.compat
 
 GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 

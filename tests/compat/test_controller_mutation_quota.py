@@ -24,6 +24,8 @@ from kio.static.primitive import i16, i32, i32Timedelta
 
 from strom.client.connection import BrokerConnection
 
+pytestmark = pytest.mark.compat
+
 THROTTLING_QUOTA_EXCEEDED = 89
 TIMEOUT = i32Timedelta.parse(timedelta(seconds=30))
 

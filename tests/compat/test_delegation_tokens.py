@@ -17,6 +17,8 @@ from benchmarks.peers import brokers, tools
 from benchmarks.peers.tools import free_port
 from strom.testing.certs import Pki, make_pki
 
+pytestmark = pytest.mark.compat
+
 SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 TOKENS = "org.apache.kafka.tools.DelegationTokenCommand"
 NOT_ALLOWED = "Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels"

@@ -8,12 +8,15 @@ import asyncio
 import datetime
 import time
 
+import pytest
 from compat_support import TopicMaker, admin_client
 from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
 from kio.static.primitive import i32Timedelta
 
 from strom.client.connection import BrokerConnection
 from strom.protocol.errors import ErrorCode
+
+pytestmark = pytest.mark.compat
 
 
 def _delete(broker: str, names: list[str]) -> list[tuple[str, int, str | None]]:

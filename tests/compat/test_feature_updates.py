@@ -18,6 +18,8 @@ from compat_support import BrokerUnderTest
 from benchmarks.peers import tools
 from strom.testing.kraft_node import EmbeddedKRaftNode
 
+pytestmark = pytest.mark.compat
+
 FEATURES = "org.apache.kafka.tools.FeatureCommand"
 CLUSTER = "org.apache.kafka.tools.ClusterTool"
 ALL_FAILED = "The update failed for all features since the following feature had an error: "

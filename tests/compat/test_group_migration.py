@@ -14,8 +14,11 @@ import time
 import uuid
 from collections.abc import Callable
 
+import pytest
 from compat_support import JavaTools, TopicMaker
 from confluent_kafka import Consumer, Producer
+
+pytestmark = pytest.mark.compat
 
 GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 PARTITIONS = 4

@@ -27,6 +27,8 @@ from benchmarks.peers import brokers, tools
 from benchmarks.peers.tools import free_port
 from strom.client.connection import BrokerConnection
 
+pytestmark = pytest.mark.compat
+
 QUOTA = 256 * 1024  # bytes a second
 WARM_UP = 3.0
 RUN = 9.0

@@ -23,6 +23,8 @@ from benchmarks.peers import brokers, tools
 from benchmarks.peers.tools import free_port
 from strom.testing.certs import Pki, make_pki
 
+pytestmark = pytest.mark.compat
+
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
               'password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
 SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"

@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from compat_support import JavaTools, TopicMaker
 from confluent_kafka import Producer
 from kio.schema.share_fetch.v1 import request as share_fetch
@@ -19,6 +20,8 @@ from kio.static.primitive import i32, i32Timedelta
 
 from strom.client.connection import BrokerConnection
 from strom.protocol.record_batch import iter_batches
+
+pytestmark = pytest.mark.compat
 
 SHARE_GROUPS = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
 

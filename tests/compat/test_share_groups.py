@@ -12,10 +12,13 @@ import time
 import uuid
 from collections.abc import Callable
 
+import pytest
 from compat_support import JavaTools, TopicMaker
 from confluent_kafka import Producer
 
 from benchmarks.peers import tools
+
+pytestmark = pytest.mark.compat
 
 SHARE_GROUPS = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
 SHARE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleShareConsumer"

@@ -28,6 +28,8 @@ from benchmarks.peers import brokers, tools
 from benchmarks.peers.tools import free_port
 from strom.testing.certs import Party, Pki, make_pki
 
+pytestmark = pytest.mark.compat
+
 
 @dataclass(frozen=True)
 class SslBroker:
