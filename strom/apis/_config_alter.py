@@ -110,9 +110,18 @@ def _check_group_name(resource_name: str) -> None:
 
 
 def _broker_node(ctx: Any, resource_name: str) -> int | None:
-    """This broker's id, or None for the cluster-wide defaults (the resource named "")."""
+    """This broker's id, or None for the cluster-wide defaults (the resource named ""). On a KRaft
+    controller any broker's id (Kafka's ControllerConfigurationValidator checks only that it is an
+    integer: brokers forward the changes of their own resource there)."""
     if resource_name == "":
         return None
+    if getattr(ctx.broker.metadata, "is_controller", False):
+        try:
+            return int(resource_name)
+        except ValueError:
+            raise KafkaError(
+                f"Node id must be an integer, but it is: {resource_name}", ErrorCode.invalid_request
+            ) from None
     code, message = broker_id_of(resource_name, ctx.broker.node_id)
     if code != ErrorCode.none:
         raise KafkaError(message or "", code)

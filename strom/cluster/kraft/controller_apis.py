@@ -55,6 +55,8 @@ class ControllerAdmin:
     """The `ClusterBackend` the admin handlers use on a controller: changes go through the quorum
     controller (NOT_CONTROLLER off the active one); `image` is the controller's current state."""
 
+    is_controller = True  # a BROKER config resource may name any broker (strom.apis._config_alter)
+
     def __init__(self, controller: QuorumController) -> None:
         self.controller = controller
 
