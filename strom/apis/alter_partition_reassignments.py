@@ -1,11 +1,16 @@
 """AlterPartitionReassignments (api key 45), versions 0-1: move partition replicas between brokers (KIP-455).
 
-Each partition names its target replicas, or null to cancel a reassignment in progress. Only the
-controller serves it (Kafka's admin client sends it to the controller); other brokers answer
+Each partition names its target replicas, or null to cancel a reassignment in progress. In ZooKeeper
+mode only the controller serves it (Kafka's admin client sends it to the controller); other brokers answer
 NOT_CONTROLLER and the client finds the controller again. The controller writes the new replica set
 (RS = target + origin, with the adding and removing replicas) into the topic znode and answers at once;
 the new replicas then follow the leader and the controller finishes the move once they are all in the
 ISR (strom.cluster.reassignment). ListPartitionReassignments shows what is still running.
+
+In KRaft mode a broker forwards it to the active controller in an Envelope (strom.cluster.kraft.forwarding)
+and the controller serves this handler over `ControllerAdmin`: one PartitionChangeRecord per partition
+with the full target set, completed by the controller when an AlterPartition brings every target replica
+into the ISR, as Kafka's ReplicationControlManager does (strom.cluster.kraft.partition_change).
 
 With the single-node backend the only valid target is the broker itself, which is already the replica
 set: it is accepted and changes nothing.
@@ -14,7 +19,8 @@ v1 (KIP-860) adds `allow_replication_factor_change` (echoed in the response): wh
 whose size differs from the partition's replication factor (the replicas before any reassignment in
 progress) answers INVALID_REPLICATION_FACTOR and moves nothing.
 
-Errors: top level NONE, NOT_CONTROLLER (CLUSTER_AUTHORIZATION_FAILED never, no ACLs); per partition NONE,
+Errors: top level NONE, NOT_CONTROLLER, CLUSTER_AUTHORIZATION_FAILED (ALTER on the cluster,
+strom.apis._authz), REQUEST_TIMED_OUT (a KRaft broker found no active controller); per partition NONE,
 UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (empty, duplicate or unknown brokers),
 INVALID_REPLICATION_FACTOR (v1, a size change that was not allowed), NO_REASSIGNMENT_IN_PROGRESS
 (cancelling nothing), REQUEST_TIMED_OUT (the topic kept changing).

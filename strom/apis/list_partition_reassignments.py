@@ -3,10 +3,12 @@
 The request names topics and partitions, or null for every reassignment. The answer lists, for each
 partition being reassigned, its current replica set (origin and target together), the replicas being
 added and those being removed; partitions that are not being reassigned (or do not exist) are left out,
-as Kafka does. Only the controller serves it; other brokers answer NOT_CONTROLLER. The single-node
+as Kafka does. In ZooKeeper mode only the controller serves it; other brokers answer NOT_CONTROLLER. A
+KRaft broker forwards it to the active controller, which answers from its metadata state. The single-node
 backend never reassigns and answers an empty list.
 
-Errors: top level NONE, NOT_CONTROLLER (CLUSTER_AUTHORIZATION_FAILED never, no ACLs).
+Errors: top level NONE, NOT_CONTROLLER, CLUSTER_AUTHORIZATION_FAILED (DESCRIBE on the cluster,
+strom.apis._authz), REQUEST_TIMED_OUT (a KRaft broker found no active controller).
 """
 
 from __future__ import annotations

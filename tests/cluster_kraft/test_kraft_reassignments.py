@@ -2,7 +2,8 @@
 4.4's own kafka-reassign-partitions (--execute, --verify, --list, --cancel) and kafka-python's admin
 client, through the brokers, which forward both APIs to the controller in an Envelope: a partition with
 acks=all data moves off its leader, the new replicas serve every record, the removed broker drops its
-log; a reassignment that cannot finish is listed and cancelled; invalid requests answer Kafka's codes."""
+log; a reassignment that cannot finish is listed and cancelled; invalid requests answer Kafka's codes, and
+a replica count change that is not allowed (KIP-860, --disallow-replication-factor-change) is refused."""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def test_kafka_tool_moves_a_partition_off_its_leader(cluster: KRaftCluster, tmp_
     produce(cluster, topic, 3000)
 
     file = plan(tmp_path, topic, [4, 3])
-    executed = reassign_tool(cluster, "--execute", "--reassignment-json-file", file)
+    # --throttle sets the throttle configs (kept, not enforced: docs/GAPS.md), --verify clears them
+    executed = reassign_tool(cluster, "--execute", "--throttle", "50000000", "--reassignment-json-file", file)
     assert executed.returncode == 0, executed.stdout + executed.stderr
     assert f"Successfully started partition reassignment for {topic}-0" in executed.stdout
     assert '"partition":0,"replicas":[2,3]' in executed.stdout  # the rollback plan
@@ -91,6 +93,7 @@ def test_kafka_tool_moves_a_partition_off_its_leader(cluster: KRaftCluster, tmp_
     verified = reassign_tool(cluster, "--verify", "--reassignment-json-file", file)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"Reassignment of partition {topic}-0 is completed." in verified.stdout
+    assert "Clearing broker-level throttles on brokers 2,3,4" in verified.stdout
     listed = reassign_tool(cluster, "--list")
     assert "No partition reassignments found." in listed.stdout, listed.stdout + listed.stderr
 
@@ -137,7 +140,7 @@ def layout_brokers(cluster: KRaftCluster) -> set[int]:
     return set(admin.list_topics(timeout=10).brokers)
 
 
-def test_kafka_python_admin_errors(cluster: KRaftCluster) -> None:
+def test_kafka_python_admin_errors(cluster: KRaftCluster, tmp_path: Path) -> None:
     """Kafka's codes through a real client: kafka-python sends both APIs to the broker Metadata names as
     controller (a broker here, which forwards them)."""
     from kafka import TopicPartition
@@ -174,3 +177,13 @@ def test_kafka_python_admin_errors(cluster: KRaftCluster) -> None:
     # kafka-python refuses an empty list itself; the request as Kafka's Java client would send it
     ((code, message),) = asyncio.run(empty_target()).values()
     assert code == ErrorCode.invalid_replica_assignment and "empty replica list" in str(message)
+
+    # KIP-860 (v1), decided on the controller: a replica count change that is not allowed moves nothing
+    refused = reassign_tool(
+        cluster, "--execute", "--disallow-replication-factor-change",
+        "--reassignment-json-file", plan(tmp_path, topic, [3, 2, 4]),
+    )  # fmt: skip
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0, said
+    assert f"{topic}-0: The replication factor is changed from 2 to 3" in said, said
+    assert layout(cluster, topic)[1] == [3, 2]
