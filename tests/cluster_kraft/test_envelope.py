@@ -178,3 +178,40 @@ def test_elect_leaders_through_a_broker(node: EmbeddedKRaftNode) -> None:
     partition = confluent_kafka.TopicPartition("elect", 0)
     results = admin.elect_leaders(confluent_kafka.ElectionType.PREFERRED, [partition]).result(15)
     assert [e.code() if e else 0 for e in results.values()] == [ErrorCode.election_not_needed]
+
+
+def test_a_broker_refuses_another_brokers_config_resource_and_forwards_the_rest(
+    node: EmbeddedKRaftNode,
+) -> None:
+    """As Kafka's broker preprocesses (Incremental)AlterConfigs: a BROKER resource naming another broker is
+    INVALID_REQUEST from the broker itself, its own id and the cluster default go to the controller."""
+    from kio.schema.incremental_alter_configs.v1.request import (
+        AlterableConfig,
+        AlterConfigsResource,
+        IncrementalAlterConfigsRequest,
+    )
+    from kio.static.primitive import i8
+
+    def resource(name: str) -> AlterConfigsResource:
+        config = AlterableConfig(name="message.max.bytes", config_operation=i8(0), value="2000000")
+        return AlterConfigsResource(resource_type=i8(4), resource_name=name, configs=(config,))
+
+    request = IncrementalAlterConfigsRequest(
+        resources=(resource("7"), resource("1"), resource("x"), resource("")), validate_only=True
+    )
+
+    async def exchange() -> object:
+        host, port = node.bootstrap_servers.split(":")
+        conn = await BrokerConnection.open(host, int(port))
+        try:
+            return await conn.request(request, timeout=10)
+        finally:
+            await conn.close()
+
+    response = node.call(exchange())
+    assert [(r.resource_name, r.error_code, r.error_message) for r in response.responses] == [  # type: ignore[attr-defined]
+        ("7", ErrorCode.invalid_request, "Unexpected broker id, expected 1, but received 7"),
+        ("1", ErrorCode.none, None),
+        ("x", ErrorCode.invalid_request, "Node id must be an integer, but it is: x"),
+        ("", ErrorCode.none, None),
+    ]

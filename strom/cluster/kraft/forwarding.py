@@ -12,6 +12,9 @@ KafkaApis hands them over unexamined). For each forwarded API the broker's handl
   response of the client's request: UNSUPPORTED_VERSION as such, any other as UNKNOWN_SERVER_ERROR (a
   misconfigured cluster, which a client could not act on), no controller before the deadline as
   REQUEST_TIMED_OUT.
+- AlterConfigs and IncrementalAlterConfigs of a BROKER resource naming another broker are answered
+  INVALID_REQUEST by the broker itself (Kafka's "Unexpected broker id, expected <this broker>, but
+  received <id>"), the other resources forwarded;
 - CreateTopics, CreatePartitions and DeleteTopics then wait (a few seconds at most) until this broker's
   metadata shows what the controller did, so a client's next request to this broker finds the topic.
 
@@ -184,6 +187,69 @@ def _token_forward(local: Any) -> Any:
     return handle
 
 
+BROKER_RESOURCE = 4
+CONFIG_WRITES = frozenset({33, 44})  # AlterConfigs, IncrementalAlterConfigs
+
+
+def _other_broker(resource_name: str, node_id: int) -> str | None:
+    """Why a BROKER config resource is not this broker's (Kafka's validateResourceNameIsCurrentNodeId);
+    None for this broker's id or the cluster default ("")."""
+    if resource_name == "":
+        return None
+    try:
+        value = int(resource_name)
+    except ValueError:
+        return f"Node id must be an integer, but it is: {resource_name}"
+    if value == node_id:
+        return None
+    return f"Unexpected broker id, expected {node_id}, but received {resource_name}"
+
+
+async def _config_forward(ctx: Any, request: Any) -> Any:
+    """AlterConfigs and IncrementalAlterConfigs: a BROKER resource naming another broker is answered
+    INVALID_REQUEST here and the rest forwarded, the answers in the request's order, as Kafka's broker
+    preprocesses them (ConfigAdminManager) before forwarding."""
+    from strom.apis._build import build as build_response
+    from strom.apis._build import entry_type, no_throttle
+    from strom.protocol.frames import RawResponse
+
+    node_id = int(ctx.broker.node_id)
+    refused: dict[int, str] = {}
+    for i, resource in enumerate(request.resources):
+        if int(resource.resource_type) == BROKER_RESOURCE:
+            reason = _other_broker(str(resource.resource_name), node_id)
+            if reason is not None:
+                refused[i] = reason
+    if not refused:
+        return await forward(ctx, request)
+    cls = response_type(ctx.api_key, ctx.api_version)
+    assert cls is not None
+    kept = tuple(r for i, r in enumerate(request.resources) if i not in refused)
+    forwarded: list[Any] = []
+    throttle = no_throttle()
+    if kept:
+        answer = await forward(ctx, dataclasses.replace(request, resources=kept))
+        if isinstance(answer, RawResponse):
+            answer = decode_with_kio(cls, b"".join(bytes(c) for c in answer.chunks))  # type: ignore[arg-type]
+        forwarded = list(answer.responses)
+        throttle = answer.throttle_time
+    entry = entry_type(cls, "responses")
+    rest = iter(forwarded)
+    responses = [
+        build_response(
+            entry,
+            error_code=ErrorCode.invalid_request,
+            error_message=refused[i],
+            resource_type=resource.resource_type,
+            resource_name=resource.resource_name,
+        )
+        if i in refused
+        else next(rest)
+        for i, resource in enumerate(request.resources)
+    ]
+    return build_response(cls, throttle_time=throttle, responses=tuple(responses))
+
+
 def forwarding_registry(registry: ApiRegistry) -> ApiRegistry:
     """`registry` with the handlers of `FORWARDED_APIS` replaced by forwarding (same version ranges), and
     the `FORWARD_ONLY` APIs added."""
@@ -191,6 +257,8 @@ def forwarding_registry(registry: ApiRegistry) -> ApiRegistry:
     for spec in registry.specs():
         if spec.api_key in TOKEN_WRITES:
             spec = dataclasses.replace(spec, handler=_token_forward(spec.handler))
+        elif spec.api_key in CONFIG_WRITES:
+            spec = dataclasses.replace(spec, handler=_config_forward)
         elif spec.api_key in FORWARDED_APIS:
             spec = dataclasses.replace(spec, handler=forward)
         specs.append(spec)
