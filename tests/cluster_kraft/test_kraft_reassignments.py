@@ -2,8 +2,9 @@
 4.4's own kafka-reassign-partitions (--execute, --verify, --list, --cancel) and kafka-python's admin
 client, through the brokers, which forward both APIs to the controller in an Envelope: a partition with
 acks=all data moves off its leader, the new replicas serve every record, the removed broker drops its
-log; a reassignment that cannot finish is listed and cancelled; invalid requests answer Kafka's codes, and
-a replica count change that is not allowed (KIP-860, --disallow-replication-factor-change) is refused."""
+log; a reassignment that cannot finish is listed and cancelled, or survives a controller restart and
+completes once its new replica is back; invalid requests answer Kafka's codes, and a replica count change
+that is not allowed (KIP-860, --disallow-replication-factor-change) is refused."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def cluster() -> Iterator[KRaftCluster]:
 @pytest.fixture(autouse=True)
 def all_running(cluster: KRaftCluster) -> Iterator[None]:
     yield
-    for node_id in cluster.broker_ids:
+    for node_id in sorted(cluster.roles):
         if not cluster.running(node_id):
             cluster.start(node_id)
 
@@ -187,3 +188,24 @@ def test_kafka_python_admin_errors(cluster: KRaftCluster, tmp_path: Path) -> Non
     assert refused.returncode != 0, said
     assert f"{topic}-0: The replication factor is changed from 2 to 3" in said, said
     assert layout(cluster, topic)[1] == [3, 2]
+
+
+def test_a_reassignment_survives_a_controller_restart(cluster: KRaftCluster, tmp_path: Path) -> None:
+    """The reassignment lives in the metadata log: a controller restarted while it runs replays it and
+    completes it once the new replica, back, joins the ISR."""
+    topic = "restarted"
+    topics_tool(cluster, "--create", "--topic", topic, "--replica-assignment", "2:3")
+    wait_for(lambda: layout(cluster, topic) == (2, [2, 3], [2, 3]), 30, "the partition on 2 and 3")
+    produce(cluster, topic, 300)
+    cluster.kill(4)
+    file = plan(tmp_path, topic, [4, 2])
+    executed = reassign_tool(cluster, "--execute", "--reassignment-json-file", file)
+    assert executed.returncode == 0, executed.stdout + executed.stderr
+    cluster.stop(1)
+    cluster.start(1)
+    listed = reassign_tool(cluster, "--list")
+    assert f"{topic}-0: replicas: 4,2,3. adding: 4. removing: 3." in listed.stdout, listed.stdout
+    cluster.start(4)
+    wait_for(lambda: layout(cluster, topic) == (2, [4, 2], [2, 4]), 60, "the move to 4 and 2")
+    wait_for(lambda: not (cluster.data_dir(3) / f"{topic}-0").exists(), 30, "broker 3 to drop its log")
+    assert sorted(int(v) for v in consume(cluster, topic, 300)) == list(range(300))

@@ -177,7 +177,8 @@ class ControllerAdmin:
         self, wanted: Sequence[tuple[str, int]] | None = None
     ) -> dict[tuple[str, int], ReplicaSet]:
         """ListPartitionReassignments: the partitions with adding or removing replicas, from the active
-        controller's state (its own writes are answered only once committed)."""
+        controller's state, which holds its own writes from their append on (Kafka reads its committed
+        state: a reassignment appended and not yet committed may show here a moment early)."""
         self._check_active()
         return self.controller.rules.list_partition_reassignments(wanted)
 
