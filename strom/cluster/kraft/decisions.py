@@ -22,7 +22,12 @@ ReplicationControlManager, ConfigurationControlManager and ProducerIdControlMana
   lead again cleanly when it comes back. A leader change bumps the leader epoch, every change the
   partition epoch.
 - AlterPartition (KIP-497, KIP-903): only the leader, at the current leader and partition epochs, with an
-  ISR of replicas that are active and, from v3, at their current broker epochs.
+  ISR of replicas that are active and, from v3, at their current broker epochs. Every partition change
+  goes through `strom.cluster.kraft.partition_change` (Kafka's PartitionChangeBuilder), so an ISR that
+  holds every target replica of a reassignment completes it; a leader that leaves with it is answered
+  NEW_LEADER_ELECTED.
+- Reassignments (KIP-455): AlterPartitionReassignments and ListPartitionReassignments as Kafka's
+  ReplicationControlManager serves them, rules in `strom.cluster.kraft.partition_change`.
 - Records are written at the versions Kafka 4.4 writes for the finalized metadata.version.
 """
 
