@@ -130,7 +130,7 @@ def test_a_stuck_reassignment_is_listed_and_cancelled(cluster: KRaftCluster, tmp
     assert "No partition reassignments found." in reassign_tool(cluster, "--list").stdout
     cluster.start(4)
     wait_for(lambda: 4 in layout_brokers(cluster), 30, "broker 4 back")
-    assert not (cluster.data_dir(4) / f"{topic}-0").exists()
+    wait_for(lambda: not (cluster.data_dir(4) / f"{topic}-0").exists(), 30, "no replica left on broker 4")
     assert sorted(int(v) for v in consume(cluster, topic, 200)) == list(range(200))
 
 
