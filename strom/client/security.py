@@ -19,9 +19,10 @@
   `unsecuredLoginStringClaim_sub="u"`), through `strom.security.sasl.client`.
 - OAUTHBEARER with a token of one's own: `sasl.login.callback.handler.class=org.apache.kafka.common.
   security.oauthbearer.OAuthBearerLoginCallbackHandler` and `sasl.oauthbearer.token.endpoint.url=file:
-  /path/token.jwt`, as Kafka's client reads a token file (Kafka's client also asks the JVM property
-  `org.apache.kafka.sasl.oauthbearer.allowed.urls` to list the URL); the token is sent as it is, for the
-  broker to validate. Token endpoints (http, https) and other login callback handlers are refused.
+  /path/token.jwt`, as Kafka's client reads a token file; as in Kafka 4.4 the URL must be listed in the
+  system property `org.apache.kafka.sasl.oauthbearer.allowed.urls` (`-D...` in KAFKA_OPTS,
+  `strom.security.system_properties`). The token is sent as it is, for the broker to validate. Token
+  endpoints (http, https) and other login callback handlers are refused.
 
 Every problem is a `ConfigError` with one line naming the key. Keys the Java client has and Strom's client
 does not need (`ssl.protocol`, `ssl.keymanager.algorithm`, `sasl.login.*`, ...) are ignored, as Kafka
@@ -40,6 +41,7 @@ from urllib.parse import unquote, urlparse
 from strom.config import ConfigError
 from strom.security.sasl import MECHANISMS
 from strom.security.sasl.client import SaslClientSettings
+from strom.security.system_properties import url_refusal
 from strom.security.tls import client_context
 
 __all__ = ["PLAINTEXT", "SECURITY_PROTOCOLS", "ClientSecurity"]
@@ -171,6 +173,9 @@ def _token_file(props: Mapping[str, str]) -> str:
             f"Invalid value {url or '(none)'} for configuration sasl.oauthbearer.token.endpoint.url: Strom's "
             "client reads an OAUTHBEARER token from a file: URL only (it asks no token endpoint)"
         )
+    refusal = url_refusal("sasl.oauthbearer.token.endpoint.url", url)
+    if refusal is not None:
+        raise ConfigError(refusal)  # as Kafka 4.4's tools: the URL must be in the allowed list
     path = unquote(parsed.path)
     try:
         token = Path(path).read_text(encoding="utf-8").strip()

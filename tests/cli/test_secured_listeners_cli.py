@@ -98,9 +98,10 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
 
 
 def strom(
-    bootstrap: str, config: Path | None, *args: str, stdin: str | None = None
+    bootstrap: str, config: Path | None, *args: str, stdin: str | None = None, kafka_opts: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "STROM_BOOTSTRAP_SERVER"}
+    env = {k: v for k, v in os.environ.items() if k not in ("STROM_BOOTSTRAP_SERVER", "KAFKA_OPTS")}
+    env["KAFKA_OPTS"] = kafka_opts
     extra = ["--command-config", str(config)] if config is not None else []
     return subprocess.run(
         [STROM, *args, "--bootstrap-server", bootstrap, *extra],
@@ -294,12 +295,21 @@ def test_oauthbearer_token_from_a_file(secured: Secured, tmp_path: Path) -> None
             f"sasl.oauthbearer.token.endpoint.url={url}\n",
         )
 
+    missing = f"file://{tmp_path}/none.jwt"
+    # as Kafka 4.4's tools: the URL must be in the system property's list, given in KAFKA_OPTS
+    allowed = f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={token.as_uri()},{missing}"
     token.write_text(unsecured_token("erin", 3600) + "\n")
-    ok(strom(address, config(token.as_uri()), "topics", "list"))
+    ok(strom(address, config(token.as_uri()), "topics", "list", kafka_opts=allowed))
+    failed_with(
+        strom(address, config(token.as_uri()), "topics", "list"),
+        f"Invalid value {token.as_uri()} for configuration sasl.oauthbearer.token.endpoint.url: The URL "
+        "cannot be accessed due to restrictions. Update the system property "
+        "'org.apache.kafka.sasl.oauthbearer.allowed.urls' to allow the URL to be accessed.",
+    )
     token.write_text(unsecured_token("erin", -60))  # expired: the broker refuses it
-    failed_with(strom(address, config(token.as_uri()), "topics", "list"), "invalid_token")
+    failed_with(strom(address, config(token.as_uri()), "topics", "list", kafka_opts=allowed), "invalid_token")
     failed_with(strom(address, config("https://idp.example/token"), "topics", "list"), "file: URL only")
-    failed_with(strom(address, config(f"file://{tmp_path}/none.jwt"), "topics", "list"), "token file")
+    failed_with(strom(address, config(missing), "topics", "list", kafka_opts=allowed), "token file")
     failed_with(
         strom(address, config(token.as_uri(), "MyHandler"), "topics", "list"),
         "sasl.login.callback.handler.class",

@@ -78,8 +78,34 @@ def broker(keys: Keys) -> Iterator[EmbeddedBroker]:
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:ANONYMOUS",  # the PLAINTEXT listener administers
     }
-    with EmbeddedBroker(props) as b:
-        yield b
+    # Kafka 4.4 fetches only the URLs its system property allows; KAFKA_OPTS passes it to both
+    allowed = f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={keys.path.as_uri()}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAFKA_OPTS", allowed)
+        with EmbeddedBroker(props) as b:
+            yield b
+
+
+def test_a_jwks_url_outside_the_allowed_urls_stops_the_broker(
+    keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka 4.4's default allows no URL: a broker whose JWKS URL is not listed does not start."""
+    monkeypatch.setenv("KAFKA_OPTS", "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file:///elsewhere.json")
+    props = {
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "advertised.listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
+        "sasl.oauthbearer.jwks.endpoint.url": keys.path.as_uri(),
+    }
+    refusal = "The URL cannot be accessed due to restrictions"
+    with pytest.raises(Exception, match=refusal) as refused, EmbeddedBroker(props):
+        pass
+    assert f"Invalid value {keys.path.as_uri()} for configuration sasl.oauthbearer.jwks.endpoint.url" in str(
+        refused.value
+    )
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
 A token must carry a valid signature by a JWKS key (RSA, RSA-PSS or ECDSA; never `none` nor HMAC), `exp`
 and `iat`; `exp` and `nbf` are checked with the clock skew. Its lifetime is `exp`. The JOSE work is
 joserfc's (an optional dependency, `pip install strom[oauth]`); a listener that asks for this validator
-without it fails at start-up. Kafka 4.4 also needs the JWKS URL in the JVM's
-`org.apache.kafka.sasl.oauthbearer.allowed.urls`; Strom has no such list (docs/GAPS.md).
+without it fails at start-up. As in Kafka 4.4, the JWKS URL must be listed in the system property
+`org.apache.kafka.sasl.oauthbearer.allowed.urls` (`-D...` in KAFKA_OPTS, `strom.security.system_properties`),
+else the broker does not start.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from urllib.parse import unquote, urlparse
 
 from strom.config import BrokerConfig, ConfigError
 from strom.security.sasl.unsecured_jws import InvalidToken
+from strom.security.system_properties import url_refusal
 
 __all__ = ["VALIDATOR_HANDLERS", "JwtSettings", "JwtValidator", "ValidatedJwt"]
 
@@ -75,6 +77,9 @@ class JwtSettings:
                 f"Listener {listener} validates OAUTHBEARER tokens against a JWKS "
                 "(OAuthBearerValidatorCallbackHandler) but sasl.oauthbearer.jwks.endpoint.url is not set"
             )
+        refusal = url_refusal("sasl.oauthbearer.jwks.endpoint.url", str(url))
+        if refusal is not None:
+            raise ConfigError(refusal)
         return cls(
             jwks_url=str(url),
             refresh_ms=int(value("jwks.endpoint.refresh.ms")),
