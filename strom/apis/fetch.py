@@ -20,6 +20,14 @@ Behaviour:
   fetch offset to the LSO, from the log's aborted-transaction index; read_uncommitted answers null there.
 - Followers (replica_id >= 0) read up to the log end offset; their fetch offset is their log end offset,
   which the leader records (`Partition.update_follower_fetch`) to move the ISR and the high watermark.
+- Client quotas (KIP-13, KIP-124, KIP-219; Kafka's handleFetchRequest): a consumer's fetch reads at most
+  what one consumer_byte_rate window allows (`max_bytes`, and `min_bytes` no more than that). The
+  response's size counts against consumer_byte_rate and the handler's time against request_percentage;
+  when either throttles, the size is taken back and the fetch is answered empty (error NONE, no
+  partitions, the session's id for an incremental fetch, none for a full one, which opens no session)
+  with `throttle_time_ms` the longer throttle, and the connection is muted for it. The session keeps what
+  it last told the client, so the records are answered again once the client may fetch. Followers are
+  never throttled so.
 - Record bytes are never copied into Python: the response header and per-partition fields are encoded
   here and the records go out as `FileSlice`s (sendfile). An empty record set is encoded as zero length,
   never null (librdkafka rejects null).
@@ -84,7 +92,7 @@ from strom.protocol.wire import (
     string,
 )
 from strom.security.authorizer import AclOperation, ResourceType
-from strom.security.quotas.throttling import fetch_max_bytes, fetch_throttle_ms
+from strom.security.quotas.throttling import consumer_fetch_throttle_ms, fetch_max_bytes, measures_fetch_bytes
 from strom.server.context import RequestContext
 from strom.server.fetch_sessions import FINAL_EPOCH, FetchManager, PartitionKey, UnownedSessionIdError
 
@@ -398,7 +406,7 @@ def _collect(
 ) -> tuple[list[PartitionResponse], bool]:
     """Read every wanted partition within the byte limits; returns (responses, any error)."""
     consumer = params.replica_id < 0
-    remaining = params.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    remaining = params.max_bytes  # below v3 the request has none: 2**31 - 1, or a quota's cap
     by_id = ctx.api_version >= TOPIC_IDS_FROM
     got_any = False
     any_error = False
@@ -553,9 +561,11 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
         else:
             interesting.append(_Wanted(key[0], name, _as_request(key, req)))
 
-    if params.replica_id < 0:
-        # consumer_byte_rate: one response never holds more than the quota's window
+    consumer = params.replica_id < 0
+    if consumer:
+        # consumer_byte_rate: one response never holds more than the quota's window, nor waits for more
         params.max_bytes = fetch_max_bytes(ctx, params.max_bytes)
+        params.min_bytes = min(params.min_bytes, params.max_bytes)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(params.max_wait_ms, 0) / 1000
     while True:
@@ -571,18 +581,35 @@ async def handle(ctx: RequestContext, params: FetchParams) -> RawResponse:
     endpoints = _leader_hints(ctx, interesting, responses) if hints else []
     results = [((w.key, w.req.partition), r) for w, r in zip(interesting, responses, strict=True)]
     results += erroneous
-    error_code, session_id, kept = context.respond(results)
-    traffic = ctx.broker.metrics.traffic
-    if traffic is not None:
-        follower = params.replica_id >= 0
-        name_of = {w.key: w.topic for w in interesting}
-        for (topic, _), resp in kept:
-            if resp.size:
-                traffic.record_fetch(name_of.get(topic, str(topic)), resp.size, follower)
-    throttle_ms = 0 if params.replica_id >= 0 else fetch_throttle_ms(ctx, sum(r.size for _k, r in kept))
+    throttle_ms = 0
+    if consumer:
+        # KIP-219: the response's size as the session would answer it (4 for the correlation id, as
+        # Kafka's FetchContext.getResponseSize counts), changing nothing yet
+        size = 0
+        if measures_fetch_bytes(ctx):
+            error_code, session_id, kept = context.preview(results)
+            preview = encode_response(version, _group(kept), error_code=error_code, session_id=session_id)
+            size = 4 + RawResponse(preview).size
+        throttle_ms = consumer_fetch_throttle_ms(ctx, size)
+    if throttle_ms > 0:
+        # throttled: answered empty, nothing delivered (Kafka's FetchContext.getThrottledResponse)
+        error_code, session_id = context.throttled()
+        kept = []
+    else:
+        error_code, session_id, kept = context.respond(results)
+        traffic = ctx.broker.metrics.traffic
+        if traffic is not None:
+            name_of = {w.key: w.topic for w in interesting}
+            for (topic, _), resp in kept:
+                if resp.size:
+                    traffic.record_fetch(name_of.get(topic, str(topic)), resp.size, not consumer)
     return RawResponse(
         encode_response(
-            version, _group(kept), error_code=error_code, session_id=session_id, node_endpoints=endpoints,
+            version,
+            _group(kept),
+            error_code=error_code,
+            session_id=session_id,
+            node_endpoints=endpoints,
             throttle_ms=throttle_ms,
         )
     )

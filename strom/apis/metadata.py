@@ -20,6 +20,8 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
   writer in the tests): kio's pure-Python writer is several times slower on large clusters. Flexible
   (KIP-482) from v9. A topic without a name (answered by id) is written as null from v12, where the field
   became nullable, and as an empty string below.
+- `throttle_time_ms` (v3+) is the request_percentage throttle (KIP-124), for which the connection is
+  muted, as Kafka's sendResponseMaybeThrottle does.
 
 - A partition without a live leader (none elected yet: a topic just created in a cluster, whose partition
   states the controller has not written; or its leader's broker is gone) answers LEADER_NOT_AVAILABLE and
@@ -45,6 +47,7 @@ from strom.protocol.frames import RawResponse
 from strom.protocol.registry import ApiSpec
 from strom.protocol.wire import EMPTY_TAGS, I16, I32, array_len, int32_array, nullable_string, string
 from strom.security.authorizer import AclOperation, ResourceType
+from strom.security.quotas.throttling import request_throttle_ms
 from strom.server.context import RequestContext
 
 log = logging.getLogger("strom.apis.metadata")
@@ -359,6 +362,7 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
                 image.controller_id,
                 topics,
                 cluster_authorized_operations=cluster_ops,
+                throttle_ms=request_throttle_ms(ctx),
             )
         ]
     )

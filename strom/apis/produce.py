@@ -37,6 +37,9 @@ Behaviour:
 - Requests are decoded by `strom.protocol.produce_request` (record sets stay views of the request frame,
   which the log rewrites in place: no copy of the payload in Python); responses are encoded by hand
   (`encode_response`, checked byte for byte against kio in the tests).
+- Quotas (KIP-219, KIP-124): the request's size counts against producer_byte_rate and, except for acks=0,
+  its handler time against request_percentage; `throttle_time_ms` is the longer of the two throttles,
+  for which the connection is muted (Kafka's handleProduceRequest).
 
 Errors per partition: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, CORRUPT_MESSAGE,
 MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD, INVALID_REQUIRED_ACKS,
@@ -336,8 +339,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         await _await_isr(waiting[0], timeout_s)
     elif waiting:
         await asyncio.gather(*(_await_isr(pending, timeout_s) for pending in waiting))
-    # producer_byte_rate (KIP-219): acks=0 gets no answer but is muted all the same
-    throttle_ms = produce_throttle_ms(ctx)
+    # producer_byte_rate (KIP-219): acks=0 gets no answer but is muted all the same; the answer says the
+    # longer of that throttle and request_percentage's
+    throttle_ms = produce_throttle_ms(ctx, acks=acks)
     if acks == 0:
         # the client expects no answer, so Kafka reports a failure by closing the connection
         failed = [(name, p) for name, results in topics for p in results if p.error_code]

@@ -63,7 +63,7 @@ from strom.protocol.frames import (
 )
 from strom.protocol.registry import is_flexible
 from strom.security.principal import ANONYMOUS
-from strom.security.quotas.throttling import OnLoopTimer
+from strom.security.quotas.throttling import OnLoopTimer, RequestTimeQuota
 from strom.server.context import RequestContext
 from strom.server.error_response import unsupported_response
 from strom.server.frame_protocol import FrameProtocol
@@ -351,15 +351,19 @@ class Connection:
 
     async def _call(self, spec: Any, ctx: RequestContext, request: Any) -> Any:
         """Run the handler; under a request_percentage quota, count its time on the event loop and
-        throttle (its throttle_time_ms, when a kio response has one, says the longer of the two)."""
+        throttle. A handler that encodes its response by hand (Produce, Fetch, Metadata) asks for the
+        throttle itself (`ctx.request_throttle`) and answers it; for the others the connection writes it
+        into the kio response's throttle_time_ms when longer than the one already there."""
         quotas = getattr(self.broker, "quotas", None)
         if quotas is None or not quotas.enabled("request_percentage") or ctx.api_key in _REQUEST_QUOTA_EXEMPT:
             return await spec.handler(ctx, request)
         if ctx.api_key == 1 and getattr(request, "replica_id", -1) >= 0:
             return await spec.handler(ctx, request)  # followers are not clients
-        timer = OnLoopTimer(spec.handler(ctx, request))
-        response = await timer
-        ms = quotas.record_request_time(ctx.principal.name, ctx.client_id, timer.elapsed)
+        quota = RequestTimeQuota(quotas, ctx.principal.name, ctx.client_id)
+        ctx = dataclasses.replace(ctx, request_throttle=quota.record)
+        quota.timer = OnLoopTimer(spec.handler(ctx, request))
+        response = await quota.timer
+        ms = quota.finish()  # 0 when the handler asked for its throttle and applied it itself
         if ms <= 0:
             return response
         self._throttle(ms)

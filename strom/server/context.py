@@ -52,6 +52,12 @@ class RequestContext:
     """Called with a throttle time (ms) a handler answered: the connection reads none of this client's
     requests for that long (KIP-219, strom.security.quotas.throttling)."""
 
+    request_throttle: Callable[[], int] = lambda: 0
+    """Counts the handler's time on the event loop so far against request_percentage and answers the
+    throttle time, once (Kafka's ClientRequestQuotaManager.maybeRecordAndGetThrottleTimeMs, called while
+    the response is built); the handler then mutes the connection itself (`throttle`) and writes the
+    time into its response. 0 when no request quota applies (strom.security.quotas.throttling)."""
+
     def now_ms(self) -> int:
         return int(self.broker.clock() * 1000)
 

@@ -23,10 +23,14 @@ read replica, or a high watermark or log start offset other than the one last se
 the cached high watermark to -1, so the partition is re-sent once the error clears). The last stable
 offset and a changed fetch offset are not news by themselves, exactly as in Kafka. Partitions that
 returned records move to the end of the session so the others come first next time (fairness under
-`max_bytes`). If the session's epoch moved while the request waited (a duplicate request on another
-connection), the response is INVALID_FETCH_SESSION_EPOCH with the session's id and no partitions. A
-session id that no cache shard owns (see below) fails the whole request with UNKNOWN_SERVER_ERROR, as it
-does in Kafka, which looks the shard up by id.
+`max_bytes`). A fetch throttled by a client quota is answered by `throttled()`: no partitions, error NONE,
+and the session left as the request's update made it (Kafka's getThrottledResponse): a full fetch opens no
+session (session id 0), an incremental one keeps its id and the partitions' last-sent state, so what the
+client was not told is news again next time. `preview()` gives the response's partitions without
+changing anything, for the size a quota counts. If the session's epoch moved while the request waited
+(a duplicate request on another connection), the response is INVALID_FETCH_SESSION_EPOCH with the
+session's id and no partitions. A session id that no cache shard owns (see below) fails the whole request
+with UNKNOWN_SERVER_ERROR, as it does in Kafka, which looks the shard up by id.
 
 Topic ids (KIP-516, Fetch v13+): a session opened by a v13+ request uses topic ids, and its partitions are
 keyed by (topic id, partition); below v13 by (topic name, partition). An incremental request of the other
@@ -173,6 +177,17 @@ class CachedPartition:
         self.partition_max_bytes = req.partition_max_bytes
         self.current_leader_epoch = req.current_leader_epoch
         self.log_start_offset = req.log_start_offset
+
+    def would_respond(self, result: PartitionResult) -> bool:
+        """Whether an incremental response would list this partition, remembering nothing (Kafka's
+        maybeUpdateResponseData without updating, for the size a quota counts)."""
+        return (
+            result.size > 0
+            or self.high_watermark != result.high_watermark
+            or self.local_log_start_offset != result.log_start_offset
+            or result.preferred_read_replica >= 0
+            or result.error_code != ErrorCode.none
+        )
 
     def must_respond(self, result: PartitionResult) -> bool:
         """Whether an incremental response lists this partition; remembers what it will be told."""
@@ -391,6 +406,12 @@ class SessionErrorContext:
     ) -> tuple[ErrorCode, int, list[tuple[PartitionKey, Result]]]:
         return self.error, INVALID_SESSION_ID, []
 
+    preview = respond
+
+    def throttled(self) -> tuple[ErrorCode, int]:
+        # Kafka's FetchContext.getThrottledResponse, which this context does not override
+        return ErrorCode.none, INVALID_SESSION_ID
+
 
 class SessionlessContext:
     """A full fetch that keeps no session: the request's partitions, all answered, session id 0."""
@@ -405,6 +426,11 @@ class SessionlessContext:
         self, results: list[tuple[PartitionKey, Result]]
     ) -> tuple[ErrorCode, int, list[tuple[PartitionKey, Result]]]:
         return ErrorCode.none, INVALID_SESSION_ID, results
+
+    preview = respond
+
+    def throttled(self) -> tuple[ErrorCode, int]:
+        return ErrorCode.none, INVALID_SESSION_ID
 
 
 class FullContext:
@@ -438,6 +464,16 @@ class FullContext:
             self.cache.now_ms(), self.privileged, len(results), cached, self.uses_topic_ids
         )
         return ErrorCode.none, session_id, results
+
+    def preview(
+        self, results: list[tuple[PartitionKey, Result]]
+    ) -> tuple[ErrorCode, int, list[tuple[PartitionKey, Result]]]:
+        """The response `respond` would give, making no session (its size is all a quota needs)."""
+        return ErrorCode.none, INVALID_SESSION_ID, results
+
+    def throttled(self) -> tuple[ErrorCode, int]:
+        """A throttled full fetch opens no session: the client's next fetch is a full one again."""
+        return ErrorCode.none, INVALID_SESSION_ID
 
 
 class IncrementalContext:
@@ -475,6 +511,28 @@ class IncrementalContext:
             if result.size > 0:
                 session.partitions.move_to_end(key)
         return ErrorCode.none, session.session_id, kept
+
+    def preview(
+        self, results: list[tuple[PartitionKey, Result]]
+    ) -> tuple[ErrorCode, int, list[tuple[PartitionKey, Result]]]:
+        """The response `respond` would give, changing nothing in the session (Kafka's getResponseSize)."""
+        session = self.session
+        if session.epoch != next_epoch(self.request_epoch):
+            return ErrorCode.invalid_fetch_session_epoch, session.session_id, []
+        kept = [
+            (key, result)
+            for key, result in results
+            if (cached := session.partitions.get(key)) is not None and cached.would_respond(result)
+        ]
+        return ErrorCode.none, session.session_id, kept
+
+    def throttled(self) -> tuple[ErrorCode, int]:
+        """The session keeps what it last told the client (nothing was delivered): its epoch has moved on
+        as for any request, and the same partitions are news next time."""
+        session = self.session
+        if session.epoch != next_epoch(self.request_epoch):
+            return ErrorCode.invalid_fetch_session_epoch, session.session_id
+        return ErrorCode.none, session.session_id
 
 
 FetchContext = SessionErrorContext | SessionlessContext | FullContext | IncrementalContext

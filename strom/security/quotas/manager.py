@@ -10,9 +10,10 @@ must stay silent for its rate to fall back to the quota. A client no quota names
 
 What is measured, as Kafka measures it:
 - producer_byte_rate: the size of each Produce request (header and body), once it is appended;
-- consumer_byte_rate: the record bytes a consumer's Fetch response carries; a single fetch is capped at
-  what fits the quota's window (`max_bytes_in_window`, quota x (quota.window.num - 1) x window), so a
-  throttled consumer is not handed one huge response;
+- consumer_byte_rate: the size of a consumer's Fetch response (header and body, as Kafka's
+  FetchContext.getResponseSize counts it); a fetch that is then throttled is answered empty and its size
+  taken back (`unrecord_fetch`). A single fetch is capped at what fits the quota's window
+  (`max_bytes_in_window`, quota x (quota.window.num - 1) x window);
 - controller_mutation_rate: partitions created or deleted, in a token bucket rather than a windowed rate
   (`controller_mutation_quota`, strom.security.quotas.controller_mutation);
 - request_percentage: Kafka counts the time a request spends on its network and I/O threads, as a
@@ -129,6 +130,17 @@ class QuotaManager:
         cap = self.settings.window_ms if key == REQUEST_PERCENTAGE else None
         return rate.record(value, now_ms, max_throttle_ms=cap)
 
+    def unrecord(self, key: str, user: str, client_id: str | None, value: float) -> None:
+        """Take back `value` recorded before (Kafka's unrecordQuotaSensor: the value's negative goes into
+        the current window). A consumer's Fetch answered empty because it is throttled gives its bytes
+        back so."""
+        if key not in self._keys:
+            return
+        now_ms = self._now_ms()
+        rate = self._rate(key, user, client_id or "", now_ms)
+        if rate is not None:
+            rate.unrecord(value, now_ms)
+
     def controller_mutation_quota(self, user: str, client_id: str | None, *, strict: bool) -> MutationQuota:
         """The controller_mutation_rate quota of one CreateTopics, CreatePartitions or DeleteTopics request
         (strom.security.quotas.controller_mutation); unbounded when no quota applies."""
@@ -150,6 +162,9 @@ class QuotaManager:
 
     def record_fetch(self, user: str, client_id: str | None, size: int) -> int:
         return self.record(CONSUMER_BYTE_RATE, user, client_id, size)
+
+    def unrecord_fetch(self, user: str, client_id: str | None, size: int) -> None:
+        self.unrecord(CONSUMER_BYTE_RATE, user, client_id, size)
 
     def record_request_time(self, user: str, client_id: str | None, seconds: float) -> int:
         """`seconds` of handler time on the event loop, as a percentage of one second."""
