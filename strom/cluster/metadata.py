@@ -57,6 +57,9 @@ class PartitionState:
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
     partition_epoch: int = 0
+    elr: tuple[int, ...] = ()  # eligible leader replicas (KIP-966, KRaft only)
+    last_known_elr: tuple[int, ...] = ()
+    leader_recovery_state: int = 0  # 1: RECOVERING after an unclean election (KIP-704, KRaft only)
 
 
 @dataclass(frozen=True, slots=True)

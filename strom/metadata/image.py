@@ -24,7 +24,9 @@ Replay follows Kafka 4.4's control managers and image builders record by record:
   number (`acls_version`, `scram_version`, `quotas_version`, `tokens_version`) so a reader knows to reload it.
 - A snapshot replaces the whole state (`load_snapshot`).
 
-Records this replay does not model (ELR bookkeeping) are kept by count only. An
+PartitionRecord and PartitionChangeRecord carry the eligible leader replicas and the last known ELR
+(KIP-966) and the leader recovery state (KIP-704); ClearElrRecord empties the ELR fields of one topic's
+partitions, or every topic's. Records this replay does not model are kept by count only. An
 unknown record type or version never gets here: the decoder raises
 `strom.metadata.errors.UnknownRecordVersionError`, and the node stops (strom.cluster.kraft.loader).
 """
@@ -110,6 +112,8 @@ class PartitionRegistration:
     adding_replicas: tuple[int, ...] = ()
     leader_recovery_state: int = 0
     directories: tuple[uuid.UUID, ...] = ()
+    elr: tuple[int, ...] = ()  # eligible leader replicas (KIP-966)
+    last_known_elr: tuple[int, ...] = ()
 
     def state(self, partition: int) -> PartitionState:
         return PartitionState(
@@ -119,6 +123,9 @@ class PartitionRegistration:
             replicas=self.replicas,
             isr=self.isr,
             partition_epoch=self.partition_epoch,
+            elr=self.elr,
+            last_known_elr=self.last_known_elr,
+            leader_recovery_state=self.leader_recovery_state,
         )
 
 
@@ -231,6 +238,8 @@ class MetadataState:
             adding_replicas=tuple(m.adding_replicas),
             leader_recovery_state=m.leader_recovery_state,
             directories=tuple(m.directories),
+            elr=tuple(m.eligible_leader_replicas or ()),
+            last_known_elr=tuple(m.last_known_elr or ()),
         )
         self._topic_changed(m.topic_id)
 
@@ -252,12 +261,36 @@ class MetadataState:
             changes["leader_recovery_state"] = m.leader_recovery_state
         if m.directories is not None:
             changes["directories"] = tuple(m.directories)
+        if m.eligible_leader_replicas is not None:
+            changes["elr"] = tuple(m.eligible_leader_replicas)
+        if m.last_known_elr is not None:
+            changes["last_known_elr"] = tuple(m.last_known_elr)
         # Kafka's PartitionRegistration.merge: the leader epoch moves with the leader field being present
         if m.leader != NO_LEADER_CHANGE:
             changes["leader"] = m.leader
             changes["leader_epoch"] = part.leader_epoch + 1
         topic.partitions[m.partition_id] = replace(part, **changes)  # type: ignore[arg-type]
         self._topic_changed(m.topic_id)
+
+    def _on_clear_elr(self, m: r.ClearElrRecord, _offset: int) -> None:
+        """ClearElrRecord (KIP-966, written when min.insync.replicas changes): the named topic's partitions
+        (every topic's with an empty name) that hold an ELR or a last known ELR lose both, bumping the
+        partition epoch, as Kafka's removeTopicElrs merges them."""
+        if m.topic_name:
+            topic_id = self.topic_ids.get(m.topic_name)
+            topics = [self.topics[topic_id]] if topic_id is not None and topic_id in self.topics else []
+        else:
+            topics = list(self.topics.values())
+        for topic in topics:
+            changed = False
+            for p, part in list(topic.partitions.items()):
+                if part.elr or part.last_known_elr:
+                    topic.partitions[p] = replace(
+                        part, elr=(), last_known_elr=(), partition_epoch=part.partition_epoch + 1
+                    )
+                    changed = True
+            if changed:
+                self._topic_changed(topic.topic_id)
 
     def _on_remove_topic(self, m: r.RemoveTopicRecord, _offset: int) -> None:
         topic = self.topics.pop(m.topic_id, None)
@@ -473,6 +506,7 @@ _HANDLERS = {
     r.PartitionRecord: MetadataState._on_partition,
     r.PartitionChangeRecord: MetadataState._on_partition_change,
     r.RemoveTopicRecord: MetadataState._on_remove_topic,
+    r.ClearElrRecord: MetadataState._on_clear_elr,
     r.RegisterBrokerRecord: MetadataState._on_register_broker,
     r.BrokerRegistrationChangeRecord: MetadataState._on_registration_change,
     r.FenceBrokerRecord: MetadataState._on_fence,

@@ -104,8 +104,8 @@ def image_records(state: MetadataState) -> list[ApiMessageAndVersion]:
                     leader_epoch=part.leader_epoch,
                     partition_epoch=part.partition_epoch,
                     directories=part.directories if version >= 1 else (),
-                    eligible_leader_replicas=() if version >= 2 else None,
-                    last_known_elr=() if version >= 2 else None,
+                    eligible_leader_replicas=part.elr if version >= 2 else None,
+                    last_known_elr=part.last_known_elr if version >= 2 else None,
                 ),
                 version,
             )

@@ -36,7 +36,7 @@ from strom.cluster.kraft.snapshots import SnapshotWriter
 from strom.config import BrokerConfig
 from strom.metadata.errors import MetadataRecordError
 from strom.metadata.image import MetadataState
-from strom.metadata.records import BeginTransactionRecord, EndTransactionRecord
+from strom.metadata.records import BeginTransactionRecord, ConfigRecord, EndTransactionRecord
 from strom.metadata.serde import ApiMessageAndVersion
 from strom.metadata.snapshot import read_snapshot
 from strom.protocol.errors import ErrorCode, KafkaError
@@ -165,6 +165,17 @@ class QuorumController:
             ),
             0,
         )
+        elr = any(
+            getattr(rec.message, "name", None) == "eligible.leader.replicas.version"
+            and getattr(rec.message, "feature_level", 0) > 0
+            for rec in records
+        )
+        if elr:
+            # KIP-966: a cluster that starts with the ELR on has a cluster-level min.insync.replicas, this
+            # controller's static value (Kafka's ActivationRecordsGenerator)
+            value = str(self.config.get("min.insync.replicas"))
+            record = ConfigRecord(resource_type=4, resource_name="", name="min.insync.replicas", value=value)
+            records.append(ApiMessageAndVersion(record, 0))
         if level >= METADATA_TRANSACTIONS_LEVEL:
             records = [
                 ApiMessageAndVersion(BeginTransactionRecord(name="Bootstrap records"), 0),

@@ -130,6 +130,7 @@ class ControllerAdmin:
         overrides = validate_topic_configs(configs)
         if not validate_only:
             records = self.controller.rules.alter_configs(TOPIC_RESOURCE, name, overrides)
+            records += self.controller.rules.clear_elr_records(records)
             if records:
                 await self.controller.wait_committed(self.controller.append(records))
         return TopicInfo(info.name, info.topic_id, info.partitions, overrides, info.internal)
@@ -139,10 +140,13 @@ class ControllerAdmin:
     ) -> None:
         self._check_active()
         valid = validate_broker_configs(configs)
+        name = "" if node_id is None else str(node_id)
+        # with the ELR on (KIP-966) min.insync.replicas is a cluster-level setting only
+        self.controller.rules.check_min_isr_change(BROKER_RESOURCE, name, valid)  # type: ignore[arg-type]
         if validate_only:
             return
-        name = "" if node_id is None else str(node_id)
-        records = self.controller.rules.alter_configs(BROKER_RESOURCE, name, valid)
+        records = self.controller.rules.alter_configs(BROKER_RESOURCE, name, valid)  # type: ignore[arg-type]
+        records += self.controller.rules.clear_elr_records(records)
         if records:
             await self.controller.wait_committed(self.controller.append(records))
 
@@ -294,6 +298,7 @@ async def _alter_partition(controller: QuorumController, ctx: Any, request: Any)
                 int(p.partition_epoch),
                 members,
                 check_member_epochs=version >= 3,
+                recovery_state=int(getattr(p, "leader_recovery_state", 0)),
             )
             if record is not None:
                 records.append(record)
@@ -365,6 +370,10 @@ async def _update_features(controller: QuorumController, ctx: Any, request: Any)
     if error is None:
         try:
             records = update_features(controller.state, controller.raft.core.node_id, updates)
+            if any(u.name == "eligible.leader.replicas.version" and u.level > 0 for u in updates):
+                # KIP-966: the cluster-level min.insync.replicas exists, and no broker-level one, before
+                # the ELR is on (Kafka's maybeGenerateElrSafetyRecords)
+                records = [*controller.rules.elr_safety_records(), *records]
             if records and not (ctx.api_version >= 1 and request.validate_only):
                 await controller.wait_committed(controller.append(records))
         except KafkaError as exc:

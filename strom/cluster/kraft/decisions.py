@@ -18,9 +18,19 @@ ReplicationControlManager, ConfigurationControlManager and ProducerIdControlMana
 - Leader election (PartitionChangeBuilder): the current leader stays if it may; otherwise the first
   replica, in replica order, that is in the ISR and active (unfenced, not shutting down); with
   `unclean.leader.election.enable` (topic override or controller default) the first active replica when
-  the ISR has none. The last ISR member is never removed (the partition goes leaderless with it), so it can
-  lead again cleanly when it comes back. A leader change bumps the leader epoch, every change the
-  partition epoch.
+  the ISR has none, which becomes the whole ISR with leader recovery state RECOVERING (KIP-704) until
+  its AlterPartition says RECOVERED. A leader change bumps the leader epoch, every change the partition
+  epoch.
+- Eligible leader replicas (KIP-966), on while `eligible.leader.replicas.version` is finalized at 1+
+  (the default of metadata.version 4.1-IV0 onward): ISR members that leave while the ISR is below the
+  topic's min.insync.replicas (its override, else the cluster-level default, capped by the replication
+  factor) join the ELR; the ISR may empty, and the last leader is kept as the last known ELR; a
+  leaderless partition elects from the ELR when its ISR is empty, then the last known leader. Without the
+  ELR the last ISR member is never removed (the partition goes leaderless with it). A broker that
+  registers a new incarnation without naming its previous epoch (an unclean shutdown) leaves every ISR
+  and ELR. With the ELR on, min.insync.replicas is cluster-level only: a broker-level value is refused
+  and the cluster-level one may not be removed (INVALID_CONFIG); changing it writes a ClearElrRecord;
+  enabling the feature first writes the cluster-level value and removes the broker-level ones.
 - AlterPartition (KIP-497, KIP-903): only the leader, at the current leader and partition epochs, with an
   ISR of replicas that are active and, from v3, at their current broker epochs. Every partition change
   goes through `strom.cluster.kraft.partition_change` (Kafka's PartitionChangeBuilder), so an ISR that
@@ -37,6 +47,7 @@ import random
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from strom.cluster.assignment import assign_replicas, start_index_for_new_partitions
 from strom.cluster.errors import (
@@ -45,6 +56,8 @@ from strom.cluster.errors import (
     TopicAlreadyExistsError,
 )
 from strom.cluster.kraft.partition_change import (
+    RECOVERED,
+    RECOVERING,
     merge,
     partition_change,
     reassignment_target,
@@ -67,6 +80,7 @@ from strom.config import BrokerConfig
 from strom.metadata import records as r
 from strom.metadata.features import latest_production, metadata_version_from_level
 from strom.metadata.image import (
+    BROKER_RESOURCE,
     SECURITY_PROTOCOL_IDS,
     TOPIC_RESOURCE,
     BrokerRegistration,
@@ -112,6 +126,10 @@ class IsrMember:
 # metadata.version 4.4-IV2: Kafka's MetadataVersion.isControllerUnregistrationSupported
 CONTROLLER_UNREGISTRATION_LEVEL = 33
 CONTROLLER_ID_NOT_REGISTERED = 136  # Kafka 4.4's Errors.CONTROLLER_ID_NOT_REGISTERED
+ELR_FEATURE = "eligible.leader.replicas.version"  # KIP-966
+MIN_ISR = "min.insync.replicas"
+# metadata.version 3.6-IV0: below it an ISR shrink bumps the leader epoch (KAFKA-15021)
+NO_EPOCH_BUMP_ON_SHRINK_LEVEL = 12
 
 
 def _error(code: ErrorCode, message: str) -> KafkaError:
@@ -186,11 +204,17 @@ class ControllerRules:
             f.name: (int(f.min_supported_version), int(f.max_supported_version)) for f in request.features
         }  # type: ignore[attr-defined]
         _check_metadata_version(mv.feature_level, features.get("metadata.version", (0, 0)), "broker")
+        shutdown_records: list[ApiMessageAndVersion] = []
+        if existing is not None and existing.incarnation_id != incarnation:
+            # a new incarnation: the earlier one shut down; cleanly only when the broker names the epoch
+            # it had (KIP-966's previous_broker_epoch, from its clean shutdown file)
+            previous = int(getattr(request, "previous_broker_epoch", -1))
+            shutdown_records = self.broker_shutdown(broker_id, clean=previous == existing.epoch)
         record = r.RegisterBrokerRecord(
             broker_id=broker_id,
             is_migrating_zk_broker=False,
             incarnation_id=incarnation,
-            broker_epoch=next_offset,
+            broker_epoch=next_offset + len(shutdown_records),
             end_points=tuple(
                 r.RegisterBrokerRecord.BrokerEndpoint(
                     name=str(listener.name),
@@ -211,7 +235,8 @@ class ControllerRules:
             in_controlled_shutdown=False,
             log_dirs=tuple(d for d in getattr(request, "log_dirs", ()) if d is not None),
         )
-        return Change([ApiMessageAndVersion(record, mv.register_broker_record_version)], next_offset)
+        registration = ApiMessageAndVersion(record, mv.register_broker_record_version)
+        return Change([*shutdown_records, registration], next_offset + len(shutdown_records))
 
     def register_controller(self, request: object) -> Change:
         """ControllerRegistration: a RegisterControllerRecord v0 (the version Kafka 4.4 writes), which
@@ -312,6 +337,14 @@ class ControllerRules:
         records = self._registration_change(reg, fenced=UNFENCE)
         return records + self.leader_and_isr_updates(add=reg.broker_id)
 
+    def broker_shutdown(self, broker_id: int, *, clean: bool) -> list[ApiMessageAndVersion]:
+        """handleBrokerShutdown, when a broker registers a new incarnation: with the ELR on and an unclean
+        shutdown, the broker leaves every ISR and ELR and may not lead (its log may have lost its tail);
+        otherwise it leaves the ISRs as a fenced broker does."""
+        if self.elr_enabled and not clean:
+            return self.leader_and_isr_updates(unclean_shutdown=broker_id)
+        return self.leader_and_isr_updates(remove=broker_id)
+
     def unregister_broker(self, broker_id: int) -> Change:
         """handleBrokerUnregistered (`kafka-cluster unregister`): leadership and ISR membership move away,
         then the UnregisterBrokerRecord of the registration's epoch."""
@@ -320,7 +353,7 @@ class ControllerRules:
             raise _error(
                 ErrorCode.broker_id_not_registered, f"Broker ID {broker_id} is not currently registered"
             )
-        records = self.leader_and_isr_updates(remove=broker_id)
+        records = self.leader_and_isr_updates(remove=broker_id, with_elr=True)
         record = r.UnregisterBrokerRecord(broker_id=broker_id, broker_epoch=reg.epoch)
         return Change([*records, ApiMessageAndVersion(record, 0)])
 
@@ -346,11 +379,41 @@ class ControllerRules:
         return records + self.leader_and_isr_updates(remove=reg.broker_id)
 
     # -- partitions ---------------------------------------------------------------------------------------
-    def _active(self, remove: int = NO_LEADER, add: int = NO_LEADER) -> Callable[[int], bool]:
+    @property
+    def elr_enabled(self) -> bool:
+        """FeatureControlManager.isElrFeatureEnabled: eligible.leader.replicas.version is finalized at 1+."""
+        return self.state.features.get(ELR_FEATURE, 0) >= 1
+
+    def min_isr(self, topic_name: str, replication_factor: int) -> int:
+        """getTopicEffectiveMinIsr: the topic's min.insync.replicas (its override, else the cluster-level
+        dynamic default, else this controller's static config), at most the replication factor."""
+        value = self.state.topic_configs(topic_name).get(MIN_ISR)
+        if value is None:
+            value = self.state.configs.get((4, ""), {}).get(MIN_ISR)
+        try:
+            configured = int(value) if value is not None else int(self.config.get(MIN_ISR))
+        except ValueError:
+            configured = 1
+        return min(configured, replication_factor)
+
+    def _elr_options(self, topic_name: str, part: PartitionRegistration) -> dict[str, Any]:
+        """The builder's ELR settings for one partition of `topic_name`."""
+        topic = self.state.topic(topic_name)
+        first = topic.partitions.get(0) if topic is not None else None
+        rf = len(first.replicas) if first is not None else len(part.replicas)
+        return {
+            "elr": self.elr_enabled,
+            "min_isr": self.min_isr(topic_name, rf),
+            "bump_on_isr_shrink": self.metadata_version.feature_level < NO_EPOCH_BUMP_ON_SHRINK_LEVEL,
+        }
+
+    def _active(
+        self, remove: int = NO_LEADER, add: int = NO_LEADER, unclean_shutdown: int = NO_LEADER
+    ) -> Callable[[int], bool]:
         brokers = self.state.brokers
 
         def active(broker_id: int) -> bool:
-            if broker_id == remove:
+            if broker_id in (remove, unclean_shutdown):
                 return False
             if broker_id == add:
                 return True
@@ -370,15 +433,18 @@ class ControllerRules:
 
     def _partition_change(
         self,
+        topic_name: str,
         topic_id: uuid.UUID,
         partition: int,
         part: PartitionRegistration,
         target_isr: Sequence[int],
         active: Callable[[int], bool],
         unclean: bool,
+        unclean_shutdown: Collection[int] = (),
     ) -> ApiMessageAndVersion | None:
         """PartitionChangeBuilder: a PartitionChangeRecord moving `part` to `target_isr` and a leader
-        chosen from it (completing a reassignment the new ISR allows), or None when nothing changes."""
+        chosen from it (or its ELR), completing a reassignment the new ISR allows, or None when nothing
+        changes."""
         return partition_change(
             part,
             topic_id,
@@ -388,6 +454,8 @@ class ControllerRules:
             isr=target_isr,
             unclean=unclean,
             default_dir=self._dir_provider(),
+            unclean_shutdown=unclean_shutdown,
+            **self._elr_options(topic_name, part),
         )
 
     def _default_dir(self, broker_id: int) -> uuid.UUID:
@@ -404,27 +472,34 @@ class ControllerRules:
         *,
         remove: int = NO_LEADER,
         add: int = NO_LEADER,
+        unclean_shutdown: int = NO_LEADER,
+        with_elr: bool = False,
         only: Collection[tuple[uuid.UUID, int]] | None = None,
     ) -> list[ApiMessageAndVersion]:
-        """generateLeaderAndIsrUpdates: with `remove`, every partition whose ISR holds that broker loses it
-        (and a new leader where it led); with `add`, leaderless partitions elect one now that it is back.
-        `only` limits it to those partitions."""
-        active = self._active(remove, add)
+        """generateLeaderAndIsrUpdates: with `remove`, every partition whose ISR (and with `with_elr`, whose
+        ELR) holds that broker loses it from the ISR (and a new leader where it led); with
+        `unclean_shutdown`, every partition whose ISR or ELR holds it loses it from both; with `add`,
+        leaderless partitions elect a leader now that it is back. `only` limits it to those partitions."""
+        active = self._active(remove, add, unclean_shutdown)
+        gone = {b for b in (remove, unclean_shutdown) if b != NO_LEADER}
+        shutdown = (unclean_shutdown,) if unclean_shutdown != NO_LEADER else ()
         records = []
         for topic_id, topic in self.state.topics.items():
             unclean: bool | None = None
             for p, part in topic.partitions.items():
                 if only is not None and (topic_id, p) not in only:
                     continue
-                if remove != NO_LEADER and remove in part.isr:
-                    target = tuple(b for b in part.isr if b != remove)
+                if gone & set(part.isr) or (
+                    (with_elr or unclean_shutdown != NO_LEADER) and gone & set(part.elr)
+                ):
+                    target = tuple(b for b in part.isr if b not in gone)
                 elif add != NO_LEADER and part.leader == NO_LEADER and add in part.replicas:
                     target = part.isr
                 else:
                     continue
                 if unclean is None:
                     unclean = self._unclean_allowed(topic.name)
-                rec = self._partition_change(topic_id, p, part, target, active, unclean)
+                rec = self._partition_change(topic.name, topic_id, p, part, target, active, unclean, shutdown)
                 if rec is not None:
                     records.append(rec)
         return records
@@ -576,12 +651,64 @@ class ControllerRules:
                 records.append(ApiMessageAndVersion(record, 0))
         return records
 
+    def check_min_isr_change(
+        self, resource_type: int, resource_name: str, configs: Mapping[str, str]
+    ) -> None:
+        """ConfigurationControlManager's ELR guard on the new override set `configs` of a broker resource:
+        with the ELR on, a broker's own min.insync.replicas may not be set or removed, and the
+        cluster-level one (resource "") may not be removed (INVALID_CONFIG, Kafka's messages)."""
+        if resource_type != BROKER_RESOURCE or not self.elr_enabled:
+            return
+        current = self.state.configs.get((resource_type, resource_name), {})
+        touched = MIN_ISR in configs or MIN_ISR in current
+        if resource_name and touched:
+            raise _error(
+                ErrorCode.invalid_config, f"Broker-level {MIN_ISR} cannot be altered while ELR is enabled."
+            )
+        if not resource_name and MIN_ISR in current and MIN_ISR not in configs:
+            raise _error(
+                ErrorCode.invalid_config, f"Cluster-level {MIN_ISR} cannot be removed while ELR is enabled."
+            )
+
+    def clear_elr_records(self, records: Sequence[ApiMessageAndVersion]) -> list[ApiMessageAndVersion]:
+        """createClearElrRecordsAsNeeded: with the ELR on, a ClearElrRecord after each change of
+        min.insync.replicas, naming the topic for a topic's, empty (every topic) for a broker resource's."""
+        if not self.elr_enabled:
+            return []
+        out = []
+        for rec in records:
+            m = rec.message
+            if isinstance(m, r.ConfigRecord) and m.name == MIN_ISR:
+                name = m.resource_name if m.resource_type == TOPIC_RESOURCE else ""
+                out.append(ApiMessageAndVersion(r.ClearElrRecord(topic_name=name), 0))
+        return out
+
+    def elr_safety_records(self) -> list[ApiMessageAndVersion]:
+        """maybeGenerateElrSafetyRecords, written before a FeatureLevelRecord that turns the ELR on: the
+        cluster-level min.insync.replicas (this controller's static value) where there is none, and the
+        removal of every broker-level one."""
+        records = []
+        if MIN_ISR not in self.state.configs.get((BROKER_RESOURCE, ""), {}):
+            value = str(self.config.get(MIN_ISR))
+            record = r.ConfigRecord(
+                resource_type=BROKER_RESOURCE, resource_name="", name=MIN_ISR, value=value
+            )
+            records.append(ApiMessageAndVersion(record, 0))
+        for (kind, name), values in sorted(self.state.configs.items()):
+            if kind == BROKER_RESOURCE and name and MIN_ISR in values:
+                record = r.ConfigRecord(
+                    resource_type=BROKER_RESOURCE, resource_name=name, name=MIN_ISR, value=None
+                )
+                records.append(ApiMessageAndVersion(record, 0))
+        return records
+
     # -- ElectLeaders -------------------------------------------------------------------------------------
     def elect_leaders(self, partitions: Iterable[tuple[str, int]], election_type: int) -> Change:
         """ReplicationControlManager.electLeaders: per partition, preferred (0) moves leadership to the
         first replica when it is active and in the ISR; unclean (1) elects a leader for a partition that
-        has none, from the ISR first, else any active replica (which becomes the whole ISR). The result is
-        {(topic, partition): ErrorCode}: NONE, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+        has none through the partition-change builder: from the ISR first, then the ELR (KIP-966), else any
+        active replica, which becomes the whole ISR with leader recovery state RECOVERING (KIP-704). The
+        result is {(topic, partition): ErrorCode}: NONE, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
         ELIGIBLE_LEADERS_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION."""
         active = self._active()
         version = self.metadata_version.partition_change_record_version
@@ -606,13 +733,17 @@ class ControllerRules:
                 if part.leader != NO_LEADER and active(part.leader):
                     result[(topic_name, p)] = ErrorCode.election_not_needed
                     continue
-                leader = next((b for b in part.replicas if b in part.isr and active(b)), NO_LEADER)
-                if leader == NO_LEADER:
-                    leader = next((b for b in part.replicas if active(b)), NO_LEADER)
-                    isr = (leader,)
-                if leader == NO_LEADER:
+                # Election.UNCLEAN: the ISR first, then the ELR, the last known leader, any active replica
+                # (which becomes the whole ISR, RECOVERING)
+                unclean_record = self._partition_change(
+                    topic_name, topic.topic_id, p, part, part.isr, active, True
+                )
+                if unclean_record is None or unclean_record.message.leader < 0:  # type: ignore[attr-defined]
                     result[(topic_name, p)] = ErrorCode.eligible_leaders_not_available
                     continue
+                records.append(unclean_record)
+                result[(topic_name, p)] = ErrorCode.none
+                continue
             record = r.PartitionChangeRecord(
                 partition_id=p, topic_id=topic.topic_id, isr=isr if isr != part.isr else None, leader=leader
             )
@@ -631,8 +762,12 @@ class ControllerRules:
         new_isr: Iterable[IsrMember],
         *,
         check_member_epochs: bool,
+        recovery_state: int = RECOVERED,
     ) -> tuple[ErrorCode, PartitionRegistration | None, ApiMessageAndVersion | None]:
-        """One partition of an AlterPartition request: (error, the partition after the change, the record)."""
+        """One partition of an AlterPartition request: (error, the partition after the change, the record).
+        The leader recovery state (KIP-704) the leader sends becomes the partition's: RECOVERED completes
+        an unclean election; RECOVERING with more than one ISR member, or after RECOVERED, is
+        INVALID_REQUEST."""
         topic = self.state.topics.get(topic_id)
         if topic is None:
             return ErrorCode.unknown_topic_id, None, None
@@ -651,6 +786,12 @@ class ControllerRules:
         isr = tuple(m.broker_id for m in members)
         if not isr or any(b not in part.replicas for b in isr) or len(set(isr)) != len(isr):
             return ErrorCode.invalid_request, None, None
+        if part.leader not in isr:  # the ISR always holds the leader
+            return ErrorCode.invalid_request, None, None
+        if recovery_state == RECOVERING and len(isr) > 1:
+            return ErrorCode.invalid_request, None, None
+        if part.leader_recovery_state == RECOVERED and recovery_state == RECOVERING:
+            return ErrorCode.invalid_request, None, None
         for m in members:
             reg = self.state.brokers.get(m.broker_id)
             if reg is None or reg.fenced or (reg.in_controlled_shutdown and m.broker_id not in part.isr):
@@ -667,6 +808,8 @@ class ControllerRules:
             isr=isr,
             unclean=self._unclean_allowed(topic.name),
             default_dir=self._dir_provider(),
+            recovery_state=recovery_state,
+            **self._elr_options(topic.name, part),
         )
         if record is None:
             return ErrorCode.none, part, None
@@ -730,6 +873,7 @@ class ControllerRules:
                 removing=(),
                 unclean=unclean,
                 default_dir=self._dir_provider(),
+                **self._elr_options(name, part),
             )
         validate_reassignment_target(target, self.state.brokers)
         replicas, adding, removing = reassignment_target(part.replicas, target)
@@ -743,6 +887,7 @@ class ControllerRules:
             adding=adding or None,
             removing=removing or None,
             default_dir=self._dir_provider(),
+            **self._elr_options(name, part),
         )
 
     def list_partition_reassignments(

@@ -7,15 +7,26 @@ list, adding and removing replicas, in Kafka's order:
 1. a reassignment in progress completes when the target ISR, without the removing replicas, holds every
    replica that stays: the replicas become the target (removing dropped), the ISR loses the removing
    replicas, adding and removing are cleared;
-2. the leader: the current one while it is in the target ISR and acceptable (active: unfenced, not in
-   controlled shutdown); else the first replica, in target replica order, in the target ISR and
-   acceptable; with unclean election allowed, else the first acceptable replica, which becomes the whole
-   ISR; else none;
-3. a replica list that loses a replica bumps the leader epoch (the record carries the unchanged leader),
-   so the removed replicas' fetches are fenced;
-4. the ISR is written when it changes and is not empty (the last member stays, with no leader);
-5. replicas, their directories (the known directory of a kept replica, the broker's only log dir or
-   UNASSIGNED for a new one), removing and adding are written where they change. Nothing changed: None.
+2. eligible leader replicas (KIP-966, with `elr` on: `eligible.leader.replicas.version` >= 1): a target
+   ISR of at least `min_isr` members clears the ELR; a smaller one makes the ELR the current ISR and ELR
+   members that leave the ISR (without the target ISR's members and the brokers that restarted after an
+   unclean shutdown);
+3. the leader: the current one while it is valid (in the target ISR, or in the ELR when the target ISR is
+   empty) and acceptable (active: unfenced, not in controlled shutdown); else the first valid acceptable
+   replica in target replica order; with the ELR on and no ISR nor ELR, the last known leader (the one
+   member of `last_known_elr`) when acceptable, as an unclean election; with unclean election allowed,
+   the first acceptable replica; else none. A leader elected from the ELR becomes the whole ISR and
+   leaves the ELR; an unclean one becomes the whole ISR, empties the ELR, and marks the partition's
+   leader recovery state RECOVERING (KIP-704) until the leader's AlterPartition says RECOVERED;
+4. a replica list that loses a replica bumps the leader epoch (the record carries the unchanged leader),
+   so the removed replicas' fetches are fenced; so does an ISR shrink below metadata.version 3.6-IV0
+   (KAFKA-15021);
+5. the ISR is written when it changes; an empty one only with the ELR on (without it the last member
+   stays, with no leader); the ELR where it changes; `last_known_elr` holds the last leader once the ISR
+   goes empty and is cleared once the partition has a leader again;
+6. replicas, their directories (the known directory of a kept replica, the broker's only log dir or
+   UNASSIGNED for a new one), removing and adding are written where they change, and the leader recovery
+   state when a target one (AlterPartition's) differs. Nothing changed: None.
 
 Reassignment (KIP-455, `kafka-reassign-partitions`, Admin.alterPartitionReassignments):
 - a target names registered brokers, at least one, none twice (INVALID_REPLICA_ASSIGNMENT, checked in
@@ -35,7 +46,7 @@ Reassignment (KIP-455, `kafka-reassign-partitions`, Admin.alterPartitionReassign
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 
 from strom.cluster.errors import InvalidReplicaAssignmentError
@@ -44,6 +55,8 @@ from strom.metadata.image import PartitionRegistration
 from strom.metadata.serde import ApiMessageAndVersion
 
 __all__ = [
+    "RECOVERED",
+    "RECOVERING",
     "UNASSIGNED_DIR",
     "merge",
     "partition_change",
@@ -55,6 +68,8 @@ __all__ = [
 NO_LEADER = -1
 NO_LEADER_CHANGE = -2
 UNASSIGNED_DIR = uuid.UUID(int=0)
+RECOVERED, RECOVERING = 0, 1  # Kafka's LeaderRecoveryState (KIP-704)
+NO_RECOVERY_CHANGE = -1
 
 
 def validate_reassignment_target(target: Sequence[int], registered: Mapping[int, object]) -> None:
@@ -128,10 +143,17 @@ def partition_change(
     removing: Sequence[int] | None = None,
     unclean: bool = False,
     default_dir: Callable[[int], uuid.UUID] | None = None,
+    elr: bool = False,
+    min_isr: int = 1,
+    unclean_shutdown: Collection[int] = (),
+    recovery_state: int | None = None,
+    bump_on_isr_shrink: bool = False,
 ) -> ApiMessageAndVersion | None:
-    """PartitionChangeBuilder.build (without ELR): the record, at `version`, or None when nothing changes.
-    Unset targets keep the partition's own; `default_dir` gives a new replica's directory (None: no
-    directories are written)."""
+    """PartitionChangeBuilder.build: the record, at `version`, or None when nothing changes. Unset targets
+    keep the partition's own; `default_dir` gives a new replica's directory (None: no directories are
+    written); `elr` turns on KIP-966's eligible leader replicas with the topic's effective `min_isr`;
+    `unclean_shutdown` names brokers that may not stay in the ELR; `recovery_state` is the target leader
+    recovery state (AlterPartition's)."""
     target_isr = tuple(part.isr if isr is None else isr)
     target_replicas = tuple(part.replicas if replicas is None else replicas)
     target_adding = tuple(part.adding_replicas if adding is None else adding)
@@ -140,24 +162,76 @@ def partition_change(
     if completed is not None:
         target_replicas, target_isr = completed
         target_adding = target_removing = ()
+    target_elr = part.elr
+    if elr:
+        if len(target_isr) >= min_isr:
+            target_elr = ()
+        else:
+            candidates = set(part.elr) | set(part.isr)
+            target_elr = tuple(
+                sorted(b for b in candidates if b not in target_isr and b not in unclean_shutdown)
+            )
 
     def valid(b: int) -> bool:
-        return b in target_isr and acceptable(b)
+        return (b in target_isr or (not target_isr and b in target_elr)) and acceptable(b)
 
-    record_isr: tuple[int, ...] | None = None
+    # the election (electAnyLeader)
+    elected_unclean = False
     if valid(part.leader):
         leader = part.leader
     else:
         leader = next((b for b in target_replicas if valid(b)), NO_LEADER)
+        if (
+            leader == NO_LEADER
+            and elr
+            and not target_elr
+            and not target_isr
+            and len(part.last_known_elr) == 1
+            and acceptable(part.last_known_elr[0])
+        ):
+            leader, elected_unclean = part.last_known_elr[0], True
         if leader == NO_LEADER and unclean:
             leader = next((b for b in target_replicas if acceptable(b)), NO_LEADER)
-            if leader != NO_LEADER:
-                record_isr = (leader,)
-    record_leader = leader if leader != part.leader else NO_LEADER_CHANGE
+            elected_unclean = leader != NO_LEADER
+    record_leader = NO_LEADER_CHANGE
+    record_isr: tuple[int, ...] | None = None
+    record_recovery = NO_RECOVERY_CHANGE
+    if leader != part.leader:
+        if leader in target_elr:
+            target_isr = (leader,)
+            target_elr = tuple(b for b in target_elr if b != leader)
+        record_leader = leader
+        if elected_unclean:
+            # the new leader is the whole ISR; it may have lost records, so it recovers first (KIP-704)
+            record_isr = (leader,)
+            if part.leader_recovery_state != RECOVERING:
+                record_recovery = RECOVERING
     if record_leader == NO_LEADER_CHANGE and not set(part.replicas) <= set(target_replicas):
         record_leader = part.leader  # a replica leaves: bump the leader epoch
-    if record_isr is None and target_isr and target_isr != part.isr:
+    # maybeUpdateRecordElr: an unclean election or the ELR off clears it
+    if record_isr is not None or not elr:
+        target_elr = ()
+    record_elr = target_elr if target_elr != part.elr else None
+    if record_isr is None and (target_isr or elr) and target_isr != part.isr:
         record_isr = target_isr
+    if (
+        bump_on_isr_shrink
+        and record_leader == NO_LEADER_CHANGE
+        and record_isr is not None
+        and not set(part.isr) <= set(record_isr)
+    ):
+        record_leader = part.leader
+    # maybeUpdateLastKnownLeader: the last leader, kept from the moment the ISR goes empty
+    record_last_known: tuple[int, ...] | None = None
+    if elr:
+        if record_isr == () and part.last_known_elr != (part.leader,):
+            record_last_known = (part.leader,)
+        elif (
+            record_leader >= 0 or (part.leader != NO_LEADER and record_leader != NO_LEADER)
+        ) and part.last_known_elr:
+            record_last_known = ()
+    elif part.last_known_elr:
+        record_last_known = ()
     directories: tuple[uuid.UUID, ...] | None = None
     record_replicas: tuple[int, ...] | None = None
     if target_replicas and target_replicas != part.replicas:
@@ -166,6 +240,10 @@ def partition_change(
             known = dict(zip(part.replicas, part.directories, strict=False))
             dirs = tuple(known[b] if b in known else default_dir(b) for b in target_replicas)
             directories = dirs if dirs != part.directories else None
+    if recovery_state is not None and recovery_state != part.leader_recovery_state:
+        record_recovery = recovery_state
+    if version < 2:
+        record_elr = record_last_known = None  # the ELR fields exist from PartitionChangeRecord v2
     record = r.PartitionChangeRecord(
         partition_id=partition,
         topic_id=topic_id,
@@ -174,7 +252,10 @@ def partition_change(
         replicas=record_replicas,
         removing_replicas=target_removing if target_removing != part.removing_replicas else None,
         adding_replicas=target_adding if target_adding != part.adding_replicas else None,
+        leader_recovery_state=record_recovery,
         directories=directories,
+        eligible_leader_replicas=record_elr,
+        last_known_elr=record_last_known,
     )
     if (
         record.isr is None
@@ -183,6 +264,9 @@ def partition_change(
         and record.removing_replicas is None
         and record.adding_replicas is None
         and record.directories is None
+        and record.eligible_leader_replicas is None
+        and record.last_known_elr is None
+        and record.leader_recovery_state == NO_RECOVERY_CHANGE
     ):
         return None
     return ApiMessageAndVersion(record, version)
@@ -191,10 +275,14 @@ def partition_change(
 def merge(part: PartitionRegistration, record: r.PartitionChangeRecord) -> PartitionRegistration:
     """The partition after `record`, as the metadata replay (Kafka's PartitionRegistration.merge) has it."""
     changes: dict[str, object] = {"partition_epoch": part.partition_epoch + 1}
-    for name in ("isr", "replicas", "removing_replicas", "adding_replicas", "directories"):
+    for name in ("isr", "replicas", "removing_replicas", "adding_replicas", "directories", "last_known_elr"):
         value = getattr(record, name)
         if value is not None:
             changes[name] = tuple(value)
+    if record.eligible_leader_replicas is not None:
+        changes["elr"] = tuple(record.eligible_leader_replicas)
+    if record.leader_recovery_state != NO_RECOVERY_CHANGE:
+        changes["leader_recovery_state"] = record.leader_recovery_state
     if record.leader != NO_LEADER_CHANGE:
         changes["leader"] = record.leader
         changes["leader_epoch"] = part.leader_epoch + 1
