@@ -47,7 +47,7 @@ async def handle(ctx: Any, request: Any) -> Any:
     if deletable:
         results.update(await coordinator.call(lambda cb: core.delete_groups(deletable, now, cb)))
     if ctx.api_version >= 3:
-        return RawResponse([encode_v3(names, results)])
+        return RawResponse([encode_v3(names, results)], leading_throttle=True)
     cls = response_type(API_KEY, ctx.api_version)
     result_cls = entry_type(cls, "results")
     return build(

@@ -126,7 +126,7 @@ async def handle(ctx: Any, request: DescribeRequest) -> Any:
         if request.include_authorized_operations:
             ops = authorized_operations(ctx, ResourceType.GROUP, group_id, _GROUP_OPERATIONS)
         _group(w, ctx.api_version, core.streams_describe(group_id), ops)
-    return RawResponse([w.tags().bytes()])
+    return RawResponse([w.tags().bytes()], leading_throttle=True)
 
 
 SPEC = ApiSpec(

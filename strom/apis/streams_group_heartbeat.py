@@ -191,7 +191,8 @@ async def _create_internal_topics(
 async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
     if not may(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
-        return RawResponse([encode(version, StreamsHeartbeatResult(ErrorCode.group_authorization_failed))])
+        denied = StreamsHeartbeatResult(ErrorCode.group_authorization_failed)
+        return RawResponse([encode(version, denied)], leading_throttle=True)
     if request.topology is not None and enforcing(ctx):
         required = {
             *(name for s in request.topology.subtopologies for name in s.source_topics),
@@ -201,7 +202,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         }
         if denied_topics(ctx, AclOperation.DESCRIBE, required):
             hidden = StreamsHeartbeatResult(ErrorCode.topic_authorization_failed)
-            return RawResponse([encode(version, hidden)])
+            return RawResponse([encode(version, hidden)], leading_throttle=True)
     coordinator = ctx.broker.group_coordinator
     req = to_request(ctx, request)
     result: StreamsHeartbeatResult = await coordinator.call(
@@ -211,7 +212,7 @@ async def handle(ctx: Any, request: Any) -> Any:
         # created before the answer (which still says MISSING_INTERNAL_TOPICS), so the member's next
         # heartbeat finds them and gets its tasks
         await _create_internal_topics(ctx, result.to_create)
-    return RawResponse([encode(version, result)])
+    return RawResponse([encode(version, result)], leading_throttle=True)
 
 
 SPEC = ApiSpec(

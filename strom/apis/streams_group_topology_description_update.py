@@ -27,7 +27,7 @@ def decode(version: int, body: memoryview) -> str:
 
 async def handle(ctx: Any, request: str) -> Any:
     w = Writer().i32(0).i16(int(ErrorCode.unsupported_version)).nstr(NO_PLUGIN).tags()
-    return RawResponse([w.bytes()])
+    return RawResponse([w.bytes()], leading_throttle=True)
 
 
 SPEC = ApiSpec(

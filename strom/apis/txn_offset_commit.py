@@ -239,7 +239,7 @@ async def handle(ctx: Any, request: Any) -> Any:
             by_id.insert(sum(1 for t, _ in by_id if names.get(t) is None), (topic.topic_id, codes))
         else:
             by_id.append((topic.topic_id, codes))
-    return RawResponse([encode_v6_response(by_id)])
+    return RawResponse([encode_v6_response(by_id)], leading_throttle=True)
 
 
 SPEC = ApiSpec(

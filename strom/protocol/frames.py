@@ -63,6 +63,9 @@ class RawResponse:
     """A response body (everything after the response header) as pre-encoded pieces."""
 
     chunks: list[bytes | bytearray | memoryview | FileSlice]
+    leading_throttle: bool = False
+    """The body starts with throttle_time_ms (an i32, in the first chunk): the connection writes a
+    request_percentage throttle there when it is longer (KIP-124, strom.server.connection)."""
 
     @property
     def size(self) -> int:

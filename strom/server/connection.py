@@ -351,9 +351,10 @@ class Connection:
 
     async def _call(self, spec: Any, ctx: RequestContext, request: Any) -> Any:
         """Run the handler; under a request_percentage quota, count its time on the event loop and
-        throttle. A handler that encodes its response by hand (Produce, Fetch, Metadata) asks for the
-        throttle itself (`ctx.request_throttle`) and answers it; for the others the connection writes it
-        into the kio response's throttle_time_ms when longer than the one already there."""
+        throttle. Produce, Fetch and Metadata ask for the throttle themselves (`ctx.request_throttle`)
+        and answer it; for the others the connection writes it into the response's throttle_time_ms when
+        longer than the one already there: a kio response's field, or the leading i32 of a body encoded
+        by hand that says it starts so (`RawResponse.leading_throttle`)."""
         quotas = getattr(self.broker, "quotas", None)
         if quotas is None or not quotas.enabled("request_percentage") or ctx.api_key in _REQUEST_QUOTA_EXEMPT:
             return await spec.handler(ctx, request)
@@ -367,6 +368,12 @@ class Connection:
         if ms <= 0:
             return response
         self._throttle(ms)
+        if isinstance(response, RawResponse):
+            first = response.chunks[0] if response.chunks else None
+            leading = response.leading_throttle and isinstance(first, (bytes, bytearray, memoryview))
+            if leading and ms > _SIZE.unpack_from(first)[0]:  # type: ignore[arg-type]
+                response.chunks[0] = _SIZE.pack(ms) + bytes(first[4:])  # type: ignore[index]
+            return response
         current = getattr(response, "throttle_time", None)
         if current is not None and dataclasses.is_dataclass(response) and ms > current.total_seconds() * 1000:
             delay = type(current).parse(datetime.timedelta(milliseconds=ms))

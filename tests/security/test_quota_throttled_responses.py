@@ -5,11 +5,14 @@ KafkaApis.handleFetchRequest, handleProduceRequest, sendResponseMaybeThrottle; K
   its bytes are taken back from the quota, and its incremental session keeps what it last told the
   client, so the held-back records come with the next fetch the quota allows;
 - under request_percentage, Produce, Fetch and Metadata answer the request-time throttle in
-  throttle_time_ms (and a throttled fetch is empty too)."""
+  throttle_time_ms (and a throttled fetch is empty too), as do the other responses encoded by hand
+  (DeleteGroups v3 here)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import struct
 import uuid
 
 from kio.schema.fetch.v4.request import FetchPartition as FetchPartitionV4
@@ -161,3 +164,26 @@ async def test_request_percentage_throttles_produce_fetch_and_metadata() -> None
             assert _ms(response) == 1000, (type(request).__name__, response)
             if isinstance(request, FetchRequestV4):
                 assert response.responses == ()  # type: ignore[attr-defined]
+
+
+async def test_request_percentage_reaches_a_response_encoded_by_hand() -> None:
+    client = f"d-{uuid.uuid4().hex[:6]}"
+    async with EmbeddedBroker() as embedded:
+        broker = embedded.broker
+        assert broker is not None
+        broker.quotas.load({QuotaEntity.of(client_id=client): {REQUEST_PERCENTAGE: 1e-6}})
+        host, port = embedded.bootstrap_servers.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            # DeleteGroups v3 (kio has no v3): header v2, then a compact array of one compact string
+            name = client.encode()
+            header = struct.pack(">hhih", 42, 3, 7, len(name)) + name + b"\x00"
+            body = b"\x02" + bytes([len(b"nobody") + 1]) + b"nobody" + b"\x00"
+            writer.write(struct.pack(">i", len(header) + len(body)) + header + body)
+            await writer.drain()
+            size = struct.unpack(">i", await reader.readexactly(4))[0]
+            frame = await reader.readexactly(size)
+        finally:
+            writer.close()
+        correlation, _tags, throttle = struct.unpack_from(">iBi", frame)
+        assert (correlation, throttle) == (7, 1000)
