@@ -256,7 +256,7 @@ def test_throttled_consumer_holds_its_rate_and_others_are_not_slowed(quota_broke
     # Small batches and fetches (Kafka's handleFetchRequest): a fetch that would go over the quota is
     # answered empty and its bytes taken back, so a batch larger than the quota's window (2 x QUOTA) is
     # never delivered (librdkafka's default batches are up to 1 MB), and fetches as large as that window
-    # are let through one per expired window, well under the quota (measured: a third of it, Kafka too)
+    # are let through one per expired window, well under the quota (measured: half to two thirds of it)
     producer = Producer({"bootstrap.servers": quota_broker.bootstrap, "linger.ms": 20,
                          "batch.size": 8 * 1024, "log_level": 0})
     total = int(QUOTA * (RUN + 4))
