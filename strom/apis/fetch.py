@@ -28,6 +28,9 @@ Behaviour:
   with `throttle_time_ms` the longer throttle, and the connection is muted for it. The session keeps what
   it last told the client, so the records are answered again once the client may fetch. Followers are
   never throttled so.
+- v12+ truncation through Fetch (KIP-595): a `last_fetched_epoch` that ends earlier in this log than the
+  fetch offset is answered with `diverging_epoch` and no records, and is not the follower's progress, as
+  Kafka 4.4's followers expect (Strom's own followers truncate with OffsetForLeaderEpoch first).
 - Record bytes are never copied into Python: the response header and per-partition fields are encoded
   here and the records go out as `FileSlice`s (sendfile). An empty record set is encoded as zero length,
   never null (librdkafka rejects null).
@@ -118,6 +121,7 @@ class FetchPartitionReq:
     log_start_offset: int = -1
     # the topic's name: the request's below v13; from v13 what its id resolves to (None: unknown id)
     topic: str | None = None
+    last_fetched_epoch: int = -1  # v12+: the epoch of the follower's last batch (diverging-epoch check)
 
 
 @dataclass(slots=True)
@@ -206,6 +210,7 @@ def from_kio(request: Any) -> FetchParams:
                         int(getattr(p, "current_leader_epoch", -1)),
                         int(getattr(p, "log_start_offset", -1)),
                         name,
+                        int(getattr(p, "last_fetched_epoch", -1)),
                     )
                     for p in topic.partitions
                 ],
@@ -237,6 +242,7 @@ class PartitionResponse:
     aborted_transactions: list[tuple[int, int]] | None = None  # (producer id, first offset)
     preferred_read_replica: int = -1  # KIP-392; never chosen here (no rack-aware replica selector)
     current_leader: tuple[int, int] | None = None  # KIP-951 (v16+): (leader id, leader epoch)
+    diverging_epoch: tuple[int, int] | None = None  # v12+: (epoch, end offset) where a follower diverged
 
     @property
     def size(self) -> int:
@@ -300,12 +306,15 @@ def encode_response(
                 else:
                     out += p.records  # type: ignore[operator]
             if flexible:
+                # tagged fields, in tag order, each written only when it differs from its default
+                fields = []
+                diverging = p.diverging_epoch
+                if diverging is not None and diverging != (-1, -1):
+                    fields.append(tagged(0, I32.pack(diverging[0]) + I64.pack(diverging[1]) + EMPTY_TAGS))
                 leader = p.current_leader
-                # a tagged field is written only when it differs from its default (-1, -1)
                 if hints and leader is not None and leader != (-1, -1):
-                    out += b"\x01" + tagged(1, I32.pack(leader[0]) + I32.pack(leader[1]) + EMPTY_TAGS)
-                else:
-                    out += EMPTY_TAGS
+                    fields.append(tagged(1, I32.pack(leader[0]) + I32.pack(leader[1]) + EMPTY_TAGS))
+                out += bytes((len(fields),)) + b"".join(fields) if fields else EMPTY_TAGS
         if flexible:
             out += EMPTY_TAGS
     if flexible:
@@ -319,6 +328,27 @@ def encode_response(
 
 
 # --- reading ---------------------------------------------------------------------------------------
+def _diverged(part: Any, req: FetchPartitionReq, resp: PartitionResponse) -> bool:
+    """Truncation through Fetch (v12+, KIP-595, Kafka's UnifiedLog.read with lastFetchedEpoch): when the
+    leader's log ends the follower's last fetched epoch before the fetch offset (or holds no such epoch),
+    the follower's tail diverged. The answer then carries `diverging_epoch` (the leader's epoch and its
+    end offset) and no records, and the fetch offset does not count as the follower's progress: a
+    follower restarted with a tail an unclean election discarded must truncate before it may join the
+    ISR. An epoch the leader cannot place at all answers OFFSET_OUT_OF_RANGE. True when answered here."""
+    epoch, end = part.log.end_offset_for_epoch(req.last_fetched_epoch)
+    if epoch < 0 or end < 0 or req.fetch_offset < part.log_start_offset:
+        resp.error_code = ErrorCode.offset_out_of_range
+        return True
+    if epoch >= req.last_fetched_epoch and end >= req.fetch_offset:
+        return False
+    resp.diverging_epoch = (epoch, end)
+    resp.high_watermark = part.high_watermark
+    resp.last_stable_offset = part.last_stable_offset
+    resp.log_start_offset = part.log_start_offset
+    resp.records = b""
+    return True
+
+
 def _read_partition(
     ctx: RequestContext,
     topic: str,
@@ -357,6 +387,8 @@ def _read_partition(
         if req.current_leader_epoch > part.leader_epoch:
             resp.error_code = ErrorCode.unknown_leader_epoch
             return resp
+    if req.last_fetched_epoch >= 0 and _diverged(part, req, resp):
+        return resp
     if not consumer and 0 <= req.fetch_offset <= part.log_end_offset:
         # a follower's fetch offset is its log end offset: the ISR and high watermark move on it
         part.update_follower_fetch(replica_id, req.fetch_offset, ctx.now_ms())
