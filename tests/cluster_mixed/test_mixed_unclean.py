@@ -11,7 +11,8 @@ and 5 (Apache Kafka 4.4); a partition on both brokers, first led by A, then:
 
 Afterwards a consumer reads exactly the acks=all records and B's new ones (none of A's lost tail), and
 below the high watermark both replicas hold the same batches byte for byte. Each direction (A Strom and
-B Kafka, then A Kafka and B Strom) runs under Strom controllers and under Kafka controllers."""
+B Kafka, then A Kafka and B Strom) runs under Strom controllers and under Kafka controllers, and the
+yardstick run has every node Apache Kafka."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 STROM, KAFKA = 4, 5
-LAYOUTS = {"strom-controllers": {KAFKA}, "kafka-controllers": {1, 2, 3, KAFKA}}
+LAYOUTS = {"strom-controllers": {KAFKA}, "kafka-controllers": {1, 2, 3, KAFKA}, "all-kafka": {1, 2, 3, 4, 5}}
 CLEAN, LOST, NEW = 100, 50, 30
 
 
