@@ -6,9 +6,13 @@ server.properties on the same machine, one kind after the other (benchmarks.peer
   of one partition with replication factor 3 succeeded through the brokers (JVM start-up included for
   Kafka, interpreter start-up for Strom);
 - create_partitions_s: from a CreateTopics of --partitions partitions (replication factor 3, in topics of
-  100 partitions, one request) until Metadata shows a leader for every one of them;
-- failover_s: kill -9 of the active controller until another controller reports itself the quorum's
-  leader (DescribeQuorum), then until a CreateTopics succeeds again (the cluster serves metadata changes).
+  100 partitions, one request) until Metadata shows a leader for every one of them (Kafka's brokers name
+  a leader as soon as the metadata names it; Strom's only once the leader has opened the partition's
+  log); create_partitions_writable_s: until a record with acks=all was acknowledged by every partition,
+  which both reach only with every replica's log created;
+- failover_elected_s / failover_serving_s: kill -9 of the active controller until another controller
+  reports itself the quorum's leader (DescribeQuorum), and until a CreateTopics (replication factor 2:
+  the killed node was a broker too) succeeds again.
   Both runs use controller.quorum.election.timeout.ms=1000 and fetch timeout 2000, so the figure is
   dominated by those timeouts on both.
 
@@ -64,13 +68,14 @@ def _admin(cluster: MixedCluster) -> object:
     )  # fmt: skip
 
 
-def _create(cluster: MixedCluster, topics: dict[str, int]) -> bool:
+def _create(cluster: MixedCluster, topics: dict[str, int], replication_factor: int = 3) -> bool:
     from confluent_kafka.admin import NewTopic
 
     try:
         admin = _admin(cluster)
         futures = admin.create_topics(  # type: ignore[attr-defined]
-            [NewTopic(name, partitions, 3) for name, partitions in topics.items()], request_timeout=30
+            [NewTopic(name, partitions, replication_factor) for name, partitions in topics.items()],
+            request_timeout=30,
         )
         for future in futures.values():
             future.result(30)
@@ -93,6 +98,20 @@ def _leaders_everywhere(cluster: MixedCluster, topics: dict[str, int]) -> bool:
     return True
 
 
+def _write_everywhere(cluster: MixedCluster, topics: dict[str, int]) -> None:
+    """One record to every partition with acks=all, retried until each is acknowledged."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all", "log_level": 3,
+                         "delivery.timeout.ms": 600_000, "linger.ms": 5})  # fmt: skip
+    failed: list[object] = []
+    for name, partitions in topics.items():
+        for p in range(partitions):
+            producer.produce(name, b"v", partition=p, on_delivery=lambda err, _m: err and failed.append(err))
+    if producer.flush(600) != 0 or failed:
+        raise RuntimeError(f"records not acknowledged: {failed[:3]}")
+
+
 def _round(kafka: bool, partitions: int) -> dict[str, float]:
     with MixedCluster(combined=len(NODES), kafka=set(NODES) if kafka else (), settings=SETTINGS) as cluster:
         start = time.monotonic()
@@ -107,6 +126,8 @@ def _round(kafka: bool, partitions: int) -> dict[str, float]:
         assert _create(cluster, topics), "CreateTopics failed"
         _until(lambda: _leaders_everywhere(cluster, topics), 600, "a leader for every partition")
         create_partitions = time.monotonic() - start
+        _write_everywhere(cluster, topics)
+        writable = time.monotonic() - start
 
         active = cluster.active_controller()
         assert active is not None
@@ -116,10 +137,12 @@ def _round(kafka: bool, partitions: int) -> dict[str, float]:
         _until(lambda: (now := cluster.active_controller(others)) is not None and now[0] != active[0], 60,
                "a new quorum leader")  # fmt: skip
         elected = time.monotonic() - start
-        _until(lambda: _create(cluster, {f"after-{uuid.uuid4().hex[:6]}": 1}), 60, "CreateTopics after it")
+        # replication factor 2: the killed node is also one of the three brokers
+        _until(lambda: _create(cluster, {f"after-{uuid.uuid4().hex[:6]}": 1}, 2), 60, "CreateTopics after it")
         return {
             "elect_and_serve_s": round(elect_and_serve, 3),
             "create_partitions_s": round(create_partitions, 3),
+            "create_partitions_writable_s": round(writable, 3),
             "failover_elected_s": round(elected, 3),
             "failover_serving_s": round(time.monotonic() - start, 3),
         }

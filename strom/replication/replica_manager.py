@@ -60,6 +60,8 @@ class ReplicaManager:
         self._image: MetadataImage = MetadataImage.empty()
         self._isr_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._metadata_flush: asyncio.Task[Any] | None = None
+        self._metadata_flush_again = False
         self._stopping = False
         # partitions whose log dir failed (KAFKA_STORAGE_ERROR), and the moves between log dirs
         self.offline: set[tuple[str, int]] = set()
@@ -165,6 +167,7 @@ class ReplicaManager:
                     self.partitions[key] = part
                     if log_manager.future_log(*key) is not None and not self._stopping:
                         self.mover.start(key)  # a move that a restart interrupted goes on
+                self._flush_partition_metadata()
             for key, (info, state) in wanted.items():
                 part = self.partitions.get(key)
                 if part is None:
@@ -269,6 +272,23 @@ class ReplicaManager:
             ssl_context=self.broker.inter_broker_ssl,
             sasl=self.broker.inter_broker_sasl,
         )
+
+    def _flush_partition_metadata(self) -> None:
+        """New logs write their partition.metadata in a worker thread once this change is applied (Kafka's
+        flush-metadata-file task), so opening many partitions waits for no fsync; one task at a time,
+        which picks up logs opened while it runs."""
+        task = self._metadata_flush
+        if task is not None and not task.done():
+            self._metadata_flush_again = True  # it may have looked already: run once more after it
+            return
+        if self._stopping:
+            return  # closing the logs writes what is pending
+        self._metadata_flush_again = False
+        task = asyncio.create_task(asyncio.to_thread(self.broker.log_manager.flush_pending_metadata))
+        self._metadata_flush = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda _t: self._metadata_flush_again and self._flush_partition_metadata())
 
     # --- ISR ---------------------------------------------------------------------------------------
     def _propose_isr(self, part: Partition, new_isr: tuple[int, ...]) -> None:

@@ -37,6 +37,7 @@ import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,7 @@ from strom.protocol.record_batch import (
     validate_batches,
 )
 from strom.protocol.records import decode_records
-from strom.storage.checkpoint import fsync_dir
+from strom.storage.checkpoint import fsync_dir, write_partition_metadata
 from strom.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT, LeaderEpochFileCache
 from strom.storage.record_validation import check_records, needs_records
 from strom.storage.segment import (
@@ -81,6 +82,7 @@ _DIR_NAME = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
 # a future replica (JBOD move, KIP-113): `<topic>-<partition>.<32 hex digits>-future`, Kafka's name
 _FUTURE_DIR_NAME = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)\.[0-9a-f]{32}-future$")
 FUTURE_DIR_SUFFIX = "-future"
+PARTITION_METADATA = "partition.metadata"  # KIP-516: the topic id of the partition's log
 
 
 class UnexpectedAppendOffsetError(KafkaError):
@@ -167,6 +169,11 @@ class Log:
         # base of the first segment recovered at open (None: none was): its producer state and aborted
         # transactions are rebuilt by replaying from a snapshot at or below it
         self.recovered_from: int | None = None
+        # the topic id (KIP-516) a new log's partition.metadata must hold, written (with its fsyncs) just
+        # before the first append or at close, as Kafka's UnifiedLog.maybeFlushMetadataFile does: creating
+        # thousands of partitions costs no fsync each, and no record is on disk without its topic id
+        self.pending_topic_id: uuid.UUID | None = None
+        self._metadata_lock = threading.Lock()
 
     # opening ------------------------------------------------------------------------------------
     @classmethod
@@ -316,6 +323,8 @@ class Log:
         still copied). Follower appends (`assign_offsets=False`) rewrite nothing and never copy."""
         if self.closed:
             raise KafkaStorageError(f"log {self.dir.name} is closed")
+        if self.pending_topic_id is not None:
+            self.flush_metadata_file()
         if headers is None:
             headers = validate_batches(records, check_counts=assign_offsets)
         if now_ms is None:
@@ -734,10 +743,21 @@ class Log:
         for segment in self._segments.values():
             segment.index_interval_bytes = config.index_interval_bytes
 
+    def flush_metadata_file(self) -> None:
+        """Write the pending partition.metadata (durably), if any: from the log's owner in a worker thread
+        soon after the log was created, or on the loop thread before the first append if that comes
+        first (a lock keeps the two from writing at once)."""
+        with self._metadata_lock:
+            topic_id = self.pending_topic_id
+            if topic_id is not None and not self.closed:
+                write_partition_metadata(self.dir / PARTITION_METADATA, topic_id)
+            self.pending_topic_id = None
+
     def close(self) -> None:
         """Close every segment (the active one's indexes are trimmed) and finish pending deletes."""
         if self.closed:
             return
+        self.flush_metadata_file()
         self.closed = True
         for segment in self.segments():
             segment.close()
@@ -748,6 +768,7 @@ class Log:
 
     def delete(self) -> None:
         """Close and remove the whole partition directory now."""
+        self.pending_topic_id = None
         self.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

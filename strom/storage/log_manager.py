@@ -63,13 +63,12 @@ from strom.storage.checkpoint import (
     write_partition_metadata,
 )
 from strom.storage.cleaner_manager import CleanerConfig, LogCleaner, UpperBound
-from strom.storage.log import FUTURE_DIR_SUFFIX, Log, parse_log_dir_name
+from strom.storage.log import FUTURE_DIR_SUFFIX, PARTITION_METADATA, Log, parse_log_dir_name
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 META_PROPERTIES = "meta.properties"
-PARTITION_METADATA = "partition.metadata"
 DELETE_DIR_SUFFIX = "-delete"
 # stands for a partition.metadata that cannot be read: no topic has this id (Kafka's Uuid.ZERO_UUID is
 # reserved), so opening the log for any topic is refused as inconsistent
@@ -344,12 +343,31 @@ class LogManager:
         log = Log.open(log_dir / f"{topic}-{partition}", config, clean_shutdown=True, clock=self._clock)
         self._preferred_dirs.pop(key, None)
         if topic_id is not None:
-            write_partition_metadata(log.dir / PARTITION_METADATA, topic_id)
+            log.pending_topic_id = topic_id  # written before its first append (Kafka's lazy flush)
             self._topic_ids[key] = topic_id
         self._logs[key] = log
         self._log_dir_of[key] = log_dir
         log.schedule_flush = functools.partial(self._request_flush, log)
         return log
+
+    def flush_pending_metadata(self) -> int:
+        """Write the partition.metadata files of new logs that have none yet (blocking: run it in a worker
+        thread, as Kafka schedules its flush-metadata-file task), until none is left; how many."""
+        written = 0
+        failed: set[int] = set()  # left pending: the first append tries again and reports the error
+        while pending := [
+            log
+            for log in list(self._logs.values())
+            if log.pending_topic_id is not None and id(log) not in failed
+        ]:
+            for log in pending:
+                try:
+                    log.flush_metadata_file()
+                    written += 1
+                except OSError as exc:
+                    _log.error("%s: cannot write %s: %s", log.dir, PARTITION_METADATA, exc)
+                    failed.add(id(log))
+        return written
 
     def delete_log(self, topic: str, partition: int) -> None:
         """Close the log and rename its directory to `<topic>-<p>.<uuid>-delete`; the files are removed
