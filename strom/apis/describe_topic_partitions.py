@@ -14,7 +14,8 @@ Behaviour, as Kafka 4.4's broker answers:
   topic with no partitions and goes on with the next topic.
 - Per partition: leader (-1 with LEADER_NOT_AVAILABLE while the leader's replica is not open yet, as
   Metadata answers), leader epoch, replicas, ISR, offline replicas (those on brokers not registered), and
-  the ELR fields of KIP-966 as empty lists: Strom has no eligible leader replicas.
+  the eligible leader replicas and last known ELR of KIP-966 from the metadata image (a KRaft cluster's;
+  the ZooKeeper and local backends have none, so empty lists).
 - A topic needs DESCRIBE: asked for by name, it answers TOPIC_AUTHORIZATION_FAILED; when every topic is
   asked for, it is left out. `topic_authorized_operations` are the topic operations the principal may do
   (3576, every one, without an authorizer: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
@@ -69,6 +70,9 @@ def _partitions_of(
             continue
         if len(out) == budget:
             break
+        state = info.partitions.get(p.partition_index)
+        elr = state.elr if state is not None else ()
+        last_known = state.last_known_elr if state is not None else ()
         out.append(
             schema.DescribeTopicPartitionsResponsePartition(
                 error_code=ErrorCode(p.error_code),
@@ -77,8 +81,8 @@ def _partitions_of(
                 leader_epoch=i32(p.leader_epoch),
                 replica_nodes=tuple(i32(r) for r in p.replica_nodes),
                 isr_nodes=tuple(i32(r) for r in p.isr_nodes),
-                eligible_leader_replicas=(),
-                last_known_elr=(),
+                eligible_leader_replicas=tuple(i32(r) for r in elr),
+                last_known_elr=tuple(i32(r) for r in last_known),
                 offline_replicas=tuple(i32(r) for r in p.replica_nodes if r not in live),
             )
         )

@@ -245,7 +245,12 @@ class Broker:
             from strom.cluster.kraft.broker import KRaftBackend
 
             self.metadata = KRaftBackend(
-                self.broker_info, self.config, clock=self.clock, raft=self._raft, on_fatal=self._on_fatal
+                self.broker_info,
+                self.config,
+                clock=self.clock,
+                raft=self._raft,
+                on_fatal=self._on_fatal,
+                log_manager=self.log_manager,
             )
         elif zk_connect:
             from strom.cluster.zookeeper import ZooKeeperBackend

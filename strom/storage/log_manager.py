@@ -3,7 +3,10 @@
 Per log dir: `meta.properties` (version=1, node.id, cluster.id, directory.id; KIP-858),
 `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` (Kafka's offset checkpoint format),
 and the clean-shutdown marker `.kafka_cleanshutdown`: present only between a clean stop and the next
-start, so a restart after a crash recovers every log from its recovery point.
+start, so a restart after a crash recovers every log from its recovery point. A KRaft broker's marker holds
+Kafka's CleanShutdownFileHandler JSON, `{"version":0,"brokerEpoch":N}` (`broker_epoch`, set by the
+broker once registered); the epoch read back when every log dir holds the same one is
+`previous_broker_epoch`, which the next registration names to prove the shutdown was clean (KIP-966).
 
 `load()` opens every `<topic>-<partition>` directory in a thread pool (num.recovery.threads.per.data.dir
 per dir) and removes directories of deleted partitions (`<topic>-<p>.<uuid>-delete`). `start()` runs it
@@ -40,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import shutil
@@ -132,6 +136,9 @@ class LogManager:
         self._flush_locks: dict[Log, asyncio.Lock] = {}
         self.loaded = False
         self.had_clean_shutdown = True
+        # KIP-966: the broker epoch written into the clean-shutdown markers, and the one read back
+        self.broker_epoch = -1
+        self.previous_broker_epoch = -1
         self.cleaner: LogCleaner | None = None
         # set by the log's owner before start(): the offset cleaning of a partition must stay below
         # (its high watermark), or None for no bound
@@ -178,6 +185,7 @@ class LogManager:
         # a dir that failed while its logs opened takes them offline with it
         for log_dir in list(self.offline_dirs):
             self._drop_dir_logs(log_dir)
+        self.previous_broker_epoch = self._marker_epoch()
         # remove the markers only once every log is open: a crash while loading recovers again
         for log_dir in self.live_log_dirs:
             with contextlib.suppress(FileNotFoundError):
@@ -673,6 +681,25 @@ class LogManager:
                     self._mark_offline(log.dir.parent, exc)
         self.checkpoint()
         self.delete_expired_files(now_ms=2**62)
+        content = (
+            json.dumps({"version": 0, "brokerEpoch": self.broker_epoch}, separators=(",", ":"))
+            if self.broker_epoch >= 0
+            else ""
+        )
         for log_dir in self.live_log_dirs:
             with contextlib.suppress(OSError):
-                (log_dir / CLEAN_SHUTDOWN_FILE).touch()
+                (log_dir / CLEAN_SHUTDOWN_FILE).write_text(content)
+
+    def _marker_epoch(self) -> int:
+        """Kafka's readBrokerEpochFromCleanShutdownFiles: the broker epoch every log dir's marker holds,
+        or -1 (a dir offline or without a marker, an unreadable marker, or dirs that disagree)."""
+        if self.offline_dirs:
+            return -1
+        epochs = set()
+        for log_dir in self.live_log_dirs:
+            try:
+                data = json.loads((log_dir / CLEAN_SHUTDOWN_FILE).read_text() or "{}")
+                epochs.add(int(data["brokerEpoch"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                return -1
+        return epochs.pop() if len(epochs) == 1 else -1

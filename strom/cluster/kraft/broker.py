@@ -8,7 +8,9 @@
   exactly as the `local` and `zookeeper` backends do. Dynamic broker configs of the image are applied to
   this broker's `BrokerConfig`.
 - The lifecycle (Kafka's BrokerLifecycleManager): BrokerRegistration with the advertised listeners, the
-  supported feature ranges, a new incarnation id and the log dirs' directory ids; then BrokerHeartbeat
+  supported feature ranges, a new incarnation id, the log dirs' directory ids and the previous broker
+  epoch the clean-shutdown markers hold (-1 after a crash: KIP-966's controller then drops this broker
+  from every ELR); then BrokerHeartbeat
   every `broker.heartbeat.interval.ms` (more often until unfenced) with the last replayed metadata offset.
   `start()` returns once the controller has unfenced this broker (it has caught up with the log), as
   Kafka's broker waits before it opens its listeners. A stale epoch registers again.
@@ -18,7 +20,9 @@
   forwarded whole in an Envelope with the client's principal (strom.cluster.kraft.forwarding, KIP-590);
   the writes the broker makes itself (topics it auto-creates, the internal topics) as plain CreateTopics,
   DeleteTopics, CreatePartitions and IncrementalAlterConfigs requests; AlterPartition v3 for the
-  leader's ISR changes (with each member's broker epoch, KIP-903) and
+  leader's ISR changes (with each member's broker epoch, KIP-903, and leader recovery state RECOVERED:
+  a leader elected uncleanly, RECOVERING in the image, completes its recovery with its first ISR change,
+  as Kafka's leader does, KIP-704) and
   AllocateProducerIds for producer id blocks. NOT_CONTROLLER or a lost connection retries against the
   current leader until the request's deadline. Admin calls return once this broker's image shows the
   change (or after a few seconds).
@@ -116,8 +120,11 @@ class KRaftBackend:
         raft: RaftNode | None = None,
         rng: random.Random | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
+        log_manager: Any = None,
     ) -> None:
         self.broker = broker
+        # this broker's LogManager: its clean-shutdown markers carry the broker epoch (KIP-966)
+        self._log_manager = log_manager
         self.node_id = broker.node_id
         self.config = config
         self.clock = clock
@@ -393,8 +400,15 @@ class KRaftBackend:
             rack=self.broker.rack,
             is_migrating_zk_broker=False,
             log_dirs=tuple(log_dirs),
-            previous_broker_epoch=-1,
+            previous_broker_epoch=self._previous_broker_epoch(),
         )
+
+    def _previous_broker_epoch(self) -> int:
+        """The epoch the clean-shutdown markers hold (KIP-966: the controller keeps this broker in its
+        ELRs only when it names the epoch it had), for the first registration of this incarnation."""
+        if self.broker_epoch >= 0:
+            return -1
+        return int(getattr(self._log_manager, "previous_broker_epoch", -1))
 
     async def _register(self) -> None:
         while True:
@@ -406,6 +420,8 @@ class KRaftBackend:
                 continue
             if response.error_code == ErrorCode.none:
                 self.broker_epoch = int(response.broker_epoch)
+                if self._log_manager is not None:
+                    self._log_manager.broker_epoch = self.broker_epoch  # for the clean-shutdown markers
                 log.info("broker %d registered with epoch %d", self.node_id, self.broker_epoch)
                 return
             log.info(
