@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from typing import Any
 
 import pytest
 
@@ -16,18 +16,8 @@ from benchmarks.peers.tools import ToolUnavailable
 
 
 class MixedCluster(mixed_cluster.MixedCluster):
-    def __init__(
-        self,
-        *,
-        controllers: int = 0,
-        brokers: int = 0,
-        combined: int = 0,
-        kafka: Collection[int] = (),
-        settings: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         try:
-            super().__init__(
-                controllers=controllers, brokers=brokers, combined=combined, kafka=kafka, settings=settings
-            )
+            super().__init__(**kwargs)
         except ToolUnavailable as exc:
             pytest.skip(str(exc))

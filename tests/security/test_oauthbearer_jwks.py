@@ -63,9 +63,9 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     return Keys(tmp_path_factory.mktemp("jwks") / "jwks.json")
 
 
-@pytest.fixture(scope="module")
-def broker(keys: Keys) -> Iterator[EmbeddedBroker]:
-    props = {
+def _props(keys: Keys) -> dict[str, str]:
+    """A PLAINTEXT listener that administers and a SASL_PLAINTEXT one validating tokens with the JWKS."""
+    return {
         "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
         "advertised.listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
         "sasl.enabled.mechanisms": "OAUTHBEARER",
@@ -73,6 +73,13 @@ def broker(keys: Keys) -> Iterator[EmbeddedBroker]:
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;",
         "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
         "sasl.oauthbearer.jwks.endpoint.url": keys.path.as_uri(),
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def broker(keys: Keys) -> Iterator[EmbeddedBroker]:
+    props = {
+        **_props(keys),
         "sasl.oauthbearer.expected.audience": AUDIENCE,
         "sasl.oauthbearer.expected.issuer": ISSUER,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -91,15 +98,7 @@ def test_a_jwks_url_outside_the_allowed_urls_stops_the_broker(
 ) -> None:
     """Kafka 4.4's default allows no URL: a broker whose JWKS URL is not listed does not start."""
     monkeypatch.setenv("KAFKA_OPTS", "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file:///elsewhere.json")
-    props = {
-        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        "advertised.listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        "sasl.enabled.mechanisms": "OAUTHBEARER",
-        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
-            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;",
-        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
-        "sasl.oauthbearer.jwks.endpoint.url": keys.path.as_uri(),
-    }
+    props = _props(keys)
     refusal = "The URL cannot be accessed due to restrictions"
     with pytest.raises(Exception, match=refusal) as refused, EmbeddedBroker(props):
         pass
