@@ -1,15 +1,17 @@
 """Raw Kafka requests for tests that talk to a broker over one BrokerConnection: open a connection,
-auto-create a topic through Metadata v1, build Produce v9 and Fetch v4 requests, make simple records, and
-wait for the broker to close a connection. Importable as `wire_helpers` because pytest puts tests/ (the
-directory of the root conftest) on sys.path."""
+auto-create a topic through Metadata v1, build Produce v9, Fetch v4 and Fetch v12 (session) requests, make
+simple records, and wait for the broker to close a connection. Importable as `wire_helpers` because
+pytest puts tests/ (the directory of the root conftest) on sys.path."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 from collections.abc import Mapping
+from typing import Any
 
 from kio.schema.fetch.v4.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.fetch.v12 import request as fetch12
 from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
@@ -102,3 +104,17 @@ async def wait_closed(conn: BrokerConnection, timeout: float = 5.0) -> bool:
     while not conn.closed and loop.time() < deadline:
         await asyncio.sleep(0.02)
     return conn.closed
+
+
+def session_fetch(topic: str, offset: int, session_id: int, epoch: int, max_bytes: int = MAX_BYTES) -> Any:
+    """Fetch v12 of partition 0 of `topic` from `offset` in fetch session (`session_id`, `epoch`): a
+    consumer's, max_wait 0, min_bytes 1, `max_bytes` for the request and the partition."""
+    return fetch12.FetchRequest(
+        replica_id=i32(-1),  # type: ignore[arg-type]
+        max_wait=ms(0), min_bytes=i32(1), max_bytes=i32(max_bytes), isolation_level=i8(0),
+        session_id=i32(session_id), session_epoch=i32(epoch),
+        topics=(fetch12.FetchTopic(topic=topic, partitions=(fetch12.FetchPartition(
+            partition=i32(0), current_leader_epoch=i32(-1), fetch_offset=i64(offset),
+            last_fetched_epoch=i32(-1), log_start_offset=i64(-1), partition_max_bytes=i32(max_bytes)),)),),
+        forgotten_topics_data=(), rack_id="",
+    )  # fmt: skip

@@ -14,7 +14,6 @@ Both brokers run with quota.window.num=3 and 1 s windows, so a fresh client's in
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,8 +25,7 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from kio.schema.alter_client_quotas.v1 import request as alter_rq
 from kio.schema.describe_client_quotas.v1 import request as describe_rq
-from kio.schema.fetch.v12 import request as fetch_rq
-from kio.static.primitive import i8, i32, i32Timedelta, i64
+from wire_helpers import session_fetch
 
 from benchmarks.peers import brokers, tools
 from benchmarks.peers.tools import free_port
@@ -125,36 +123,6 @@ def _produce(broker: QuotaBroker, topic: str, count: int, value: bytes, per_batc
     assert producer.flush(60) == 0
 
 
-def _fetch(topic: str, offset: int, session_id: int, epoch: int) -> fetch_rq.FetchRequest:
-    """Fetch v12 of partition 0 from `offset`: max_wait 0, min_bytes 1, (partition) max_bytes FETCH_BYTES."""
-    return fetch_rq.FetchRequest(
-        replica_id=i32(-1),  # type: ignore[arg-type]
-        max_wait=i32Timedelta.parse(datetime.timedelta(0)),
-        min_bytes=i32(1),
-        max_bytes=i32(FETCH_BYTES),
-        isolation_level=i8(0),
-        session_id=i32(session_id),
-        session_epoch=i32(epoch),
-        topics=(
-            fetch_rq.FetchTopic(
-                topic=topic,
-                partitions=(
-                    fetch_rq.FetchPartition(
-                        partition=i32(0),
-                        current_leader_epoch=i32(-1),
-                        fetch_offset=i64(offset),
-                        last_fetched_epoch=i32(-1),
-                        log_start_offset=i64(-1),
-                        partition_max_bytes=i32(FETCH_BYTES),
-                    ),
-                ),
-            ),
-        ),
-        forgotten_topics_data=(),
-        rack_id="",
-    )
-
-
 def _records_size(response: object) -> int:
     return sum(len(p.records or b"") for t in response.responses for p in t.partitions)  # type: ignore[attr-defined]
 
@@ -175,7 +143,7 @@ def test_throttled_fetch_is_answered_empty_and_mutes_the_connection(quota_broker
         conn = await BrokerConnection.open(host, port, client_id=client)
         try:
             # a full fetch opening a session: within the quota (15 KB in a 2 s window), records
-            first = await conn.request(_fetch(topic, 0, 0, 0))
+            first = await conn.request(session_fetch(topic, 0, 0, 0, FETCH_BYTES))
             assert (int(first.error_code), _throttle_ms(first)) == (0, 0), first
             session = int(first.session_id)
             assert session > 0
@@ -185,7 +153,7 @@ def test_throttled_fetch_is_answered_empty_and_mutes_the_connection(quota_broker
             offset, epoch = 3, 1
             throttled: list[float] = []
             sent = time.monotonic()
-            response = await conn.request(_fetch(topic, offset, session, epoch))
+            response = await conn.request(session_fetch(topic, offset, session, epoch, FETCH_BYTES))
             while _records_size(response) == 0:
                 assert int(response.error_code) == 0, response
                 assert int(response.session_id) == session, response
@@ -197,7 +165,8 @@ def test_throttled_fetch_is_answered_empty_and_mutes_the_connection(quota_broker
                 # muted: the next request is read only once the throttle time has passed
                 epoch += 1
                 sent = time.monotonic()
-                response = await conn.request(_fetch(topic, offset, session, epoch), timeout=15)
+                request = session_fetch(topic, offset, session, epoch, FETCH_BYTES)
+                response = await conn.request(request, timeout=15)
                 assert time.monotonic() - sent >= throttle / 1000 * 0.5, (throttle, time.monotonic() - sent)
             assert throttled, "the second fetch was not throttled"
             # the session handed over what it held back: the records from the offset asked for

@@ -18,10 +18,9 @@ import uuid
 from kio.schema.fetch.v4.request import FetchPartition as FetchPartitionV4
 from kio.schema.fetch.v4.request import FetchRequest as FetchRequestV4
 from kio.schema.fetch.v4.request import FetchTopic as FetchTopicV4
-from kio.schema.fetch.v12 import request as fetch_rq
 from kio.schema.metadata.v4.request import MetadataRequest, MetadataRequestTopic
 from kio.static.primitive import i8, i32, i32Timedelta, i64
-from wire_helpers import create_topic, produce_request
+from wire_helpers import create_topic, produce_request, session_fetch
 
 from strom.client.connection import BrokerConnection
 from strom.protocol.errors import ErrorCode
@@ -35,35 +34,6 @@ VALUE = b"v" * 3000
 async def _open(embedded: EmbeddedBroker, client_id: str) -> BrokerConnection:
     host, port = embedded.bootstrap_servers.split(":")
     return await BrokerConnection.open(host, int(port), client_id=client_id)
-
-
-def _fetch_v12(topic: str, offset: int, session_id: int, epoch: int) -> fetch_rq.FetchRequest:
-    return fetch_rq.FetchRequest(
-        replica_id=i32(-1),  # type: ignore[arg-type]
-        max_wait=i32Timedelta.parse(datetime.timedelta(0)),
-        min_bytes=i32(1),
-        max_bytes=i32(1 << 20),
-        isolation_level=i8(0),
-        session_id=i32(session_id),
-        session_epoch=i32(epoch),
-        topics=(
-            fetch_rq.FetchTopic(
-                topic=topic,
-                partitions=(
-                    fetch_rq.FetchPartition(
-                        partition=i32(0),
-                        current_leader_epoch=i32(-1),
-                        fetch_offset=i64(offset),
-                        last_fetched_epoch=i32(-1),
-                        log_start_offset=i64(-1),
-                        partition_max_bytes=i32(1 << 20),
-                    ),
-                ),
-            ),
-        ),
-        forgotten_topics_data=(),
-        rack_id="",
-    )
 
 
 def _ms(response: object) -> int:
@@ -90,13 +60,13 @@ async def test_throttled_fetch_is_empty_gives_its_bytes_back_and_keeps_the_sessi
             await _produce(admin, topic, 0, 3)
             # 1000 B/s over a fresh 10 s window: the first fetch (some 9.3 KB) passes, a second would not
             broker.quotas.load({QuotaEntity.of(client_id=client): {CONSUMER_BYTE_RATE: 1000.0}})
-            full = await first.request(_fetch_v12(topic, 0, 0, 0))
+            full = await first.request(session_fetch(topic, 0, 0, 0))
             assert (full.error_code, _ms(full)) == (ErrorCode.none, 0)
             session_id = int(full.session_id)
             charged = len(full.responses[0].partitions[0].records)
             assert 3 * len(VALUE) < charged < 10_000
             await _produce(admin, topic, 3, 3)
-            throttled = await first.request(_fetch_v12(topic, 3, session_id, 1))
+            throttled = await first.request(session_fetch(topic, 3, session_id, 1))
             assert throttled.error_code == ErrorCode.none
             assert int(throttled.session_id) == session_id
             assert throttled.responses == ()
@@ -111,7 +81,7 @@ async def test_throttled_fetch_is_empty_gives_its_bytes_back_and_keeps_the_sessi
             assert (cached.fetch_offset, cached.high_watermark) == (3, 3)
             # a larger quota (the first connection stays muted): the held-back records come
             broker.quotas.load({QuotaEntity.of(client_id=client): {CONSUMER_BYTE_RATE: 1e6}})
-            after = await second.request(_fetch_v12(topic, 3, session_id, 2))
+            after = await second.request(session_fetch(topic, 3, session_id, 2))
             assert (after.error_code, _ms(after), int(after.session_id)) == (ErrorCode.none, 0, session_id)
             part = after.responses[0].partitions[0]
             assert int(part.high_watermark) == 6
