@@ -348,3 +348,14 @@ def test_enabling_the_elr_writes_the_safety_records() -> None:
     apply(rules.state, [config(4, "", "min.insync.replicas", "2")])
     apply(rules.state, [config(4, "2", "min.insync.replicas", None)])
     assert rules.elr_safety_records() == []
+
+
+def test_automatic_unclean_election_marks_recovering() -> None:
+    rules = make_rules(elr=True)
+    apply(rules.state, [config(2, "t", "unclean.leader.election.enable", "true")])
+    for b in (3, 2, 1):
+        fence(rules, b)
+    assert partition(rules).elr == (1, 2)
+    apply(rules.state, rules.unfence(rules.state.brokers[3]))
+    p = partition(rules)
+    assert (p.leader, p.isr, p.elr, p.leader_recovery_state) == (3, (3,), (), RECOVERING)
