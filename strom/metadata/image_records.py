@@ -88,6 +88,7 @@ def image_records(state: MetadataState) -> list[ApiMessageAndVersion]:
         )
 
     version = mv.partition_record_version
+    elr_on = version >= 2 and state.features.get("eligible.leader.replicas.version", 0) >= 1
     for topic in sorted(state.topics.values(), key=lambda t: t.name):
         add(r.TopicRecord(name=topic.name, topic_id=topic.topic_id))
         for partition_id, part in sorted(topic.partitions.items()):
@@ -104,8 +105,9 @@ def image_records(state: MetadataState) -> list[ApiMessageAndVersion]:
                     leader_epoch=part.leader_epoch,
                     partition_epoch=part.partition_epoch,
                     directories=part.directories if version >= 1 else (),
-                    eligible_leader_replicas=part.elr if version >= 2 else None,
-                    last_known_elr=part.last_known_elr if version >= 2 else None,
+                    # Kafka's toRecord: only with the ELR on, and only when not empty
+                    eligible_leader_replicas=part.elr if elr_on and part.elr else None,
+                    last_known_elr=part.last_known_elr if elr_on and part.last_known_elr else None,
                 ),
                 version,
             )

@@ -523,8 +523,9 @@ class ControllerRules:
             leader_epoch=0,
             partition_epoch=0,
             directories=tuple(dirs) if mv.partition_record_version >= 1 else (),
-            eligible_leader_replicas=() if mv.partition_record_version >= 2 else None,
-            last_known_elr=() if mv.partition_record_version >= 2 else None,
+            # a new partition has no ELR: Kafka's PartitionRegistration.toRecord leaves empty ones out
+            eligible_leader_replicas=None,
+            last_known_elr=None,
         )
         return ApiMessageAndVersion(record, mv.partition_record_version)
 
