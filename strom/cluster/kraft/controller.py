@@ -9,7 +9,9 @@ with no metadata.version below it, which a Kafka broker's MetadataLoader reports
 metadata version for FeaturesImage"). On activation:
 - if the log holds no metadata.version yet (a new cluster), it appends the bootstrap records of the
   formatter's bootstrap snapshot (FeatureLevelRecords, SCRAM credentials) in one metadata transaction
-  (KIP-868), as Kafka's ActivationRecordsGenerator does, so every reader of the log finds them;
+  (KIP-868), followed, when eligible.leader.replicas.version is above 0, by the cluster-level
+  min.insync.replicas ConfigRecord of this controller's static value (KIP-966), as Kafka's
+  ActivationRecordsGenerator does, so every reader of the log finds them;
 - every registered broker gets a fresh session (heartbeat times are not in the log).
 
 The active controller applies its own records to its state as it appends them (so the next decision sees

@@ -5,13 +5,18 @@
   answered by the active controller from `strom.cluster.kraft.decisions`, after the records are committed;
   any other controller answers NOT_CONTROLLER, and brokers try the leader again. An AlterPartition whose
   ISR completes a reassignment writes the completing change too; when that moves the leadership away
-  from the sender, it is answered NEW_LEADER_ELECTED, as Kafka's controller does.
+  from the sender, it is answered NEW_LEADER_ELECTED, as Kafka's controller does. The leader recovery
+  state it carries (KIP-704) is checked and applied by the rules.
 - ControllerRegistration (70) v0 (KIP-919): the active controller writes the RegisterControllerRecord of a
   controller that registers (Kafka 4.4's controllers send it to the active one, whatever its kind, and
   retry with an ERROR log line each time while it is refused).
 - AssignReplicasToDirs (73) v0 (KIP-858): a JBOD broker's replicas' directories, as PartitionChangeRecords.
-- UpdateFeatures (57) v0-2 (`kafka-features`, checks in strom.cluster.kraft.feature_updates) and
-  UnregisterBroker (64) v0 (`kafka-cluster unregister`), CLUSTER ALTER, on the active controller.
+- UpdateFeatures (57) v0-2 (`kafka-features`, checks in strom.cluster.kraft.feature_updates; enabling
+  eligible.leader.replicas.version first writes the ELR safety records of KIP-966: the cluster-level
+  min.insync.replicas, no broker-level ones) and UnregisterBroker (64) v0 (`kafka-cluster unregister`),
+  CLUSTER ALTER, on the active controller.
+- Config changes of min.insync.replicas with the ELR on: a broker-level one is refused and the
+  cluster-level one may not be removed (INVALID_CONFIG); a change writes a ClearElrRecord after it.
 - CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
   DeleteAcls, DescribeAcls (strom.cluster.kraft.acls), Alter/DescribeUserScramCredentials
   (strom.cluster.kraft.scram), Create/Renew/ExpireDelegationToken (strom.cluster.kraft.tokens), ElectLeaders
