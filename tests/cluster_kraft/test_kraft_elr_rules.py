@@ -359,3 +359,26 @@ def test_automatic_unclean_election_marks_recovering() -> None:
     apply(rules.state, rules.unfence(rules.state.brokers[3]))
     p = partition(rules)
     assert (p.leader, p.isr, p.elr, p.leader_recovery_state) == (3, (3,), (), RECOVERING)
+
+
+# -- the feature --------------------------------------------------------------------------------------------
+def test_format_default_and_metadata_version_dependency() -> None:
+    from strom.cluster.kraft.feature_updates import FeatureUpdate, update_features
+    from strom.metadata.features import effective_feature_levels, metadata_version
+    from strom.protocol.errors import KafkaError
+
+    # kafka-storage format's defaults: on from 4.1-IV0, off before
+    def default(release: str) -> int:
+        levels = effective_feature_levels(metadata_version(release), {}, dynamic_quorum=False)
+        return levels["eligible.leader.replicas.version"]
+
+    assert (default("4.4"), default("4.1"), default("4.0")) == (1, 1, 0)
+    state = MetadataState()
+    apply(state, [feature("metadata.version", 22)])
+    with pytest.raises(KafkaError, match=r"depends on metadata\.version level 23"):
+        update_features(state, 1, [FeatureUpdate("eligible.leader.replicas.version", 1)])
+    apply(state, [feature("metadata.version", 23)])
+    records = update_features(state, 1, [FeatureUpdate("eligible.leader.replicas.version", 1)])
+    assert [rec.message for rec in records] == [
+        r.FeatureLevelRecord(name="eligible.leader.replicas.version", feature_level=1)
+    ]
