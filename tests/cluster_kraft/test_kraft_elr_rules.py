@@ -382,3 +382,24 @@ def test_format_default_and_metadata_version_dependency() -> None:
     assert [rec.message for rec in records] == [
         r.FeatureLevelRecord(name="eligible.leader.replicas.version", feature_level=1)
     ]
+
+
+def test_preferred_election_through_the_builder(rules: ControllerRules) -> None:
+    fence(rules, 1)
+    assert partition(rules).leader == 2
+    assert rules.elect_leaders([("t", 0)], 0).result == {("t", 0): ErrorCode.preferred_leader_not_available}
+    apply(rules.state, rules.unfence(rules.state.brokers[1]))
+    assert rules.elect_leaders([("t", 0)], 0).result == {("t", 0): ErrorCode.preferred_leader_not_available}
+    topic_id = rules.state.topic_ids["t"]
+    p = partition(rules)
+    members = [IsrMember(b, rules.state.brokers[b].epoch) for b in (2, 3, 1)]
+    _code, _after, record = rules.alter_partition(
+        2, topic_id, 0, p.leader_epoch, p.partition_epoch, members, check_member_epochs=True
+    )
+    assert record is not None
+    apply(rules.state, [record])
+    change = rules.elect_leaders([("t", 0)], 0)
+    assert change.result == {("t", 0): ErrorCode.none}
+    apply(rules.state, change.records)
+    assert partition(rules).leader == 1
+    assert rules.elect_leaders([("t", 0)], 0).result == {("t", 0): ErrorCode.election_not_needed}

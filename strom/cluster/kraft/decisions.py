@@ -705,10 +705,11 @@ class ControllerRules:
 
     # -- ElectLeaders -------------------------------------------------------------------------------------
     def elect_leaders(self, partitions: Iterable[tuple[str, int]], election_type: int) -> Change:
-        """ReplicationControlManager.electLeaders: per partition, preferred (0) moves leadership to the
-        first replica when it is active and in the ISR; unclean (1) elects a leader for a partition that
-        has none through the partition-change builder: from the ISR first, then the ELR (KIP-966), else any
-        active replica, which becomes the whole ISR with leader recovery state RECOVERING (KIP-704). The
+        """ReplicationControlManager.electLeaders, through the partition-change builder: per partition,
+        preferred (0) moves leadership to the first replica when it is active and in the ISR (or, with a
+        leaderless partition, to another valid replica); unclean (1) elects a leader for a partition that
+        has none: from the ISR first, then the ELR (KIP-966), else any active replica, which becomes the
+        whole ISR with leader recovery state RECOVERING (KIP-704). The
         result is {(topic, partition): ErrorCode}: NONE, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
         ELIGIBLE_LEADERS_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION."""
         active = self._active()
@@ -721,34 +722,33 @@ class ControllerRules:
             if topic is None or part is None:
                 result[(topic_name, p)] = ErrorCode.unknown_topic_or_partition
                 continue
-            isr = part.isr
             if election_type == 0:
-                leader = part.replicas[0] if part.replicas else NO_LEADER
-                if leader == part.leader:
+                if part.replicas and part.leader == part.replicas[0]:
                     result[(topic_name, p)] = ErrorCode.election_not_needed
                     continue
-                if not (leader in part.isr and active(leader)):
-                    result[(topic_name, p)] = ErrorCode.preferred_leader_not_available
-                    continue
+                error = ErrorCode.preferred_leader_not_available
             else:
                 if part.leader != NO_LEADER and active(part.leader):
                     result[(topic_name, p)] = ErrorCode.election_not_needed
                     continue
-                # Election.UNCLEAN: the ISR first, then the ELR, the last known leader, any active replica
-                # (which becomes the whole ISR, RECOVERING)
-                unclean_record = self._partition_change(
-                    topic_name, topic.topic_id, p, part, part.isr, active, True
-                )
-                if unclean_record is None or unclean_record.message.leader < 0:  # type: ignore[attr-defined]
-                    result[(topic_name, p)] = ErrorCode.eligible_leaders_not_available
-                    continue
-                records.append(unclean_record)
-                result[(topic_name, p)] = ErrorCode.none
-                continue
-            record = r.PartitionChangeRecord(
-                partition_id=p, topic_id=topic.topic_id, isr=isr if isr != part.isr else None, leader=leader
+                error = ErrorCode.eligible_leaders_not_available
+            # Election.PREFERRED: the first replica when it is valid; Election.UNCLEAN: the ISR first, then
+            # the ELR, the last known leader, any active replica (which becomes the whole ISR, RECOVERING)
+            record = partition_change(
+                part,
+                topic.topic_id,
+                p,
+                acceptable=active,
+                version=version,
+                unclean=election_type != 0,
+                preferred=election_type == 0,
+                default_dir=self._dir_provider(),
+                **self._elr_options(topic_name, part),
             )
-            records.append(ApiMessageAndVersion(record, version))
+            if record is None or (election_type != 0 and record.message.leader < 0):  # type: ignore[attr-defined]
+                result[(topic_name, p)] = error
+                continue
+            records.append(record)
             result[(topic_name, p)] = ErrorCode.none
         return Change(records, result)
 

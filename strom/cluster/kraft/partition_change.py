@@ -11,7 +11,8 @@ list, adding and removing replicas, in Kafka's order:
    ISR of at least `min_isr` members clears the ELR; a smaller one makes the ELR the current ISR and ELR
    members that leave the ISR (without the target ISR's members and the brokers that restarted after an
    unclean shutdown);
-3. the leader: the current one while it is valid (in the target ISR, or in the ELR when the target ISR is
+3. the leader (a preferred election tries the first replica first, and is never unclean): the current
+   one while it is valid (in the target ISR, or in the ELR when the target ISR is
    empty) and acceptable (active: unfenced, not in controlled shutdown); else the first valid acceptable
    replica in target replica order; with the ELR on and no ISR nor ELR, the last known leader (the one
    member of `last_known_elr`) when acceptable, as an unclean election; with unclean election allowed,
@@ -148,12 +149,14 @@ def partition_change(
     unclean_shutdown: Collection[int] = (),
     recovery_state: int | None = None,
     bump_on_isr_shrink: bool = False,
+    preferred: bool = False,
 ) -> ApiMessageAndVersion | None:
     """PartitionChangeBuilder.build: the record, at `version`, or None when nothing changes. Unset targets
     keep the partition's own; `default_dir` gives a new replica's directory (None: no directories are
     written); `elr` turns on KIP-966's eligible leader replicas with the topic's effective `min_isr`;
     `unclean_shutdown` names brokers that may not stay in the ELR; `recovery_state` is the target leader
-    recovery state (AlterPartition's)."""
+    recovery state (AlterPartition's); `preferred` is Kafka's Election.PREFERRED (the first replica when it
+    is valid, never an unclean election)."""
     target_isr = tuple(part.isr if isr is None else isr)
     target_replicas = tuple(part.replicas if replicas is None else replicas)
     target_adding = tuple(part.adding_replicas if adding is None else adding)
@@ -175,9 +178,11 @@ def partition_change(
     def valid(b: int) -> bool:
         return (b in target_isr or (not target_isr and b in target_elr)) and acceptable(b)
 
-    # the election (electAnyLeader)
+    # the election: electPreferredLeader (the first replica first) or electAnyLeader
     elected_unclean = False
-    if valid(part.leader):
+    if preferred and target_replicas and valid(target_replicas[0]):
+        leader = target_replicas[0]
+    elif valid(part.leader):
         leader = part.leader
     else:
         leader = next((b for b in target_replicas if valid(b)), NO_LEADER)
@@ -190,7 +195,7 @@ def partition_change(
             and acceptable(part.last_known_elr[0])
         ):
             leader, elected_unclean = part.last_known_elr[0], True
-        if leader == NO_LEADER and unclean:
+        if leader == NO_LEADER and unclean and not preferred:
             leader = next((b for b in target_replicas if acceptable(b)), NO_LEADER)
             elected_unclean = leader != NO_LEADER
     record_leader = NO_LEADER_CHANGE
