@@ -16,7 +16,8 @@ from strom.metadata.image import MetadataState
 from strom.protocol.errors import ErrorCode, KafkaError
 
 
-def registration(broker_id: int) -> SimpleNamespace:
+def registration(broker_id: int, log_dirs: tuple[uuid.UUID, ...] = ()) -> SimpleNamespace:
+    """A BrokerRegistration request of `broker_id` (one PLAINTEXT listener, metadata.version 7-33)."""
     listener = SimpleNamespace(name="PLAINTEXT", host="127.0.0.1", port=9000 + broker_id, security_protocol=0)
     feature = SimpleNamespace(name="metadata.version", min_supported_version=7, max_supported_version=33)
     return SimpleNamespace(
@@ -26,7 +27,7 @@ def registration(broker_id: int) -> SimpleNamespace:
         listeners=(listener,),
         features=(feature,),
         rack=None,
-        log_dirs=(),
+        log_dirs=log_dirs,
     )
 
 

@@ -18,20 +18,12 @@ from strom.config import BrokerConfig
 from strom.metadata import records as r
 from strom.metadata.image import MetadataState, PartitionRegistration
 from strom.protocol.errors import ErrorCode
+from tests.cluster_kraft.test_decisions import registration as decisions_registration
 
 
 def registration(broker_id: int) -> SimpleNamespace:
-    listener = SimpleNamespace(name="PLAINTEXT", host="127.0.0.1", port=9000 + broker_id, security_protocol=0)
-    feature = SimpleNamespace(name="metadata.version", min_supported_version=7, max_supported_version=33)
-    return SimpleNamespace(
-        broker_id=broker_id,
-        cluster_id="c",
-        incarnation_id=uuid.UUID(int=broker_id),
-        listeners=(listener,),
-        features=(feature,),
-        rack=None,
-        log_dirs=(uuid.UUID(int=100 + broker_id),),
-    )
+    """A registration with one log directory: reassignment records carry the new replicas' directories."""
+    return decisions_registration(broker_id, (uuid.UUID(int=100 + broker_id),))
 
 
 def apply(state: MetadataState, records: list) -> None:  # type: ignore[type-arg]
