@@ -340,7 +340,12 @@ async def test_auto_rebalance_restores_preferred_leaders(make_backend, converge,
     other = next(b for b in backends if b is not controller)
     await controller.create_topic("bal", -1, -1, {}, assignments={0: [other.node_id, controller.node_id]})
     await converge(backends, has_leaders("bal", 1))
-    await other.controlled_shutdown(timeout=5)
+    await other.controlled_shutdown(timeout=15)
+    # the controller's own image learns of the move through its ZooKeeper watch, which can trail
+    # the shutdown request's deletion on a loaded machine
+    await converge(
+        [controller], lambda im: getattr(im.partition("bal", 0), "leader", None) == controller.node_id
+    )
     moved = controller.image.partition("bal", 0)
     assert moved is not None and moved.leader == controller.node_id
     await controller.alter_isr(
