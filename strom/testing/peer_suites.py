@@ -13,6 +13,15 @@
    and writes everything (the raw `go test -json` stream as go-test.json.gz, a summary.json and, on
    failure or with `--keep-logs`, the broker logs) under `--out`.
 
+Against Strom the brokers also get a SASL_PLAINTEXT listener laid out as franz-go's own CI lays out its
+Kafka (`.github/workflows/lint-and-test.yml`): SCRAM-SHA-256 and OAUTHBEARER enabled on one listener, the
+latter with Kafka's default (unsecured JWS) validator and `unsecuredLoginStringClaim_sub="admin"`, and the
+SCRAM user `testuser`/`testpass` created with 4096 iterations through AlterUserScramCredentials
+(`strom users set-password`, what the CI does with kafka-configs.sh). KGO_TEST_SCRAM_SEEDS,
+KGO_TEST_SCRAM (`user:pass`, SHA-256 when no `:512` follows) and KGO_TEST_OAUTH_SEEDS then point at it,
+so TestSCRAMAuth, TestSCRAMAuthBadCredentials and TestOAuthAuth run instead of skipping (`--no-sasl`
+leaves the listener out). kfake runs without it, as before.
+
 Exit status: 0 when no test failed or timed out, 1 otherwise, 2 when the cluster or the run could not be
 set up. SIGTERM and SIGINT stop the tests and the cluster before exiting.
 
@@ -206,6 +215,45 @@ class RunSummary:
 
 # --- the cluster under test ------------------------------------------------------------------------------
 
+# franz-go's CI Kafka: one SASL_PLAINTEXT listener serving SCRAM-SHA-256 (a static KafkaServer JAAS entry
+# there; Strom reads only the listener-scoped key, which Kafka also accepts) and OAUTHBEARER with no
+# validator configured, which is Kafka's unsecured-JWS one; the kgo tests send tokens with sub "admin".
+SASL_LISTENER = "SASL_PLAINTEXT"
+SASL_SETTINGS = {
+    "sasl.enabled.mechanisms": "SCRAM-SHA-256,OAUTHBEARER",
+    "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config":
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+        'unsecuredLoginStringClaim_sub="admin";',
+}  # fmt: skip
+# The CI's `kafka-configs.sh --alter --add-config 'SCRAM-SHA-256=[iterations=4096,password=testpass]'
+# --entity-type users --entity-name testuser`, and its KGO_TEST_SCRAM.
+SCRAM_USER, SCRAM_PASSWORD, SCRAM_MECHANISM, SCRAM_ITERATIONS = "testuser", "testpass", "SCRAM-SHA-256", 4096
+
+
+def create_scram_user(bootstrap: str, timeout: float = 60) -> None:
+    """The kgo tests' SCRAM user, through AlterUserScramCredentials (`strom users set-password`)."""
+    argv = [
+        sys.executable, "-m", "strom.cli.main", "users", "set-password", SCRAM_USER,
+        "--mechanism", SCRAM_MECHANISM, "--iterations", str(SCRAM_ITERATIONS), "--password-stdin",
+        "--bootstrap-server", bootstrap,
+    ]  # fmt: skip
+    done = subprocess.run(
+        argv, input=SCRAM_PASSWORD + "\n", text=True, capture_output=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"could not create the SCRAM user {SCRAM_USER}: {done.stderr.strip()[-500:]}")
+
+
+def sasl_env(sasl_seeds: str) -> dict[str, str]:
+    """The variables kgo's helpers_test.go reads for its SCRAM and OAUTHBEARER tests."""
+    return {
+        "KGO_TEST_SCRAM_SEEDS": sasl_seeds,
+        "KGO_TEST_SCRAM": f"{SCRAM_USER}:{SCRAM_PASSWORD}",  # kgo's default mechanism is SCRAM-SHA-256
+        "KGO_TEST_OAUTH_SEEDS": sasl_seeds,
+    }
+
 
 class _Stop(Exception):
     """SIGTERM or SIGINT arrived: unwind so the context managers stop every process."""
@@ -306,8 +354,10 @@ def kfake_cluster(
 # --- running the tests -----------------------------------------------------------------------------------
 
 
-def run_tests(args: argparse.Namespace, seeds: str, out: Path) -> RunSummary:
-    """Run the test binary under test2json; return the folded summary."""
+def run_tests(
+    args: argparse.Namespace, seeds: str, out: Path, extra_env: dict[str, str] | None = None
+) -> RunSummary:
+    """Run the test binary under test2json (`extra_env` over the KGO_* variables); return the summary."""
     go_args = [f"-test.timeout={args.timeout}", "-test.count=1", "-test.v=test2json"]
     if args.run:
         go_args.append(f"-test.run={args.run}")
@@ -322,6 +372,7 @@ def run_tests(args: argparse.Namespace, seeds: str, out: Path) -> RunSummary:
         "KGO_TEST_RF": str(args.rf or args.brokers),
         "KGO_TEST_RECORDS": str(args.records),
         "KGO_LOG_LEVEL": args.log_level,
+        **(extra_env or {}),
     }
     summary = RunSummary()
     deadline = time.monotonic() + parse_duration(args.timeout) + args.grace
@@ -525,14 +576,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", type=float, default=60.0, help="print running tests every N s (0: off)")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo the tests' output")
     parser.add_argument("--label", default="", help="extra words for the summary header")
+    parser.add_argument("--no-sasl", action="store_true", help="strom: no SASL_PLAINTEXT listener")
     parser.add_argument("--serve", action="store_true", help="cluster mode: start the cluster, run no tests")
     parser.add_argument("--serve-for", type=float, default=0, help="cluster mode: stop after N s (0: never)")
     parser.add_argument("--ports", type=_ports, help="cluster mode: PLAINTEXT ports, one per broker")
     parser.add_argument("--listener", type=_listener, action="append",
                         help="cluster mode: NAME=PORT,PORT,... an extra listener on each broker")  # fmt: skip
     parser.add_argument("--set", type=_setting, action="append", help="cluster mode: a broker key=value")
-    parser.add_argument("--first-node-id", type=int, default=1,
-                        help="cluster mode: the first broker's id (0 for a suite written for ids 0, 1, 2)")
+    parser.add_argument(
+        "--first-node-id",
+        type=int,
+        default=1,
+        help="cluster mode: the first broker's id (0 for a suite written for ids 0, 1, 2)",
+    )
     parser.add_argument("--advertised-host", default=None,
                         help="cluster mode: the host name listeners advertise")  # fmt: skip
     parser.add_argument("--kfake-partitions", type=int, default=1,
@@ -553,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         f"peer-suites: {args.package} {args.label} against {args.target} ({args.brokers} brokers), "
         f"KGO_TEST_RECORDS={args.records}, -run {args.run or '(all)'}, timeout {args.timeout}"
     )
+    if args.target == "strom" and not args.no_sasl:
+        header += f", SCRAM and OAUTHBEARER on {SASL_LISTENER}"
     started = time.monotonic()
     try:
         if args.target == "kfake":
@@ -561,8 +619,17 @@ def main(argv: list[str] | None = None) -> int:
             with kfake_cluster(args.kfake_server, args.brokers, args.out) as seeds:
                 summary = run_tests(args, seeds, args.out)
         else:
-            with strom_cluster(args.brokers, args.out, keep_logs=True) as (seeds, _cluster):
-                summary = run_tests(args, seeds, args.out)
+            sasl_ports = [] if args.no_sasl else [free_port() for _ in range(args.brokers)]
+            listeners = {SASL_LISTENER: sasl_ports} if sasl_ports else None
+            settings = None if args.no_sasl else dict(SASL_SETTINGS)
+            with strom_cluster(
+                args.brokers, args.out, keep_logs=True, listeners=listeners, settings=settings
+            ) as (seeds, _cluster):
+                extra_env: dict[str, str] = {}
+                if sasl_ports:
+                    create_scram_user(seeds)
+                    extra_env = sasl_env(",".join(f"127.0.0.1:{port}" for port in sasl_ports))
+                summary = run_tests(args, seeds, args.out, extra_env)
             if summary.ok and not args.keep_logs:
                 _drop_logs(args.out)  # copied on the way out; only kept when something failed
     except _Stop as stop:

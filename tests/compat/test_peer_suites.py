@@ -1,5 +1,5 @@
-"""franz-go's own ETL integration tests (TestGroupETL, TestTxnEtl from github.com/twmb/franz-go/pkg/kgo)
-and its share-group tests against a three-broker Strom cluster in ZooKeeper mode, through
+"""franz-go's own ETL integration tests (TestGroupETL, TestTxnEtl from github.com/twmb/franz-go/pkg/kgo),
+its share-group tests and its SASL tests against a three-broker Strom cluster in ZooKeeper mode, through
 scripts/peer-suites, with 20,000 records.
 
 TestGroupETL chains three consumer groups (range, cooperative-sticky, static members) through idempotent
@@ -36,6 +36,9 @@ SHARE_TESTS = (
     "TestShareGroup", "TestShareGroupETL", "TestShareGroupAckOnClose", "TestShareGroupOffsetsAdmin",
     "TestConsumeRegexShareSkipsInternal",
 )  # fmt: skip
+
+
+SASL_TESTS = ("TestSCRAMAuth", "TestSCRAMAuthBadCredentials", "TestOAuthAuth")
 
 
 def _run(out: Path, *selection: str) -> tuple[int, str]:
@@ -82,3 +85,18 @@ def test_franz_go_share_group_tests_pass_against_a_three_broker_cluster(tmp_path
     run = "^(" + "|".join(SHARE_TESTS) + ")$"
     statuses = _statuses(out, *_run(out, "--suite", "kgo", "--run", run))
     assert {name: statuses.get(name) for name in SHARE_TESTS} == dict.fromkeys(SHARE_TESTS, "PASS"), statuses
+
+
+@pytest.mark.timeout(GO_TIMEOUT_S + GRACE_S + BUILD_S + 120)
+def test_franz_go_sasl_tests_pass_against_a_three_broker_cluster(tmp_path: Path) -> None:
+    """franz-go's SCRAM and OAUTHBEARER tests against the SASL_PLAINTEXT listener scripts/peer-suites adds
+    (franz-go's CI layout: SCRAM-SHA-256 user testuser created through AlterUserScramCredentials, and
+    OAUTHBEARER with Kafka's unsecured-JWS validator): a SCRAM login then Metadata through it, an unknown
+    user refused, an unsecured token accepted and an expired one refused with SASL_AUTHENTICATION_FAILED
+    carrying invalid_token. A skip would mean the KGO_TEST_SCRAM* / KGO_TEST_OAUTH_SEEDS variables were
+    not set, so only PASS counts. About 5 s once the test binary is built."""
+    _require_tools()
+    out = tmp_path / "run"
+    run = "^(" + "|".join(SASL_TESTS) + ")$"
+    statuses = _statuses(out, *_run(out, "--suite", "kgo", "--run", run))
+    assert {name: statuses.get(name) for name in SASL_TESTS} == dict.fromkeys(SASL_TESTS, "PASS"), statuses
