@@ -6,24 +6,38 @@ Kafka Streams jar that scripts/fetch-tools caches) runs with group.protocol=stre
 topology, creates the repartition and changelog topics, assigns its tasks; the counts it writes must be
 the word counts of the input. While it runs, kafka-streams-groups --list shows the group and
 --describe --members its member with the tasks of both subtopologies.
+
+On the wire, a new group's first StreamsGroupHeartbeat waits group.streams.initial.rebalance.delay.ms
+(Kafka's default 3 s on both brokers): status ASSIGNMENT_DELAYED, member epoch 1 without tasks, and
+StreamsGroupDescribe shows Assigning with the assignment epoch behind the group epoch until the delay ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from compat_support import JavaTools, TopicMaker
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
+from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
+from kio.schema.streams_group_describe.v0.request import StreamsGroupDescribeRequest
+from kio.schema.streams_group_heartbeat.v0 import request as hb
+from kio.static.primitive import i8, i32
+from wire_helpers import ms
 
 from benchmarks.peers import tools
+from strom.client.connection import BrokerConnection
+from strom.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.compat
 
@@ -127,3 +141,75 @@ def test_word_count_over_the_streams_protocol(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# --- the initial rebalance delay on the wire ------------------------------------------------------------
+
+ASSIGNMENT_DELAYED = 5
+INITIAL_DELAY_DETAIL = "Assignment delayed due to the configured initial rebalance delay."
+_RETRIABLE = {ErrorCode.not_coordinator, ErrorCode.coordinator_not_available,
+              ErrorCode.coordinator_load_in_progress}  # fmt: skip
+
+
+def _call(broker: str, request: Any) -> Any:
+    async def go() -> Any:
+        host, port = broker.rsplit(":", 1)
+        conn = await BrokerConnection.open(host, int(port))
+        try:
+            return await conn.request(request, timeout=30)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _until(call: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0) -> Any:
+    """Repeat `call` every 0.3 s until `done` holds for its answer or time is up; the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call()
+        if done(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.3)
+
+
+def _heartbeat(group: str, member: str, epoch: int, topic: str) -> hb.StreamsGroupHeartbeatRequest:
+    joining = epoch == 0
+    topology = hb.Topology(epoch=i32(0), subtopologies=(
+        hb.Subtopology(subtopology_id="0", source_topics=(topic,), source_topic_regex=(),
+                       state_changelog_topics=(), repartition_sink_topics=(), repartition_source_topics=(),
+                       copartition_groups=()),
+    ))  # fmt: skip
+    return hb.StreamsGroupHeartbeatRequest(
+        group_id=group, member_id=member, member_epoch=i32(epoch), endpoint_information_epoch=i32(0),
+        instance_id=None, rack_id=None, rebalance_timeout=ms(30000 if joining else -1),
+        topology=topology if joining else None, active_tasks=(), standby_tasks=(), warmup_tasks=(),
+        process_id=member if joining else None, user_endpoint=None, client_tags=() if joining else None,
+        task_offsets=(), task_end_offsets=(), shutdown_application=False,
+    )  # fmt: skip
+
+
+def test_first_heartbeat_waits_for_the_initial_rebalance_delay(broker: str, make_topic: TopicMaker) -> None:
+    topic = make_topic(partitions=1)
+    group, member = f"delay-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    found = FindCoordinatorRequest(key_type=i8(0), coordinator_keys=(group,))
+    _until(lambda: _call(broker, found), lambda r: r.coordinators[0].error_code not in _RETRIABLE)
+
+    first = _until(lambda: _call(broker, _heartbeat(group, member, 0, topic)),
+                   lambda r: r.error_code not in _RETRIABLE)  # fmt: skip
+    assert first.error_code == ErrorCode.none, first
+    assert [(s.status_code, s.status_detail) for s in first.status] == [
+        (ASSIGNMENT_DELAYED, INITIAL_DELAY_DETAIL)
+    ]
+    # the group's initial target (epoch 1, no tasks) while the first real one waits
+    assert (first.member_epoch, first.active_tasks) == (1, ())
+    describe = StreamsGroupDescribeRequest(group_ids=(group,), include_authorized_operations=False)
+    d = _call(broker, describe).groups[0]
+    assert (d.error_code, d.group_state, d.group_epoch, d.assignment_epoch) == (0, "Assigning", 2, 1)
+
+    # after the delay (3 s) a heartbeat brings the member to the group epoch with the task
+    last = _until(lambda: _call(broker, _heartbeat(group, member, 1, topic)),
+                  lambda r: r.error_code != ErrorCode.none or r.member_epoch != 1, timeout=20)  # fmt: skip
+    assert (last.error_code, last.member_epoch, list(last.status)) == (ErrorCode.none, 2, [])
+    assert [(t.subtopology_id, list(t.partitions)) for t in last.active_tasks] == [("0", [0])]
+    _call(broker, _heartbeat(group, member, -1, topic))

@@ -15,6 +15,8 @@ from tests.coordinator.harness import Box, Harness
 class ConsumerHarness(Harness):
     def __init__(self, topics: dict[str, int] | None = None, **consumer: Any) -> None:
         super().__init__()
+        # assign at once unless a test asks for Kafka's assignment interval
+        consumer.setdefault("assignment_interval_ms", 0)
         self.core.consumer_config = ConsumerGroupConfig(**consumer)
         self.version = 0
         self.ids: dict[str, uuid.UUID] = {}

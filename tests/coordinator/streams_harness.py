@@ -35,6 +35,9 @@ def word_count(epoch: int = 0) -> TopologyValue:
 class StreamsHarness(Harness):
     def __init__(self, topics: dict[str, int] | None = None, **streams: Any) -> None:
         super().__init__()
+        # assign at once unless a test asks for Kafka's initial rebalance delay or assignment interval
+        streams.setdefault("initial_rebalance_delay_ms", 0)
+        streams.setdefault("assignment_interval_ms", 0)
         self.core.streams_config = StreamsGroupConfig(**streams)
         self.version = 0
         self.set_topics(topics or {"in": 2})

@@ -8,7 +8,7 @@ from strom.coordinator.group.results import CommitRequest, OffsetToCommit
 from strom.coordinator.streams import records as rec
 from strom.coordinator.streams.assignor import AssignorMember, assign
 from strom.coordinator.streams.group import MemberState
-from strom.coordinator.streams.records import TaskSet
+from strom.coordinator.streams.records import TaskSet, TopologyValue
 from strom.coordinator.streams.topology import MISSING_INTERNAL_TOPICS, MISSING_SOURCE_TOPICS, STALE_TOPOLOGY
 from strom.protocol.errors import ErrorCode
 from tests.coordinator.harness import Box
@@ -158,6 +158,20 @@ def test_validation_and_fencing() -> None:
     assert stale.error is E.none
     newer = h.hb("c", 0, topology=word_count(1))
     assert (newer.error, newer.message) == (E.invalid_request, "Topology updates are not supported yet.")
+
+
+def test_other_topology_is_refused_unless_older() -> None:
+    h = StreamsHarness()
+    h.hb("a", 0, topology=word_count(1))
+    message = "Topology updates are not supported yet."
+    newer = h.hb("b", 0, topology=word_count(2))
+    assert (newer.error, newer.message) == (E.invalid_request, message)
+    same_epoch = TopologyValue(1, word_count(1).subtopologies[:1])
+    other = h.hb("c", 0, topology=same_epoch)
+    assert (other.error, other.message) == (E.invalid_request, message)
+    # the same subtopologies in another order are the same topology
+    reordered = TopologyValue(1, tuple(reversed(word_count(1).subtopologies)))
+    assert h.hb("d", 0, topology=reordered).error is E.none
 
 
 def test_stale_topology_status() -> None:

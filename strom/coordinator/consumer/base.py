@@ -26,6 +26,14 @@ SESSION = "consumer-session"
 REBALANCE = "consumer-rebalance"
 
 
+def can_compute_next_target(last_assignment_ms: int, interval_ms: int, now_ms: int) -> bool:
+    """Whether a group whose target assignment was last computed at `last_assignment_ms` may get a new one
+    now (Kafka's canComputeNextTargetAssignment): always for a group never assigned (timestamp 0) or with
+    no interval, else once the assignment interval has passed. A throttled group keeps its target and
+    assignment epoch; a later heartbeat (or the streams initial-delay timer) computes the new one."""
+    return last_assignment_ms == 0 or interval_ms == 0 or now_ms >= last_assignment_ms + interval_ms
+
+
 class ConsumerBase(CoreBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

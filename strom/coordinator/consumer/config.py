@@ -2,9 +2,10 @@
 group.consumer.session.timeout.ms (45 s), group.consumer.heartbeat.interval.ms (5 s),
 group.consumer.max.size, group.consumer.assignors (uniform, range; the first is the default),
 group.consumer.regex.refresh.interval.ms and group.consumer.migration.policy (KIP-848's online migration
-between classic and consumer groups: disabled, upgrade, downgrade or bidirectional, the default). A group's
-configs (consumer.session.timeout.ms, consumer.heartbeat.interval.ms) replace the broker's for that group
-(`for_group`)."""
+between classic and consumer groups: disabled, upgrade, downgrade or bidirectional, the default) and
+group.consumer.assignment.interval.ms (1 s: the least time between two target assignments). A group's
+configs (consumer.session.timeout.ms, consumer.heartbeat.interval.ms, consumer.assignment.interval.ms)
+replace the broker's for that group (`for_group`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class ConsumerGroupConfig:
     assignors: tuple[str, ...] = ("uniform", "range")
     regex_refresh_interval_ms: int = 600000
     migration_policy: str = "bidirectional"
+    assignment_interval_ms: int = 1000
 
     @property
     def upgrade_enabled(self) -> bool:
@@ -44,6 +46,7 @@ class ConsumerGroupConfig:
             self,
             session_timeout_ms=values.get("consumer.session.timeout.ms", self.session_timeout_ms),
             heartbeat_interval_ms=values.get("consumer.heartbeat.interval.ms", self.heartbeat_interval_ms),
+            assignment_interval_ms=values.get("consumer.assignment.interval.ms", self.assignment_interval_ms),
         )
 
     @classmethod
@@ -55,4 +58,5 @@ class ConsumerGroupConfig:
             assignors=tuple(config.get("group.consumer.assignors")),
             regex_refresh_interval_ms=config.get("group.consumer.regex.refresh.interval.ms"),
             migration_policy=str(config.get("group.consumer.migration.policy")).lower(),
+            assignment_interval_ms=config.get("group.consumer.assignment.interval.ms"),
         )

@@ -14,7 +14,10 @@ One heartbeat:
 3. The group epoch moves when a subscription, a regex's resolution, the preferred server assignor or the
    metadata of the subscribed topics (partitions added, topics created or deleted) changes.
 4. A group epoch ahead of the target assignment gets a new target from the group's assignor (the one
-   most members name with `server_assignor`, else the first of group.consumer.assignors).
+   most members name with `server_assignor`, else the first of group.consumer.assignors), at most once
+   per group.consumer.assignment.interval.ms (group config consumer.assignment.interval.ms): inside the
+   interval the target waits for a later heartbeat (there is no timer, as in Kafka 4.4), and the group
+   shows Assigning (its assignment epoch behind its group epoch) meanwhile.
 5. The member reconciles towards its target (`reconcile.Reconciler`); a member asked to revoke must do
    so within its rebalance timeout or be fenced.
 
@@ -34,7 +37,7 @@ from dataclasses import replace
 
 from strom.coordinator.consumer import records as rec
 from strom.coordinator.consumer.assignors import ASSIGNORS
-from strom.coordinator.consumer.base import REBALANCE
+from strom.coordinator.consumer.base import REBALANCE, can_compute_next_target
 from strom.coordinator.consumer.group import ConsumerGroup, ResolvedRegex, TopicsView
 from strom.coordinator.consumer.member import (
     LEAVE_GROUP_MEMBER_EPOCH,
@@ -278,10 +281,16 @@ class ConsumerHeartbeats(ConsumerMigration):
             group.group_epoch += 1
             group.metadata_hash = metadata_hash
             records.append(self._epoch_record(group))
-        if group.group_epoch > group.assignment_epoch:
+        interval = self._consumer_config_of(group.group_id).assignment_interval_ms
+        if group.group_epoch > group.assignment_epoch and can_compute_next_target(
+            group.assignment_timestamp, interval, now_ms
+        ):
             self._compute_target(
                 group, topics, now_ms, records, new_member=updated.member_id if is_new else None
             )
+        # else group.consumer.assignment.interval.ms holds the new target back: the member reconciles
+        # towards the last one (a new member towards nothing) at the current assignment epoch, and the
+        # group shows Assigning until a heartbeat after the interval computes it, as in Kafka 4.4
         return self._reconcile(group, updated, owned, topics, subscription_changed, now_ms, records)
 
     def _dynamic_member(self, group: ConsumerGroup, member_id: str, req: HeartbeatRequest) -> ConsumerMember:
@@ -389,11 +398,7 @@ class ConsumerHeartbeats(ConsumerMigration):
             except re.error:
                 matched: frozenset[str] = frozenset()
             else:
-                matched = frozenset(
-                    name
-                    for name in topics.by_name
-                    if pattern.fullmatch(name)
-                )
+                matched = frozenset(name for name in topics.by_name if pattern.fullmatch(name))
             resolved = ResolvedRegex(matched, topics.version, now_ms)
             group.regexes[regex] = resolved
             if current is None or current.topics != matched:

@@ -25,7 +25,7 @@ from strom.coordinator.group import schemas
 from strom.coordinator.group.base import Record, append_error_code
 from strom.coordinator.group.group import Group, GroupState
 from strom.coordinator.group.results import GroupListing, GroupSummary, JoinRequest, JoinResult
-from strom.coordinator.streams.base import StreamsBase
+from strom.coordinator.streams.base import StreamsBase, initial_rebalance_key
 from strom.coordinator.streams.group import StreamsMember
 from strom.coordinator.streams.records import TaskSet, TopicInfo
 from strom.protocol.errors import ErrorCode, KafkaError
@@ -182,6 +182,7 @@ class StreamsAdmin(StreamsBase):
                 continue
             group.dead = True
             del self.streams_groups[group_id]
+            self.timers.cancel(initial_rebalance_key(group_id))  # Kafka's StreamsGroup.cancelTimers
             records: list[Record] = [
                 (schemas.encode_offset_key(group_id, t, p), None) for t, p in sorted(group.offsets)
             ]
@@ -211,6 +212,7 @@ class StreamsAdmin(StreamsBase):
                 return
             # an empty streams group becomes a classic group that keeps its offsets
             del self.streams_groups[req.group_id]
+            self.timers.cancel(initial_rebalance_key(req.group_id))
             classic = Group(req.group_id, now_ms)
             classic.offsets = group.offsets
             self.groups[req.group_id] = classic

@@ -3,8 +3,10 @@
 Streams groups live beside the classic, consumer and share groups and share their __consumer_offsets
 partitions, append sink, ownership sets, timers and view of the cluster's topics (through
 `ConsumerBase`); a group id names one group of one type. `StreamsBase` adds the streams groups, their
-settings and the record helpers. Timer keys: ("streams-session", group, member) and
-("streams-rebalance", group, member, epoch).
+settings and the record helpers. Timer keys: ("streams-session", group, member),
+("streams-rebalance", group, member, epoch) and ("streams-initial-rebalance", group) (Kafka's
+"initial-rebalance-timeout-<group>": group.streams.initial.rebalance.delay.ms after a member joined the
+group while it was empty; like all of Kafka's coordinator timers it is not persisted).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from strom.coordinator.streams.group import StreamsGroup, StreamsMember
 
 STREAMS_SESSION = "streams-session"
 STREAMS_REBALANCE = "streams-rebalance"
+STREAMS_INITIAL_REBALANCE = "streams-initial-rebalance"
+
+
+def initial_rebalance_key(group_id: str) -> tuple[str, str]:
+    return (STREAMS_INITIAL_REBALANCE, group_id)
 
 
 class StreamsBase(ConsumerBase):

@@ -2,9 +2,12 @@
 group.streams.session.timeout.ms (45 s), group.streams.heartbeat.interval.ms (5 s), group.streams.max.size,
 group.streams.num.standby.replicas (0), group.streams.num.warmup.replicas (2),
 group.streams.acceptable.recovery.lag (10000) and group.streams.task.offset.interval.ms (60 s), the last
-two told to members in every heartbeat answer. A group's configs (streams.session.timeout.ms,
-streams.heartbeat.interval.ms, streams.num.standby.replicas, streams.acceptable.recovery.lag,
-streams.task.offset.interval.ms, streams.num.warmup.replicas) replace the broker's for that group
+two told to members in every heartbeat answer, group.streams.initial.rebalance.delay.ms (3 s: how long a
+group that gets its first member waits before its first target assignment) and
+group.streams.assignment.interval.ms (1 s: the least time between two target assignments). A group's
+configs (streams.session.timeout.ms, streams.heartbeat.interval.ms, streams.num.standby.replicas,
+streams.acceptable.recovery.lag, streams.task.offset.interval.ms, streams.num.warmup.replicas,
+streams.initial.rebalance.delay.ms, streams.assignment.interval.ms) replace the broker's for that group
 (`for_group`); `assignment_configs` are what a target assignment was computed with, which Kafka 4.4 keeps
 in the group's metadata record and compares to decide on a new assignment."""
 
@@ -29,6 +32,8 @@ class StreamsGroupConfig:
     acceptable_recovery_lag: int = 10000
     task_offset_interval_ms: int = 60000
     rack_aware_assignment_tags: tuple[str, ...] = ()
+    initial_rebalance_delay_ms: int = 3000
+    assignment_interval_ms: int = 1000
 
     def for_group(self, values: Mapping[str, Any]) -> StreamsGroupConfig:
         """These settings with a group's configs (strom.group_config.evaluate) in place of the broker's."""
@@ -49,6 +54,10 @@ class StreamsGroupConfig:
             task_offset_interval_ms=values.get(
                 "streams.task.offset.interval.ms", self.task_offset_interval_ms
             ),
+            initial_rebalance_delay_ms=values.get(
+                "streams.initial.rebalance.delay.ms", self.initial_rebalance_delay_ms
+            ),
+            assignment_interval_ms=values.get("streams.assignment.interval.ms", self.assignment_interval_ms),
         )
 
     @property
@@ -70,4 +79,6 @@ class StreamsGroupConfig:
             acceptable_recovery_lag=config.get("group.streams.acceptable.recovery.lag"),
             task_offset_interval_ms=config.get("group.streams.task.offset.interval.ms"),
             rack_aware_assignment_tags=tuple(config.get("group.streams.rack.aware.assignment.tags")),
+            initial_rebalance_delay_ms=config.get("group.streams.initial.rebalance.delay.ms"),
+            assignment_interval_ms=config.get("group.streams.assignment.interval.ms"),
         )

@@ -12,13 +12,13 @@ and hand those for other group types on.
 from __future__ import annotations
 
 from strom.coordinator.streams.admin import StreamsAdmin
-from strom.coordinator.streams.base import STREAMS_REBALANCE, STREAMS_SESSION
+from strom.coordinator.streams.base import STREAMS_INITIAL_REBALANCE, STREAMS_REBALANCE, STREAMS_SESSION
 from strom.coordinator.streams.departures import StreamsDepartures
 from strom.coordinator.streams.heartbeat import StreamsHeartbeats
 from strom.coordinator.streams.loading import StreamsLoader
 from strom.coordinator.streams.offsets import StreamsOffsets
 
-STREAMS_TIMERS = frozenset({STREAMS_SESSION, STREAMS_REBALANCE})
+STREAMS_TIMERS = frozenset({STREAMS_SESSION, STREAMS_REBALANCE, STREAMS_INITIAL_REBALANCE})
 
 
 class StreamsGroups(StreamsLoader, StreamsAdmin, StreamsOffsets, StreamsDepartures, StreamsHeartbeats):
@@ -26,5 +26,8 @@ class StreamsGroups(StreamsLoader, StreamsAdmin, StreamsOffsets, StreamsDepartur
         """Fire a streams-group deadline; False if `key` is not one."""
         if key[0] not in STREAMS_TIMERS:
             return False
-        self._on_streams_deadline(key, now_ms)
+        if key[0] == STREAMS_INITIAL_REBALANCE:
+            self._streams_initial_delay_ended(key[1], now_ms)
+        else:
+            self._on_streams_deadline(key, now_ms)
         return True

@@ -12,7 +12,9 @@
   and never twice to one process (Kafka's currentActiveTaskProcessId and friends).
 - The state, as Kafka's StreamsGroup.state: Empty without members, NotReady while the topology is not
   configured (missing or wrongly partitioned topics), Assigning while the target is behind the group
-  epoch, Reconciling until every member is Stable at the assignment epoch, then Stable.
+  epoch (also while group.streams.initial.rebalance.delay.ms or group.streams.assignment.interval.ms
+  holds a new target back), Reconciling until every member is Stable at the assignment epoch, then
+  Stable.
 """
 
 from __future__ import annotations
@@ -126,7 +128,9 @@ class StreamsGroup:
         self.validated_topology_epoch = -1
         # the settings the group epoch's assignment was computed with (num.standby.replicas, ...)
         self.assignment_configs: tuple[tuple[str, str], ...] = ()
-        self.assignment_epoch = 0
+        # Kafka 4.4's TargetAssignmentMetadata.INITIAL: epoch 1 at time 0, so that a member joining while
+        # the initial rebalance delay holds the first target back reconciles to epoch 1 with no tasks
+        self.assignment_epoch = 1
         self.assignment_timestamp = 0
         self.topology: TopologyValue | None = None
         self.configured: ConfiguredTopology | None = None

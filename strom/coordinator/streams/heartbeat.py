@@ -12,13 +12,22 @@ One heartbeat:
    otherwise); UNKNOWN_MEMBER_ID for one we do not know. Static members (instance id) rejoin in the place
    of the member that left with epoch -2 (UNRELEASED_INSTANCE_ID while it is still in).
 4. The topology: the first member's becomes the group's (a StreamsGroupTopology record); a member with an
-   older topology epoch is told STALE_TOPOLOGY, a newer one is refused ("Topology updates are not
-   supported yet."). The topology is configured against the cluster's topics (`topology.configure`):
-   missing source topics, wrongly partitioned topics and missing internal topics become statuses, and
-   the internal topics to create go back to the handler, which creates them.
+   older topology epoch is told STALE_TOPOLOGY, a newer one, or another one of the same epoch, is refused
+   ("Topology updates are not supported yet.", as Kafka 4.4). The topology is configured against the
+   cluster's topics (`topology.configure`): missing source topics, wrongly partitioned topics and
+   missing internal topics become statuses, and the internal topics to create go back to the handler,
+   which creates them.
 5. The group epoch moves with a new member, a new topology, a member leaving, and any change of the
    metadata of the topology's topics; a group epoch ahead of the target gets a new target from the sticky
-   assignor (no tasks while the topology is not ready).
+   assignor (no tasks while the topology is not ready). Two settings hold it back, each with status
+   ASSIGNMENT_DELAYED (5) and Kafka 4.4's detail: a member joining an empty group starts
+   group.streams.initial.rebalance.delay.ms (3 s; group config streams.initial.rebalance.delay.ms), until
+   which no target is computed and members reconcile to the last one (a new group's: epoch 1, no tasks);
+   when it ends the target is computed for whoever is in the group then (nothing if it emptied), and
+   members take it at their next heartbeat. Otherwise a target is computed at most once per
+   group.streams.assignment.interval.ms (1 s; streams.assignment.interval.ms); inside it the next
+   heartbeat after the interval computes it. Meanwhile StreamsGroupDescribe shows Assigning with the
+   assignment epoch behind the group epoch.
 6. The member reconciles (`reconcile.StreamsReconciler`); one asked to revoke must do so within its
    rebalance timeout or be fenced. A member asking to shut the application down makes every member see
    SHUTDOWN_APPLICATION.
@@ -34,12 +43,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from strom.coordinator.consumer.base import can_compute_next_target
 from strom.coordinator.group.base import Record, append_error_code
 from strom.coordinator.group.group import GroupState
 from strom.coordinator.group.schemas import encode_group_key
 from strom.coordinator.streams import assignor
 from strom.coordinator.streams import records as rec
-from strom.coordinator.streams.base import STREAMS_REBALANCE, StreamsBase
+from strom.coordinator.streams.base import STREAMS_REBALANCE, StreamsBase, initial_rebalance_key
 from strom.coordinator.streams.group import (
     LEAVE_GROUP_MEMBER_EPOCH,
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
@@ -53,6 +63,10 @@ from strom.coordinator.streams.topology import SHUTDOWN_APPLICATION, STALE_TOPOL
 from strom.protocol.errors import ErrorCode, KafkaError
 
 InternalTopic = tuple[str, int, int, tuple[tuple[str, str], ...]]
+
+ASSIGNMENT_DELAYED = 5  # StreamsGroupHeartbeatResponse.Status
+INITIAL_DELAY_DETAIL = "Assignment delayed due to the configured initial rebalance delay."
+INTERVAL_DETAIL = "Assignment delayed due to the configured assignment interval."
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +295,8 @@ class StreamsHeartbeats(StreamsBase):
         self, group: StreamsGroup, req: StreamsHeartbeatRequest, now_ms: int, records: list[Record]
     ) -> tuple[list[Record], StreamsHeartbeatResult]:
         cfg = self._streams_config_of(group.group_id)
+        # Kafka asks whether the group was empty before this heartbeat (its records are not replayed yet)
+        was_empty = not group.members
         member = self._streams_member(group, req, records, now_ms)
         is_new = member.member_id not in group.members
         statuses: list[tuple[int, str]] = []
@@ -314,7 +330,11 @@ class StreamsHeartbeats(StreamsBase):
                     (rec.group_key(rec.TOPOLOGY, group.group_id), rec.encode_topology(req.topology))
                 )
                 bump = True
-            elif req.topology.epoch > group.topology.epoch:
+            elif req.topology.epoch >= group.topology.epoch and not _same_topology(
+                req.topology, group.topology
+            ):
+                # Kafka 4.4 refuses any other topology that is not older (StreamsTopology.equals: the
+                # epoch and the subtopologies by id)
                 raise _error(ErrorCode.invalid_request, "Topology updates are not supported yet.")
         if group.topology is None:
             raise _error(
@@ -344,8 +364,18 @@ class StreamsHeartbeats(StreamsBase):
             group.assignment_configs = assignment_configs
             group.validated_topology_epoch = group.topology.epoch if group.configured.ready else -1
             records.append(self._streams_epoch_record(group))
-        if group.group_epoch > group.assignment_epoch:
-            self._streams_target(group, now_ms, records, updated.member_id if is_new else None)
+        delay_key = initial_rebalance_key(group.group_id)
+        if was_empty and cfg.initial_rebalance_delay_ms > 0 and self.timers.deadline(delay_key) is None:
+            # the first member of an empty group: wait for more before the first target (Kafka's
+            # scheduleIfAbsent, so a group that empties and refills meanwhile keeps the first deadline)
+            self.timers.schedule(delay_key, now_ms + cfg.initial_rebalance_delay_ms)
+        if self.timers.deadline(delay_key) is not None:
+            statuses.append((ASSIGNMENT_DELAYED, INITIAL_DELAY_DETAIL))
+        elif group.group_epoch > group.assignment_epoch:
+            if can_compute_next_target(group.assignment_timestamp, cfg.assignment_interval_ms, now_ms):
+                self._streams_target(group, now_ms, records, updated.member_id if is_new else None)
+            else:
+                statuses.append((ASSIGNMENT_DELAYED, INTERVAL_DETAIL))
         if req.shutdown_application:
             group.shutdown_detail = (
                 f"Streams group member {updated.member_id} encountered a fatal error and requested a "
@@ -409,6 +439,23 @@ class StreamsHeartbeats(StreamsBase):
             )
         )
 
+    def _streams_initial_delay_ended(self, group_id: str, now_ms: int) -> None:
+        """group.streams.initial.rebalance.delay.ms has passed (Kafka's computeDelayedTargetAssignment):
+        compute the target of whoever is in the group now and write it; members take it at their next
+        heartbeat. Nothing for a group deleted, emptied or never configured meanwhile."""
+        group = self.streams_groups.get(group_id)
+        if group is None or not group.members or group.configured is None:
+            return
+        if group.group_epoch <= group.assignment_epoch:
+            return  # Kafka fails this timer with an IllegalStateException and drops it
+        if not can_compute_next_target(
+            group.assignment_timestamp, self._streams_config_of(group_id).assignment_interval_ms, now_ms
+        ):
+            return  # the next heartbeat after the assignment interval computes it
+        records: list[Record] = []
+        self._streams_target(group, now_ms, records, None)
+        self._append(self.partition_for(group_id), records, lambda _error: None)
+
     def _streams_reconcile(
         self, group: StreamsGroup, member: StreamsMember, owned: Owned, now_ms: int, records: list[Record]
     ) -> StreamsMember:
@@ -464,6 +511,13 @@ class StreamsHeartbeats(StreamsBase):
         self, req: StreamsHeartbeatRequest, now_ms: int
     ) -> tuple[list[Record], StreamsHeartbeatResult]:
         raise NotImplementedError
+
+
+def _same_topology(a: TopologyValue, b: TopologyValue) -> bool:
+    """Kafka's StreamsTopology equality: the epoch and the subtopologies keyed by id (in any order)."""
+    return a.epoch == b.epoch and {s.subtopology_id: s for s in a.subtopologies} == {
+        s.subtopology_id: s for s in b.subtopologies
+    }
 
 
 def _owns_only(owned: Owned, assigned: TaskSet) -> bool:

@@ -3,7 +3,10 @@ as Kafka's GroupMetadataManager.replay does: later records win; a null value del
 tombstone removes the member, the epoch tombstone the group). Offsets of a streams group come from the
 OffsetCommit records the classic loader collects, handed over when loading finishes. Every replayed member
 gets a fresh session deadline, one still asked to revoke its rebalance deadline, and the topology is
-configured again against the topics of the moment.
+configured again against the topics of the moment. The initial rebalance delay's timer is not persisted
+(nor is it in Kafka): a reloaded group whose target is behind its group epoch gets it at the next
+heartbeat (the assignment interval still counting from the replayed assignment timestamp), and an
+empty one waits the delay again when a member joins.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from strom.coordinator.streams import records as rec
-from strom.coordinator.streams.base import STREAMS_REBALANCE, StreamsBase
+from strom.coordinator.streams.base import STREAMS_REBALANCE, StreamsBase, initial_rebalance_key
 from strom.coordinator.streams.group import MemberState, StreamsGroup, StreamsMember
 from strom.coordinator.streams.topology import configure
 
@@ -115,6 +118,7 @@ class StreamsLoader(StreamsBase):
         for group_id in self._streams_groups_of_partition(partition):
             group = self.streams_groups.pop(group_id)
             group.dead = True
+            self.timers.cancel(initial_rebalance_key(group_id))
             for member in group.members.values():
                 self._cancel_streams_timers(group_id, member)
         super().unload(partition)  # type: ignore[misc]
