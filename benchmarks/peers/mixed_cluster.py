@@ -84,4 +84,9 @@ class MixedCluster(KRaftCluster):
                 return True
             return False
 
-        wait_for(ready, timeout, f"Kafka node {node_id} to serve", interval=0.2)
+        try:
+            wait_for(ready, timeout, f"Kafka node {node_id} to serve", interval=0.2)
+        except TimeoutError as exc:
+            # the node's own log says why (not registered, fenced, no quorum); keep it in the failure
+            tail = self.log_path(node_id).read_text(errors="replace")[-4000:]
+            raise TimeoutError(f"{exc}; its log ends:\n{tail}") from None

@@ -145,6 +145,9 @@ class RaftCore:
         self.log = log
         self.store = store
         self.kraft_version = kraft_version
+        # (offset of the KRaftVersionRecord, level), oldest first; -1: the formatted level. A truncated
+        # log takes back the levels written at or after its new end, as Kafka's kraft.version history does
+        self._kraft_versions: list[tuple[int, int]] = [(-1, kraft_version)]
         self.listener_name = listener_name
         self.config = config or RaftConfig()
         self.rng = rng or random.Random()
@@ -236,6 +239,7 @@ class RaftCore:
             else:
                 if content.kraft_version is not None:
                     self.kraft_version = content.kraft_version.kraft_version
+                    self._kraft_versions = [(-1, self.kraft_version)]
                 if content.voters is not None:
                     self.voter_history = VoterHistory(VoterSet.from_record(content.voters))
                     self.voters_record = content.voters
@@ -248,7 +252,20 @@ class RaftCore:
                 self.voter_history.add(offset, VoterSet.from_record(record.message))
                 self.voters_record = record.message
             elif isinstance(record.message, KRaftVersionRecord):
-                self.kraft_version = record.message.kraft_version
+                self._set_kraft_version(offset, record.message.kraft_version)
+
+    def _set_kraft_version(self, offset: int, level: int) -> None:
+        if offset > self._kraft_versions[-1][0]:
+            self._kraft_versions.append((offset, level))
+        self.kraft_version = level
+
+    def _truncate_control_state(self, end_offset: int) -> None:
+        """The log now ends at `end_offset`: forget the voter sets and kraft.version levels written at or
+        after it."""
+        self.voter_history.truncate_from(end_offset)
+        kept = [entry for entry in self._kraft_versions if entry[0] < end_offset]
+        self._kraft_versions = kept or self._kraft_versions[:1]
+        self.kraft_version = self._kraft_versions[-1][1]
 
     # -- transitions ----------------------------------------------------------------------------------
     def _election_deadline(self, now_ms: int) -> int:
@@ -321,6 +338,8 @@ class RaftCore:
         epoch = self.epoch
         start = self.log.end_offset
         progress = {v: ReplicaProgress(v, self.voters.voters[v].directory_id) for v in self.voters.ids}
+        # Kafka's LeaderState starts each epoch's volatile voters (kraft.version 0) afresh
+        self.volatile_voters = {}
         state = Leader(
             epoch=epoch,
             epoch_start_offset=start,
@@ -343,7 +362,7 @@ class RaftCore:
         voters = self.voters
         if self._needs_voter_update():
             # KIP-853: a leader whose own entry is stale (new endpoints) writes itself anew at once
-            voters = voters.with_voter(self._local_voter())
+            voters = voters.with_voter(self.local_voter())
         if self.kraft_version >= 1 and self.voter_history.only_bootstrap:
             messages.append(KRaftVersionRecord(version=0, kraft_version=self.kraft_version))
         if self.kraft_version >= 1 and (self.voter_history.only_bootstrap or voters is not self.voters):
@@ -393,6 +412,35 @@ class RaftCore:
         self.log.flush()
         self._leader_appended(now_ms)
         return info.last_offset
+
+    def append_kraft_version(self, level: int, voters: VoterSet, now_ms: int) -> int:
+        """KIP-853 (the leader only): append a KRaftVersionRecord raising kraft.version to `level`, with a
+        VotersRecord naming `voters` in the same control batch (the static voters as the quorum knows them
+        now). Both are in force from now on, committed or not. Returns the VotersRecord's offset."""
+        state = self.state
+        if not isinstance(state, Leader):
+            raise NotLeaderError(f"node {self.node_id} is not the leader (leader {self.leader_id})")
+        record = voters.to_record()
+        messages = [KRaftVersionRecord(version=0, kraft_version=level), record]
+        batch = build_control_batch(messages, base_offset=0, timestamp_ms=now_ms, leader_epoch=state.epoch)
+        info = self.log.append_as_leader(batch, state.epoch, now_ms)
+        self.log.flush()
+        self._set_kraft_version(info.first_offset, level)
+        self.voter_history.add(info.first_offset + 1, voters)
+        self.voters_record = record
+        for node_id, progress in state.voters.items():
+            # the voter keys now carry directory ids (DescribeQuorum shows them, fetches are checked)
+            progress.directory_id = voters.voters[node_id].directory_id
+        log.info(
+            "raft node %d: kraft.version is now %d, voters %s (offset %d)",
+            self.node_id,
+            level,
+            voters.ids,
+            info.first_offset,
+        )
+        self._persist()
+        self._leader_appended(now_ms)
+        return info.first_offset + 1
 
     def append_voters(self, voters: VoterSet, now_ms: int) -> int:
         """KIP-853 (the leader only): append a VotersRecord naming `voters`; the set is in force from now
@@ -492,10 +540,13 @@ class RaftCore:
                 and self.is_voter
                 and self.local_endpoints
                 and self.directory_id is not None
+                and now_ms >= s.update_voter_due_ms
             ):
                 # KAFKA-16538: a static voter tells each new leader its directory id and endpoints, which
-                # a kraft.version upgrade writes into the first VotersRecord
-                s.updated_leader = True
+                # a kraft.version upgrade writes into the first VotersRecord; at once, then again every
+                # update period until the leader took it (it answers REQUEST_TIMED_OUT before its high
+                # watermark is known)
+                s.update_voter_due_ms = now_ms + self._update_voter_period_ms
                 return [self._sent(Outbound(s.leader_id, requests.update_voter_request(self)))]
             if s.update_voter_due_ms < 0:
                 s.update_voter_due_ms = now_ms + self._update_voter_period_ms
@@ -538,7 +589,7 @@ class RaftCore:
             return requests.remove_voter_request(self, stale.directory_id)
         return requests.add_voter_request(self)
 
-    def _local_voter(self) -> Voter:
+    def local_voter(self) -> Voter:
         endpoints = dict(self.local_endpoints or {})
         return Voter(self.node_id, self.directory_id, endpoints, self.local_kraft_versions)
 
@@ -547,7 +598,7 @@ class RaftCore:
         if self.kraft_version < 1 or not self.local_endpoints or not self.is_voter:
             return False
         entry = self.voters.voters.get(self.node_id)
-        local = self._local_voter()
+        local = self.local_voter()
         return entry is not None and (
             dict(entry.endpoints) != local.endpoints or entry.kraft_versions != local.kraft_versions
         )
@@ -1016,6 +1067,11 @@ class RaftCore:
         api_key = int(response.__api_key__)
         self._inflight.pop(destination, None)
         top = error_of(response.error_code)
+        s = self.state
+        if api_key == UPDATE_RAFT_VOTER and top in (ErrorCode.none, ErrorCode.unsupported_version):
+            # sent again after any other answer, or none (Kafka's handleUpdateVoterResponse)
+            if isinstance(s, Follower) and s.leader_id == destination:
+                s.updated_leader = True
         if top is not ErrorCode.none:
             if top is ErrorCode.inconsistent_cluster_id:
                 log.error(
@@ -1143,7 +1199,7 @@ class RaftCore:
         if part.diverging_epoch.epoch >= 0 or part.diverging_epoch.end_offset >= 0:
             target = OffsetAndEpoch(part.diverging_epoch.epoch, part.diverging_epoch.end_offset)
             end = self.log.truncate_to_end_offset(target)
-            self.voter_history.truncate_from(end)
+            self._truncate_control_state(end)
             log.info(
                 "raft node %d: log diverged from leader %d at epoch %d; truncated to %d",
                 self.node_id,

@@ -20,6 +20,12 @@ Checks, in Kafka's order, with Kafka's error codes and messages:
   (id and directory id) must be in the set (VOTER_NOT_FOUND). At kraft.version 0 (static voters,
   KAFKA-16538) the leader only keeps what the voter sent in memory and answers NONE; Kafka 4.4's voters send
   it once to each new leader, and so do Strom's.
+kraft.version 0 -> 1 (`kafka-features upgrade --feature kraft.version=1`, Kafka 4.4's
+LeaderState.maybeAppendUpgradedKRaftVersion): the leader builds the voter set from the static voters, its
+own entry and what the others told it with UpdateRaftVoter in this epoch; every voter must support the new
+level (INVALID_UPDATE_VERSION "Invalid upgrade of kraft.version to KRAFT_VERSION_1 because not all of the
+voters support it") and have a known directory id (Kafka's IllegalStateException: UNKNOWN_SERVER_ERROR).
+Then one control batch holds the KRaftVersionRecord and the first VotersRecord, both in force at once.
 Then the leader appends a VotersRecord with the new set (in force at once, committed or not). Add and
 Remove answer once it is committed (AddRaftVoter v1 with `ack_when_committed` false: once appended);
 Update answers at once. A leader that removed itself resigns once the removal is committed (the core's
@@ -33,7 +39,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from strom.protocol.errors import ErrorCode
+from strom.protocol.errors import ErrorCode, KafkaError
+from strom.raft.core import NotLeaderError
 from strom.raft.messages import build, item, response_class, zero_throttle
 from strom.raft.states import Leader
 from strom.raft.voters import ZERO_UUID, Voter, VoterSet
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADD_RAFT_VOTER",
+    "KRAFT_VERSION_FEATURE",
     "REMOVE_RAFT_VOTER",
     "UPDATE_RAFT_VOTER",
     "AddVoterPlan",
@@ -52,7 +60,10 @@ __all__ = [
     "handle_remove_voter",
     "handle_update_voter",
     "remove_voter_response",
+    "upgrade_kraft_version",
 ]
+
+KRAFT_VERSION_FEATURE = "kraft.version"
 
 ADD_RAFT_VOTER, REMOVE_RAFT_VOTER, UPDATE_RAFT_VOTER = 80, 81, 82
 CAUGHT_UP_WITHIN_MS = 60 * 60 * 1000  # Kafka: an observer that fetched caught up within the last hour
@@ -336,3 +347,55 @@ def _update_static_voter(
     voter_id = int(request.voter_id)
     core.volatile_voters[voter_id] = Voter(voter_id, directory_id, endpoints, versions)
     return answer(ErrorCode.none)
+
+
+def _kraft_version_name(level: int) -> str:
+    return f"KRAFT_VERSION_{level}"  # Kafka's KRaftVersion enum, as its messages print it
+
+
+def upgrade_kraft_version(core: RaftCore, epoch: int, level: int, validate_only: bool, now_ms: int) -> bool:
+    """Raise kraft.version to `level` on the leader of `epoch` (Kafka's KafkaRaftClient.upgradeKRaftVersion);
+    False when there is nothing to do (already at that level), True once checked (and appended unless
+    `validate_only`). KafkaError carries Kafka's error code and message; NotLeaderError a stale epoch."""
+    s = core.state
+    if not isinstance(s, Leader) or s.epoch != epoch:
+        raise NotLeaderError(
+            f"Upgrade kraft version failed because the given epoch {epoch} is stale. Current leader epoch "
+            f"is {core.epoch}"
+        )
+    current = core.kraft_version
+    if level == current:
+        return False
+    if current > level:
+        raise KafkaError(
+            f"Invalid upgrade of {KRAFT_VERSION_FEATURE} from version {_kraft_version_name(current)} to "
+            f"{_kraft_version_name(level)} because the new version is a downgrade",
+            code=ErrorCode.invalid_update_version,
+        )
+    voters = _volatile_voters(core)
+    if not all(v.kraft_versions[0] <= level <= v.kraft_versions[1] for v in voters.voters.values()):
+        raise KafkaError(
+            f"Invalid upgrade of {KRAFT_VERSION_FEATURE} to {_kraft_version_name(level)} because not all of "
+            "the voters support it",
+            code=ErrorCode.invalid_update_version,
+        )
+    missing = sorted(v.node_id for v in voters.voters.values() if v.directory_id in (None, ZERO_UUID))
+    if missing:
+        # Kafka throws IllegalStateException here, which its controller answers UNKNOWN_SERVER_ERROR
+        # with no message
+        raise KafkaError("null", code=ErrorCode.unknown_server_error)
+    if not validate_only:
+        core.append_kraft_version(level, voters, now_ms)
+    return True
+
+
+def _volatile_voters(core: RaftCore) -> VoterSet:
+    """The static voters as this leader knows them in its epoch: its own entry (directory id, endpoints,
+    kraft.version range) and each other voter's last UpdateRaftVoter (Kafka's KRaftVersionUpgrade.Voters)."""
+    voters = core.voters
+    if core.local_endpoints and core.node_id in voters.voters:
+        voters = voters.with_voter(core.local_voter())
+    for voter in core.volatile_voters.values():
+        if voter.node_id in voters.voters:
+            voters = voters.with_voter(voter)
+    return voters

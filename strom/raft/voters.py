@@ -128,7 +128,9 @@ def parse_static_voters(entries: Iterable[str], listener: str) -> VoterSet:
             raise VotersError(f"Invalid entry in controller.quorum.voters: {entry}") from None
         if not at or not colon or not host:
             raise VotersError(f"Invalid entry in controller.quorum.voters: {entry}")
-        voters[node_id] = Voter(node_id, None, {listener: (host.strip("[]"), port_number)})
+        # a static voter supports only kraft.version 0 until it tells the leader otherwise through
+        # UpdateRaftVoter (Kafka's VoterSet.fromInetSocketAddresses)
+        voters[node_id] = Voter(node_id, None, {listener: (host.strip("[]"), port_number)}, (0, 0))
     return VoterSet(voters)
 
 

@@ -20,10 +20,12 @@ from kio.serial import entity_reader, entity_writer
 from strom.metadata.records import NoOpRecord
 from strom.metadata.serde import ApiMessageAndVersion
 from strom.metadata.snapshot import BOOTSTRAP_SNAPSHOT, CLUSTER_METADATA_DIR, write_snapshot
+from strom.raft import voter_changes
 from strom.raft.core import Outbound, RaftConfig, RaftCore
 from strom.raft.metadata_log import MetadataLog
 from strom.raft.quorum_state import QUORUM_STATE_FILE, QuorumStateStore
 from strom.raft.states import Role
+from strom.raft.voter_changes import UPDATE_RAFT_VOTER
 from strom.raft.voters import Voter, VoterSet, parse_static_voters
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
@@ -152,7 +154,11 @@ class Network:
                     core.handle_failure(dst, self.now)
                     continue
                 req = roundtrip(out.request, load_request_schema)
-                response = self.nodes[dst].handle_request(out.api_key, req, self.now)
+                if out.api_key == UPDATE_RAFT_VOTER:
+                    # the asyncio shell (strom.raft.node) routes it to the leader's voter changes
+                    response = voter_changes.handle_update_voter(self.nodes[dst], req, self.now)
+                else:
+                    response = self.nodes[dst].handle_request(out.api_key, req, self.now)
                 core.handle_response(dst, roundtrip(response, load_response_schema), self.now)
 
     def run(self, ms: int, step: int = 5) -> None:

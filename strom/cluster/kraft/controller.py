@@ -45,6 +45,7 @@ from strom.protocol.errors import ErrorCode, KafkaError
 from strom.raft.core import NotLeaderError
 from strom.raft.node import RaftNode
 from strom.raft.states import Leader
+from strom.raft.voter_changes import upgrade_kraft_version
 
 __all__ = ["QuorumController"]
 
@@ -229,6 +230,20 @@ class QuorumController:
             self.state.replay(record, base + i)
         self._notify_watchers()
         return last
+
+    def upgrade_kraft_version(self, level: int, validate_only: bool) -> bool:
+        """KIP-853's kraft.version upgrade through this controller's Raft leadership (UpdateFeatures)."""
+        if not self.is_active:
+            raise NotControllerError("This is not the active controller.")
+        try:
+            done = upgrade_kraft_version(
+                self.raft.core, self.active_epoch, level, validate_only, self.now_ms()
+            )
+        except NotLeaderError:
+            # Kafka's NotLeaderException is no API error: its controller answers UNKNOWN_SERVER_ERROR
+            raise KafkaError("null", code=ErrorCode.unknown_server_error) from None
+        self.raft.core.notify()
+        return done
 
     def _notify_watchers(self) -> None:
         for watcher in self.watchers:

@@ -374,12 +374,19 @@ async def _update_features(controller: QuorumController, ctx: Any, request: Any)
     error = _cluster_alter_denied(ctx) or _not_active(controller)
     if error is None:
         try:
-            records = update_features(controller.state, controller.raft.core.node_id, updates)
+            validate_only = ctx.api_version >= 1 and bool(request.validate_only)
+            records = update_features(
+                controller.state,
+                controller.raft.core.node_id,
+                updates,
+                controller.raft.core.kraft_version,
+                lambda level: controller.upgrade_kraft_version(level, validate_only),
+            )
             if any(u.name == "eligible.leader.replicas.version" and u.level > 0 for u in updates):
                 # KIP-966: the cluster-level min.insync.replicas exists, and no broker-level one, before
                 # the ELR is on (Kafka's maybeGenerateElrSafetyRecords)
                 records = [*controller.rules.elr_safety_records(), *records]
-            if records and not (ctx.api_version >= 1 and request.validate_only):
+            if records and not validate_only:
                 await controller.wait_committed(controller.append(records))
         except KafkaError as exc:
             error = exc

@@ -15,19 +15,24 @@ metadata.version has its own checks ("Invalid metadata.version <level>. ..."): a
 3.3-IV3, and a downgrade ("Unsupported metadata.version downgrade from <a> to <b>. ..."; Kafka lets through
 downgrades across metadata.versions that changed no metadata format, Strom refuses every one).
 The error message starts with Kafka's "The update failed for all features since the following feature
-had an error: ". kraft.version is changed through the Raft
-layer in Kafka (KIP-853); Strom refuses its change (docs/GAPS.md).
-Each accepted update becomes one FeatureLevelRecord; level 0 removes the feature from the finalized set.
+had an error: ".
+kraft.version lives in the Raft layer (KIP-853), not in a FeatureLevelRecord: an UPGRADE of it goes to
+the Raft leader (strom.raft.voter_changes.upgrade_kraft_version, which writes the KRaftVersionRecord and the
+first VotersRecord) and adds a NoOpRecord to the request's records, as Kafka's FeatureControlManager does;
+a downgrade type is refused unless it names the current level ("Can't downgrade the version of this
+feature.").
+Each other accepted update becomes one FeatureLevelRecord; level 0 removes the feature from the finalized
+set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from strom.metadata.features import KRAFT_VERSION, METADATA_VERSION, feature, supported_features
 from strom.metadata.image import MetadataState
-from strom.metadata.records import FeatureLevelRecord
+from strom.metadata.records import FeatureLevelRecord, NoOpRecord
 from strom.metadata.release_versions import METADATA_VERSIONS, MINIMUM_VERSION
 from strom.metadata.serde import ApiMessageAndVersion
 from strom.protocol.errors import ErrorCode, KafkaError
@@ -88,8 +93,11 @@ def _check_support(update: FeatureUpdate, state: MetadataState, node_id: int) ->
 
 def _check_direction(update: FeatureUpdate, current: int) -> None:
     if update.level < current and update.upgrade_type == UPGRADE:
-        raise _invalid(update, "Can't downgrade the version of this feature without setting the upgrade type "
-                               "to either safe or unsafe downgrade.")
+        raise _invalid(
+            update,
+            "Can't downgrade the version of this feature without setting the upgrade type "
+            "to either safe or unsafe downgrade.",
+        )
     if update.level > current and update.upgrade_type != UPGRADE:
         raise _invalid(update, "Can't downgrade to a newer version.")
 
@@ -101,7 +109,8 @@ def _check_metadata_version(level: int, current: int) -> None:
     minimum = next(mv for mv in METADATA_VERSIONS if mv.version == MINIMUM_VERSION)
     if level < minimum.feature_level:
         raise _invalid_metadata_version(
-            level, f"Unable to set a metadata.version less than {MINIMUM_VERSION}")
+            level, f"Unable to set a metadata.version less than {MINIMUM_VERSION}"
+        )
     if level < current:
         raise KafkaError(
             f"Unsupported metadata.version downgrade from {current} to {level}. Refusing to perform the "
@@ -110,30 +119,59 @@ def _check_metadata_version(level: int, current: int) -> None:
         )
 
 
+def _kraft_version_records(
+    update: FeatureUpdate, current: int, upgrade_kraft: KRaftUpgrade | None
+) -> list[ApiMessageAndVersion]:
+    if update.upgrade_type != UPGRADE:
+        if update.level != current:
+            raise _invalid(update, "Can't downgrade the version of this feature.")
+        return []
+    if upgrade_kraft is None:
+        raise _invalid(update, "The controller cannot change kraft.version.")
+    upgrade_kraft(update.level)
+    return [ApiMessageAndVersion(NoOpRecord(), 0)]
+
+
 def _check_dependencies(update: FeatureUpdate, proposed: Mapping[str, int]) -> None:
     info = feature(update.name)
     known = next((fl for fl in info.levels if fl.level == update.level), None) if info else None
     for dependency, needed in (known.dependencies if known else {}).items():
         if proposed.get(dependency, 0) < needed:
-            raise _invalid(update, f"{update.name} could not be set to {update.level} because it depends on "
-                                   f"{dependency} level {needed}")
+            raise _invalid(
+                update,
+                f"{update.name} could not be set to {update.level} because it depends on "
+                f"{dependency} level {needed}",
+            )
+
+
+KRaftUpgrade = Callable[[int], object]
+"""Raises kraft.version to a level through the Raft leader (KafkaError when refused)."""
 
 
 def update_features(
-    state: MetadataState, node_id: int, updates: Sequence[FeatureUpdate]
+    state: MetadataState,
+    node_id: int,
+    updates: Sequence[FeatureUpdate],
+    kraft_version: int = 0,
+    upgrade_kraft: KRaftUpgrade | None = None,
 ) -> list[ApiMessageAndVersion]:
-    """The FeatureLevelRecords of `updates`, or KafkaError(INVALID_UPDATE_VERSION) for the first refused,
-    its message prefixed as Kafka's QuorumController prefixes it."""
+    """The records of `updates`, or KafkaError (INVALID_UPDATE_VERSION mostly) for the first refused, its
+    message prefixed as Kafka's QuorumController prefixes it. `kraft_version` is the quorum's level and
+    `upgrade_kraft` raises it (None: refused, as on a node without a Raft leader)."""
     try:
-        return _records(state, node_id, updates)
+        return _records(state, node_id, updates, kraft_version, upgrade_kraft)
     except KafkaError as exc:
         raise KafkaError(f"{ALL_FAILED}{exc.message}", code=exc.code) from None
 
 
 def _records(
-    state: MetadataState, node_id: int, updates: Sequence[FeatureUpdate]
+    state: MetadataState,
+    node_id: int,
+    updates: Sequence[FeatureUpdate],
+    kraft_version: int,
+    upgrade_kraft: KRaftUpgrade | None,
 ) -> list[ApiMessageAndVersion]:
-    current = _current_levels(state)
+    current = {**_current_levels(state), KRAFT_VERSION: kraft_version}
     proposed = {**current, **{u.name: u.level for u in updates}}
     records = []
     for update in updates:
@@ -144,7 +182,8 @@ def _records(
         _check_support(update, state, node_id)
         _check_direction(update, current.get(update.name, 0))
         if update.name == KRAFT_VERSION:
-            raise _invalid(update, "Strom does not change kraft.version after formatting.")
+            records.extend(_kraft_version_records(update, kraft_version, upgrade_kraft))
+            continue
         if update.name == METADATA_VERSION:
             _check_metadata_version(update.level, current[METADATA_VERSION])
         else:
