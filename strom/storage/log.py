@@ -243,7 +243,8 @@ class Log:
                 if truncated:
                     truncated_at = base
             if base != bases[-1]:
-                segment.on_becoming_inactive()
+                # trims a recovered segment's preallocated indexes; creates no file for an empty one
+                segment.on_becoming_inactive(create=False)
         if truncated_at is not None:
             # everything after a torn or corrupt batch is unreachable: drop later segments (Kafka does)
             for base in [b for b in bases if b > truncated_at]:
@@ -426,12 +427,13 @@ class Log:
             return active
         if now_ms is None:
             now_ms = self._now_ms()
-        active.on_becoming_inactive()
         if active.size == 0:
             # an empty active segment at a lower base (follower jump) is replaced rather than kept
             self._segments.pop(active.base_offset)
             self._bases.remove(active.base_offset)
             active.delete_files()
+        else:
+            active.on_becoming_inactive()
         segment = Segment(self.dir, base, self.config, now_ms)
         segment.prepare_for_appends()
         self._set_jitter(segment)

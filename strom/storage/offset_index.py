@@ -38,9 +38,14 @@ class OffsetIndex(IndexFile):
         self._offsets = array("i")  # relative offsets
         self._positions = array("i")
 
-    def load(self) -> None:
-        """Read the entries from the file and sanity-check them (CorruptIndexError if they fail)."""
+    def load(self) -> bool:
+        """Read the entries from the file and sanity-check them (CorruptIndexError if they fail).
+        Returns whether the file exists; a missing one loads as empty."""
         raw = self.read_raw()
+        if raw is None:
+            self._offsets = array("i")
+            self._positions = array("i")
+            return False
         if len(raw) % self.entry_size:
             raise CorruptIndexError(f"{self.path}: length {len(raw)} is not a multiple of 8")
         values = _ints(raw)
@@ -53,6 +58,7 @@ class OffsetIndex(IndexFile):
             raise CorruptIndexError(f"{self.path}: negative first entry")
         self._offsets = offsets
         self._positions = positions
+        return True
 
     @property
     def entries(self) -> int:
@@ -117,13 +123,12 @@ class OffsetIndex(IndexFile):
         del self._offsets[keep:]
         del self._positions[keep:]
         if not self._preallocated:
-            self.trim(keep)
+            self.cut(keep)
 
     def clear(self) -> None:
         self._offsets = array("i")
         self._positions = array("i")
         self.reset()
-        self._preallocated = False
 
-    def trim_to_entries(self) -> None:
-        self.trim(len(self._offsets))
+    def trim_to_entries(self, *, create: bool = False) -> None:
+        self.trim(len(self._offsets), create=create)

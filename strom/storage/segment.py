@@ -92,12 +92,14 @@ class Segment:
         Returns False when an index is missing or fails its sanity check, so the caller recovers
         (rebuilds) the segment instead.
         """
-        if self.size > 0 and not (self.offset_index.existed and self.time_index.existed):
-            return False
         try:
-            self.offset_index.load()
-            self.time_index.load()
+            have_offsets = self.offset_index.load()
+            have_times = self.time_index.load()
         except CorruptIndexError:
+            return False
+        if self.size > 0 and not (have_offsets and have_times):
+            # a segment holding batches has both files at rest (made at roll, close or recovery), so a
+            # missing one was lost: rebuild. An empty segment's missing indexes are simply empty (lazy).
             return False
         last_index_offset, last_position = self.offset_index.last_entry
         if last_position > self.size:
@@ -197,6 +199,11 @@ class Segment:
         if valid < file_size:
             os.ftruncate(self._fd, valid)
         self.size = valid
+        if valid:
+            # Kafka's recover resets (so creates) both indexes: a rebuilt segment with batches has both
+            # files even when no entry was due; an empty one stays without (lazy, as when created)
+            self.offset_index.create()
+            self.time_index.create()
         return file_size - valid
 
     def _index_batch(self, position: int, header: BatchHeader) -> None:
@@ -214,7 +221,8 @@ class Segment:
 
     # appending ----------------------------------------------------------------------------------
     def prepare_for_appends(self) -> None:
-        """Make this the active segment: preallocate the index files (Kafka resizes them)."""
+        """Make this the active segment: its index files are preallocated when the first entry creates
+        them (not now: a new partition's segment gets index files only once it has entries)."""
         self.offset_index.preallocate()
         self.time_index.preallocate()
 
@@ -255,11 +263,16 @@ class Segment:
             return self._first_batch_max_ts
         return self.created_ms
 
-    def on_becoming_inactive(self) -> None:
-        """On roll: record the final time index entry and trim both index files."""
+    def on_becoming_inactive(self, *, create: bool = True) -> None:
+        """On roll: trim both index files and record the final time index entry.
+
+        Like Kafka's onBecomeInactiveSegment, which loads (so creates) both lazy indexes, this leaves
+        both files on disk even when no entry was ever written, unless `create` is False (a close or
+        load of a segment that needs no new files). Trimming first means the final entry lands at the
+        trimmed end rather than growing a preallocated file that is then cut again."""
+        self.offset_index.trim_to_entries(create=create)
+        self.time_index.trim_to_entries(create=create)
         self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, final=True)
-        self.offset_index.trim_to_entries()
-        self.time_index.trim_to_entries()
 
     # reading ------------------------------------------------------------------------------------
     def pread(self, length: int, position: int) -> bytes:
@@ -427,11 +440,14 @@ class Segment:
                 raise
 
     def close(self, *, trim: bool = True) -> None:
-        """Close files; an active segment gets its final time index entry and trimmed indexes."""
+        """Close files; an active segment gets its final time index entry and trimmed indexes.
+
+        A segment holding batches leaves both index files (Kafka's active segment has had them since
+        its first append); an empty one that never had an entry leaves none."""
         if self.closed:
             return
         if trim and not self.deleted:
-            self.on_becoming_inactive()
+            self.on_becoming_inactive(create=self.size > 0)
         self.closed = True
         os.close(self._fd)
         self.read_file.close()
@@ -442,22 +458,17 @@ class Segment:
         """Rename the files to `*.deleted` (Kafka's async delete); they stay open until `close`."""
         self.deleted = True
         renamed = []
-        for path, setter in (
-            (self.log_path, self._set_log_path),
-            (self.offset_index.path, self.offset_index.rename),
-            (self.time_index.path, self.time_index.rename),
-        ):
-            target = path.with_name(path.name + DELETED_SUFFIX)
-            try:
-                setter(target)
+        target = self.log_path.with_name(self.log_path.name + DELETED_SUFFIX)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.log_path, target)
+            self.log_path = target
+            renamed.append(target)
+        for index in (self.offset_index, self.time_index):
+            # an index never created has nothing to rename (Kafka's LazyIndex.renameTo)
+            target = index.path.with_name(index.path.name + DELETED_SUFFIX)
+            if index.rename(target):
                 renamed.append(target)
-            except FileNotFoundError:
-                continue
         return renamed
-
-    def _set_log_path(self, path: Path) -> None:
-        os.replace(self.log_path, path)
-        self.log_path = path
 
     def delete_files(self) -> None:
         """Close and remove the files now."""

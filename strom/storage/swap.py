@@ -139,6 +139,16 @@ def complete_interrupted_swaps(directory: Path) -> list[int]:
     return swaps
 
 
+def _move(src: Path, dst: Path) -> None:
+    """Rename one file of a cleaned segment. Index files are created lazily, so tolerate a missing one
+    (the segment then rebuilds it when it is opened); the .log must be there."""
+    try:
+        os.replace(src, dst)
+    except FileNotFoundError:
+        if src.name[len(segment_name(0)) :].startswith(LOG_SUFFIX):
+            raise
+
+
 def _check_unchanged(log: Log, group: CleanedGroup) -> None:
     if log.closed:
         raise SwapAbortedError(f"log {log.dir.name} was closed while it was cleaned")
@@ -168,14 +178,14 @@ def swap_in(log: Log, group: CleanedGroup, now_ms: int, on_step: SwapStep | None
     cleaned = file_paths(directory, base, CLEANED_SUFFIX)
     swapped = file_paths(directory, base, SWAP_SUFFIX)
     for src, dst in reversed(list(zip(cleaned, swapped, strict=True))):
-        os.replace(src, dst)
+        _move(src, dst)
     step("renamed-to-swap")
     for i, segment in enumerate(group.old):
         segment.rename_to_deleted()
         step(f"old-deleted-{i}")
     live = file_paths(directory, base, "")
     for src, dst in zip(swapped, live, strict=True):
-        os.replace(src, dst)
+        _move(src, dst)
         step(f"swap-to-live-{dst.suffix}")
     segment = Segment(directory, base, log.config, now_ms)
     if not segment.load():

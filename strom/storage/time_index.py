@@ -29,8 +29,13 @@ class TimeIndex(IndexFile):
         self._timestamps: list[int] = []
         self._offsets = array("i")
 
-    def load(self) -> None:
+    def load(self) -> bool:
+        """Read and sanity-check the entries; returns whether the file exists (missing: empty)."""
         raw = self.read_raw()
+        if raw is None:
+            self._timestamps = []
+            self._offsets = array("i")
+            return False
         if len(raw) % self.entry_size:
             raise CorruptIndexError(f"{self.path}: length {len(raw)} is not a multiple of 12")
         timestamps: list[int] = []
@@ -44,6 +49,7 @@ class TimeIndex(IndexFile):
             offsets.append(rel)
         self._timestamps = timestamps
         self._offsets = offsets
+        return True
 
     @property
     def entries(self) -> int:
@@ -92,13 +98,12 @@ class TimeIndex(IndexFile):
         del self._timestamps[keep:]
         del self._offsets[keep:]
         if not self._preallocated:
-            self.trim(keep)
+            self.cut(keep)
 
     def clear(self) -> None:
         self._timestamps = []
         self._offsets = array("i")
         self.reset()
-        self._preallocated = False
 
-    def trim_to_entries(self) -> None:
-        self.trim(len(self._timestamps))
+    def trim_to_entries(self, *, create: bool = False) -> None:
+        self.trim(len(self._timestamps), create=create)
