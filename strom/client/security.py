@@ -16,7 +16,11 @@
 - SASL_PLAINTEXT and SASL_SSL: `sasl.mechanism` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; Kafka's
   default GSSAPI is not served) and `sasl.jaas.config` (`...PlainLoginModule required username="u"
   password="p";`, the ScramLoginModule form, or OAuthBearerLoginModule with the unsecured login's
-  `unsecuredLoginStringClaim_sub="u"`), through `strom.security.sasl.client`.
+  `unsecuredLoginStringClaim_sub="u"`), through `strom.security.sasl.client`. Without `sasl.jaas.config`
+  the login module comes from the `KafkaClient` section of the JAAS file named by the system property
+  `java.security.auth.login.config` (`-D...` in KAFKA_OPTS, strom.security.sasl.jaas_file), as Kafka's
+  clients take it; with neither, Kafka's "Could not find a 'KafkaClient' entry in the JAAS configuration"
+  message.
 - OAUTHBEARER with a token of one's own: `sasl.login.callback.handler.class=org.apache.kafka.common.
   security.oauthbearer.OAuthBearerLoginCallbackHandler` and `sasl.oauthbearer.token.endpoint.url=file:
   /path/token.jwt`, as Kafka's client reads a token file; as in Kafka 4.4 the URL must be listed in the
@@ -41,7 +45,8 @@ from urllib.parse import unquote, urlparse
 from strom.config import ConfigError
 from strom.security.sasl import MECHANISMS
 from strom.security.sasl.client import SaslClientSettings
-from strom.security.system_properties import url_refusal
+from strom.security.sasl.jaas_file import CLIENT_CONTEXT, LOGIN_CONFIG
+from strom.security.system_properties import system_property, url_refusal
 from strom.security.tls import client_context
 
 __all__ = ["PLAINTEXT", "SECURITY_PROTOCOLS", "ClientSecurity"]
@@ -49,10 +54,12 @@ __all__ = ["PLAINTEXT", "SECURITY_PROTOCOLS", "ClientSecurity"]
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _LIST_KEYS = frozenset({"ssl.enabled.protocols", "ssl.cipher.suites"})
 _JAVA_STORE_MAGIC = {b"\xfe\xed\xfe\xed": "JKS", b"\xce\xce\xce\xce": "JCEKS"}
-_OAUTH_LOGIN_HANDLERS = frozenset({
-    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
-    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",  # before 3.4
-})
+_OAUTH_LOGIN_HANDLERS = frozenset(
+    {
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",  # before 3.4
+    }
+)
 _JAAS_EXAMPLES = {
     "PLAIN": 'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";',
     "SCRAM": 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";',
@@ -137,12 +144,6 @@ def _sasl_settings(props: Mapping[str, str]) -> SaslClientSettings:
             f"Invalid value {mechanism} for configuration sasl.mechanism: Strom's client authenticates with "
             f"{', '.join(MECHANISMS)}{default}"
         )
-    if not props.get("sasl.jaas.config"):
-        raise ConfigError(
-            f"sasl.jaas.config is not set: SASL mechanism {mechanism} needs a login module line, e.g. "
-            f"{_JAAS_EXAMPLES[mechanism.split('-')[0]]} (a JAAS file named by "
-            "java.security.auth.login.config is not read)"
-        )
     settings = SaslClientSettings.from_client_properties(props)
     assert settings is not None
     handler = str(props.get("sasl.login.callback.handler.class") or "").strip()
@@ -157,9 +158,15 @@ def _sasl_settings(props: Mapping[str, str]) -> SaslClientSettings:
     if mechanism != "OAUTHBEARER":
         missing = [key for key in ("username", "password") if key not in settings.options]
         if missing:
+            where = (
+                "Invalid value [hidden] for configuration sasl.jaas.config"
+                if "sasl.jaas.config" in props
+                else f"The '{CLIENT_CONTEXT}' entry of the JAAS file {system_property(LOGIN_CONFIG)}"
+            )
             raise ConfigError(
-                f"Invalid value [hidden] for configuration sasl.jaas.config: {mechanism} needs the "
-                f"{' and '.join(missing)} option{'s' if len(missing) > 1 else ''} of the login module"
+                f"{where}: {mechanism} needs the "
+                f"{' and '.join(missing)} option{'s' if len(missing) > 1 else ''} of the login module, e.g. "
+                f"{_JAAS_EXAMPLES[mechanism.split('-')[0]]}"
             )
     return settings
 

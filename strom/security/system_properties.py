@@ -6,6 +6,9 @@ a JVM command line), so one KAFKA_OPTS serves a Kafka node and a Strom node alik
   OAUTHBEARER may fetch, the JWKS endpoint a broker validates tokens against (KIP-768) and a tool's token
   endpoint. A URL not listed exactly is refused with Kafka's ConfigException message, so a broker whose
   `sasl.oauthbearer.jwks.endpoint.url` is not allowed does not start.
+- `java.security.auth.login.config`: the static JAAS file (strom.security.sasl.jaas_file), and
+  `org.apache.kafka.allowed.login.modules` / `org.apache.kafka.disallowed.login.modules`, the login modules
+  a JAAS configuration may name.
 """
 
 from __future__ import annotations
@@ -43,3 +46,19 @@ def url_refusal(config_name: str, url: str, environ: Mapping[str, str] | None = 
         f"restrictions. Update the system property '{ALLOWED_OAUTHBEARER_URLS}' to allow the URL to be "
         "accessed."
     )
+
+
+def system_properties(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every `-Dname=value` of KAFKA_OPTS (`-Dname` alone is the empty string, as on a JVM command line;
+    the last one of a name wins)."""
+    opts = (os.environ if environ is None else environ).get("KAFKA_OPTS", "")
+    try:
+        words = shlex.split(opts)
+    except ValueError:
+        words = opts.split()
+    found: dict[str, str] = {}
+    for word in words:
+        if word.startswith("-D") and len(word) > 2:
+            name, _, value = word[2:].partition("=")
+            found[name] = value
+    return found

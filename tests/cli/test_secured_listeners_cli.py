@@ -369,7 +369,8 @@ def test_failures_are_one_line(secured: Secured, tmp_path: Path) -> None:
     )
     failed_with(
         run("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n", sasl_addr),
-        "sasl.jaas.config is not set",
+        "Could not find a 'KafkaClient' entry in the JAAS configuration. System property "
+        "'java.security.auth.login.config' is not set",
     )
     failed_with(
         run(

@@ -3,7 +3,8 @@
 One module per mechanism, each with the server side a SASL listener runs and the client side brokers use
 to reach each other: `plain` (RFC 4616, users from the listener's JAAS line), `scram` (RFC 5802/7677,
 SCRAM-SHA-256 and SCRAM-SHA-512 against stored credentials), `oauthbearer` (RFC 7628 with Kafka's
-unsecured-JWS validator, `unsecured_jws`). `jaas` reads Kafka's `sasl.jaas.config` lines, `listener`
+unsecured-JWS validator, `unsecured_jws`). `jaas` reads Kafka's `sasl.jaas.config` lines, `jaas_file`
+the static JAAS file of `java.security.auth.login.config` and Kafka's choice between the two, `listener`
 builds a listener's mechanisms from the broker config, `authenticator` is the server's exchange before a
 connection may send anything else (Kafka's SaslServerAuthenticator), `client` the client's.
 

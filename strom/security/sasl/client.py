@@ -1,7 +1,8 @@
 """The client side of SASL, for connections Strom opens itself: brokers to each other (follower fetchers,
 transaction markers, with `sasl.mechanism.inter.broker.protocol` and the inter-broker listener's JAAS
 line, as Kafka's brokers do) and the `strom` command (`security.protocol`, `sasl.mechanism` and
-`sasl.jaas.config` of its --command-config, as Java clients read them).
+`sasl.jaas.config` of its --command-config, or the `KafkaClient` section of the JAAS file named by
+`java.security.auth.login.config`, as Java clients read them).
 
 The exchange is Kafka's SaslClientAuthenticator with SaslHandshake v1 and SaslAuthenticate v1: the
 handshake names the mechanism, then each token goes in a SaslAuthenticate request until the mechanism is
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from strom.config import BrokerConfig, ConfigError
 from strom.protocol.errors import ErrorCode, KafkaError
 from strom.security.sasl import MECHANISMS, SaslError
-from strom.security.sasl.jaas import JaasEntry, parse_jaas_config
+from strom.security.sasl.jaas import JaasEntry
+from strom.security.sasl.jaas_file import CLIENT_CONTEXT, JaasError, load_context
 from strom.security.sasl.oauthbearer import oauthbearer_client_token
 from strom.security.sasl.plain import plain_client_token
 from strom.security.sasl.scram import ScramClient
@@ -52,21 +54,28 @@ class SaslClientSettings:
             raise ConfigError(f"SASL mechanism {mechanism} is not supported by Strom ({where})")
         if not entries:
             raise ConfigError(f"{where}: no JAAS configuration for SASL mechanism {mechanism}")
-        return cls(mechanism, dict(entries[0].options))
+        return cls(mechanism, dict(_login_entry(mechanism, entries).options))
 
     @classmethod
-    def from_client_properties(cls, props: Mapping[str, str]) -> SaslClientSettings | None:
-        """From a Java client's properties, or None when `security.protocol` is not SASL_*."""
+    def from_client_properties(
+        cls, props: Mapping[str, str], environ: Mapping[str, str] | None = None
+    ) -> SaslClientSettings | None:
+        """From a Java client's properties, or None when `security.protocol` is not SASL_*. The login
+        modules are `sasl.jaas.config`'s, else the `KafkaClient` section of the JAAS file the system
+        property java.security.auth.login.config names (KAFKA_OPTS of `environ`), as Kafka's
+        JaasContext.loadClientContext finds them."""
         protocol = str(props.get("security.protocol", "PLAINTEXT")).upper()
         if not protocol.startswith("SASL_"):
             return None
         mechanism = str(props.get("sasl.mechanism", "GSSAPI")).upper()
         jaas = props.get("sasl.jaas.config")
         try:
-            entries = parse_jaas_config(jaas) if jaas else None
+            context = load_context(CLIENT_CONTEXT, None, jaas, "sasl.jaas.config", environ)
+        except JaasError as exc:
+            raise ConfigError(str(exc)) from None
         except ValueError as exc:
             raise ConfigError(f"Invalid value [hidden] for configuration sasl.jaas.config: {exc}") from None
-        return cls.from_jaas(mechanism, entries, "sasl.jaas.config")
+        return cls.from_jaas(mechanism, list(context.entries), context.source)
 
     @classmethod
     def inter_broker(cls, config: BrokerConfig, listener: Listener) -> SaslClientSettings | None:
@@ -79,6 +88,24 @@ class SaslClientSettings:
         mechanism = str(config.get("sasl.mechanism.inter.broker.protocol"))
         where = f"listener.name.{listener.name.lower()}.{mechanism.lower()}.sasl.jaas.config"
         return cls.from_jaas(mechanism, jaas_entries(config, listener.name, mechanism), where)
+
+
+_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "OAUTHBEARER": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
+}
+
+
+def _login_entry(mechanism: str, entries: list[JaasEntry]) -> JaasEntry:
+    """The entry whose options a mechanism logs in with. A JAAS file section may hold several modules (a
+    KafkaServer section often has PLAIN's and SCRAM's); Kafka's login puts every module's username and
+    password in one Subject, so take the module of the mechanism, else the first with a username."""
+    for entry in entries:
+        if entry.login_module == _LOGIN_MODULES.get(mechanism):
+            return entry
+    return next((entry for entry in entries if "username" in entry.options), entries[0])
 
 
 class _Exchange:
@@ -94,9 +121,11 @@ class _Exchange:
         self._round += 1
         mechanism = settings.mechanism
         if mechanism == "PLAIN":
-            return plain_client_token(options.get("username", ""), options.get("password", "")) if (
-                self._round == 1
-            ) else None
+            return (
+                plain_client_token(options.get("username", ""), options.get("password", ""))
+                if (self._round == 1)
+                else None
+            )
         if mechanism == "OAUTHBEARER":
             if self._round == 1:
                 token = settings.token or unsecured_login_token(options, int(time.time() * 1000))
@@ -105,7 +134,9 @@ class _Exchange:
             return b"\x01" if challenge else None
         if self._round == 1:
             self._scram = ScramClient(
-                mechanism, options.get("username", ""), options.get("password", ""),
+                mechanism,
+                options.get("username", ""),
+                options.get("password", ""),
                 token=options.get("tokenauth", "").lower() == "true",  # delegation token (KIP-48)
             )
             return self._scram.first()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["JaasEntry", "parse_jaas_config"]
+__all__ = ["JaasEntry", "parse_jaas_config", "quoted_string"]
 
 _FLAGS = ("REQUIRED", "REQUISITE", "SUFFICIENT", "OPTIONAL")
 _ESCAPES = {"a": "\x07", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\x0b"}
@@ -53,7 +53,7 @@ def _tokens(text: str) -> list[tuple[str, str | None]]:
             end = text.find("*/", i + 2)
             i = n if end < 0 else end + 2
         elif ch in "\"'":
-            value, i = _quoted(text, i + 1, ch)
+            value, i = quoted_string(text, i + 1, ch)
             out.append(("string", value))
         elif ch.isdigit() or (ch in ".-" and i + 1 < n and (text[i + 1].isdigit() or text[i + 1] == ".")):
             i += 1
@@ -71,7 +71,9 @@ def _tokens(text: str) -> list[tuple[str, str | None]]:
     return out
 
 
-def _quoted(text: str, i: int, quote: str) -> tuple[str, int]:
+def quoted_string(text: str, i: int, quote: str) -> tuple[str, int]:
+    """java.io.StreamTokenizer's quoted string from just after its opening `quote` at `i`: (value, index
+    after it). It ends at the same quote, at an unescaped line end or at the end of the text."""
     chars: list[str] = []
     n = len(text)
     while i < n and text[i] != quote and text[i] not in "\r\n":
@@ -79,8 +81,10 @@ def _quoted(text: str, i: int, quote: str) -> tuple[str, int]:
         if ch == "\\" and i + 1 < n:
             nxt = text[i + 1]
             if nxt in "01234567":
-                j = i + 1
-                while j < n and j < i + 4 and text[j] in "01234567":
+                # up to three octal digits, three only when the first is 0-3 (a byte), as Java reads them
+                j = i + 2
+                limit = i + 4 if nxt in "0123" else i + 3
+                while j < n and j < limit and text[j] in "01234567":
                     j += 1
                 chars.append(chr(int(text[i + 1 : j], 8) & 0xFF))
                 i = j

@@ -3,13 +3,16 @@ its connections gets.
 
 - `sasl.enabled.mechanisms` (Kafka's default GSSAPI; `listener.name.<listener>.sasl.enabled.mechanisms`
   first): any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER. GSSAPI (Kerberos) is refused at start-up.
-- Each enabled mechanism needs the listener's JAAS line
-  `listener.name.<listener>.<mechanism lower-cased>.sasl.jaas.config`, as a Kafka broker does (a plain
-  `sasl.jaas.config` is a client setting there, ignored with a warning); without it start-up fails with
-  Kafka's message. PLAIN's users are its `user_<name>` options; OAUTHBEARER reads the unsecured
-  validator's options, or with `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class` set to
-  Kafka's OAuthBearerValidatorCallbackHandler validates signed JWTs against a JWKS
-  (strom.security.sasl.jwt_validator); SCRAM looks credentials up in the broker's credential store.
+- Each enabled mechanism takes its login modules from the listener's JAAS line
+  `listener.name.<listener>.<mechanism lower-cased>.sasl.jaas.config` (exactly one module), else from the
+  JAAS file of the system property `java.security.auth.login.config` (its `<listener>.KafkaServer`
+  section, else `KafkaServer`; strom.security.sasl.jaas_file), as a Kafka broker does (a plain
+  `sasl.jaas.config` is a client setting there, ignored with a warning); without either start-up fails
+  with Kafka's message. OAUTHBEARER's context must hold exactly one module. PLAIN's users are the
+  `user_<name>` options of its PlainLoginModule; OAUTHBEARER reads the unsecured validator's options,
+  or with `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class` set to Kafka's
+  OAuthBearerValidatorCallbackHandler validates signed JWTs against a JWKS (strom.security.sasl.
+  jwt_validator); SCRAM looks credentials up in the broker's credential store.
 - `connections.max.reauth.ms` (KIP-368), per mechanism as
   `listener.name.<l>.<mechanism>.connections.max.reauth.ms`.
 - `sasl.server.max.receive.size` (default 524288): the largest frame read before authentication completes.
@@ -28,7 +31,8 @@ from strom.security.sasl import MECHANISMS, SaslServer
 from strom.security.sasl import oauthbearer as oauth_mod
 from strom.security.sasl import plain as plain_mod
 from strom.security.sasl.authenticator import SaslServerAuthenticator
-from strom.security.sasl.jaas import JaasEntry, parse_jaas_config
+from strom.security.sasl.jaas import JaasEntry
+from strom.security.sasl.jaas_file import SERVER_CONTEXT, JaasError, load_context
 from strom.security.sasl.jwt_validator import VALIDATOR_HANDLERS, JwtSettings, JwtValidator
 from strom.security.sasl.scram import CredentialLookup, ScramServer, TokenLookup
 from strom.server.listeners import Listener, listener_value
@@ -51,22 +55,32 @@ def config_value(config: BrokerConfig, listener: str, key: str) -> Any:
         return None
 
 
-def jaas_entries(config: BrokerConfig, listener: str, mechanism: str) -> list[JaasEntry] | None:
-    """The JAAS entries of `listener.name.<listener>.<mechanism>.sasl.jaas.config`, or None if unset."""
-    text = config_value(config, listener, f"{mechanism.lower()}.sasl.jaas.config")
-    if text is None:
-        return None
+def jaas_entries(config: BrokerConfig, listener: str, mechanism: str) -> list[JaasEntry]:
+    """The login modules of one listener's mechanism, as Kafka's JaasContext.loadServerContext finds them:
+    `listener.name.<listener>.<mechanism>.sasl.jaas.config`, else the JAAS file's
+    `<listener>.KafkaServer` or `KafkaServer` section (strom.security.sasl.jaas_file); ConfigError with
+    Kafka's message when there are none."""
+    key = f"{mechanism.lower()}.sasl.jaas.config"
+    where = f"listener.name.{listener.lower()}.{key}"
+    text = config_value(config, listener, key)
+    if text is None and config.get("sasl.jaas.config") is not None:
+        log.warning(
+            "Server config %s should be prefixed with SASL mechanism name, ignoring config",
+            "sasl.jaas.config",
+        )
     try:
-        return parse_jaas_config(str(text))
-    except ValueError as exc:
-        raise ConfigError(
-            f"Invalid value [hidden] for configuration listener.name.{listener.lower()}."
-            f"{mechanism.lower()}.sasl.jaas.config: {exc}"
-        ) from None
+        dynamic = None if text is None else str(text)
+        context = load_context(SERVER_CONTEXT, f"{listener.lower()}.{SERVER_CONTEXT}", dynamic, where)
+    except JaasError as exc:
+        raise ConfigError(str(exc)) from None
+    except ValueError as exc:  # the inline value's syntax
+        raise ConfigError(f"Invalid value [hidden] for configuration {where}: {exc}") from None
+    return list(context.entries)
 
 
 UNSECURED_VALIDATOR = (
-    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured."
+    "OAuthBearerUnsecuredValidatorCallbackHandler"
 )
 
 
@@ -112,10 +126,10 @@ class SaslListenerSettings:
                     f"(supported: {', '.join(MECHANISMS)}; docs/GAPS.md)"
                 )
             entries = jaas_entries(config, name, mechanism)
-            if entries is None:
+            if mechanism == "OAUTHBEARER" and len(entries) != 1:
+                # Kafka's unsecured OAUTHBEARER login and validator handlers take a context of one module
                 raise ConfigError(
-                    f"Could not find a 'KafkaServer' or '{name.lower()}.KafkaServer' entry in the JAAS "
-                    "configuration. System property 'java.security.auth.login.config' is not set"
+                    f"Must supply exactly 1 non-null JAAS mechanism configuration (size was {len(entries)})"
                 )
             jaas[mechanism] = entries
         default_reauth = int(config_value(config, name, "connections.max.reauth.ms") or 0)
