@@ -98,11 +98,11 @@ class JaasContext:
 class _Token:
     kind: str  # "word", '"' (double-quoted), "'" (single-quoted), "number", "eof", or the character itself
     sval: str | None  # StreamTokenizer's sval: the word or string, None for numbers and characters
+    line: int  # ConfigFile's line number: line ends seen outside /* */ comments, plus one
 
     @property
     def shown(self) -> str:
         return "null" if self.sval is None else self.sval  # as Java prints a null String
-    line: int  # ConfigFile's line number: line ends seen outside /* */ comments, plus one
 
 
 def _is_word_start(ch: str) -> bool:
@@ -290,6 +290,8 @@ def _jvm_properties(given: Mapping[str, str]) -> dict[str, str]:
 
 def _read_file(location: str, properties: Mapping[str, str]) -> dict[str, list[JaasEntry]]:
     expanded = _expand(location, 0, properties) if location else location
+    if not expanded:
+        raise JaasError(" (No such file or directory)")  # the JDK's words for an empty name
     path = expanded
     url = urlparse(expanded)
     if not Path(expanded).exists() and len(url.scheme) > 1:
