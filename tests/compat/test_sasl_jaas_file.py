@@ -2,7 +2,9 @@
 KAFKA_OPTS. One file serves the broker (`KafkaServer`, PLAIN's users and SCRAM in one section) and the
 tools (`KafkaClient`): librdkafka authenticates with PLAIN and SCRAM-SHA-256, the `strom` command and
 Kafka 4.4's TopicCommand log in from the KafkaClient section (their --command-config has no
-sasl.jaas.config), and a broker whose file lacks the section does not start, with Kafka's message.
+sasl.jaas.config), a broker whose file lacks the section does not start, with Kafka's message, and each
+listener takes its login modules in Kafka's order (its `<mechanism>.sasl.jaas.config`, else its own
+`<listener>.KafkaServer` section, else `KafkaServer`).
 `--kafka-reference` runs the same against Apache Kafka (the JVM takes the property from JAVA_TOOL_OPTIONS,
 as kafka-server-start.sh would from KAFKA_OPTS)."""
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -27,7 +29,7 @@ from confluent_kafka.admin import (
 )
 
 from benchmarks.peers import brokers, tools
-from benchmarks.peers.process import BrokerStartError
+from benchmarks.peers.process import BrokerProcess, BrokerStartError
 from benchmarks.peers.tools import free_port
 
 pytestmark = pytest.mark.compat
@@ -67,9 +69,17 @@ class JaasBroker:
         }
 
 
-def _start(kind: str, port: int, sasl_port: int, jaas: Path) -> brokers.BrokerProcess:
-    settings = {"sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256"}
-    listeners = {"SASL_PLAINTEXT": ("SASL_PLAINTEXT", sasl_port)}
+def _start(
+    kind: str,
+    port: int,
+    sasl_port: int,
+    jaas: Path,
+    *,
+    settings: dict[str, str] | None = None,
+    listeners: brokers.Listeners | None = None,
+) -> BrokerProcess:
+    settings = settings or {"sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256"}
+    listeners = listeners or {"SASL_PLAINTEXT": ("SASL_PLAINTEXT", sasl_port)}
     option = f"-Djava.security.auth.login.config={jaas}"
     with pytest.MonkeyPatch.context() as env:
         if kind == "kafka":
@@ -197,3 +207,64 @@ def test_a_broker_without_its_section_does_not_start(jaas_broker: JaasBroker, tm
         "Could not find a 'KafkaServer' or 'sasl_plaintext.KafkaServer' entry in the JAAS configuration. "
         f"System property 'java.security.auth.login.config' is {client_only}"
     ) in str(failed.value)
+
+
+PRECEDENCE_FILE = """
+KafkaServer { org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret"; };
+sasl_plaintext.KafkaServer {
+    org.apache.kafka.common.security.plain.PlainLoginModule required user_svc="svc-pw";
+};
+"""
+
+
+def _logs_in(bootstrap: str, user: str, password: str) -> bool:
+    """Whether PLAIN `user` gets metadata from `bootstrap` (False once the broker refuses the login)."""
+    errors: list[str] = []
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": user,
+        "sasl.password": password,
+        "log_level": 0,
+        "error_cb": lambda err: errors.append(err.str()),
+    }
+    admin = AdminClient(conf)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        admin.poll(0.1)
+        if any("Authentication failed" in error for error in errors):
+            return False
+        try:
+            admin.list_topics(timeout=1)
+            return True
+        except KafkaException:
+            pass
+    raise AssertionError(f"neither logged in nor refused: {errors}")
+
+
+def test_which_login_modules_a_listener_takes(jaas_broker: JaasBroker, tmp_path: Path) -> None:
+    """A listener's `<mechanism>.sasl.jaas.config` wins over the file; else the listener's own section;
+    else KafkaServer (Kafka's JaasContext.loadServerContext)."""
+    jaas = tmp_path / "precedence.conf"
+    jaas.write_text(PRECEDENCE_FILE)
+    port, own, keyed, fallback = free_port(), free_port(), free_port(), free_port()
+    listeners = {
+        "SASL_PLAINTEXT": ("SASL_PLAINTEXT", own),
+        "KEYED": ("SASL_PLAINTEXT", keyed),
+        "FALLBACK": ("SASL_PLAINTEXT", fallback),
+    }
+    settings = {
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.keyed.plain.sasl.jaas.config": (
+            'org.apache.kafka.common.security.plain.PlainLoginModule required user_zed="zed-pw";'
+        ),
+    }
+    proc = _start(jaas_broker.kind, port, 0, jaas, settings=settings, listeners=listeners)
+    try:
+        at = "127.0.0.1:{}".format
+        assert _logs_in(at(own), "svc", "svc-pw") and not _logs_in(at(own), "alice", "alice-secret")
+        assert _logs_in(at(keyed), "zed", "zed-pw") and not _logs_in(at(keyed), "svc", "svc-pw")
+        assert _logs_in(at(fallback), "alice", "alice-secret") and not _logs_in(at(fallback), "zed", "zed-pw")
+    finally:
+        proc.stop()
