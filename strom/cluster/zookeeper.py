@@ -16,7 +16,8 @@ What each broker does
   with a version check plus a /config/changes notification (group configs under /config/groups/<group>),
   DeleteTopics creates /admin/delete_topics/<t>.
   The controller reacts (partition states, leaders, removal). The call returns once this broker's own
-  image shows the result, or after a few seconds if the controller is slow.
+  image shows the result, or after a few seconds if the controller is slow. A topic with a pending
+  deletion request is left out of the image (clients never see it half deleted, as in Kafka).
 
 Interfaces beyond `ClusterBackend`, for replication and the ElectLeaders/ControlledShutdown paths
 - `async alter_isr(topic, partition, leader_epoch, new_isr, partition_epoch) -> PartitionState`:
@@ -575,6 +576,14 @@ class ZooKeeperBackend:
         cache = self._cache
         topics: dict[str, TopicInfo] = {}
         for name, (assignment, _) in sorted(cache.assignments.items()):
+            if name in cache.deleting:
+                # A topic queued for deletion is gone for clients at once, as in Kafka (its ZooKeeper
+                # controller sent LeaderDuringDelete, which took the partitions out of every broker's
+                # metadata cache; KRaft removes a topic in one record). Shown while the controller removes
+                # its state znodes one by one, its partitions would answer LEADER_NOT_AVAILABLE, and
+                # librdkafka re-queries such a topic with allow_auto_topic_creation a second later,
+                # which re-created it once the deletion had finished (librdkafka's 0033).
+                continue
             partitions: dict[int, PartitionState] = {}
             for p, replicas in assignment.partitions.items():
                 state = cache.states.get((name, p))
@@ -692,7 +701,12 @@ class ZooKeeperBackend:
         info = existing_topic(self._image, name)
         check_topic_deletable(info, self._config)
         await self._zk(self.store.request_topic_deletion, name)
-        await self.wait_for(lambda image: name not in image.topics, ADMIN_WAIT_S)
+        # the image drops the topic as soon as the request is seen; answer once its znodes are gone too,
+        # so that a CreateTopics of the same name right after the answer is not refused as "marked for
+        # deletion" (Kafka 4.4's KRaft deletion is complete when DeleteTopics answers)
+        await self.wait_for(
+            lambda image: name not in image.topics and name not in self._cache.assignments, ADMIN_WAIT_S
+        )
         return info
 
     async def create_partitions(
