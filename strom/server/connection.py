@@ -22,8 +22,13 @@ Kafka rules implemented here:
   bytes last moved; a connection with a request in flight is never idle.
 - Record payloads of Fetch responses (`FileSlice`) go out with `loop.sendfile` (zero copy), or `os.pread`
   where sendfile is unavailable. Through TLS the bytes must be encrypted in user space, so a TLS
-  connection does not try sendfile at all: one pread (in a worker thread) per slice, handed whole to the
-  transport, which encrypts it; nothing is done per record.
+  connection does not try sendfile at all: the slice is streamed in `TLS_CHUNK` pieces, each read with
+  pread in a worker thread while the piece before it is encrypted and sent, and each handed whole to the
+  transport (one SSL_write, one socket write) before waiting for its drain. So the client receives and
+  decrypts the first megabyte while the broker encrypts the next, instead of waiting for a whole
+  10 MiB response to be encrypted, and the broker holds at most a few pieces of plaintext and
+  ciphertext per connection; nothing is done per record. The response's size and header go out in the
+  same socket write as the first piece.
 - Each connection knows its listener (name, security protocol) and its principal, found once when it
   opens (after the TLS handshake, strom.security.channel); every request's context carries them.
 - SASL listeners: frames go to the connection's authenticator (strom.security.sasl.authenticator) until it
@@ -76,6 +81,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("strom.connection")
 
 MAX_IN_FLIGHT = 64
+# Piece of a fetch's record bytes read, encrypted and written at a time on a TLS connection: large enough
+# that thread hand-offs and SSL/socket calls are few (10 per 10 MiB response), small enough that the
+# client starts decrypting early and the two sides overlap.
+TLS_CHUNK = 1 << 20
 API_VERSIONS = 18
 SASL_HANDSHAKE = 17
 _SIZE = struct.Struct(">i")
@@ -226,8 +235,12 @@ class Connection:
                     await self._sasl_answer(step)
                     return False
             if sasl.session_expired(now_ms):
-                log.info("%s from %s: closing: SASL session of %s expired", self.connection_id,
-                         self.client_host, self.principal)
+                log.info(
+                    "%s from %s: closing: SASL session of %s expired",
+                    self.connection_id,
+                    self.client_host,
+                    self.principal,
+                )
                 await self._enqueue(_CLOSE)
                 self._closing = True
                 return False
@@ -245,8 +258,9 @@ class Connection:
             await self._enqueue([step.response])
         if step.close:
             # Kafka logs failed authentications at INFO; the reason never holds a secret
-            log.info("%s from %s: failed authentication (%s)", self.connection_id, self.client_host,
-                     step.reason)
+            log.info(
+                "%s from %s: failed authentication (%s)", self.connection_id, self.client_host, step.reason
+            )
             await self._enqueue(_CLOSE)
             self._closing = True
         elif sasl.complete:
@@ -436,14 +450,54 @@ class Connection:
         pending: list[Any] = [_SIZE.pack(total)]
         for chunk in chunks:
             if isinstance(chunk, FileSlice):
-                if chunk.length:
+                if not chunk.length:
+                    continue
+                if self._zero_copy:
                     writer.write(b"".join(pending))
                     pending = []
                     await self._sendfile(chunk)
+                else:
+                    await self._stream_slice(b"".join(pending), chunk)
+                    pending = []
             else:
                 pending.append(chunk)
         if pending:
             writer.write(b"".join(pending))
+
+    async def _stream_slice(self, head: bytes, piece: FileSlice) -> None:
+        """Write `head` and then the slice's bytes in TLS_CHUNK pieces, reading the next piece (pread, in a
+        worker thread) while this one is encrypted and written; wait for the transport's drain after each
+        piece so a slow reader holds at most a few pieces in memory."""
+        loop = asyncio.get_running_loop()
+        fd = piece.file.fileno()
+        position, left = piece.position, piece.length
+        reading = loop.run_in_executor(None, os.pread, fd, min(TLS_CHUNK, left), position)
+        try:
+            while True:
+                data = await reading
+                want = min(TLS_CHUNK, left)
+                if len(data) < want:
+                    # the segment shrank under us (truncation): the frame length is already on the wire
+                    raise ConnectionError("segment truncated while being sent")
+                position += want
+                left -= want
+                if left:
+                    reading = loop.run_in_executor(None, os.pread, fd, min(TLS_CHUNK, left), position)
+                if head:
+                    # one SSL write and one socket write for the header and the first piece
+                    self.stream.writelines((head, data))
+                    head = b""
+                else:
+                    self.stream.write(data)
+                del data
+                if not left:
+                    return
+                await self.stream.drain()
+        finally:
+            if not reading.done():
+                reading.cancel()
+            elif not reading.cancelled():
+                reading.exception()  # retrieved: a failed read-ahead after an error is not logged again
 
     async def _sendfile(self, piece: FileSlice) -> None:
         sent = 0

@@ -160,8 +160,10 @@ class FrameProtocol(asyncio.BufferedProtocol):
         self._frames.append(frame)
         self._wake_reader()
         if (
-            len(self._frames) >= self._max_queued or self._stopped
-        ) and not self._reading_paused and self.transport is not None:
+            (len(self._frames) >= self._max_queued or self._stopped)
+            and not self._reading_paused
+            and self.transport is not None
+        ):
             self._reading_paused = True
             self.transport.pause_reading()
 
@@ -194,6 +196,12 @@ class FrameProtocol(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.last_active = self._clock()  # type: ignore[misc]
             self.transport.write(data)
+
+    def writelines(self, pieces: Any) -> None:
+        """Write several buffers at once: through TLS one socket write carries all of them."""
+        if self.transport is not None:
+            self.last_active = self._clock()  # type: ignore[misc]
+            self.transport.writelines(pieces)
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark; raises once the

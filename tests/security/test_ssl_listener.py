@@ -4,6 +4,7 @@ through TLS (the fetch path without sendfile), and bad clients fail fast while o
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import time
@@ -96,6 +97,34 @@ def test_records_through_tls_both_ways(broker: EmbeddedBroker, pki: Pki) -> None
     consumer.subscribe(["tls-both-ways"])
     got: list[bytes] = []
     deadline = time.monotonic() + 30
+    while len(got) < len(values) and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got.append(msg.value())
+    consumer.close()
+    assert got == values
+
+
+def test_large_fetches_through_tls_arrive_whole(broker: EmbeddedBroker, pki: Pki) -> None:
+    # responses of several MiB: the broker streams each one in pieces; every byte must arrive in order
+    conf = _ssl_conf(broker, pki)
+    producer = Producer({**conf, "batch.size": 1_000_000, "linger.ms": 20})
+    values = [os.urandom(16_000) for _ in range(500)]  # 8 MB of distinct bytes
+    for value in values:
+        producer.produce("tls-large-fetches", value)
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            **conf,
+            "group.id": "tls-large",
+            "auto.offset.reset": "earliest",
+            "max.partition.fetch.bytes": 5_000_000,
+            "fetch.max.bytes": 10_000_000,
+        }
+    )
+    consumer.subscribe(["tls-large-fetches"])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 60
     while len(got) < len(values) and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
         if msg is not None and msg.error() is None:
