@@ -237,6 +237,9 @@ class RaftCore:
             except Exception:
                 log.warning("cannot read snapshot %s for its voters", snapshot)
             else:
+                # what the snapshot holds replaces the control records below it (segments that
+                # metadata.max.retention.* still keeps)
+                start_offset = max(start_offset, snapshot.offset)
                 if content.kraft_version is not None:
                     self.kraft_version = content.kraft_version.kraft_version
                     self._kraft_versions = [(-1, self.kraft_version)]
@@ -1068,10 +1071,14 @@ class RaftCore:
         self._inflight.pop(destination, None)
         top = error_of(response.error_code)
         s = self.state
-        if api_key == UPDATE_RAFT_VOTER and top in (ErrorCode.none, ErrorCode.unsupported_version):
+        if (
+            api_key == UPDATE_RAFT_VOTER
+            and top in (ErrorCode.none, ErrorCode.unsupported_version)
+            and isinstance(s, Follower)
+            and s.leader_id == destination
+        ):
             # sent again after any other answer, or none (Kafka's handleUpdateVoterResponse)
-            if isinstance(s, Follower) and s.leader_id == destination:
-                s.updated_leader = True
+            s.updated_leader = True
         if top is not ErrorCode.none:
             if top is ErrorCode.inconsistent_cluster_id:
                 log.error(

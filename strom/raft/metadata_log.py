@@ -12,6 +12,12 @@ The offset/epoch rules the Raft leader answers a Fetch with are Kafka's:
   (with where to truncate to) when it does not, SNAPSHOT when the follower is below our log start offset,
   or at it with another epoch, and must fetch the snapshot instead (KafkaMetadataLog.validateOffsetAndEpoch).
 
+Snapshots and the segments below them are kept until `metadata.max.retention.bytes` (the log's size plus
+the snapshots' sizes) or `metadata.max.retention.ms` (the age of a snapshot's last contained record) is
+exceeded, as Kafka's KafkaRaftLog.maybeClean does: while the oldest snapshot breaks a limit, the log start
+moves up to the next snapshot, the segments wholly below it and the older snapshots go. The newest snapshot
+always stays. A replica behind the log start fetches the snapshot instead (FetchSnapshot).
+
 Not thread-safe: the Raft core owns it on the event-loop thread. The log is always recovered when it is
 opened (metadata logs are small, and a torn tail must go before anyone votes on it).
 """
@@ -29,6 +35,7 @@ from pathlib import Path
 
 from strom.config import LONG_MAX, LogConfig
 from strom.metadata.batches import MetadataBatch, read_metadata_batches
+from strom.metadata.errors import MetadataRecordError
 from strom.metadata.snapshot import CLUSTER_METADATA_DIR, snapshot_file_name
 from strom.storage.checkpoint import fsync_dir, read_partition_metadata, write_partition_metadata
 from strom.storage.log import AppendInfo, Log
@@ -83,6 +90,8 @@ class MetadataLog:
         self.dir = directory
         self.log = log
         self._snapshots: list[OffsetAndEpoch] = []  # sorted by offset
+        # each snapshot's last contained record timestamp, read once (what metadata.max.retention.ms ages)
+        self._snapshot_times: dict[OffsetAndEpoch, int] = {}
         self._scan_snapshots()
 
     @classmethod
@@ -246,18 +255,83 @@ class MetadataLog:
             f.seek(position)
             return f.read(max_bytes)
 
-    def snapshot_written(self, snapshot: OffsetAndEpoch) -> None:
-        """A complete snapshot file is in place (written by `strom.metadata.snapshot.write_snapshot`);
-        the log start moves up to it and older snapshots go (Kafka keeps the segments until retention;
-        dropping what lies wholly below the snapshot is the cleaning KIP-630 allows)."""
+    def snapshot_written(self, snapshot: OffsetAndEpoch, timestamp_ms: int | None = None) -> None:
+        """A complete snapshot file is in place (written by `strom.metadata.snapshot.write_snapshot`, with
+        `timestamp_ms` in its header). Nothing is deleted here: `maybe_clean` does that by retention."""
         if snapshot not in self._snapshots:
             self._snapshots.append(snapshot)
             self._snapshots.sort(key=lambda s: (s.offset, s.epoch))
-        if snapshot.offset <= self.end_offset:
-            self.log.delete_records_before(snapshot.offset)
+        if timestamp_ms is not None:
+            self._snapshot_times[snapshot] = timestamp_ms
+
+    def maybe_clean(self, now_ms: int, retention_bytes: int, retention_ms: int) -> bool:
+        """Kafka's KafkaRaftLog.maybeClean: by size first, then by age (a negative limit is off). True
+        when something was deleted."""
+        cleaned = False
+        if retention_bytes >= 0:
+            sizes = {s: self.snapshot_size(s) or 0 for s in self._snapshots}
+            total = sum(sizes.values())
+
+            def over_size(snapshot: OffsetAndEpoch) -> bool:
+                nonlocal total
+                if self.log.size_in_bytes + total <= retention_bytes:
+                    return False
+                total -= sizes.get(snapshot, 0)
+                return True
+
+            cleaned |= self._clean_snapshots(over_size)
+        if retention_ms >= 0:
+
+            def too_old(snapshot: OffsetAndEpoch) -> bool:
+                timestamp = self._snapshot_timestamp(snapshot)
+                return timestamp is not None and now_ms - timestamp > retention_ms
+
+            cleaned |= self._clean_snapshots(too_old)
+        return cleaned
+
+    def _clean_snapshots(self, breaks_limit: Callable[[OffsetAndEpoch], bool]) -> bool:
+        # oldest first, pairwise: while the older snapshot breaks the limit, delete up to the next one
+        cleaned = False
+        for older, newer in zip(list(self._snapshots), list(self._snapshots)[1:], strict=False):
+            if not (breaks_limit(older) and self._delete_before_snapshot(newer)):
+                break
+            cleaned = True
+        return cleaned
+
+    def _delete_before_snapshot(self, snapshot: OffsetAndEpoch) -> bool:
+        """Kafka's deleteBeforeSnapshot: the log start moves up to `snapshot` (at most the newest one and
+        the log end), the segments wholly below it and the older snapshots go."""
+        latest = self.latest_snapshot
+        if (
+            latest is None
+            or snapshot not in self._snapshots
+            or not self.start_offset < snapshot.offset <= min(latest.offset, self.end_offset)
+        ):
+            return False
+        self.log.delete_records_before(snapshot.offset)
         for older in [s for s in self._snapshots if s.offset < snapshot.offset]:
             self.snapshot_path(older).unlink(missing_ok=True)
             self._snapshots.remove(older)
+            self._snapshot_times.pop(older, None)
+        return True
+
+    def _snapshot_timestamp(self, snapshot: OffsetAndEpoch) -> int | None:
+        if snapshot not in self._snapshot_times:
+            try:
+                with open(self.snapshot_path(snapshot), "rb") as f:
+                    head = f.read(12)
+                    if len(head) < 12:
+                        return None
+                    first = head + f.read(int.from_bytes(head[8:12], "big"))
+                batch = next(read_metadata_batches(first), None)
+                header = batch.records[0][1].message if batch is not None and batch.records else None
+            except (OSError, ValueError, MetadataRecordError):
+                return None
+            timestamp = getattr(header, "last_contained_log_timestamp", None)
+            if timestamp is None:
+                return None
+            self._snapshot_times[snapshot] = int(timestamp)
+        return self._snapshot_times[snapshot]
 
     def begin_snapshot_fetch(self, snapshot: OffsetAndEpoch) -> Path:
         """Where a snapshot fetched from the leader is written until it is whole."""

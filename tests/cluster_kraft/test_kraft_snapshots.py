@@ -1,6 +1,7 @@
 """KRaft snapshots written by Strom (KIP-630): a node writes `<end offset>-<epoch>.checkpoint` once
-`metadata.log.max.record.bytes.between.snapshots` bytes were replayed, deletes the segments below it, and
-on restart loads the snapshot then the log; Kafka 4.4's `kafka-dump-log --cluster-metadata-decoder` reads
+`metadata.log.max.record.bytes.between.snapshots` bytes were replayed, deletes the segments below it
+once `metadata.max.retention.bytes` is exceeded (1 byte here, so at once), and on restart loads the
+snapshot then the log; Kafka 4.4's `kafka-dump-log --cluster-metadata-decoder` reads
 the snapshot file."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SETTINGS = {
     "metadata.log.max.record.bytes.between.snapshots": "2000",
     "metadata.log.segment.ms": "300",
     "metadata.max.idle.interval.ms": "100",
+    "metadata.max.retention.bytes": "1",
     "offsets.topic.replication.factor": "1",
     "offsets.topic.num.partitions": "1",
 }

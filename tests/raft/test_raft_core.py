@@ -338,6 +338,7 @@ def test_follower_far_behind_fetches_the_snapshot(net: Network) -> None:
         epoch=core.epoch,
     )
     core.log.snapshot_written(snapshot)
+    assert core.log.maybe_clean(net.now, 0, -1)  # past metadata.max.retention.bytes: cleaned
     core.log.log.roll()
     core.append([NOOP], net.now)
     assert core.log.start_offset == end

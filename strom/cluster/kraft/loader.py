@@ -48,7 +48,9 @@ class LogReplayer:
         snapshot = self.log.latest_snapshot
         if snapshot is None or snapshot.offset <= self.next_offset or snapshot.offset == 0:
             return
-        if self.next_offset >= self.log.start_offset:
+        # below the log start the snapshot is the only way on; from nothing it is the short way (the
+        # segments below it may still be there, kept by metadata.max.retention.*), as Kafka's loader does
+        if self.next_offset >= self.log.start_offset and self.next_offset > 0:
             return
         content = read_snapshot(self.log.snapshot_path(snapshot))
         self.state.load_snapshot(content.records, snapshot.offset)

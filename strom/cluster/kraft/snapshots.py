@@ -10,10 +10,10 @@ every broker-only node snapshot their own copy, as Kafka's do.
 
 Only committed state goes in: the active controller applies its records as it appends them, so a snapshot
 waits until nothing it applied is uncommitted, and never cuts a metadata transaction (KIP-868) in two.
-Once the snapshot is complete the log start moves up to it and the segments wholly below it and the
-older snapshots are deleted (`MetadataLog.snapshot_written`): Kafka keeps them until
-`metadata.max.retention.bytes` / `metadata.max.retention.ms`; cleaning at once stays within both. A
-replica that then asks for an offset below the log start is sent the snapshot (FetchSnapshot).
+Older snapshots and the segments below them stay until `metadata.max.retention.bytes` /
+`metadata.max.retention.ms` is exceeded (`MetadataLog.maybe_clean`, Kafka's KafkaRaftLog.maybeClean), checked
+right after each snapshot and every minute (Kafka's cleaner timer). A replica that asks for an offset below
+the log start is sent the snapshot (FetchSnapshot).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from strom.metadata.snapshot import write_snapshot
 from strom.raft.core import RaftCore
 from strom.raft.metadata_log import OffsetAndEpoch
 
+CLEAN_INTERVAL_MS = 60_000  # Kafka's KafkaRaftClient runs its metadata log cleaner once a minute
+
 __all__ = ["SnapshotWriter"]
 
 log = logging.getLogger("strom.kraft.snapshots")
@@ -43,14 +45,26 @@ class SnapshotWriter:
         self.core = core
         self.max_bytes = int(config.get("metadata.log.max.record.bytes.between.snapshots"))
         self.max_interval_ms = int(config.get("metadata.log.max.snapshot.interval.ms"))
+        self.retention_bytes = int(config.get("metadata.max.retention.bytes"))
+        self.retention_ms = int(config.get("metadata.max.retention.ms"))
         self.clock = clock
         self._bytes_at_last = 0
         self._last_ms = self._now_ms()
+        self._cleaned_ms = self._last_ms
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     def maybe_snapshot(self, replayer: LogReplayer) -> OffsetAndEpoch | None:
+        snapshot = self._maybe_write(replayer)
+        now = self._now_ms()
+        if snapshot is not None or now - self._cleaned_ms >= CLEAN_INTERVAL_MS:
+            self._cleaned_ms = now
+            if self.core.log.maybe_clean(now, self.retention_bytes, self.retention_ms):
+                log.info("metadata log cleaned: it starts at %d", self.core.log.start_offset)
+        return snapshot
+
+    def _maybe_write(self, replayer: LogReplayer) -> OffsetAndEpoch | None:
         state = replayer.state
         end = replayer.next_offset
         latest = self.core.log.latest_snapshot
@@ -75,7 +89,7 @@ class SnapshotWriter:
             timestamp_ms=now,
             epoch=snapshot.epoch,
         )
-        log_.snapshot_written(snapshot)
+        log_.snapshot_written(snapshot, now)
         self._bytes_at_last = replayer.bytes_replayed
         self._last_ms = now
         log.info("wrote metadata snapshot %d-%d", snapshot.offset, snapshot.epoch)
