@@ -39,6 +39,7 @@ def _tls_connection(stream: RecordingStream) -> Connection:
     conn = Connection.__new__(Connection)  # only the write path is exercised
     conn.stream = stream  # type: ignore[assignment]
     conn._zero_copy = False
+    conn._nowait_reads = hasattr(os, "RWF_NOWAIT")
     return conn
 
 
@@ -68,3 +69,26 @@ def test_slice_of_a_shrunken_segment_fails_the_connection(
     with path.open("rb") as fh, pytest.raises(ConnectionError, match="truncated"):
         asyncio.run(_tls_connection(stream)._send([b"h", FileSlice(fh, 0, 10_000)]))
     assert sum(len(w) for w in stream.writes) < 4 + 1 + 10_000
+
+
+def test_uncached_pieces_are_read_in_a_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a read that would wait for the disk (EAGAIN under RWF_NOWAIT) goes to the worker thread
+    monkeypatch.setattr(connection, "TLS_CHUNK", 4096)
+    monkeypatch.setattr(connection.os, "RWF_NOWAIT", 8, raising=False)
+
+    def would_block(*_args: Any) -> int:
+        raise BlockingIOError
+
+    real = os.preadv
+    monkeypatch.setattr(
+        connection.os, "preadv", lambda fd, bufs, pos, *flags: would_block() if flags else real(fd, bufs, pos)
+    )
+    payload = os.urandom(10_000)
+    path = tmp_path / "segment.log"
+    path.write_bytes(payload)
+    stream = RecordingStream()
+    conn = _tls_connection(stream)
+    conn._nowait_reads = True
+    with path.open("rb") as fh:
+        asyncio.run(conn._send([FileSlice(fh, 0, len(payload))]))
+    assert b"".join(stream.writes) == struct.pack(">i", len(payload)) + payload
