@@ -6,10 +6,10 @@ server.properties on the same machine, one kind after the other (benchmarks.peer
   of one partition with replication factor 3 succeeded through the brokers (JVM start-up included for
   Kafka, interpreter start-up for Strom);
 - create_partitions_s: from a CreateTopics of --partitions partitions (replication factor 3, in topics of
-  100 partitions, one request) until Metadata shows a leader for every one of them (Kafka's brokers name
-  a leader as soon as the metadata names it; Strom's only once the leader has opened the partition's
-  log); create_partitions_writable_s: until a record with acks=all was acknowledged by every partition,
-  which both reach only with every replica's log created;
+  100 partitions, one request) until Metadata shows a leader for every one of them (both name a leader
+  as soon as their metadata does, before the leader has opened the partition's log);
+  create_partitions_writable_s: until a record with acks=all was acknowledged by every partition, which
+  both reach only with every replica's log created;
 - failover_elected_s / failover_serving_s: kill -9 of the active controller until another controller
   reports itself the quorum's leader (DescribeQuorum), and until a CreateTopics (replication factor 2:
   the killed node was a broker too) succeeds again.

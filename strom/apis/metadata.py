@@ -4,8 +4,8 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
 - `topics` null (v1+) or empty (v0) asks for every topic; internal topics are flagged `is_internal`.
 - A requested topic that does not exist is created when `auto.create.topics.enable` is on and the request
   allows it (`allow_auto_topic_creation`, v4+; always allowed below), with `num.partitions` and
-  `default.replication.factor`. Until the new topic's partitions are open on this broker it answers
-  LEADER_NOT_AVAILABLE, so clients retry.
+  `default.replication.factor`. The request that created it answers LEADER_NOT_AVAILABLE for it while
+  a partition it leads here is not open yet, so clients retry.
 - Brokers are listed with their endpoints on the listener the client connected through; a broker without
   that listener is left out (Kafka's metadata cache by listener name).
 - Topic ids (KIP-516) from v10; v10+ requests by topic id alone are answered by id.
@@ -26,10 +26,14 @@ Behaviour (Kafka's `KafkaApis.handleTopicMetadataRequest`):
 - A partition without a live leader (none elected yet: a topic just created in a cluster, whose partition
   states the controller has not written; or its leader's broker is gone) answers LEADER_NOT_AVAILABLE and
   leader -1, as Kafka's metadata cache does, so clients wait instead of taking the topic as ready.
+- A partition is named with its leader as soon as the metadata names one, also when that leader is this
+  broker and its log is still being opened (a topic just created, a leadership just moved): Kafka's
+  metadata cache is updated before its ReplicaManager applies the change, and a Produce or Fetch that
+  comes first is answered NOT_LEADER_OR_FOLLOWER, which clients retry.
 
-Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (a requested topic with a partition
-led here but not open yet), INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_ID, TOPIC_AUTHORIZATION_FAILED. Per
-partition: NONE, LEADER_NOT_AVAILABLE (no live leader, or led here but not open yet).
+Errors per topic: NONE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (a topic auto-created by this
+request, not open here yet), INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_ID, TOPIC_AUTHORIZATION_FAILED. Per
+partition: NONE, LEADER_NOT_AVAILABLE (no live leader).
 """
 
 from __future__ import annotations
@@ -211,15 +215,14 @@ def _opening_here(ctx: RequestContext, info: TopicInfo) -> bool:
 
 
 def _partitions(ctx: RequestContext, info: TopicInfo) -> tuple[MetadataPartition, ...]:
-    rm, node = ctx.broker.replica_manager, ctx.broker.node_id
     live = ctx.broker.metadata.image.brokers
     out = []
     for index in sorted(info.partitions):
         state = info.partitions[index]
-        # no live leader (none elected yet, or its broker is gone), or led here but not open yet
-        ready = state.leader in live and (
-            state.leader != node or rm.get_partition(info.name, index) is not None
-        )
+        # no live leader (none elected yet, or its broker is gone); a partition this broker leads but has
+        # not opened yet is named as Kafka's metadata cache names it (its Produce and Fetch answer
+        # NOT_LEADER_OR_FOLLOWER until the log is open, as Kafka's ReplicaManager does)
+        ready = state.leader in live
         out.append(
             MetadataPartition(
                 error_code=ErrorCode.none if ready else ErrorCode.leader_not_available,
@@ -321,6 +324,7 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
                     _error_topic(name, ErrorCode.topic_authorization_failed, internal=name in INTERNAL_TOPICS)
                 )
                 continue
+            created = False
             if info is None and name and allow_create:
                 code = await _auto_create(ctx, name)
                 image = backend.image
@@ -333,10 +337,13 @@ async def handle(ctx: RequestContext, request: Any) -> RawResponse:
                         )
                     )
                     continue
+                created = True
             if info is None:
                 topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition))
                 continue
-            if _opening_here(ctx, info):
+            if created and _opening_here(ctx, info):
+                # the request that auto-created the topic: LEADER_NOT_AVAILABLE while it is being set
+                # up, as Kafka answers it
                 topics.append(_error_topic(name, ErrorCode.leader_not_available, info.topic_id))
             else:
                 topics.append(_topic(ctx, info))

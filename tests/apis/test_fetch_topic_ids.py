@@ -24,7 +24,7 @@ from strom.testing.embedded import EmbeddedBroker
 TOPIC = "ids"
 
 
-async def topic_id(conn: BrokerConnection, topic: str, *, served: bool = True) -> uuid.UUID:
+async def topic_id(conn: BrokerConnection, topic: str) -> uuid.UUID:
     resp = await conn.request(
         MetadataRequest(
             topics=(MetadataRequestTopic(topic_id=None, name=topic),),
@@ -32,8 +32,8 @@ async def topic_id(conn: BrokerConnection, topic: str, *, served: bool = True) -
             include_topic_authorized_operations=False,
         )
     )
-    # a topic whose partition is not served here is listed without it (LEADER_NOT_AVAILABLE)
-    assert resp.topics[0].error_code == (ErrorCode.none if served else ErrorCode.leader_not_available)
+    # also when its partition is not served here: the metadata names the leader, as Kafka's cache does
+    assert resp.topics[0].error_code == ErrorCode.none
     return resp.topics[0].topic_id
 
 
@@ -100,8 +100,8 @@ async def test_partition_metadata_holds_the_metadata_topic_id(tmp_path: Path) ->
 @pytest.mark.parametrize("content", ["version: 0\ntopic_id: {other}\n", "garbage\n"])
 async def test_log_of_another_topic_id_is_not_served(tmp_path: Path, content: str) -> None:
     """A partition.metadata naming another id (or unreadable) makes the log Kafka's inconsistent one: the
-    partition is not served (NOT_LEADER_OR_FOLLOWER; Metadata lists the topic, with its id, as
-    LEADER_NOT_AVAILABLE), and its files are left as they are."""
+    partition is not served (NOT_LEADER_OR_FOLLOWER; Metadata still lists the topic, with its id and its
+    leader, as Kafka's metadata cache does), and its files are left as they are."""
     async with EmbeddedBroker(data_dir=tmp_path) as broker:
         conn = await connect(broker)
         try:
@@ -117,7 +117,7 @@ async def test_log_of_another_topic_id_is_not_served(tmp_path: Path, content: st
     async with EmbeddedBroker(data_dir=tmp_path) as broker:
         conn = await connect(broker)
         try:
-            assert await topic_id(conn, TOPIC, served=False) == tid
+            assert await topic_id(conn, TOPIC) == tid
             resp = await conn.request(fetch(tid))
             assert resp.responses[0].partitions[0].error_code == ErrorCode.not_leader_or_follower
             produced = await conn.request(produce_request(TOPIC, {0: build_batch(records(1))}))
