@@ -7,7 +7,8 @@ strom/kafka. Brokers run one after the other on loopback (never concurrently: th
 with a short warm-up. Every loop is bounded in bytes and in time. Prints numbers only; never pass/fail.
 
 After the throughput phases each case measures latency at a fixed moderate rate (`--latency-rate`
-records/s for `--latency-seconds`, linger.ms=0, acks=all): produce latency per record from send to its
+records/s for `--latency-seconds`, acks=all, linger.ms `--latency-linger-ms` (librdkafka's default 5),
+at most 5 requests in flight as the Java producer): produce latency per record from send to its
 delivery callback, and end-to-end latency from send to receipt by a consumer reading the same partition
 (the send time travels in the value); p50, p99 and max in milliseconds.
 
@@ -20,6 +21,7 @@ user is created with AlterUserScramCredentials over PLAINTEXT): results `strom-t
 
     python benchmarks/broker_bench.py [--brokers strom,kafka,tansu] [--mib 32] [--sizes 1024,16384] [--tls]
         [--security plaintext,ssl,sasl_ssl] [--latency-rate 2000] [--latency-seconds 5]
+        [--latency-linger-ms 5]
 """
 
 from __future__ import annotations
@@ -189,13 +191,24 @@ def latency(
     size: int,
     rate: float,
     seconds: float,
+    linger_ms: float = 5,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
-    """Send `size`-byte records at `rate` per second for `seconds` (linger.ms=0, acks=all) while a consumer
+    """Send `size`-byte records at `rate` per second for `seconds` (acks=all) while a consumer
     reads the partition from its end: per-record produce latency (send to delivery callback) and
     end-to-end latency (send to receipt; the send time is the value's first 8 bytes). Milliseconds."""
     producer = Producer(
-        {**client, "acks": "all", "linger.ms": 0, "compression.codec": "none", "enable.idempotence": False}
+        {
+            **client,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            # as the Java producer (and an idempotent librdkafka one): with librdkafka's default of a
+            # million, a broker that serves one connection's requests one at a time (Kafka) falls
+            # behind for good once it answers slower than one request per linger.ms
+            "max.in.flight.requests.per.connection": 5,
+            "compression.codec": "none",
+            "enable.idempotence": False,
+        }
     )
     consumer = Consumer(
         {**client, "group.id": "bench-unused", "enable.auto.commit": False, "fetch.wait.max.ms": 100}
@@ -344,6 +357,7 @@ def bench_broker(
     pki: Pki | None = None,
     latency_rate: float = 2000,
     latency_seconds: float = 5,
+    latency_linger_ms: float = 5,
 ) -> dict[str, Any]:
     if security != "plaintext":
         assert pki is not None
@@ -365,7 +379,9 @@ def bench_broker(
                 c["incomplete"] = True
             out[str(size)] = {"produce": p, "consume": c}
             if latency_seconds > 0:
-                out[str(size)]["latency"] = latency(client, topic, size, latency_rate, latency_seconds)
+                out[str(size)]["latency"] = latency(
+                    client, topic, size, latency_rate, latency_seconds, latency_linger_ms
+                )
         return out
     finally:
         proc.stop()
@@ -413,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-seconds", type=float, default=5, help="length of the latency phase (0: none)"
     )
+    parser.add_argument("--latency-linger-ms", type=float, default=5, help="the latency producer's linger.ms")
     args = parser.parse_args(argv)
 
     names = [b for b in args.brokers.split(",") if b]
@@ -452,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                     pki,
                     args.latency_rate,
                     args.latency_seconds,
+                    args.latency_linger_ms,
                 )
             except Exception as exc:  # one broker failing must not hide the others' numbers
                 results[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
@@ -464,7 +482,11 @@ def main(argv: list[str] | None = None) -> int:
             "compression": "none",
             "client": "confluent-kafka",
             "security": protocols,
-            "latency": {"rate": args.latency_rate, "seconds": args.latency_seconds, "linger_ms": 0},
+            "latency": {
+                "rate": args.latency_rate,
+                "seconds": args.latency_seconds,
+                "linger_ms": args.latency_linger_ms,
+            },
             "load_average_start": load_start,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "note": "consume also reads the warm-up records (a quarter of the bytes, at most 8 MiB)",
