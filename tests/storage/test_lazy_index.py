@@ -311,7 +311,9 @@ def test_reopened_old_segments_hold_no_index_descriptors(open_log, clock, batch)
     before = len(os.listdir("/proc/self/fd"))
     again = open_log(DENSE, clean_shutdown=True, recovery_point=240)
     opened = len(os.listdir("/proc/self/fd")) - before
-    # the .log of each segment and its read-only file object; no index is held open
-    assert opened == 2 * count
+    # the .log of each segment and its read-only file object; no index is held open (eagerly opened
+    # indexes made it 4 per segment; <= since the collector may close a stray file of another test)
+    assert opened <= 2 * count
+    assert not any(s.offset_index.created and s.offset_index._fd >= 0 for s in again.segments())
     assert again.read(7, 100).first_offset == 6
     assert again.fetch_offset_by_timestamp(clock.ms + 50)[0] == 100
