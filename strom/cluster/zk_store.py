@@ -211,7 +211,12 @@ class ZkStore:
             self.client.delete(L.REASSIGN_PARTITIONS, version=version)
 
     def delete_topic_tree(self, claim: ControllerClaim, topic: str) -> None:
-        """Remove a topic's znodes, then its deletion request (Kafka's TopicDeletionManager end state)."""
+        """Remove a topic's znodes, then its deletion request (Kafka's TopicDeletionManager end state).
+        Nothing happens once the request is gone: a controller whose cache still lists a finished deletion
+        must not delete a topic of the same name created since (CreateTopics refuses a name while its
+        request exists, so checking it first is enough)."""
+        if not self.marked_for_deletion(topic):
+            return
         for path in (L.topic_config_path(topic), L.topic_path(topic)):
             try:
                 self.client.delete(path, recursive=True)
