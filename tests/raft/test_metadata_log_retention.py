@@ -86,7 +86,7 @@ def test_the_age_limit_reads_the_snapshot_timestamps(tmp_path: Path) -> None:
     log.close()
     log = _log(tmp_path)  # the timestamps come from the files now
     now = 6 * DAY_MS
-    assert log.maybe_clean(now, -1, 3 * DAY_MS)  # the bootstrap and `old` are older than three days
+    assert log.maybe_clean(now, -1, 3 * DAY_MS)  # `old` is older than three days, `recent` is not
     assert log.start_offset == recent.offset and log.snapshots == [recent]
     assert not log.snapshot_path(old).exists()
     log.close()

@@ -93,16 +93,7 @@ def test_records_through_tls_both_ways(broker: EmbeddedBroker, pki: Pki) -> None
     for value in values:
         producer.produce("tls-both-ways", value)
     assert producer.flush(30) == 0
-    consumer = Consumer({**conf, "group.id": "tls", "auto.offset.reset": "earliest"})
-    consumer.subscribe(["tls-both-ways"])
-    got: list[bytes] = []
-    deadline = time.monotonic() + 30
-    while len(got) < len(values) and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None:
-            got.append(msg.value())
-    consumer.close()
-    assert got == values
+    assert _read_back({**conf, "group.id": "tls"}, "tls-both-ways", len(values), 30) == values
 
 
 def test_large_fetches_through_tls_arrive_whole(broker: EmbeddedBroker, pki: Pki) -> None:
@@ -113,24 +104,22 @@ def test_large_fetches_through_tls_arrive_whole(broker: EmbeddedBroker, pki: Pki
     for value in values:
         producer.produce("tls-large-fetches", value)
     assert producer.flush(30) == 0
-    consumer = Consumer(
-        {
-            **conf,
-            "group.id": "tls-large",
-            "auto.offset.reset": "earliest",
-            "max.partition.fetch.bytes": 5_000_000,
-            "fetch.max.bytes": 10_000_000,
-        }
-    )
-    consumer.subscribe(["tls-large-fetches"])
+    large = {"group.id": "tls-large", "max.partition.fetch.bytes": 5_000_000, "fetch.max.bytes": 10_000_000}
+    assert _read_back({**conf, **large}, "tls-large-fetches", len(values), 60) == values
+
+
+def _read_back(conf: dict[str, object], topic: str, count: int, timeout: float) -> list[bytes]:
+    """The values a consumer group reads from the start of `topic`, in order, until it has `count`."""
+    consumer = Consumer({**conf, "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
     got: list[bytes] = []
-    deadline = time.monotonic() + 60
-    while len(got) < len(values) and time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
         if msg is not None and msg.error() is None:
             got.append(msg.value())
     consumer.close()
-    assert got == values
+    return got
 
 
 def _raw_tls(port: int, ctx: ssl.SSLContext) -> bytes:
