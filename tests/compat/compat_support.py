@@ -7,6 +7,7 @@ Everything here talks to the broker only through real clients, never through Str
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -155,3 +156,43 @@ def run_script_bounded(cmd: Sequence[str], cwd: Path, timeout: float) -> tuple[i
         what = " ".join(cmd[:4])
         raise AssertionError(f"{what} did not finish in {timeout:.0f} s:\n{output[-6000:]}") from None
     return proc.returncode, output
+
+
+NODE_SCRIPT = Path(__file__).parent / "node" / "kafkajs_client.js"
+
+
+def run_kafkajs(node_modules: Path, *args: str, security: Mapping[str, object] | None = None,
+                timeout: float = 90.0) -> dict:
+    """The JSON result of node/kafkajs_client.js `args`; `security` ({"ssl": {ca, cert, key},
+    "sasl": {mechanism, username, password}}) reaches it as KAFKAJS_SECURITY."""
+    node = shutil.which("node")
+    if node is None:
+        raise ToolFailed("node is not installed")
+    env = {**os.environ, "NODE_PATH": str(node_modules), "KAFKAJS_NO_PARTITIONER_WARNING": "1"}
+    if security is not None:
+        env["KAFKAJS_SECURITY"] = json.dumps(security)
+    proc = subprocess.run([node, str(NODE_SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise ToolFailed(f"kafkajs {args[0]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_gocompat(mode: str, bootstrap: str, *args: object, security: Mapping[str, object] | None = None,
+                 timeout: float = 90.0) -> dict:
+    """The JSON result of the Go driver (built by scripts/fetch-tools: call it after the `fetched_tools`
+    fixture); `security` ({"tls": {ca, cert, key}, "sasl": {mechanism, username, password}}) reaches it
+    as GOCOMPAT_SECURITY."""
+    binary = tools.CACHE_DIR / "go-bin" / "gocompat"
+    if not binary.is_file():
+        raise ToolFailed(f"{binary} was not built by scripts/fetch-tools")
+    env = dict(os.environ)
+    if security is not None:
+        env["GOCOMPAT_SECURITY"] = json.dumps(security)
+    proc = subprocess.run([str(binary), mode, bootstrap, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise ToolFailed(f"gocompat {mode} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result

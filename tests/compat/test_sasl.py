@@ -1,8 +1,9 @@
 """SASL through real clients, against a broker with PLAINTEXT, SASL_PLAINTEXT and SASL_SSL listeners
 configured from the same properties for Strom and for Apache Kafka (`--kafka-reference`): SCRAM users
 created with Kafka's kafka-configs (`--add-config 'SCRAM-SHA-256=[password=...]'`), librdkafka with PLAIN,
-SCRAM-SHA-256 and SCRAM-SHA-512 both ways, Kafka's TopicCommand with a SCRAM --command-config, and a
-wrong password answered with Kafka's message while other clients are served."""
+SCRAM-SHA-256 and SCRAM-SHA-512 both ways, kafkajs and franz-go producing and reading back through
+SASL_SSL with each mechanism and through SASL_PLAINTEXT, Kafka's TopicCommand with a SCRAM
+--command-config, and a wrong password answered with Kafka's message while other clients are served."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_support import JavaTools
+from compat_support import JavaTools, run_gocompat, run_kafkajs
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.peers import brokers, tools
 from benchmarks.peers.tools import free_port
@@ -111,6 +112,45 @@ def test_librdkafka_both_ways(sasl_broker: SaslBroker, listener: str, mechanism:
             got.append(msg.value())
     consumer.close()
     assert got == [b"m%d" % i for i in range(50)]
+
+
+@pytest.mark.parametrize("client", ["kafkajs", "franz-go"])
+@pytest.mark.parametrize(("listener", "mechanism", "user", "password"), [
+    ("SASL_SSL", "PLAIN", "alice", "alice-secret"),
+    ("SASL_SSL", "SCRAM-SHA-256", "bob", "bob-pw"),
+    ("SASL_SSL", "SCRAM-SHA-512", "carol", "carol-pw"),
+    ("SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret"),
+    ("SASL_PLAINTEXT", "SCRAM-SHA-512", "carol", "carol-pw"),
+])
+def test_node_and_go_clients_both_ways(sasl_broker: SaslBroker, fetched_tools: None, client: str,
+                                       listener: str, mechanism: str, user: str, password: str) -> None:
+    """kafkajs (its `sasl` option, `ssl` with the CA on SASL_SSL) and franz-go (pkg/sasl/plain and
+    pkg/sasl/scram, kgo.DialTLSConfig on SASL_SSL) produce, then read the records back."""
+    topic = f"sasl-{client}-{uuid.uuid4().hex[:8]}"
+    # made through the PLAINTEXT listener so that neither client meets a topic still being created
+    admin = AdminClient({"bootstrap.servers": sasl_broker.plain})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(20)
+    bootstrap = sasl_broker.sasl_ssl if listener == "SASL_SSL" else sasl_broker.sasl_plaintext
+    login = {"mechanism": mechanism, "username": user, "password": password}
+    if client == "kafkajs":
+        security: dict[str, Any] = {"sasl": {**login, "mechanism": mechanism.lower()}}
+        if listener == "SASL_SSL":
+            security["ssl"] = {"ca": str(sasl_broker.pki.ca)}
+        produced = run_kafkajs(tools.node_modules(), "produce-offsets", bootstrap, topic, "6",
+                               security=security)
+        assert [(o["partition"], o["low"], o["high"]) for o in produced["offsets"]] == [(0, "0", "6")]
+        seen = run_kafkajs(tools.node_modules(), "group-consume", bootstrap, topic, "6",
+                           security=security)["seen"]
+        assert [(s["offset"], s["key"], s["value"]) for s in seen] == [(str(i), f"k{i}", f"v{i}")
+                                                                     for i in range(6)]
+    else:
+        security = {"sasl": login}
+        if listener == "SASL_SSL":
+            security["tls"] = {"ca": str(sasl_broker.pki.ca)}
+        result = run_gocompat("franz-produce-consume", bootstrap, topic, 8, security=security)
+        assert result["produced_offsets"] == list(range(8))
+        assert [(r["offset"], r["key"], r["value"]) for r in result["seen"]] == [(i, f"k{i}", f"v{i}")
+                                                                               for i in range(8)]
 
 
 def test_wrong_password_gets_kafkas_message(sasl_broker: SaslBroker) -> None:

@@ -1,6 +1,7 @@
 """SSL with client authentication through real clients: librdkafka (confluent-kafka and kcat),
-kafka-python, aiokafka and Kafka's Java console tools, against a broker with a PLAINTEXT and an SSL
-listener configured from the same properties for Strom and for Apache Kafka (`--kafka-reference`).
+kafka-python, aiokafka, kafkajs, franz-go and Kafka's Java console tools, against a broker with a
+PLAINTEXT and an SSL listener configured from the same properties for Strom and for Apache Kafka
+(`--kafka-reference`).
 
 Certificates are made at test time with openssl (strom.testing.certs). Metadata through each listener
 names that listener's address; a client with a foreign certificate, one with none, and a plaintext client
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_support import JavaTools, Kcat
+from compat_support import JavaTools, Kcat, run_gocompat, run_kafkajs
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -197,6 +198,29 @@ def test_aiokafka_over_ssl(ssl_broker: SslBroker) -> None:
         return got
 
     assert asyncio.run(run()) == [f"aio-{i}".encode() for i in range(20)]
+
+
+@pytest.mark.parametrize("client", ["kafkajs", "franz-go"])
+def test_node_and_go_clients_over_ssl(ssl_broker: SslBroker, fetched_tools: None, client: str) -> None:
+    """kafkajs (its `ssl` option with ca, cert and key) and franz-go (kgo.DialTLSConfig with a client
+    certificate) produce, then read the records back, through the listener requiring client certificates."""
+    topic = _topic(ssl_broker)
+    pki = ssl_broker.pki
+    files = {"ca": str(pki.ca), "cert": str(pki.client.cert), "key": str(pki.client.key)}
+    if client == "kafkajs":
+        security = {"ssl": files}
+        produced = run_kafkajs(tools.node_modules(), "produce-offsets", ssl_broker.tls, topic, "6",
+                               security=security)
+        assert [(o["partition"], o["low"], o["high"]) for o in produced["offsets"]] == [(0, "0", "6")]
+        seen = run_kafkajs(tools.node_modules(), "group-consume", ssl_broker.tls, topic, "6",
+                           security=security)["seen"]
+        assert [(s["offset"], s["key"], s["value"]) for s in seen] == [(str(i), f"k{i}", f"v{i}")
+                                                                     for i in range(6)]
+    else:
+        result = run_gocompat("franz-produce-consume", ssl_broker.tls, topic, 8, security={"tls": files})
+        assert result["produced_offsets"] == list(range(8))
+        assert [(r["offset"], r["key"], r["value"]) for r in result["seen"]] == [(i, f"k{i}", f"v{i}")
+                                                                               for i in range(8)]
 
 
 def test_java_console_tools_over_ssl(ssl_broker: SslBroker, fetched_tools: None, tmp_path: Path) -> None:

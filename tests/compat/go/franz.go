@@ -20,8 +20,12 @@ func franzHeaders(hs []kgo.RecordHeader) [][2]string {
 
 // franzProduce sends n test records with kgo's default (idempotent) producer and returns their offsets.
 func franzProduce(ctx context.Context, bootstrap, topic string, n int) ([]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	sec, err := franzSecurity()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(bootstrap), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +69,8 @@ func franzPoll(ctx context.Context, cl *kgo.Client, n int) ([]record, error) {
 	return seen, nil
 }
 
-// franzProduceConsume: args topic n. Idempotent ProduceSync, then ConsumePartitions from the start.
+// franzProduceConsume: args topic n. Idempotent ProduceSync, then ConsumePartitions from the start,
+// both through the listener GOCOMPAT_SECURITY describes (security.go), PLAINTEXT when it is unset.
 func franzProduceConsume(bootstrap string, args []string) (any, error) {
 	topic, _ := argStr(args, 0)
 	n, err := argInt(args, 1)
@@ -78,8 +83,12 @@ func franzProduceConsume(bootstrap string, args []string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	sec, err := franzSecurity()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(sec, kgo.SeedBrokers(bootstrap),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))...)
 	if err != nil {
 		return nil, err
 	}

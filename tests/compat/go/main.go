@@ -3,6 +3,7 @@
 // tests/compat/test_go_clients.py to assert on. Failures go to stderr with a non-zero exit status.
 //
 // Usage: gocompat <mode> <bootstrap host:port> [args...]
+// franz-produce-consume also reads TLS and SASL settings from GOCOMPAT_SECURITY (see security.go).
 package main
 
 import (

@@ -4,8 +4,28 @@
 //   group-consume:   subscribe with a consumer group, fromBeginning, read <count> records
 //   alter-configs:   as kafkajs's own admin test: AlterConfigs on the topic (cleanup.policy=compact) and on
 //                    a BROKER resource with a key the broker does not know, then DescribeConfigs of both
+// KAFKAJS_SECURITY (optional, JSON) selects an SSL / SASL listener; unset means PLAINTEXT:
+//   {"ssl": {"ca": "ca.pem", "cert": "client.pem", "key": "client.key"},
+//    "sasl": {"mechanism": "scram-sha-512", "username": "u", "password": "p"}}
+// File paths are read here, as kafkajs's `ssl` option wants the PEM contents.
 'use strict';
+const fs = require('fs');
 const { Kafka, logLevel, CompressionTypes, ConfigResourceTypes } = require('kafkajs');
+
+function securityOptions() {
+  const raw = process.env.KAFKAJS_SECURITY;
+  if (!raw) return {};
+  const { ssl, sasl } = JSON.parse(raw);
+  const options = {};
+  if (ssl) {
+    options.ssl = { rejectUnauthorized: true };
+    for (const name of ['ca', 'cert', 'key']) {
+      if (ssl[name]) options.ssl[name] = fs.readFileSync(ssl[name], 'utf8');
+    }
+  }
+  if (sasl) options.sasl = sasl;
+  return options;
+}
 
 async function produceOffsets(kafka, topic, count) {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -100,7 +120,7 @@ async function main() {
   const [mode, bootstrap, topic, countArg] = process.argv.slice(2);
   const count = Number(countArg || 10);
   const kafka = new Kafka({ clientId: 'strom-compat', brokers: [bootstrap], logLevel: logLevel.ERROR,
-                            retry: { retries: 8 } });
+                            retry: { retries: 8 }, ...securityOptions() });
   const modes = { 'produce-offsets': produceOffsets, 'group-consume': groupConsume, 'alter-configs': alterConfigs };
   const result = await modes[mode](kafka, topic, count);
   process.stdout.write(JSON.stringify(result) + '\n');
