@@ -236,6 +236,18 @@ def test_java_console_tools_over_ssl(ssl_broker: SslBroker, fetched_tools: None,
     assert [line for line in out.splitlines() if line.strip()] == [f"java {i}" for i in range(5)]
 
 
+def test_kafka_configs_over_ssl(ssl_broker: SslBroker, fetched_tools: None, tmp_path: Path) -> None:
+    """kafka-configs with a client certificate: a topic config altered, then described."""
+    topic = _topic(ssl_broker)
+    props = ssl_broker.java_properties(tmp_path / "client.properties")
+    java = JavaTools(ssl_broker.tls)
+    common = ["--bootstrap-server", ssl_broker.tls, "--command-config", str(props), "--entity-type", "topics",
+              "--entity-name", topic]  # fmt: skip
+    java.run("org.apache.kafka.tools.ConfigCommand", *common, "--alter", "--add-config", "segment.ms=3600000")
+    described = java.run("org.apache.kafka.tools.ConfigCommand", *common, "--describe").stdout
+    assert "segment.ms=3600000" in described, described
+
+
 def test_bad_clients_fail_fast_and_others_are_served(ssl_broker: SslBroker) -> None:
     host, port = ssl_broker.tls.split(":")
     # a foreign certificate: librdkafka gives up on the handshake instead of hanging
