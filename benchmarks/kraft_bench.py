@@ -12,7 +12,7 @@ server.properties on the same machine, one kind after the other (benchmarks.peer
   both reach only with every replica's log created;
 - failover_elected_s / failover_serving_s: kill -9 of the active controller until another controller
   reports itself the quorum's leader (DescribeQuorum), and until a CreateTopics (replication factor 2:
-  the killed node was a broker too) succeeds again.
+  the killed node was a broker too; each try given 2 s) succeeds again.
   Both runs use controller.quorum.election.timeout.ms=1000 and fetch timeout 2000, so the figure is
   dominated by those timeouts on both.
 
@@ -68,17 +68,19 @@ def _admin(cluster: MixedCluster) -> object:
     )  # fmt: skip
 
 
-def _create(cluster: MixedCluster, topics: dict[str, int], replication_factor: int = 3) -> bool:
+def _create(
+    cluster: MixedCluster, topics: dict[str, int], replication_factor: int = 3, timeout: float = 30
+) -> bool:
     from confluent_kafka.admin import NewTopic
 
     try:
         admin = _admin(cluster)
         futures = admin.create_topics(  # type: ignore[attr-defined]
             [NewTopic(name, partitions, replication_factor) for name, partitions in topics.items()],
-            request_timeout=30,
+            request_timeout=timeout,
         )
         for future in futures.values():
-            future.result(30)
+            future.result(timeout)
         return True
     except Exception:  # not served yet: the caller polls
         return False
@@ -137,8 +139,12 @@ def _round(kafka: bool, partitions: int) -> dict[str, float]:
         _until(lambda: (now := cluster.active_controller(others)) is not None and now[0] != active[0], 60,
                "a new quorum leader")  # fmt: skip
         elected = time.monotonic() - start
-        # replication factor 2: the killed node is also one of the three brokers
-        _until(lambda: _create(cluster, {f"after-{uuid.uuid4().hex[:6]}": 1}, 2), 60, "CreateTopics after it")
+        # replication factor 2: the killed node is also one of the three brokers. Each try gives up after
+        # 2 s: Metadata may still name the killed node as the controller (Kafka's brokers name a random
+        # unfenced broker, and the killed one stays unfenced for broker.session.timeout.ms), and a request
+        # queued for it would otherwise wait out a 30 s timeout, on either kind
+        _until(lambda: _create(cluster, {f"after-{uuid.uuid4().hex[:6]}": 1}, 2, timeout=2), 60,
+               "CreateTopics after it")  # fmt: skip
         return {
             "elect_and_serve_s": round(elect_and_serve, 3),
             "create_partitions_s": round(create_partitions, 3),
@@ -163,7 +169,10 @@ def main() -> None:
         "replication_factor": 3,
     }
     for kind in args.kinds.split(","):
-        rounds = [_round(kind == "kafka", args.partitions) for _ in range(args.rounds)]
+        rounds = []
+        for _ in range(args.rounds):
+            rounds.append(_round(kind == "kafka", args.partitions))
+            print(kind, json.dumps(rounds[-1]), file=sys.stderr, flush=True)  # progress of a long run
         report[kind] = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         if args.rounds > 1:
             report[kind]["rounds"] = rounds  # type: ignore[index]
