@@ -1,11 +1,13 @@
 """Helpers shared by the compatibility tests: topic creation, running kcat and Kafka's Java tools,
-reading a partition back with confluent-kafka.
+reading a partition back with confluent-kafka, and a produce-then-read round trip through kafka-python
+or aiokafka with the caller's connection settings (security ones included).
 
 Everything here talks to the broker only through real clients, never through Strom's own code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -17,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -94,6 +97,53 @@ def consume_partition(bootstrap: str, topic: str, partition: int = 0, *, count: 
         return out
     finally:
         consumer.close()
+
+
+def kafka_python_round_trip(topic: str, prefix: str, count: int = 20, **common: Any) -> list[bytes]:
+    """`count` records written with kafka-python's KafkaProducer, then read back by a KafkaConsumer in a
+    group of its own, both built with `common` (bootstrap_servers, security_protocol, ...)."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(**common)
+    for i in range(count):
+        producer.send(topic, f"{prefix}-{i}".encode())
+    producer.flush(20)
+    producer.close()
+    consumer = KafkaConsumer(topic, group_id=f"g-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
+                             consumer_timeout_ms=20000, **common)  # fmt: skip
+    got = [m.value for _, m in zip(range(count), consumer, strict=False)]
+    consumer.close()
+    return got
+
+
+def aiokafka_round_trip(topic: str, prefix: str, count: int = 20, **common: Any) -> list[bytes]:
+    """The same round trip through aiokafka's AIOKafkaProducer (send_and_wait, one at a time) and
+    AIOKafkaConsumer; `common` may hold an ssl_context."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def run() -> list[bytes]:
+        producer = AIOKafkaProducer(**common)
+        await producer.start()
+        try:
+            for i in range(count):
+                await producer.send_and_wait(topic, f"{prefix}-{i}".encode())
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, group_id=f"g-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
+                                    **common)  # fmt: skip
+        await consumer.start()
+        got: list[bytes] = []
+        try:
+            async with asyncio.timeout(30):
+                async for msg in consumer:
+                    got.append(msg.value)
+                    if len(got) == count:
+                        break
+        finally:
+            await consumer.stop()
+        return got
+
+    return asyncio.run(run())
 
 
 class ToolFailed(AssertionError):

@@ -7,7 +7,6 @@ SASL_SSL with each mechanism and through SASL_PLAINTEXT, Kafka's TopicCommand wi
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import time
@@ -18,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_support import JavaTools, Kcat, ToolFailed, run_gocompat, run_kafkajs
+from compat_support import (
+    JavaTools,
+    Kcat,
+    ToolFailed,
+    aiokafka_round_trip,
+    kafka_python_round_trip,
+    run_gocompat,
+    run_kafkajs,
+)
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -198,68 +205,28 @@ def test_kcat_both_ways(sasl_broker: SaslBroker, listener: str, mechanism: str, 
     assert out.split() == ["one", "two", "three"]
 
 
+@pytest.mark.parametrize("client", ["kafka-python", "aiokafka"])
 @pytest.mark.parametrize(("listener", "mechanism", "user", "password"), LOGINS)
-def test_kafka_python_both_ways(sasl_broker: SaslBroker, listener: str, mechanism: str, user: str,
-                                password: str) -> None:
-    from kafka import KafkaConsumer, KafkaProducer
-
-    topic = _plain_topic(sasl_broker, "sasl-kp")
+def test_python_clients_both_ways(sasl_broker: SaslBroker, client: str, listener: str, mechanism: str,
+                                  user: str, password: str) -> None:
+    """kafka-python (ssl_cafile) and aiokafka (an ssl_context) write 20 records and read them back."""
+    topic = _plain_topic(sasl_broker, f"sasl-{client}")
     common: dict[str, Any] = {
         "bootstrap_servers": sasl_broker.sasl_ssl if listener == "SASL_SSL" else sasl_broker.sasl_plaintext,
         "security_protocol": listener, "sasl_mechanism": mechanism,
         "sasl_plain_username": user, "sasl_plain_password": password,
     }
-    if listener == "SASL_SSL":
-        common["ssl_cafile"] = str(sasl_broker.pki.ca)
-    producer = KafkaProducer(**common)
-    for i in range(20):
-        producer.send(topic, f"kp-{i}".encode())
-    producer.flush(20)
-    producer.close()
-    consumer = KafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest",
-                             consumer_timeout_ms=20000, **common)
-    got = [m.value for _, m in zip(range(20), consumer, strict=False)]
-    consumer.close()
-    assert got == [f"kp-{i}".encode() for i in range(20)]
+    if client == "kafka-python":
+        if listener == "SASL_SSL":
+            common["ssl_cafile"] = str(sasl_broker.pki.ca)
+        got = kafka_python_round_trip(topic, client, **common)
+    else:
+        from aiokafka.helpers import create_ssl_context
 
-
-@pytest.mark.parametrize(("listener", "mechanism", "user", "password"), LOGINS)
-def test_aiokafka_both_ways(sasl_broker: SaslBroker, listener: str, mechanism: str, user: str,
-                            password: str) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from aiokafka.helpers import create_ssl_context
-
-    topic = _plain_topic(sasl_broker, "sasl-aio")
-    common: dict[str, Any] = {
-        "bootstrap_servers": sasl_broker.sasl_ssl if listener == "SASL_SSL" else sasl_broker.sasl_plaintext,
-        "security_protocol": listener, "sasl_mechanism": mechanism,
-        "sasl_plain_username": user, "sasl_plain_password": password,
-    }
-
-    async def run() -> list[bytes]:
         if listener == "SASL_SSL":
             common["ssl_context"] = create_ssl_context(cafile=str(sasl_broker.pki.ca))
-        producer = AIOKafkaProducer(**common)
-        await producer.start()
-        try:
-            for i in range(20):
-                await producer.send_and_wait(topic, f"aio-{i}".encode())
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest", **common)
-        await consumer.start()
-        got: list[bytes] = []
-        try:
-            async with asyncio.timeout(30):
-                async for msg in consumer:
-                    got.append(msg.value)
-                    if len(got) == 20:
-                        break
-        finally:
-            await consumer.stop()
-        return got
-
-    assert asyncio.run(run()) == [f"aio-{i}".encode() for i in range(20)]
+        got = aiokafka_round_trip(topic, client, **common)
+    assert got == [f"{client}-{i}".encode() for i in range(20)]
 
 
 JAAS_MODULES = {

@@ -10,7 +10,6 @@ on the TLS port fail fast, while the broker keeps serving the others.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import time
@@ -21,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_support import JavaTools, Kcat, run_gocompat, run_kafkajs
+from compat_support import (
+    JavaTools,
+    Kcat,
+    aiokafka_round_trip,
+    kafka_python_round_trip,
+    run_gocompat,
+    run_kafkajs,
+)
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -150,54 +156,19 @@ def test_kcat_over_ssl(ssl_broker: SslBroker) -> None:
 
 
 def test_kafka_python_over_ssl(ssl_broker: SslBroker) -> None:
-    from kafka import KafkaConsumer, KafkaProducer
-
     topic = _topic(ssl_broker)
     pki = ssl_broker.pki
-    common = {"bootstrap_servers": ssl_broker.tls, "security_protocol": "SSL", "ssl_cafile": str(pki.ca),
-              "ssl_certfile": str(pki.client.cert), "ssl_keyfile": str(pki.client.key)}  # fmt: skip
-    producer = KafkaProducer(**common)
-    for i in range(20):
-        producer.send(topic, f"kp-{i}".encode())
-    producer.flush(20)
-    producer.close()
-    consumer = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=15000, **common)
-    got = [m.value for _, m in zip(range(20), consumer, strict=False)]
-    consumer.close()
+    got = kafka_python_round_trip(topic, "kp", bootstrap_servers=ssl_broker.tls, security_protocol="SSL",
+                                  ssl_cafile=str(pki.ca), ssl_certfile=str(pki.client.cert),
+                                  ssl_keyfile=str(pki.client.key))  # fmt: skip
     assert got == [f"kp-{i}".encode() for i in range(20)]
 
 
 def test_aiokafka_over_ssl(ssl_broker: SslBroker) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     topic = _topic(ssl_broker)
-
-    async def run() -> list[bytes]:
-        ctx = ssl_broker.python_ssl_context()
-        producer = AIOKafkaProducer(
-            bootstrap_servers=ssl_broker.tls, security_protocol="SSL", ssl_context=ctx
-        )
-        await producer.start()
-        try:
-            for i in range(20):
-                await producer.send_and_wait(topic, f"aio-{i}".encode())
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=ssl_broker.tls, security_protocol="SSL",
-                                    ssl_context=ctx, auto_offset_reset="earliest")  # fmt: skip
-        await consumer.start()
-        got: list[bytes] = []
-        try:
-            async with asyncio.timeout(20):
-                async for msg in consumer:
-                    got.append(msg.value)
-                    if len(got) == 20:
-                        break
-        finally:
-            await consumer.stop()
-        return got
-
-    assert asyncio.run(run()) == [f"aio-{i}".encode() for i in range(20)]
+    got = aiokafka_round_trip(topic, "aio", bootstrap_servers=ssl_broker.tls, security_protocol="SSL",
+                              ssl_context=ssl_broker.python_ssl_context())  # fmt: skip
+    assert got == [f"aio-{i}".encode() for i in range(20)]
 
 
 @pytest.mark.parametrize("client", ["kafkajs", "franz-go"])
