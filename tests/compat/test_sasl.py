@@ -2,8 +2,10 @@
 configured from the same properties for Strom and for Apache Kafka (`--kafka-reference`): SCRAM users
 created with Kafka's kafka-configs (`--add-config 'SCRAM-SHA-256=[password=...]'`), librdkafka with PLAIN,
 SCRAM-SHA-256 and SCRAM-SHA-512 both ways, kafkajs and franz-go producing and reading back through
-SASL_SSL with each mechanism and through SASL_PLAINTEXT, Kafka's TopicCommand with a SCRAM
---command-config, and a wrong password answered with Kafka's message while other clients are served."""
+SASL_SSL with each mechanism and through SASL_PLAINTEXT, kcat, kafka-python, aiokafka, Kafka's console
+tools, kafka-configs and kafka-acls (the ACL authorizer is on, allowing everyone where no ACL is set),
+Kafka's TopicCommand with a SCRAM --command-config, and a wrong password or an unknown user answered with
+Kafka's message while other clients are served."""
 
 from __future__ import annotations
 
@@ -73,6 +75,10 @@ def sasl_broker(
         "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(pki.broker.keystore),
+        # ACLs on for kafka-acls; where a resource has none everyone may use it, as the other tests do
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "true",
+        "super.users": "User:carol",
     }
     for listener in ("sasl_plaintext", "sasl_ssl"):
         settings[f"listener.name.{listener}.plain.sasl.jaas.config"] = PLAIN_JAAS
@@ -267,6 +273,25 @@ def test_java_console_and_config_tools_over_sasl_ssl(
     assert "retention.ms=3600000" in described.stdout, described.stdout + described.stderr
     users = java.run(configs, *common, "--describe", "--entity-type", "users", "--entity-name", "bob")
     assert "SCRAM-SHA-256=iterations=4096" in users.stdout, users.stdout + users.stderr
+
+
+def test_kafka_acls_over_sasl_ssl(sasl_broker: SaslBroker, fetched_tools: None, tmp_path: Path) -> None:
+    """kafka-acls as carol (SCRAM-SHA-512, a super user) adds, lists and removes an ACL."""
+    props = tmp_path / "admin.properties"
+    props.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        f'sasl.jaas.config={JAAS_MODULES["SCRAM-SHA-512"]} required username="carol" password="carol-pw";\n'
+        f"ssl.truststore.type=PEM\nssl.truststore.location={sasl_broker.pki.ca}\n"
+    )
+    java = JavaTools(sasl_broker.sasl_ssl)
+    acls = ["org.apache.kafka.tools.AclCommand", "--bootstrap-server", sasl_broker.sasl_ssl,
+            "--command-config", str(props)]  # fmt: skip
+    group = f"sasl-acl-{uuid.uuid4().hex[:6]}"
+    java.run(*acls, "--add", "--allow-principal", "User:dave", "--operation", "Read", "--group", group)
+    listed = java.run(*acls, "--list", "--group", group).stdout
+    assert "principal=User:dave, host=*, operation=READ, permissionType=ALLOW" in listed, listed
+    java.run(*acls, "--remove", "--force", "--group", group)
+    assert "User:dave" not in java.run(*acls, "--list", "--group", group).stdout
 
 
 def test_wrong_password_gets_kafkas_message(sasl_broker: SaslBroker) -> None:
