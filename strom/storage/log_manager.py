@@ -41,6 +41,7 @@ a task flushes it in a worker thread, and flushes of one log never overlap (one 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -305,8 +306,13 @@ class LogManager:
             return preferred  # type: ignore[return-value]
         if not live:
             raise KafkaStorageError("every log dir is offline")
-        held = list(self._log_dir_of.values()) + [log.dir.parent for log in self._future_logs.values()]
-        return min(live, key=lambda d: sum(1 for v in held if v == d))
+        if len(live) == 1:
+            return live[0]
+        # counted by hash, not by comparing paths one by one: a broker creating thousands of logs at
+        # once asks this for each, and the pairwise count held the GIL for seconds (quadratic)
+        held = collections.Counter(self._log_dir_of.values())
+        held.update(log.dir.parent for log in self._future_logs.values())
+        return min(live, key=lambda d: held[d])
 
     def topic_id(self, topic: str, partition: int) -> uuid.UUID | None:
         """The topic id recorded in the log's partition.metadata, or None (no log, or no id yet)."""
