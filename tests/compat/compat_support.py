@@ -16,10 +16,10 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -64,6 +64,21 @@ class TopicMaker:
             for fut in futures.values():
                 with contextlib.suppress(Exception):
                     fut.result(timeout=30)
+
+
+T = TypeVar("T")
+
+
+def poll_until(probe: Callable[[], T], done: Callable[[T], bool], timeout: float = 30.0) -> T:
+    """`probe()` again and again until `done` holds for its answer or `timeout` seconds pass; the last answer.
+    For reads that Kafka serves from a broker's copy of the metadata, which lags the controller's
+    acknowledgement of a write (ACLs, configs) by a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if done(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
 
 
 def wait_for_topic(admin: AdminClient, name: str, partitions: int, timeout: float = 15.0) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_support import JavaTools
+from compat_support import JavaTools, poll_until
 from confluent_kafka import TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
@@ -945,7 +945,7 @@ def test_confluent_admin_describes_and_deletes_acls(secured: SecuredBroker) -> N
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
-    assert admin.describe_acls(match).result(30) == [deny]
+    assert poll_until(lambda: admin.describe_acls(match).result(30), lambda found: found == [deny]) == [deny]
     alice_topic = AclBindingFilter(
         ResourceType.TOPIC,
         TOPIC,
@@ -958,7 +958,7 @@ def test_confluent_admin_describes_and_deletes_acls(secured: SecuredBroker) -> N
     assert len(admin.describe_acls(alice_topic).result(30)) == 5
     deleted = admin.delete_acls([match])
     assert [d for f in deleted.values() for d in f.result(30)] == [deny]
-    assert admin.describe_acls(match).result(30) == []
+    assert poll_until(lambda: admin.describe_acls(match).result(30), lambda found: found == []) == []
 
 
 def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path, fetched_tools: None) -> None:
@@ -983,12 +983,20 @@ def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path, fetched_tools: 
         group,
     )
     assert added.returncode == 0, added.stderr
-    listed = tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group)
+    carol_reads = "principal=User:carol, host=*, operation=READ, permissionType=ALLOW"
+    listed = poll_until(
+        lambda: tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group),
+        lambda run: carol_reads in run.stdout,
+    )
     assert listed.returncode == 0, listed.stderr
-    assert "principal=User:carol, host=*, operation=READ, permissionType=ALLOW" in listed.stdout
+    assert carol_reads in listed.stdout
     removed = tool.run("org.apache.kafka.tools.AclCommand", *common, "--remove", "--force", "--group", group)
     assert removed.returncode == 0, removed.stderr
-    again = tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group)
+    again = poll_until(
+        lambda: tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group),
+        lambda run: "User:carol" not in run.stdout,
+    )
+    assert again.returncode == 0, again.stderr
     assert "User:carol" not in again.stdout
 
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 import io
 import socket
 import struct
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from compat_support import TopicMaker
+from compat_support import TopicMaker, poll_until
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AdminClient,
@@ -77,25 +76,16 @@ def _describe_broker(admin: AdminClient, node: str) -> dict[str, ConfigEntry]:
     return admin.describe_configs([resource])[resource].result(timeout=15)
 
 
-def _eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
-
-
 def test_unknown_broker_key_is_kept_as_a_dynamic_config(admin: AdminClient, node: str) -> None:
     key = f"compat.unknown.{uuid.uuid4().hex[:8]}"
     _alter_broker(admin, node, key, "some value")
-    configs = _eventually(lambda: _describe_broker(admin, node), lambda c: key in c)
+    configs = poll_until(lambda: _describe_broker(admin, node), lambda c: key in c)
     entry = configs[key]
     assert entry.value is None  # an unknown key may be a secret: Kafka never shows its value
     assert entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
     assert (entry.is_read_only, entry.is_sensitive) == (True, True)
     _alter_broker(admin, node, key, None, AlterConfigOpType.DELETE)
-    _eventually(lambda: _describe_broker(admin, node), lambda c: key not in c)
+    poll_until(lambda: _describe_broker(admin, node), lambda c: key not in c)
     assert key not in _describe_broker(admin, node)
 
 
@@ -176,7 +166,7 @@ def test_cluster_default_takes_unknown_keys_and_describes_them(
     key = f"compat.default.{uuid.uuid4().hex[:8]}"
     assert _alter_default(broker, key, "x", 0) == (ErrorCode.none, None)
     try:
-        configs = _eventually(lambda: _describe_default(broker), lambda c: key in c)
+        configs = poll_until(lambda: _describe_default(broker), lambda c: key in c)
         entry = configs[key]
         assert entry.value is None and entry.read_only and entry.is_sensitive
         assert entry.config_source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
@@ -185,7 +175,7 @@ def test_cluster_default_takes_unknown_keys_and_describes_them(
             (key, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
         ]
         # the broker's own description falls back to the cluster default
-        on_node = _eventually(lambda: _describe_broker(admin, node), lambda c: key in c)
+        on_node = poll_until(lambda: _describe_broker(admin, node), lambda c: key in c)
         assert on_node[key].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
         assert _alter_default(broker, "num.partitions", "3", 0) == (
             ErrorCode.invalid_request,
@@ -193,7 +183,7 @@ def test_cluster_default_takes_unknown_keys_and_describes_them(
         )
     finally:
         assert _alter_default(broker, key, None, 1) == (ErrorCode.none, None)
-    assert key not in _eventually(lambda: _describe_default(broker), lambda c: key not in c)
+    assert key not in poll_until(lambda: _describe_default(broker), lambda c: key not in c)
 
 
 # Topic configs --------------------------------------------------------------------------------------
@@ -310,7 +300,7 @@ def test_topic_key_synonyms_start_at_the_key_kafka_names(admin: AdminClient, mak
     assert configs["retention.ms"].value == str(168 * 3600 * 1000)
     assert list(synonyms(configs["segment.bytes"])) == ["log.segment.bytes"]
     assert list(synonyms(configs["compression.type"])) == ["compression.type"]
-    configs = _eventually(lambda: described(overridden), lambda c: c["retention.ms"].value == "1000")
+    configs = poll_until(lambda: described(overridden), lambda c: c["retention.ms"].value == "1000")
     assert synonyms(configs["retention.ms"]) == {"retention.ms": ConfigSource.DYNAMIC_TOPIC_CONFIG.value}
 
 
@@ -326,7 +316,7 @@ def test_incremental_alter_of_topic_keys(admin: AdminClient, make_topic: TopicMa
           ("max.decompressed.message.bytes", "4096", AlterConfigOpType.SET),
           ("leader.replication.throttled.replicas", "0:1", AlterConfigOpType.APPEND))
     resource = ConfigResource(ResourceType.TOPIC, topic)
-    configs = _eventually(lambda: admin.describe_configs([resource])[resource].result(timeout=15),
+    configs = poll_until(lambda: admin.describe_configs([resource])[resource].result(timeout=15),
                           lambda c: "internal.segment.bytes" in c)
     assert configs["internal.segment.bytes"].value == "65536"
     assert configs["internal.segment.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value

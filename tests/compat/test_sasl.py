@@ -25,6 +25,7 @@ from compat_support import (
     ToolFailed,
     aiokafka_round_trip,
     kafka_python_round_trip,
+    poll_until,
     run_gocompat,
     run_kafkajs,
 )
@@ -288,10 +289,15 @@ def test_kafka_acls_over_sasl_ssl(sasl_broker: SaslBroker, fetched_tools: None, 
             "--command-config", str(props)]  # fmt: skip
     group = f"sasl-acl-{uuid.uuid4().hex[:6]}"
     java.run(*acls, "--add", "--allow-principal", "User:dave", "--operation", "Read", "--group", group)
-    listed = java.run(*acls, "--list", "--group", group).stdout
-    assert "principal=User:dave, host=*, operation=READ, permissionType=ALLOW" in listed, listed
+    dave_reads = "principal=User:dave, host=*, operation=READ, permissionType=ALLOW"
+    def listing() -> str:
+        return java.run(*acls, "--list", "--group", group).stdout
+
+    listed = poll_until(listing, lambda out: dave_reads in out)
+    assert dave_reads in listed, listed
     java.run(*acls, "--remove", "--force", "--group", group)
-    assert "User:dave" not in java.run(*acls, "--list", "--group", group).stdout
+    again = poll_until(listing, lambda out: "User:dave" not in out)
+    assert "User:dave" not in again, again
 
 
 def test_wrong_password_gets_kafkas_message(sasl_broker: SaslBroker) -> None:

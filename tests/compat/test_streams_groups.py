@@ -21,12 +21,12 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_support import JavaTools, TopicMaker
+from compat_support import JavaTools, TopicMaker, poll_until
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
@@ -163,16 +163,6 @@ def _call(broker: str, request: Any) -> Any:
     return asyncio.run(go())
 
 
-def _until(call: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0) -> Any:
-    """Repeat `call` every 0.3 s until `done` holds for its answer or time is up; the last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = call()
-        if done(response) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.3)
-
-
 def _heartbeat(group: str, member: str, epoch: int, topic: str) -> hb.StreamsGroupHeartbeatRequest:
     joining = epoch == 0
     topology = hb.Topology(epoch=i32(0), subtopologies=(
@@ -193,9 +183,9 @@ def test_first_heartbeat_waits_for_the_initial_rebalance_delay(broker: str, make
     topic = make_topic(partitions=1)
     group, member = f"delay-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
     found = FindCoordinatorRequest(key_type=i8(0), coordinator_keys=(group,))
-    _until(lambda: _call(broker, found), lambda r: r.coordinators[0].error_code not in _RETRIABLE)
+    poll_until(lambda: _call(broker, found), lambda r: r.coordinators[0].error_code not in _RETRIABLE)
 
-    first = _until(lambda: _call(broker, _heartbeat(group, member, 0, topic)),
+    first = poll_until(lambda: _call(broker, _heartbeat(group, member, 0, topic)),
                    lambda r: r.error_code not in _RETRIABLE)  # fmt: skip
     assert first.error_code == ErrorCode.none, first
     assert [(s.status_code, s.status_detail) for s in first.status] == [
@@ -208,7 +198,7 @@ def test_first_heartbeat_waits_for_the_initial_rebalance_delay(broker: str, make
     assert (d.error_code, d.group_state, d.group_epoch, d.assignment_epoch) == (0, "Assigning", 2, 1)
 
     # after the delay (3 s) a heartbeat brings the member to the group epoch with the task
-    last = _until(lambda: _call(broker, _heartbeat(group, member, 1, topic)),
+    last = poll_until(lambda: _call(broker, _heartbeat(group, member, 1, topic)),
                   lambda r: r.error_code != ErrorCode.none or r.member_epoch != 1, timeout=20)  # fmt: skip
     assert (last.error_code, last.member_epoch, list(last.status)) == (ErrorCode.none, 2, [])
     assert [(t.subtopology_id, list(t.partitions)) for t in last.active_tasks] == [("0", [0])]
