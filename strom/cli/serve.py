@@ -101,7 +101,14 @@ async def _run(config: BrokerConfig) -> int:
     metavar="KEY=VALUE",
     help="Override a broker config by Kafka's key name (repeatable).",
 )
-@click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    envvar="STROM_LOG_LEVEL",
+    show_envvar=True,
+    help="Python logging level.",
+)
 def serve(
     data_dir: str | None,
     host: str | None,
