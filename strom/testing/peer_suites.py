@@ -54,7 +54,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from strom.testing.cluster import ProcessCluster, free_port
+from strom.testing.cluster import ProcessCluster
+from strom.testing.ports import free_port
 from strom.testing.zookeeper import ZooKeeperServer
 
 # go test's -timeout is a Go duration; these are the units the script accepts.

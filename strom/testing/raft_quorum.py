@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,11 @@ from typing import Any
 
 from strom.config import BrokerConfig, load_properties_file
 from strom.metadata.formatter import FormatOptions, NodeStorage, format_storage
+from strom.testing.ports import free_port
 
 __all__ = ["ControllerQuorum", "wait_for"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -63,7 +57,7 @@ class ControllerQuorum:
         self.cluster_id = cluster_id
         self._own_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="strom-quorum-"))
-        self.ports = {i: _free_port() for i in self.ids}
+        self.ports = {i: free_port() for i in self.ids}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         voters = ",".join(f"{i}@127.0.0.1:{self.ports[i]}" for i in self.ids)
         for i in self.ids:

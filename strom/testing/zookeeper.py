@@ -19,15 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from strom.testing.ports import free_port
+
 DEFAULT_CLASSPATH = "/usr/share/java/zookeeper.jar"
 SERVER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on `host`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def four_letter_word(host: str, port: int, word: bytes, timeout: float = 1.0) -> bytes:

@@ -21,7 +21,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.peers.brokers import SINGLE_NODE_SETTINGS, strom_command  # noqa: E402
 from benchmarks.peers.process import BrokerProcess, make_workdir  # noqa: E402
-from benchmarks.peers.tools import free_port  # noqa: E402
+from strom.testing.ports import free_port  # noqa: E402
 
 pytestmark = pytest.mark.compat
 

@@ -18,7 +18,7 @@ from confluent_kafka import Producer, ShareConsumer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 from test_group_persistence import start
 
-from benchmarks.peers.tools import free_port
+from strom.testing.ports import free_port
 
 pytestmark = pytest.mark.compat
 

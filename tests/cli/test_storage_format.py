@@ -204,7 +204,8 @@ def test_kafka_starts_on_directories_strom_formatted(tmp_path: Path) -> None:
     (it replays the snapshot's voters and features) and serves."""
     from benchmarks.peers.brokers import kafka_server_properties
     from benchmarks.peers.process import BrokerProcess
-    from benchmarks.peers.tools import free_port, java_command
+    from benchmarks.peers.tools import java_command
+    from strom.testing.ports import free_port
 
     kafka_run("kafka.tools.StorageTool", "random-uuid")  # skips without Java or the jars
     port = free_port()

@@ -20,7 +20,7 @@ from strom.metadata import records as r
 from strom.metadata.snapshot import BOOTSTRAP_SNAPSHOT, CLUSTER_METADATA_DIR, read_snapshot
 from strom.security.scram_credentials import SCRAM_MECHANISMS, credential_to_string, make_credential
 from strom.storage.checkpoint import read_meta_properties, uuid_to_kafka
-from strom.testing.cluster import free_port
+from strom.testing.ports import free_port
 from tests.metadata.kafka_jars import dump_cluster_metadata
 
 pytestmark = pytest.mark.cluster

@@ -101,11 +101,11 @@ from kio.static.primitive import f64, i8, i16, i32, i64
 from wire_helpers import fetch_request, ms, produce_request, records
 
 from benchmarks.peers import brokers, tools
-from benchmarks.peers.tools import free_port
 from strom.client.connection import BrokerConnection
 from strom.protocol.errors import ErrorCode
 from strom.protocol.records import build_batch
 from strom.testing.certs import Party, Pki, add_client, make_pki
+from strom.testing.ports import free_port
 
 pytestmark = pytest.mark.compat
 

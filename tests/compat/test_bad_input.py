@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from strom.testing.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:
@@ -37,7 +33,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("bad-input")
-    port = _free_port()
+    port = free_port()
     log_path = tmp / "broker.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(

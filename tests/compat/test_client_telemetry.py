@@ -23,7 +23,7 @@ from compat_support import JavaTools
 from confluent_kafka import Producer
 
 from benchmarks.peers import brokers, tools
-from benchmarks.peers.tools import free_port
+from strom.testing.ports import free_port
 
 pytestmark = pytest.mark.compat
 

@@ -28,8 +28,8 @@ from kio.schema.describe_client_quotas.v1 import request as describe_rq
 from wire_helpers import session_fetch
 
 from benchmarks.peers import brokers, tools
-from benchmarks.peers.tools import free_port
 from strom.client.connection import BrokerConnection
+from strom.testing.ports import free_port
 
 pytestmark = pytest.mark.compat
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.peers import brokers, tools
-from benchmarks.peers.tools import free_port
 from strom.testing.certs import Pki, make_pki
+from strom.testing.ports import free_port
 
 pytestmark = pytest.mark.compat
 

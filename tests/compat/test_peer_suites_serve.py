@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from strom.testing.cluster import free_port
+from strom.testing.ports import free_port
 from strom.testing.prerequisites import missing
 from strom.testing.zookeeper import DEFAULT_CLASSPATH
 

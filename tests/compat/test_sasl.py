@@ -33,8 +33,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.peers import brokers, tools
-from benchmarks.peers.tools import free_port
 from strom.testing.certs import Pki, make_pki
+from strom.testing.ports import free_port
 
 pytestmark = pytest.mark.compat
 

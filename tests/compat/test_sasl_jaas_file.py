@@ -30,7 +30,7 @@ from confluent_kafka.admin import (
 
 from benchmarks.peers import brokers, tools
 from benchmarks.peers.process import BrokerProcess, BrokerStartError
-from benchmarks.peers.tools import free_port
+from strom.testing.ports import free_port
 
 pytestmark = pytest.mark.compat
 

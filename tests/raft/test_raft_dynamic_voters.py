@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from strom.testing.dynamic_quorum import DynamicQuorum
-from strom.testing.raft_quorum import _free_port, wait_for
+from strom.testing.ports import free_port
+from strom.testing.raft_quorum import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +130,7 @@ def test_a_voter_on_a_new_port_updates_its_endpoints(quorum: DynamicQuorum) -> N
     for node_id in (2, 3):
         assert add_controller(quorum, 1, node_id).returncode == 0
     quorum.stop(3)
-    quorum.ports[3] = _free_port()
+    quorum.ports[3] = free_port()
     quorum.write_config(3)
     quorum.start(3)
 

@@ -204,9 +204,9 @@ def test_standalone_dynamic_quorum_writes_kafkas_first_batch(tmp_path: Path) -> 
     from strom.config import BrokerConfig, load_properties_file
     from strom.metadata.formatter import FormatOptions, NodeStorage, format_storage
     from strom.storage.checkpoint import uuid_to_kafka
-    from strom.testing.raft_quorum import _free_port
+    from strom.testing.ports import free_port
 
-    port = _free_port()
+    port = free_port()
     quorum = ControllerQuorum(1, root=tmp_path / "static")  # for its process handling only
     config_path = quorum.config_path(1)
     config_path.write_text(

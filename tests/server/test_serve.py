@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from strom.cli.serve import build_config
+from strom.testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(data: Path, port: int, *extra: str) -> tuple[subprocess.Popen[str], str, float]:
@@ -54,7 +48,7 @@ def _start(data: Path, port: int, *extra: str) -> tuple[subprocess.Popen[str], s
 
 def test_serve_lifecycle(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     proc, line, elapsed = _start(data, port)
     try:
         assert f"127.0.0.1:{port}" in line
@@ -90,7 +84,7 @@ def test_serve_lifecycle(tmp_path: Path) -> None:
 
 
 def test_second_signal_exits_at_once(tmp_path: Path) -> None:
-    proc, line, _elapsed = _start(tmp_path / "data", _free_port())
+    proc, line, _elapsed = _start(tmp_path / "data", free_port())
     try:
         assert "listening on" in line
         proc.send_signal(signal.SIGTERM)
@@ -124,7 +118,7 @@ def test_config_file_then_flags_then_set(tmp_path: Path) -> None:
 
 
 def test_serve_with_host_and_node_id(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc, line, _elapsed = _start(tmp_path / "data", port, "--host", "127.0.0.1", "--node-id", "7")
     try:
         assert line.startswith("Strom broker 7 ") and f"127.0.0.1:{port}" in line

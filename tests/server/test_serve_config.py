@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from strom.testing.cluster import free_port
+from strom.testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
