@@ -19,10 +19,9 @@ clients). The quorum controller (strom.cluster.kraft) adds BrokerRegistration, B
 AlterPartition, AllocateProducerIds, CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
 IncrementalAlterConfigs, Alter/DescribeUserScramCredentials, CreateAcls, DeleteAcls, DescribeAcls (with
 `authorizer.class.name`: the ACLs of the metadata log, which also authorize every request) and Envelope
-(the requests brokers forward, KIP-590). The leader appends a NoOpRecord every
-`metadata.max.idle.interval.ms`, as Kafka's
-QuorumController does when the log is idle (KIP-835), so the high watermark keeps moving and brokers'
-heartbeats show them caught up.
+(the requests brokers forward, KIP-590). The active controller appends a NoOpRecord every
+`metadata.max.idle.interval.ms`, as Kafka's QuorumController does when the log is idle (KIP-835), so the
+high watermark keeps moving and brokers' heartbeats show them caught up; never before its bootstrap records.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from strom.cluster.election import NotControllerError
 from strom.config import BrokerConfig, ConfigError
 from strom.metadata.formatter import META_PROPERTIES, NodeStorage, check_formatted
 from strom.metadata.records import NoOpRecord
@@ -44,7 +44,7 @@ from strom.metadata.serde import ApiMessageAndVersion
 from strom.metadata.snapshot import BOOTSTRAP_SNAPSHOT, CLUSTER_METADATA_DIR, read_snapshot
 from strom.protocol.errors import ErrorCode
 from strom.protocol.registry import ApiRegistry, ApiSpec
-from strom.raft.core import NotLeaderError, RaftConfig, RaftCore
+from strom.raft.core import RaftConfig, RaftCore
 from strom.raft.messages import build, item, response_class, zero_throttle
 from strom.raft.metadata_log import MetadataLog, metadata_log_config
 from strom.raft.node import RaftNode
@@ -289,12 +289,15 @@ class ControllerServer:
             self._connections.discard(conn)
 
     async def _write_noops(self, interval: float) -> None:
+        """The active controller's NoOpRecord every interval, as Kafka's QuorumController writes them only
+        once activated: a Raft leader that has not yet appended the bootstrap records must not write one
+        before them."""
         noop = ApiMessageAndVersion(NoOpRecord(), 0)
         while True:
             await asyncio.sleep(interval)
-            if self.raft.is_leader:
-                with contextlib.suppress(NotLeaderError):
-                    await self.raft.append([noop])
+            if self.controller.is_active:
+                with contextlib.suppress(NotControllerError):
+                    self.controller.append([noop])
 
     # -- APIs --------------------------------------------------------------------------------------------
     def _specs(self) -> list[ApiSpec]:

@@ -152,7 +152,11 @@ class QuorumController:
         if self.state.metadata_version == 0:
             records = self._bootstrap_records()
             if records:
-                self._spawn(self.write(Change(records)))
+                # appended here, before this step yields, so nothing this controller writes (a broker's
+                # registration, an idle NoOpRecord) can come first: a reader that finds a committed data
+                # record with no metadata.version below it fails ("Unknown metadata version for
+                # FeaturesImage" in Kafka's MetadataLoader)
+                self.append(records)
 
     def _bootstrap_records(self) -> list[ApiMessageAndVersion]:
         if self.bootstrap_snapshot is None or not self.bootstrap_snapshot.exists():
