@@ -5,9 +5,8 @@ A port from `bind(port 0)` comes from the kernel's ephemeral range, the range ou
 local port from. In the moment between picking such a port and the server binding it, a client connecting
 anywhere can be given that port as its local one, and a node that connects to a peer whose listener is not
 up yet can even connect to itself (TCP's simultaneous open, when source and destination port coincide); the
-server then fails to bind and exits. A mixed KRaft cluster lost a Kafka controller this way. Ports below the
-ephemeral range are never handed to outgoing connections, so they are picked from there, and never twice by
-one process.
+server then fails to bind and exits. Ports below the ephemeral range are never handed to outgoing
+connections, so they are picked from there, and never twice by one process.
 """
 
 from __future__ import annotations
