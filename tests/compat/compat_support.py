@@ -186,6 +186,23 @@ class JavaTools:
     def topics(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.run("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", self.bootstrap, *args)
 
+    def acl_round_trip(self, command_config: Path, principal: str, group: str) -> None:
+        """kafka-acls adds READ on `group` for `principal`, lists it, removes it and no longer lists it
+        (listings are polled: a Kafka broker applies an ACL a moment after its controller acknowledged it)."""
+        acls = ["org.apache.kafka.tools.AclCommand", "--bootstrap-server", self.bootstrap,
+                "--command-config", str(command_config)]  # fmt: skip
+        self.run(*acls, "--add", "--allow-principal", principal, "--operation", "Read", "--group", group)
+        expected = f"principal={principal}, host=*, operation=READ, permissionType=ALLOW"
+
+        def listing() -> str:
+            return self.run(*acls, "--list", "--group", group).stdout
+
+        listed = poll_until(listing, lambda out: expected in out)
+        assert expected in listed, listed
+        self.run(*acls, "--remove", "--force", "--group", group)
+        again = poll_until(listing, lambda out: principal not in out)
+        assert principal not in again, again
+
 
 @dataclass(frozen=True)
 class Kcat:

@@ -968,36 +968,7 @@ def test_kafka_acls_tool(secured: SecuredBroker, tmp_path: Path, fetched_tools: 
         f"ssl.truststore.type=PEM\nssl.truststore.location={secured.pki.ca}\n"
         f"ssl.keystore.type=PEM\nssl.keystore.location={secured.admin.keystore}\n"
     )
-    tool = JavaTools(f"127.0.0.1:{secured.tls_port}")
-    common = ["--bootstrap-server", tool.bootstrap, "--command-config", str(config)]
-    group = _unique("authz-tool-")
-    added = tool.run(
-        "org.apache.kafka.tools.AclCommand",
-        *common,
-        "--add",
-        "--allow-principal",
-        "User:carol",
-        "--operation",
-        "Read",
-        "--group",
-        group,
-    )
-    assert added.returncode == 0, added.stderr
-    carol_reads = "principal=User:carol, host=*, operation=READ, permissionType=ALLOW"
-    listed = poll_until(
-        lambda: tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group),
-        lambda run: carol_reads in run.stdout,
-    )
-    assert listed.returncode == 0, listed.stderr
-    assert carol_reads in listed.stdout
-    removed = tool.run("org.apache.kafka.tools.AclCommand", *common, "--remove", "--force", "--group", group)
-    assert removed.returncode == 0, removed.stderr
-    again = poll_until(
-        lambda: tool.run("org.apache.kafka.tools.AclCommand", *common, "--list", "--group", group),
-        lambda run: "User:carol" not in run.stdout,
-    )
-    assert again.returncode == 0, again.stderr
-    assert "User:carol" not in again.stdout
+    JavaTools(f"127.0.0.1:{secured.tls_port}").acl_round_trip(config, "User:carol", _unique("authz-tool-"))
 
 
 def _topic_id(secured: SecuredBroker, name: str) -> uuid.UUID:

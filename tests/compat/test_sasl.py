@@ -25,7 +25,6 @@ from compat_support import (
     ToolFailed,
     aiokafka_round_trip,
     kafka_python_round_trip,
-    poll_until,
     run_gocompat,
     run_kafkajs,
 )
@@ -284,20 +283,7 @@ def test_kafka_acls_over_sasl_ssl(sasl_broker: SaslBroker, fetched_tools: None, 
         f'sasl.jaas.config={JAAS_MODULES["SCRAM-SHA-512"]} required username="carol" password="carol-pw";\n'
         f"ssl.truststore.type=PEM\nssl.truststore.location={sasl_broker.pki.ca}\n"
     )
-    java = JavaTools(sasl_broker.sasl_ssl)
-    acls = ["org.apache.kafka.tools.AclCommand", "--bootstrap-server", sasl_broker.sasl_ssl,
-            "--command-config", str(props)]  # fmt: skip
-    group = f"sasl-acl-{uuid.uuid4().hex[:6]}"
-    java.run(*acls, "--add", "--allow-principal", "User:dave", "--operation", "Read", "--group", group)
-    dave_reads = "principal=User:dave, host=*, operation=READ, permissionType=ALLOW"
-    def listing() -> str:
-        return java.run(*acls, "--list", "--group", group).stdout
-
-    listed = poll_until(listing, lambda out: dave_reads in out)
-    assert dave_reads in listed, listed
-    java.run(*acls, "--remove", "--force", "--group", group)
-    again = poll_until(listing, lambda out: "User:dave" not in out)
-    assert "User:dave" not in again, again
+    JavaTools(sasl_broker.sasl_ssl).acl_round_trip(props, "User:dave", f"sasl-acl-{uuid.uuid4().hex[:6]}")
 
 
 def test_wrong_password_gets_kafkas_message(sasl_broker: SaslBroker) -> None:
